@@ -1,0 +1,184 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, stat, truncate } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { RegistryError } from '../../errors/registry-error.ts';
+import { algorithmOf, digestAlgorithms, hexOf, tryParseDigest, type Digest } from '../../oci/digest.ts';
+import type { BlobStore, ByteRange, StoredItem, UploadArea } from '../blob-store.ts';
+
+const readChunkBytes = 1024 * 1024;
+const uploadIdPattern = /^[A-Za-z0-9_-]{1,128}$/;
+
+/**
+ * Blobs as files under `root/blobs/<algorithm>/<2 hex>/<hex>`; uploads as
+ * files under `root/uploads`, on the same file system so that finishing an
+ * upload is an fsync and a rename: a blob file exists only when complete.
+ */
+export class FsBlobStore implements BlobStore {
+  readonly uploads: UploadArea;
+  readonly chunkMinLength = 1;
+  readonly #blobsDir: string;
+
+  private constructor(root: string) {
+    this.#blobsDir = join(root, 'blobs');
+    this.uploads = new FsUploadArea(join(root, 'uploads'), (digest) => this.#path(digest));
+  }
+
+  static async open(root: string): Promise<FsBlobStore> {
+    await mkdir(join(root, 'blobs'), { recursive: true });
+    await mkdir(join(root, 'uploads'), { recursive: true });
+    return new FsBlobStore(root);
+  }
+
+  async stat(digest: Digest): Promise<number | undefined> {
+    try {
+      return (await stat(this.#path(digest))).size;
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+  }
+
+  async open(digest: Digest, range?: ByteRange, signal?: AbortSignal): Promise<Readable> {
+    let handle;
+    try {
+      handle = await open(this.#path(digest), 'r');
+    } catch (error) {
+      if (isNotFound(error)) throw new RegistryError('BLOB_UNKNOWN', undefined, { detail: { digest } });
+      throw error;
+    }
+    const options = { highWaterMark: readChunkBytes, ...(signal === undefined ? {} : { signal }) };
+    return handle.createReadStream(range === undefined ? options : { ...options, start: range.start, end: range.end });
+  }
+
+  async delete(digest: Digest): Promise<void> {
+    await rm(this.#path(digest), { force: true });
+  }
+
+  async *list(): AsyncIterable<StoredItem<Digest>> {
+    for (const algorithm of Object.keys(digestAlgorithms)) {
+      const algorithmDir = join(this.#blobsDir, algorithm);
+      for (const prefix of await readdirIfPresent(algorithmDir)) {
+        for (const hex of await readdirIfPresent(join(algorithmDir, prefix))) {
+          const digest = tryParseDigest(`${algorithm}:${hex}`);
+          if (digest === undefined) continue;
+          const info = await stat(join(algorithmDir, prefix, hex)).catch(() => undefined);
+          if (info !== undefined) yield { key: digest, modifiedAt: info.mtime };
+        }
+      }
+    }
+  }
+
+  #path(digest: Digest): string {
+    const hex = hexOf(digest);
+    return join(this.#blobsDir, algorithmOf(digest), hex.slice(0, 2), hex);
+  }
+}
+
+class FsUploadArea implements UploadArea {
+  readonly #dir: string;
+  readonly #blobPath: (digest: Digest) => string;
+
+  constructor(dir: string, blobPath: (digest: Digest) => string) {
+    this.#dir = dir;
+    this.#blobPath = blobPath;
+  }
+
+  async create(id: string): Promise<void> {
+    const handle = await open(this.#path(id), 'wx');
+    await handle.close();
+  }
+
+  async append(id: string, offset: number, data: Readable, signal?: AbortSignal): Promise<number> {
+    const path = this.#path(id);
+    const size = await this.#size(id);
+    if (size > offset) await truncate(path, offset);
+    else if (size < offset) {
+      throw new RegistryError('BLOB_UPLOAD_INVALID', `upload holds ${size} bytes, expected ${offset}`);
+    }
+    const output = createWriteStream(path, { flags: 'r+', start: offset });
+    try {
+      await pipeline(data, output, signal === undefined ? {} : { signal });
+    } catch (error) {
+      await truncate(path, offset).catch(() => undefined);
+      throw error;
+    }
+    return offset + output.bytesWritten;
+  }
+
+  async read(id: string, signal?: AbortSignal): Promise<Readable> {
+    await this.#size(id);
+    return createReadStream(this.#path(id), { highWaterMark: readChunkBytes, ...(signal === undefined ? {} : { signal }) });
+  }
+
+  async commit(id: string, digest: Digest): Promise<void> {
+    const source = this.#path(id);
+    const target = this.#blobPath(digest);
+    const handle = await open(source, 'r+').catch((error: unknown) => {
+      throw isNotFound(error) ? unknownUpload(id) : error;
+    });
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    const targetDir = join(target, '..');
+    await mkdir(targetDir, { recursive: true });
+    // Rename over an existing copy is safe: both hold the same verified bytes,
+    // and readers holding the old file keep reading it.
+    await rename(source, target);
+    await syncDirectory(targetDir);
+  }
+
+  async remove(id: string): Promise<void> {
+    await rm(this.#path(id), { force: true });
+  }
+
+  async *list(): AsyncIterable<StoredItem<string>> {
+    for (const id of await readdirIfPresent(this.#dir)) {
+      const info = await stat(join(this.#dir, id)).catch(() => undefined);
+      if (info !== undefined) yield { key: id, modifiedAt: info.mtime };
+    }
+  }
+
+  async #size(id: string): Promise<number> {
+    try {
+      return (await stat(this.#path(id))).size;
+    } catch (error) {
+      throw isNotFound(error) ? unknownUpload(id) : error;
+    }
+  }
+
+  #path(id: string): string {
+    if (!uploadIdPattern.test(id)) throw unknownUpload(id);
+    return join(this.#dir, id);
+  }
+}
+
+async function syncDirectory(path: string): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+async function readdirIfPresent(path: string): Promise<string[]> {
+  try {
+    return await readdir(path);
+  } catch (error) {
+    if (isNotFound(error)) return [];
+    throw error;
+  }
+}
+
+function unknownUpload(id: string): RegistryError {
+  return new RegistryError('BLOB_UPLOAD_UNKNOWN', undefined, { detail: { id: id.slice(0, 128) } });
+}
+
+function isNotFound(error: unknown): boolean {
+  return error instanceof Error && 'code' in error && error.code === 'ENOENT';
+}
+

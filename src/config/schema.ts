@@ -1,0 +1,54 @@
+import { z } from 'zod';
+import { repositoryKinds } from './repositories.ts';
+import { byteSize, duration, hostPort } from './units.ts';
+
+/**
+ * Berth's whole configuration. Every key can come from the YAML file, from
+ * a `BERTH_…` environment variable named after its path (storage.fs.path →
+ * BERTH_STORAGE_FS_PATH) or, for a few, from flags. Unknown keys are errors.
+ */
+export const configSchema = z.strictObject({
+  /** Where the registry listens. */
+  listen: hostPort.default('127.0.0.1:5000'),
+  /** Root of everything stored on local disk by default. */
+  dataDir: z.string().min(1).default('data'),
+  log: z
+    .strictObject({
+      level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+      /** `auto`: readable on a terminal, JSON lines otherwise. */
+      format: z.enum(['auto', 'json', 'pretty']).default('auto'),
+    })
+    .prefault({}),
+  storage: z
+    .strictObject({
+      driver: z.enum(['fs']).default('fs'),
+      fs: z.strictObject({ path: z.string().min(1).optional() }).prefault({}),
+      /** Answer blob GETs with a 307 to the store when it can (default: on where supported). */
+      redirects: z.boolean().optional(),
+    })
+    .prefault({}),
+  metadata: z
+    .strictObject({
+      driver: z.enum(['sqlite']).default('sqlite'),
+      sqlite: z.strictObject({ path: z.string().min(1).optional() }).prefault({}),
+    })
+    .prefault({}),
+  registry: z
+    .strictObject({
+      /** Whether DELETE of manifests, tags and blobs is allowed. */
+      deletes: z.boolean().default(true),
+      maxManifestBytes: byteSize.default(4 * 1024 * 1024),
+      /** Advertised as OCI-Chunk-Min-Length; default: what the blob store prefers. */
+      chunkMinLength: byteSize.optional(),
+    })
+    .prefault({}),
+  server: z
+    .strictObject({
+      /** How long SIGTERM waits for in-flight requests before giving up. */
+      shutdownTimeout: duration.prefault('30s'),
+    })
+    .prefault({}),
+  repositories: z.array(repositoryKinds).default([]),
+});
+
+export type Config = z.output<typeof configSchema>;

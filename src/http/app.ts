@@ -1,0 +1,74 @@
+import { randomBytes } from 'node:crypto';
+import fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { RepositoryRouter } from '../registry/router.ts';
+import { AccessLog } from './access-log.ts';
+import { sendError } from './errors.ts';
+import { listCatalog } from './listings.ts';
+import { matchV2, runV2, type HttpSettings } from './v2-routes.ts';
+
+export interface AppDependencies {
+  router: RepositoryRouter;
+  settings: HttpSettings;
+  /** The access and error log; omitted, nothing is logged. */
+  logger?: FastifyBaseLogger;
+  /** Readiness: throws when the registry cannot serve (a store unreachable). */
+  health?: () => Promise<void>;
+}
+
+/** Headers that describe the error response itself, kept when an error replaces a half-built reply. */
+const keptOnError = new Set(['docker-distribution-api-version', 'x-request-id', 'www-authenticate']);
+
+/**
+ * Builds the registry's HTTP application without listening, so tests use
+ * `inject()` and the server wiring decides where it listens.
+ */
+export function createApp(dependencies: AppDependencies): FastifyInstance {
+  const { router, settings } = dependencies;
+  const app = fastify({
+    ...(dependencies.logger === undefined ? {} : { loggerInstance: dependencies.logger }),
+    logController: new AccessLog(),
+    exposeHeadRoutes: false,
+    requestIdHeader: 'x-request-id',
+    genReqId: () => randomBytes(8).toString('hex'),
+    return503OnClosing: true,
+    routerOptions: { maxParamLength: 4096 },
+  });
+
+  // Bodies are streams the handlers read themselves: blobs flow straight to
+  // storage, manifests are read with a size limit.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (_request, _payload, done) => done(null, undefined));
+
+  app.setErrorHandler((error, request, reply) => {
+    for (const name of Object.keys(reply.getHeaders())) {
+      if (!keptOnError.has(name)) reply.removeHeader(name);
+    }
+    return sendError(error, request, reply);
+  });
+  app.setNotFoundHandler((request, reply) => sendError(notFound(request), request, reply));
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+
+  app.get('/healthz', async (_request, reply) => {
+    await dependencies.health?.();
+    return reply.header('content-type', 'application/json').send('{"status":"ok"}');
+  });
+
+  const v2 = async (request: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
+    reply.header('docker-distribution-api-version', 'registry/2.0');
+    const path = (request.params as { '*'?: string })['*'] ?? '';
+    if (path === '' && (request.method === 'GET' || request.method === 'HEAD')) {
+      return reply.header('content-type', 'application/json').send(request.method === 'HEAD' ? undefined : '{}');
+    }
+    if (path === '_catalog' && request.method === 'GET') return listCatalog(request, reply, router);
+    return runV2(matchV2(path, request.method), request, reply, router, settings);
+  };
+  app.route({ method: ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE'], url: '/v2/*', handler: v2 });
+  app.route({ method: ['GET', 'HEAD'], url: '/v2', handler: v2 });
+  return app;
+}
+
+function notFound(request: FastifyRequest): Error {
+  return Object.assign(new Error(`no endpoint at ${request.url.slice(0, 200)}`), { statusCode: 404 });
+}

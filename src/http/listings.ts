@@ -1,0 +1,69 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { RegistryError } from '../errors/registry-error.ts';
+import type { Page } from '../meta/meta-store.ts';
+import { parseDigest } from '../oci/digest.ts';
+import { mediaTypes } from '../oci/media-types.ts';
+import type { RepositoryRouter } from '../registry/router.ts';
+import { queryValue } from './body.ts';
+import type { V2Request } from './v2-routes.ts';
+
+/** The most entries one page returns, whatever `n` asks for; the Link header leads on. */
+export const maxPageSize = 10_000;
+
+/** GET /v2/<name>/tags/list?n=&last= */
+export async function listTags({ request, reply, name, signal, repository }: V2Request): Promise<unknown> {
+  const page = parsePage(request.query);
+  const repo = await repository();
+  const { entries, next } = await paginate(page, (probe) => repo.tags(probe, signal));
+  if (next !== undefined) reply.header('link', nextLink(`/v2/${name}/tags/list`, page, next));
+  return reply.header('content-type', 'application/json').send(JSON.stringify({ name, tags: entries }));
+}
+
+/** GET /v2/_catalog?n=&last= across every repository source. */
+export async function listCatalog(request: FastifyRequest, reply: FastifyReply, router: RepositoryRouter): Promise<unknown> {
+  const page = parsePage(request.query);
+  const { entries, next } = await paginate(page, (probe) => router.catalog(probe));
+  if (next !== undefined) reply.header('link', nextLink('/v2/_catalog', page, next));
+  return reply.header('content-type', 'application/json').send(JSON.stringify({ repositories: entries }));
+}
+
+/** GET /v2/<name>/referrers/<digest>[?artifactType=]: always an index, empty when nothing refers. */
+export async function listReferrers({ request, reply, params, signal, repository }: V2Request): Promise<unknown> {
+  const subject = parseDigest(params['digest'] ?? '');
+  const artifactType = queryValue(request.query, 'artifactType');
+  const manifests = await (await repository()).referrers(subject, artifactType, signal);
+  if (artifactType !== undefined) reply.header('oci-filters-applied', 'artifactType');
+  return reply
+    .header('content-type', mediaTypes.ociIndex)
+    .send(JSON.stringify({ schemaVersion: 2, mediaType: mediaTypes.ociIndex, manifests }));
+}
+
+function parsePage(query: unknown): Page {
+  const page: Page = {};
+  const last = queryValue(query, 'last');
+  if (last !== undefined) page.last = last;
+  const n = queryValue(query, 'n');
+  if (n !== undefined) {
+    if (!/^\d+$/.test(n)) {
+      throw new RegistryError('PAGINATION_NUMBER_INVALID', `n must be a non-negative integer, not "${n.slice(0, 50)}"`);
+    }
+    page.limit = Math.min(Number(n), maxPageSize);
+  }
+  return page;
+}
+
+/** Fetches one entry more than asked, to know whether a next page exists. */
+async function paginate<T extends string>(page: Page, fetch: (probe: Page) => Promise<T[]>): Promise<{ entries: T[]; next?: string }> {
+  if (page.limit === 0) return { entries: [] };
+  const probe: Page = { ...page };
+  if (page.limit !== undefined) probe.limit = page.limit + 1;
+  const entries = await fetch(probe);
+  if (page.limit === undefined || entries.length <= page.limit) return { entries };
+  const shown = entries.slice(0, page.limit);
+  return { entries: shown, next: shown[shown.length - 1] as string };
+}
+
+function nextLink(path: string, page: Page, last: string): string {
+  const query = new URLSearchParams({ n: String(page.limit), last });
+  return `<${path}?${query.toString()}>; rel="next"`;
+}

@@ -1,0 +1,40 @@
+import { parseAccept } from '../oci/accept.ts';
+import { parseReference, parseTag } from '../oci/names.ts';
+import { hasBody, mediaTypeOf, queryValues, readLimitedBody } from './body.ts';
+import type { V2Request } from './v2-routes.ts';
+
+/** GET and HEAD /v2/<name>/manifests/<reference>, negotiated by Accept. */
+export async function getManifest({ request, reply, params, signal, repository }: V2Request): Promise<unknown> {
+  const reference = parseReference(params['reference'] ?? '');
+  const manifest = await (await repository()).manifest(reference, parseAccept(request.headers.accept), signal);
+  reply.headers({
+    'content-type': manifest.mediaType,
+    'content-length': manifest.bytes.byteLength,
+    'docker-content-digest': manifest.digest,
+    etag: `"${manifest.digest}"`,
+  });
+  return reply.send(request.method === 'HEAD' ? undefined : Buffer.from(manifest.bytes.buffer, manifest.bytes.byteOffset, manifest.bytes.byteLength));
+}
+
+/** PUT /v2/<name>/manifests/<reference>[?tag=…]: exact bytes stored, 201 with the digest. */
+export async function putManifest({ request, reply, name, params, settings, writer }: V2Request): Promise<unknown> {
+  const reference = parseReference(params['reference'] ?? '');
+  const extraTags = queryValues(request.query, 'tag').map(parseTag);
+  const target = await writer();
+  const bytes = hasBody(request.raw) ? await readLimitedBody(request.raw, settings.maxManifestBytes, 'manifest') : Buffer.alloc(0);
+  const result = await target.putManifest(reference, bytes, mediaTypeOf(request.headers['content-type']), extraTags);
+  reply.code(201).headers({
+    location: `/v2/${name}/manifests/${result.digest}`,
+    'docker-content-digest': result.digest,
+    'content-length': 0,
+  });
+  if (result.subject !== undefined) reply.header('oci-subject', result.subject);
+  return reply.send();
+}
+
+/** DELETE /v2/<name>/manifests/<reference>: by digest the manifest and its tags, by tag only the tag. */
+export async function deleteManifest({ reply, params, writer }: V2Request): Promise<unknown> {
+  const reference = parseReference(params['reference'] ?? '');
+  await (await writer()).deleteManifest(reference);
+  return reply.code(202).header('content-length', 0).send();
+}

@@ -1,0 +1,117 @@
+import type { FastifyReply } from 'fastify';
+import { isRegistryError, RegistryError } from '../errors/registry-error.ts';
+import { parseDigest } from '../oci/digest.ts';
+import { parseRepositoryName, type RepositoryName } from '../oci/names.ts';
+import type { RepositoryWriter, UploadState } from '../registry/repository.ts';
+import { hasBody, queryValue } from './body.ts';
+import { parseChunkBounds } from './range.ts';
+import type { V2Request } from './v2-routes.ts';
+
+/**
+ * POST /v2/<name>/blobs/uploads/: a new session (202), a monolithic upload
+ * with `?digest=` (201), or a mount with `?mount=&from=` (201, or 202 with a
+ * new session when the blob cannot be mounted).
+ */
+export async function startUpload(context: V2Request): Promise<unknown> {
+  const { request, reply, name, signal, settings } = context;
+  const writer = await context.writer();
+  const digestParam = queryValue(request.query, 'digest');
+  const mountParam = queryValue(request.query, 'mount');
+  if (digestParam !== undefined) {
+    const digest = parseDigest(digestParam);
+    const upload = await writer.startUpload();
+    try {
+      await writer.finishUpload(upload.id, digest, request.raw, parseChunkBounds(undefined, request.headers['content-length']), signal);
+    } catch (error) {
+      await writer.cancelUpload(upload.id).catch(() => undefined);
+      throw error;
+    }
+    return blobCreated(reply, name, digest);
+  }
+  if (mountParam !== undefined) {
+    const digest = parseDigest(mountParam);
+    const from = queryValue(request.query, 'from');
+    if (from !== undefined && (await writer.mountBlob(digest, mountSource(from)))) {
+      return blobCreated(reply, name, digest);
+    }
+  }
+  const upload = await writer.startUpload();
+  return uploadAccepted(reply.code(202).header('oci-chunk-min-length', settings.chunkMinLength), name, upload);
+}
+
+/** GET /v2/<name>/blobs/uploads/<id>: 204 with how much the upload holds. */
+export async function uploadStatus({ reply, name, params, writer }: V2Request): Promise<unknown> {
+  const upload = await (await writer()).uploadStatus(params['id'] ?? '');
+  return uploadAccepted(reply.code(204), name, upload);
+}
+
+/** PATCH /v2/<name>/blobs/uploads/<id>: one chunk, which must start where the upload ends. */
+export async function patchUpload({ request, reply, name, params, signal, writer }: V2Request): Promise<unknown> {
+  const target = await writer();
+  const id = params['id'] ?? '';
+  const bounds = parseChunkBounds(request.headers['content-range'], request.headers['content-length']);
+  const upload = await withResumeHeaders(target, name, id, () => target.appendUpload(id, request.raw, bounds, signal));
+  return uploadAccepted(reply.code(202), name, upload);
+}
+
+/** PUT /v2/<name>/blobs/uploads/<id>?digest=: an optional last chunk, then the digest is verified. */
+export async function finishUpload({ request, reply, name, params, signal, writer }: V2Request): Promise<unknown> {
+  const target = await writer();
+  const id = params['id'] ?? '';
+  const digestParam = queryValue(request.query, 'digest');
+  if (digestParam === undefined) {
+    throw new RegistryError('DIGEST_INVALID', 'finishing an upload needs ?digest=<digest> of the whole blob');
+  }
+  const digest = parseDigest(digestParam);
+  const bounds = parseChunkBounds(request.headers['content-range'], request.headers['content-length']);
+  const body = hasBody(request.raw) ? request.raw : undefined;
+  await withResumeHeaders(target, name, id, () => target.finishUpload(id, digest, body, bounds, signal));
+  return blobCreated(reply, name, digest);
+}
+
+/** DELETE /v2/<name>/blobs/uploads/<id>: cancels the upload and drops its bytes. */
+export async function cancelUpload({ reply, params, writer }: V2Request): Promise<unknown> {
+  await (await writer()).cancelUpload(params['id'] ?? '');
+  return reply.code(204).send();
+}
+
+function blobCreated(reply: FastifyReply, name: RepositoryName, digest: string): FastifyReply {
+  return reply
+    .code(201)
+    .headers({ location: `/v2/${name}/blobs/${digest}`, 'docker-content-digest': digest, 'content-length': 0 })
+    .send();
+}
+
+function uploadAccepted(reply: FastifyReply, name: RepositoryName, upload: UploadState): FastifyReply {
+  return reply.headers(resumeHeaders(name, upload)).header('content-length', 0).send();
+}
+
+/** Where the upload continues and what it holds: `Range: 0-<last byte>`, as Distribution writes it. */
+function resumeHeaders(name: RepositoryName, upload: UploadState): Record<string, string> {
+  return {
+    location: `/v2/${name}/blobs/uploads/${upload.id}`,
+    range: `0-${Math.max(upload.size - 1, 0)}`,
+    'docker-upload-uuid': upload.id,
+  };
+}
+
+/** A chunk out of order (416) tells the client where to resume. */
+async function withResumeHeaders<T>(writer: RepositoryWriter, name: RepositoryName, id: string, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    if (isRegistryError(error) && error.code === 'RANGE_INVALID') {
+      const upload = await writer.uploadStatus(id).catch(() => undefined);
+      if (upload !== undefined) Object.assign(error.headers, resumeHeaders(name, upload));
+    }
+    throw error;
+  }
+}
+
+function mountSource(from: string): RepositoryName {
+  try {
+    return parseRepositoryName(from);
+  } catch (cause) {
+    throw new RegistryError('NAME_INVALID', `invalid mount source "${from.slice(0, 100)}"`, { cause });
+  }
+}

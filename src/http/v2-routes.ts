@@ -1,0 +1,128 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { RegistryError } from '../errors/registry-error.ts';
+import { parseRepositoryName, type RepositoryName } from '../oci/names.ts';
+import type { Repository, RepositoryWriter } from '../registry/repository.ts';
+import type { RepositoryRouter } from '../registry/router.ts';
+import { deleteBlob, getBlob } from './blobs.ts';
+import { listReferrers, listTags } from './listings.ts';
+import { deleteManifest, getManifest, putManifest } from './manifests.ts';
+import { cancelUpload, finishUpload, patchUpload, startUpload, uploadStatus } from './uploads.ts';
+
+/** Limits and advertised values the endpoints apply. */
+export interface HttpSettings {
+  maxManifestBytes: number;
+  /** Advertised as OCI-Chunk-Min-Length. */
+  chunkMinLength: number;
+}
+
+/** What a repository-scoped request needs the caller to be allowed. */
+export type Action = 'pull' | 'push' | 'delete';
+
+/** One request to a repository-scoped endpoint, as its handler sees it. */
+export interface V2Request {
+  request: FastifyRequest;
+  reply: FastifyReply;
+  name: RepositoryName;
+  /** Named groups of the endpoint's path pattern (reference, digest, id). */
+  params: Record<string, string>;
+  /** Aborted when the client goes away before the response is complete. */
+  signal: AbortSignal;
+  router: RepositoryRouter;
+  settings: HttpSettings;
+  repository(): Promise<Repository>;
+  writer(): Promise<RepositoryWriter>;
+}
+
+type Handler = (context: V2Request) => Promise<unknown>;
+type Method = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
+
+interface Endpoint {
+  pattern: RegExp;
+  methods: Partial<Record<Method, { handler: Handler; action: Action }>>;
+}
+
+const pull = (handler: Handler) => ({ handler, action: 'pull' as const });
+const push = (handler: Handler) => ({ handler, action: 'push' as const });
+const remove = (handler: Handler) => ({ handler, action: 'delete' as const });
+
+// Order matters: `blobs/uploads` must be tried before `blobs/<digest>`.
+const endpoints: readonly Endpoint[] = [
+  { pattern: /^(?<name>.+)\/tags\/list$/, methods: { GET: pull(listTags) } },
+  {
+    pattern: /^(?<name>.+)\/manifests\/(?<reference>[^/]+)$/,
+    methods: { GET: pull(getManifest), HEAD: pull(getManifest), PUT: push(putManifest), DELETE: remove(deleteManifest) },
+  },
+  { pattern: /^(?<name>.+)\/blobs\/uploads\/?$/, methods: { POST: push(startUpload) } },
+  {
+    pattern: /^(?<name>.+)\/blobs\/uploads\/(?<id>[^/]+)$/,
+    methods: { GET: push(uploadStatus), PATCH: push(patchUpload), PUT: push(finishUpload), DELETE: push(cancelUpload) },
+  },
+  { pattern: /^(?<name>.+)\/blobs\/(?<digest>[^/]+)$/, methods: { GET: pull(getBlob), HEAD: pull(getBlob), DELETE: remove(deleteBlob) } },
+  { pattern: /^(?<name>.+)\/referrers\/(?<digest>[^/]+)$/, methods: { GET: pull(listReferrers) } },
+];
+
+/** A matched endpoint: the repository, the handler and the access it needs. */
+export interface V2Match {
+  name: RepositoryName;
+  params: Record<string, string>;
+  handler: Handler;
+  action: Action;
+}
+
+/** Finds the endpoint for a path below /v2/; NOT_FOUND, UNSUPPORTED (405) or NAME_INVALID otherwise. */
+export function matchV2(path: string, method: string): V2Match {
+  for (const endpoint of endpoints) {
+    const groups = endpoint.pattern.exec(path)?.groups;
+    if (groups === undefined) continue;
+    const route = endpoint.methods[method as Method];
+    if (route === undefined) {
+      throw new RegistryError('UNSUPPORTED', `${method} is not supported here`, {
+        headers: { allow: Object.keys(endpoint.methods).join(', ') },
+      });
+    }
+    const { name = '', ...params } = groups;
+    return { name: parseRepositoryName(name), params, handler: route.handler, action: route.action };
+  }
+  throw new RegistryError('NOT_FOUND', `no endpoint at /v2/${path.slice(0, 200)}`);
+}
+
+/** Runs a matched endpoint. */
+export async function runV2(
+  match: V2Match,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  router: RepositoryRouter,
+  settings: HttpSettings,
+): Promise<unknown> {
+  const controller = new AbortController();
+  reply.raw.once('close', () => {
+    if (!reply.raw.writableFinished) controller.abort(new RegistryError('UNKNOWN', 'client went away'));
+  });
+  let repository: Promise<Repository> | undefined;
+  const open = (): Promise<Repository> => {
+    repository ??= router.open(match.name, controller.signal).then((found) => {
+      if (found === undefined) throw new RegistryError('NAME_UNKNOWN', `repository ${match.name} is not served here`);
+      return found;
+    });
+    return repository;
+  };
+  return match.handler({
+    request,
+    reply,
+    name: match.name,
+    params: match.params,
+    signal: controller.signal,
+    router,
+    settings,
+    repository: open,
+    writer: async () => {
+      const writer = (await open()).writer;
+      if (writer === undefined) {
+        throw new RegistryError('UNSUPPORTED', `repository ${match.name} is read-only: it is not served from hosted storage`, {
+          detail: { name: match.name },
+        });
+      }
+      return writer;
+    },
+  });
+}

@@ -1,0 +1,63 @@
+/**
+ * SQLite schema, one entry per version; applied in order, each in its own
+ * transaction, and recorded in `schema_migrations`. Never edit a released
+ * entry: add a new one. Times are milliseconds since the epoch.
+ */
+export const sqliteMigrations: readonly string[] = [
+  `
+  CREATE TABLE repositories (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL
+  );
+  CREATE TABLE blobs (
+    digest TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    created_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE TABLE repository_blobs (
+    repository_id INTEGER NOT NULL REFERENCES repositories(id),
+    digest TEXT NOT NULL REFERENCES blobs(digest),
+    linked_at INTEGER NOT NULL,
+    PRIMARY KEY (repository_id, digest)
+  ) WITHOUT ROWID;
+  CREATE INDEX repository_blobs_by_digest ON repository_blobs(digest);
+  CREATE TABLE manifests (
+    repository_id INTEGER NOT NULL REFERENCES repositories(id),
+    digest TEXT NOT NULL,
+    media_type TEXT NOT NULL,
+    content BLOB NOT NULL,
+    size INTEGER NOT NULL,
+    subject TEXT,
+    artifact_type TEXT,
+    annotations TEXT,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (repository_id, digest)
+  );
+  CREATE INDEX manifests_by_subject ON manifests(repository_id, subject) WHERE subject IS NOT NULL;
+  CREATE TABLE manifest_references (
+    repository_id INTEGER NOT NULL,
+    manifest_digest TEXT NOT NULL,
+    target TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('blob', 'manifest')),
+    PRIMARY KEY (repository_id, manifest_digest, target)
+  ) WITHOUT ROWID;
+  CREATE INDEX manifest_references_by_target ON manifest_references(repository_id, target);
+  CREATE TABLE tags (
+    repository_id INTEGER NOT NULL REFERENCES repositories(id),
+    name TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (repository_id, name)
+  ) WITHOUT ROWID;
+  CREATE INDEX tags_by_digest ON tags(repository_id, digest);
+  CREATE TABLE uploads (
+    id TEXT PRIMARY KEY,
+    repository TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    started_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE INDEX uploads_by_update ON uploads(updated_at);
+  `,
+];

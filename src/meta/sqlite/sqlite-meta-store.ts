@@ -1,0 +1,329 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
+import { RegistryError } from '../../errors/registry-error.ts';
+import type { Digest } from '../../oci/digest.ts';
+import type { Descriptor } from '../../oci/manifest.ts';
+import type { Reference, RepositoryName, Tag } from '../../oci/names.ts';
+import type {
+  BlobLinks,
+  ManifestIndex,
+  ManifestRecord,
+  ManifestReferences,
+  MetaStore,
+  Page,
+  RepositoryIndex,
+  TagIndex,
+  UploadSession,
+  UploadSessions,
+} from '../meta-store.ts';
+import { sqliteMigrations } from './migrations.ts';
+
+type Row = Record<string, SQLInputValue>;
+
+/**
+ * The embedded MetaStore: one SQLite file in WAL mode. node:sqlite is
+ * synchronous, so each method runs to completion without interleaving;
+ * transactions still guard against other processes (`berth gc`).
+ */
+export class SqliteMetaStore implements MetaStore {
+  readonly repositories: RepositoryIndex;
+  readonly blobs: BlobLinks;
+  readonly manifests: ManifestIndex;
+  readonly tags: TagIndex;
+  readonly uploads: UploadSessions;
+  readonly #db: DatabaseSync;
+
+  private constructor(db: DatabaseSync) {
+    this.#db = db;
+    const q = new Queries(db);
+    this.repositories = {
+      exists: async (repository) => q.repositoryId(repository) !== undefined,
+      list: async (page) =>
+        q.all(
+          `SELECT name FROM repositories r
+           WHERE name > ? AND EXISTS (SELECT 1 FROM manifests m WHERE m.repository_id = r.id)
+           ORDER BY name LIMIT ?`,
+          page.last ?? '',
+          limitOf(page),
+        ).map((row) => row['name'] as RepositoryName),
+    };
+    this.blobs = {
+      linkedSize: async (repository, digest) =>
+        q.get(
+          `SELECT b.size FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id
+           JOIN blobs b ON b.digest = rb.digest WHERE r.name = ? AND rb.digest = ?`,
+          repository,
+          digest,
+        )?.['size'] as number | undefined,
+      storedSize: async (digest) => q.get('SELECT size FROM blobs WHERE digest = ?', digest)?.['size'] as number | undefined,
+      link: async (repository, digest, size) =>
+        q.transaction(() => {
+          const now = Date.now();
+          const repositoryId = q.ensureRepository(repository, now);
+          q.run('INSERT INTO blobs (digest, size, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING', digest, size, now);
+          q.run(
+            `INSERT INTO repository_blobs (repository_id, digest, linked_at) VALUES (?, ?, ?)
+             ON CONFLICT DO UPDATE SET linked_at = excluded.linked_at`,
+            repositoryId,
+            digest,
+            now,
+          );
+        }),
+      unlink: async (repository, digest) =>
+        q.run(
+          'DELETE FROM repository_blobs WHERE repository_id = (SELECT id FROM repositories WHERE name = ?) AND digest = ?',
+          repository,
+          digest,
+        ) > 0,
+    };
+    this.manifests = {
+      get: async (repository, reference) => q.manifest(repository, reference),
+      put: async (repository, manifest, references, tags) => q.transaction(() => q.putManifest(repository, manifest, references, tags)),
+      delete: async (repository, digest) =>
+        q.transaction(() => {
+          const repositoryId = q.repositoryId(repository);
+          if (repositoryId === undefined) return false;
+          q.run('DELETE FROM tags WHERE repository_id = ? AND digest = ?', repositoryId, digest);
+          q.run('DELETE FROM manifest_references WHERE repository_id = ? AND manifest_digest = ?', repositoryId, digest);
+          return q.run('DELETE FROM manifests WHERE repository_id = ? AND digest = ?', repositoryId, digest) > 0;
+        }),
+      referrers: async (repository, subject, artifactType) => q.referrers(repository, subject, artifactType),
+    };
+    this.tags = {
+      list: async (repository, page) =>
+        q.all(
+          `SELECT t.name FROM tags t JOIN repositories r ON r.id = t.repository_id
+           WHERE r.name = ? AND t.name > ? ORDER BY t.name LIMIT ?`,
+          repository,
+          page.last ?? '',
+          limitOf(page),
+        ).map((row) => row['name'] as Tag),
+      delete: async (repository, tag) =>
+        q.run('DELETE FROM tags WHERE repository_id = (SELECT id FROM repositories WHERE name = ?) AND name = ?', repository, tag) > 0,
+    };
+    this.uploads = {
+      create: async (session) => {
+        q.run(
+          'INSERT INTO uploads (id, repository, size, started_at, updated_at) VALUES (?, ?, ?, ?, ?)',
+          session.id,
+          session.repository,
+          session.size,
+          session.startedAt.getTime(),
+          session.updatedAt.getTime(),
+        );
+      },
+      get: async (id) => {
+        const row = q.get('SELECT * FROM uploads WHERE id = ?', id);
+        return row === undefined ? undefined : toUploadSession(row);
+      },
+      advance: async (id, from, to) =>
+        q.run('UPDATE uploads SET size = ?, updated_at = ? WHERE id = ? AND size = ?', to, Date.now(), id, from) > 0,
+      delete: async (id) => q.run('DELETE FROM uploads WHERE id = ?', id) > 0,
+      staleSince: async (cutoff) =>
+        q.all('SELECT * FROM uploads WHERE updated_at < ? ORDER BY updated_at', cutoff.getTime()).map(toUploadSession),
+    };
+  }
+
+  /** Opens (creating when absent) the database at `path` and brings its schema up to date. */
+  static open(path: string): SqliteMetaStore {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    const db = new DatabaseSync(path, { timeout: 5000 });
+    db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;');
+    migrate(db);
+    return new SqliteMetaStore(db);
+  }
+
+  /** The database, for modules that extend the store with their own tables (GC, events). */
+  get database(): DatabaseSync {
+    return this.#db;
+  }
+
+  async close(): Promise<void> {
+    if (this.#db.isOpen) this.#db.close();
+  }
+}
+
+class Queries {
+  readonly #db: DatabaseSync;
+  readonly #statements = new Map<string, StatementSync>();
+
+  constructor(db: DatabaseSync) {
+    this.#db = db;
+  }
+
+  get(sql: string, ...params: SQLInputValue[]): Row | undefined {
+    return this.statement(sql).get(...params) as Row | undefined;
+  }
+
+  all(sql: string, ...params: SQLInputValue[]): Row[] {
+    return this.statement(sql).all(...params) as Row[];
+  }
+
+  run(sql: string, ...params: SQLInputValue[]): number {
+    return Number(this.statement(sql).run(...params).changes);
+  }
+
+  /** Prepared once per SQL text: preparing costs more than most of these queries. */
+  statement(sql: string): StatementSync {
+    let statement = this.#statements.get(sql);
+    if (statement === undefined) {
+      statement = this.#db.prepare(sql);
+      this.#statements.set(sql, statement);
+    }
+    return statement;
+  }
+
+  transaction<T>(work: () => T): T {
+    this.#db.exec('BEGIN IMMEDIATE');
+    try {
+      const result = work();
+      this.#db.exec('COMMIT');
+      return result;
+    } catch (error) {
+      this.#db.exec('ROLLBACK');
+      throw error;
+    }
+  }
+
+  repositoryId(repository: RepositoryName): number | undefined {
+    return this.get('SELECT id FROM repositories WHERE name = ?', repository)?.['id'] as number | undefined;
+  }
+
+  ensureRepository(repository: RepositoryName, now: number): number {
+    this.run('INSERT INTO repositories (name, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING', repository, now);
+    return this.repositoryId(repository) as number;
+  }
+
+  manifest(repository: RepositoryName, reference: Reference): ManifestRecord | undefined {
+    const row =
+      reference.kind === 'digest'
+        ? this.get(
+            `SELECT m.* FROM manifests m JOIN repositories r ON r.id = m.repository_id WHERE r.name = ? AND m.digest = ?`,
+            repository,
+            reference.digest,
+          )
+        : this.get(
+            `SELECT m.* FROM tags t JOIN repositories r ON r.id = t.repository_id
+             JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.digest
+             WHERE r.name = ? AND t.name = ?`,
+            repository,
+            reference.tag,
+          );
+    return row === undefined ? undefined : toManifestRecord(row);
+  }
+
+  putManifest(repository: RepositoryName, manifest: ManifestRecord, references: ManifestReferences, tags: readonly Tag[]): void {
+    const now = Date.now();
+    const repositoryId = this.ensureRepository(repository, now);
+    for (const digest of references.blobs) {
+      if (this.get('SELECT 1 FROM repository_blobs WHERE repository_id = ? AND digest = ?', repositoryId, digest) === undefined) {
+        throw missingReference('blob', digest);
+      }
+    }
+    for (const digest of references.children) {
+      if (this.get('SELECT 1 FROM manifests WHERE repository_id = ? AND digest = ?', repositoryId, digest) === undefined) {
+        throw missingReference('manifest', digest);
+      }
+    }
+    this.run(
+      `INSERT INTO manifests (repository_id, digest, media_type, content, size, subject, artifact_type, annotations, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+      repositoryId,
+      manifest.digest,
+      manifest.mediaType,
+      manifest.bytes,
+      manifest.bytes.byteLength,
+      manifest.subject ?? null,
+      manifest.artifactType ?? null,
+      manifest.annotations === undefined ? null : JSON.stringify(manifest.annotations),
+      now,
+    );
+    const insertReference = this.statement(
+      'INSERT INTO manifest_references (repository_id, manifest_digest, target, kind) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING',
+    );
+    for (const digest of references.blobs) insertReference.run(repositoryId, manifest.digest, digest, 'blob');
+    for (const digest of references.children) insertReference.run(repositoryId, manifest.digest, digest, 'manifest');
+    const upsertTag = this.statement(
+      `INSERT INTO tags (repository_id, name, digest, updated_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`,
+    );
+    for (const tag of tags) upsertTag.run(repositoryId, tag, manifest.digest, now);
+  }
+
+  referrers(repository: RepositoryName, subject: Digest, artifactType: string | undefined): Descriptor[] {
+    const filter = artifactType === undefined ? '' : 'AND m.artifact_type = ?';
+    const params: SQLInputValue[] = artifactType === undefined ? [repository, subject] : [repository, subject, artifactType];
+    return this.all(
+      `SELECT m.digest, m.media_type, m.size, m.artifact_type, m.annotations
+       FROM manifests m JOIN repositories r ON r.id = m.repository_id
+       WHERE r.name = ? AND m.subject = ? ${filter} ORDER BY m.digest`,
+      ...params,
+    ).map((row) => {
+      const descriptor: Descriptor = {
+        mediaType: row['media_type'] as string,
+        digest: row['digest'] as Digest,
+        size: row['size'] as number,
+      };
+      if (row['artifact_type'] !== null) descriptor.artifactType = row['artifact_type'] as string;
+      if (row['annotations'] !== null) descriptor.annotations = JSON.parse(row['annotations'] as string) as Record<string, string>;
+      return descriptor;
+    });
+  }
+}
+
+function migrate(db: DatabaseSync): void {
+  db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)');
+  const applied = (db.prepare('SELECT MAX(version) AS version FROM schema_migrations').get()?.['version'] as number | null) ?? 0;
+  if (applied > sqliteMigrations.length) {
+    throw new Error(`the database schema (version ${applied}) is newer than this Berth (version ${sqliteMigrations.length})`);
+  }
+  sqliteMigrations.forEach((sql, index) => {
+    const version = index + 1;
+    if (version <= applied) return;
+    db.exec('BEGIN IMMEDIATE');
+    try {
+      // Another process may have applied it while we waited for the lock.
+      if (db.prepare('SELECT 1 FROM schema_migrations WHERE version = ?').get(version) === undefined) {
+        db.exec(sql);
+        db.prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)').run(version, Date.now());
+      }
+      db.exec('COMMIT');
+    } catch (error) {
+      db.exec('ROLLBACK');
+      throw error;
+    }
+  });
+}
+
+function limitOf(page: Page): number {
+  return page.limit ?? -1;
+}
+
+function missingReference(kind: 'blob' | 'manifest', digest: Digest): RegistryError {
+  return new RegistryError('MANIFEST_BLOB_UNKNOWN', `the manifest references ${kind} ${digest}, which is not in this repository`, {
+    detail: { digest },
+  });
+}
+
+function toManifestRecord(row: Row): ManifestRecord {
+  const record: ManifestRecord = {
+    digest: row['digest'] as Digest,
+    mediaType: row['media_type'] as string,
+    bytes: row['content'] as Uint8Array,
+  };
+  if (row['subject'] !== null) record.subject = row['subject'] as Digest;
+  if (row['artifact_type'] !== null) record.artifactType = row['artifact_type'] as string;
+  if (row['annotations'] !== null) record.annotations = JSON.parse(row['annotations'] as string) as Record<string, string>;
+  return record;
+}
+
+function toUploadSession(row: Row): UploadSession {
+  return {
+    id: row['id'] as string,
+    repository: row['repository'] as RepositoryName,
+    size: row['size'] as number,
+    startedAt: new Date(row['started_at'] as number),
+    updatedAt: new Date(row['updated_at'] as number),
+  };
+}

@@ -1,0 +1,153 @@
+import type { Readable } from 'node:stream';
+import type { BlobStore, ByteRange } from '../blobs/blob-store.ts';
+import { RegistryError } from '../errors/registry-error.ts';
+import type { MetaStore, Page } from '../meta/meta-store.ts';
+import type { MediaTypeAcceptance } from '../oci/accept.ts';
+import type { Digest } from '../oci/digest.ts';
+import type { Descriptor } from '../oci/manifest.ts';
+import type { Reference, RepositoryName, Tag } from '../oci/names.ts';
+import { getManifest, manifestUnknown, putManifest } from './manifests.ts';
+import type {
+  BlobBody,
+  ChunkBounds,
+  ManifestContent,
+  PutManifestResult,
+  Repository,
+  RepositorySource,
+  RepositoryWriter,
+  UploadState,
+} from './repository.ts';
+import { Uploads } from './uploads.ts';
+
+export interface HostedOptions {
+  /** Whether DELETE of manifests, tags and blobs is allowed. */
+  deletes: boolean;
+  /** Whether blob GETs may answer 307 to the store's own URL. */
+  redirects: boolean;
+}
+
+/** Everything a hosted repository works with; shared by all of them. */
+export interface HostedContext {
+  blobs: BlobStore;
+  meta: MetaStore;
+  uploads: Uploads;
+  options: HostedOptions;
+}
+
+export function createHostedContext(blobs: BlobStore, meta: MetaStore, options: HostedOptions): HostedContext {
+  return { blobs, meta, uploads: new Uploads(blobs, meta), options };
+}
+
+/** Read-write repositories stored in the registry's own BlobStore and MetaStore. */
+export class HostedSource implements RepositorySource {
+  readonly #context: HostedContext;
+
+  constructor(context: HostedContext) {
+    this.#context = context;
+  }
+
+  async open(name: RepositoryName): Promise<Repository> {
+    return new HostedRepository(name, this.#context);
+  }
+
+  async catalog(page: Page): Promise<RepositoryName[]> {
+    return this.#context.meta.repositories.list(page);
+  }
+}
+
+export class HostedRepository implements Repository, RepositoryWriter {
+  readonly name: RepositoryName;
+  readonly writer: RepositoryWriter = this;
+  readonly #context: HostedContext;
+
+  constructor(name: RepositoryName, context: HostedContext) {
+    this.name = name;
+    this.#context = context;
+  }
+
+  manifest(reference: Reference, accept: MediaTypeAcceptance): Promise<ManifestContent> {
+    return getManifest(this.#context.meta, this.name, reference, accept);
+  }
+
+  async blobSize(digest: Digest): Promise<number> {
+    const size = await this.#context.meta.blobs.linkedSize(this.name, digest);
+    if (size === undefined) throw blobUnknown(digest);
+    return size;
+  }
+
+  async openBlob(digest: Digest, range: ByteRange | undefined, signal?: AbortSignal): Promise<BlobBody> {
+    const { blobs, options } = this.#context;
+    if (options.redirects && blobs.redirectUrl !== undefined) {
+      const url = await blobs.redirectUrl(digest);
+      if (url !== undefined) return { kind: 'redirect', url };
+    }
+    return { kind: 'stream', stream: await blobs.open(digest, range, signal) };
+  }
+
+  async tags(page: Page): Promise<Tag[]> {
+    const { meta } = this.#context;
+    const tags = await meta.tags.list(this.name, page);
+    if (tags.length === 0 && !(await meta.repositories.exists(this.name))) {
+      throw new RegistryError('NAME_UNKNOWN', `repository ${this.name} is not known`, { detail: { name: this.name } });
+    }
+    return tags;
+  }
+
+  referrers(subject: Digest, artifactType: string | undefined): Promise<Descriptor[]> {
+    return this.#context.meta.manifests.referrers(this.name, subject, artifactType);
+  }
+
+  startUpload(): Promise<UploadState> {
+    return this.#context.uploads.start(this.name);
+  }
+
+  uploadStatus(id: string): Promise<UploadState> {
+    return this.#context.uploads.status(this.name, id);
+  }
+
+  appendUpload(id: string, body: Readable, bounds: ChunkBounds, signal?: AbortSignal): Promise<UploadState> {
+    return this.#context.uploads.append(this.name, id, body, bounds, signal);
+  }
+
+  finishUpload(id: string, digest: Digest, body: Readable | undefined, bounds: ChunkBounds, signal?: AbortSignal): Promise<number> {
+    return this.#context.uploads.finish(this.name, id, digest, body, bounds, signal);
+  }
+
+  cancelUpload(id: string): Promise<void> {
+    return this.#context.uploads.cancel(this.name, id);
+  }
+
+  async mountBlob(digest: Digest, from: RepositoryName): Promise<boolean> {
+    const { meta } = this.#context;
+    const size = await meta.blobs.linkedSize(from, digest);
+    if (size === undefined) return false;
+    await meta.blobs.link(this.name, digest, size);
+    return true;
+  }
+
+  putManifest(reference: Reference, bytes: Uint8Array, contentType: string | undefined, extraTags: readonly Tag[]): Promise<PutManifestResult> {
+    return putManifest(this.#context.meta, this.name, reference, bytes, contentType, extraTags);
+  }
+
+  async deleteManifest(reference: Reference): Promise<void> {
+    this.#checkDeletes();
+    const { meta } = this.#context;
+    const removed = reference.kind === 'tag' ? await meta.tags.delete(this.name, reference.tag) : await meta.manifests.delete(this.name, reference.digest);
+    if (!removed) throw manifestUnknown(reference);
+  }
+
+  async deleteBlob(digest: Digest): Promise<void> {
+    this.#checkDeletes();
+    if (!(await this.#context.meta.blobs.unlink(this.name, digest))) throw blobUnknown(digest);
+  }
+
+  #checkDeletes(): void {
+    if (!this.#context.options.deletes) {
+      throw new RegistryError('UNSUPPORTED', 'deletes are disabled on this registry (registry.deletes: false)');
+    }
+  }
+}
+
+export function blobUnknown(digest: Digest): RegistryError {
+  return new RegistryError('BLOB_UNKNOWN', `blob ${digest} is not in this repository`, { detail: { digest } });
+}

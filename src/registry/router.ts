@@ -1,0 +1,48 @@
+import type { Page } from '../meta/meta-store.ts';
+import type { RepositoryName } from '../oci/names.ts';
+import type { Repository, RepositorySource } from './repository.ts';
+
+export interface SourceRoute {
+  /** Names starting with this prefix go to `source`; '' matches every name. */
+  prefix: string;
+  source: RepositorySource;
+}
+
+/** Resolves a repository name to the source serving it: the longest matching prefix wins. */
+export class RepositoryRouter {
+  readonly #routes: SourceRoute[];
+
+  constructor(routes: readonly SourceRoute[]) {
+    this.#routes = [...routes].sort((a, b) => b.prefix.length - a.prefix.length);
+  }
+
+  sourceFor(name: RepositoryName): RepositorySource | undefined {
+    return this.#routes.find((route) => name.startsWith(route.prefix))?.source;
+  }
+
+  async open(name: RepositoryName, signal?: AbortSignal): Promise<Repository | undefined> {
+    return this.sourceFor(name)?.open(name, signal);
+  }
+
+  /**
+   * One sorted page across every source. Each source is asked for a full
+   * page after `last`; names a source lists but does not serve (a cache's
+   * content listed by the hosted index, say) are listed once.
+   */
+  async catalog(page: Page, signal?: AbortSignal): Promise<RepositoryName[]> {
+    const sources = [...new Set(this.#routes.map((route) => route.source))];
+    const lists = await Promise.all(sources.map((source) => source.catalog(page, signal)));
+    const merged = [...new Set(lists.flat())].sort(compareNames);
+    return page.limit === undefined ? merged : merged.slice(0, page.limit);
+  }
+
+  async close(): Promise<void> {
+    const sources = [...new Set(this.#routes.map((route) => route.source))];
+    await Promise.all(sources.map((source) => source.close?.()));
+  }
+}
+
+/** Byte order, the order the catalog and tag lists use everywhere. */
+export function compareNames(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

@@ -1,0 +1,68 @@
+import type { FastifyInstance } from 'fastify';
+import { pino } from 'pino';
+import { loadConfig } from '../../src/config/load.ts';
+import { createApp } from '../../src/http/app.ts';
+import { openRegistry, startServer, type Registry, type RunningServer } from '../../src/server.ts';
+import { tempDir } from './tmp.ts';
+
+/** Configuration for a test registry: key paths ("registry.deletes") to values. */
+export type TestSettings = Record<string, unknown>;
+
+export interface TestRegistry {
+  /** http://127.0.0.1:PORT */
+  url: string;
+  /** 127.0.0.1:PORT, as clients name the registry. */
+  host: string;
+  dataDir: string;
+  server: RunningServer;
+  close(): Promise<void>;
+}
+
+async function testConfig(dataDir: string, settings: TestSettings) {
+  return loadConfig({ env: {}, overrides: { listen: '127.0.0.1:0', dataDir, 'log.level': 'silent', ...settings } });
+}
+
+/** A real Berth listening on a free loopback port, storing under a fresh temp dir. */
+export async function startTestRegistry(settings: TestSettings = {}, dataDir?: string): Promise<TestRegistry> {
+  const temp = dataDir === undefined ? await tempDir('berth-data') : undefined;
+  const directory = dataDir ?? (temp?.path as string);
+  const config = await testConfig(directory, settings);
+  const server = await startServer(config, pino({ level: 'silent' }));
+  return {
+    url: `http://${server.address}`,
+    host: server.address,
+    dataDir: directory,
+    server,
+    async close() {
+      await server.close();
+      await temp?.remove();
+    },
+  };
+}
+
+export interface TestApp {
+  app: FastifyInstance;
+  registry: Registry;
+  close(): Promise<void>;
+}
+
+/** The HTTP app over fresh stores, not listening: for `app.inject()` tests. */
+export async function createTestApp(settings: TestSettings = {}): Promise<TestApp> {
+  const temp = await tempDir('berth-app');
+  const config = await testConfig(temp.path, settings);
+  const registry = await openRegistry(config, pino({ level: 'silent' }));
+  const app = createApp({
+    router: registry.router,
+    settings: { maxManifestBytes: config.registry.maxManifestBytes, chunkMinLength: config.registry.chunkMinLength ?? registry.blobs.chunkMinLength },
+  });
+  await app.ready();
+  return {
+    app,
+    registry,
+    async close() {
+      await app.close();
+      await registry.close();
+      await temp.remove();
+    },
+  };
+}
