@@ -35,7 +35,9 @@ export async function openRegistry(config: Config, logger: PinoLogger = createLo
   });
   const hostedSource = new HostedSource(hosted);
   const routes = config.repositories.map((entry) => ({ prefix: entry.prefix, source: sourceFor(entry, hostedSource) }));
-  const router = new RepositoryRouter([{ prefix: '', source: hostedSource }, ...routes]);
+  // Configured entries come first so that one with prefix '' takes every
+  // name no longer prefix matches, ahead of the hosted default.
+  const router = new RepositoryRouter([...routes, { prefix: '', source: hostedSource }]);
   return {
     config,
     blobs,
