@@ -11,7 +11,7 @@ import { indexArchive } from './archive-index.ts';
 import { ArchiveRepository } from './archive-repository.ts';
 import { ArchiveIndexCache } from './index-cache.ts';
 import { NameArchives } from './name-rules.ts';
-import { ArchiveScanner } from './scanner.ts';
+import { ArchiveScanner, type ScanResult } from './scanner.ts';
 
 export interface ArchiveSourceOptions {
   /** Names starting with this prefix are served; the rules apply to the rest of the name. */
@@ -60,14 +60,19 @@ export class ArchiveSource implements RepositorySource {
   }
 
   async catalog(page: Page): Promise<RepositoryName[]> {
-    const { names } = await this.#scanner.result();
+    const { names } = await this.scanned();
     const full = [...names].map((name) => this.#prefix + name).filter(isRepositoryName).sort(compareNames);
     const after = page.last === undefined ? full : full.filter((name) => name > (page.last as string));
     return page.limit === undefined ? after : after.slice(0, page.limit);
   }
 
-  /** Scans the directory now (tests, and the benchmark's indexing timing). */
-  rescan(): Promise<{ archives: number; failed: number }> {
+  /** The latest scan of the directory, waiting for one in progress (the first starts with the source). */
+  scanned(): Promise<ScanResult> {
+    return this.#scanner.result();
+  }
+
+  /** Scans the directory now instead of waiting for a change or the next periodic rescan. */
+  rescan(): Promise<ScanResult> {
     return this.#scanner.rescan();
   }
 
