@@ -10,7 +10,7 @@ import { compareNames } from '../../registry/router.ts';
 import { indexArchive } from './archive-index.ts';
 import { ArchiveRepository } from './archive-repository.ts';
 import { ArchiveIndexCache } from './index-cache.ts';
-import { NameArchives } from './name-rules.ts';
+import { DirectoryListings, NameArchives } from './name-rules.ts';
 import { ArchiveScanner, type ScanResult } from './scanner.ts';
 
 export interface ArchiveSourceOptions {
@@ -34,6 +34,7 @@ export class ArchiveSource implements RepositorySource {
   readonly #cache: ArchiveIndexCache;
   readonly #scanner: ArchiveScanner;
   readonly #store: BlobStore;
+  readonly #listings = new DirectoryListings();
 
   constructor(options: ArchiveSourceOptions, store: BlobStore, logger: Logger) {
     this.#prefix = options.prefix;
@@ -52,7 +53,7 @@ export class ArchiveSource implements RepositorySource {
 
   async open(name: RepositoryName): Promise<Repository> {
     const relative = name.slice(this.#prefix.length);
-    const archives = relative === '' ? undefined : await NameArchives.list(this.#root, relative);
+    const archives = relative === '' ? undefined : await NameArchives.list(this.#root, relative, this.#listings);
     if (archives === undefined || archives.isEmpty) {
       throw new RegistryError('NAME_UNKNOWN', `repository ${name} is not known: no archive for it in the archive directory`, { detail: { name } });
     }

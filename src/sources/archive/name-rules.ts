@@ -1,4 +1,4 @@
-import { readdir } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 
 /**
@@ -24,8 +24,8 @@ export function archiveStem(fileName: string): string | undefined {
 /**
  * The archive files that may hold images of one name, from the two
  * directories the rules look in: `<name>/` and the directory beside it.
- * Listed live on each request, so new and removed files (NFS included)
- * count at once.
+ * Listed on each request (through DirectoryListings), so new and removed
+ * files count at once, on NFS too.
  */
 export class NameArchives {
   readonly #inside: ArchiveFile[];
@@ -39,9 +39,9 @@ export class NameArchives {
   }
 
   /** Lists the candidates for `name` (relative to the source's prefix) under `root`. */
-  static async list(root: string, name: string): Promise<NameArchives> {
+  static async list(root: string, name: string, listings: DirectoryListings): Promise<NameArchives> {
     const base = posix.basename(name);
-    const [inside, beside] = await Promise.all([listArchives(join(root, name)), listArchives(join(root, posix.dirname(name)))]);
+    const [inside, beside] = await Promise.all([listings.list(join(root, name)), listings.list(join(root, posix.dirname(name)))]);
     const own = beside.filter((file) => file.stem === base || file.stem.startsWith(`${base}:`));
     return new NameArchives(inside, own, base);
   }
@@ -90,13 +90,49 @@ export function namesReaching(relativePath: string): string[] {
   return names;
 }
 
+/** A directory whose modification time is this recent may change again within the same timestamp tick. */
+const settledMs = 1000;
+
+/**
+ * Archive files per directory, listed again whenever the directory's
+ * modification time or inode changes (adding, removing or renaming a file
+ * changes them). A directory changed within the last second is listed on
+ * every call: its timestamp cannot tell two changes in one tick apart.
+ * Changes inside an archive do not touch the directory: the candidates'
+ * own stats catch them.
+ */
+export class DirectoryListings {
+  readonly #cache = new Map<string, { mtimeMs: number; ino: number; files: ArchiveFile[] }>();
+
+  async list(directory: string): Promise<ArchiveFile[]> {
+    const stats = await stat(directory).catch((error: unknown) => {
+      if (isMissing(error)) return undefined;
+      throw error;
+    });
+    if (stats === undefined || !stats.isDirectory()) {
+      this.#cache.delete(directory);
+      return [];
+    }
+    const cached = this.#cache.get(directory);
+    if (cached !== undefined && cached.mtimeMs === stats.mtimeMs && cached.ino === stats.ino) return cached.files;
+    const files = await listArchives(directory);
+    if (Date.now() - stats.mtimeMs > settledMs) this.#cache.set(directory, { mtimeMs: stats.mtimeMs, ino: stats.ino, files });
+    else this.#cache.delete(directory);
+    return files;
+  }
+}
+
+function isMissing(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
+}
+
 async function listArchives(directory: string): Promise<ArchiveFile[]> {
   let entries;
   try {
     entries = await readdir(directory, { withFileTypes: true });
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return [];
+    if (isMissing(error)) return [];
     throw error;
   }
   const files: ArchiveFile[] = [];

@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
+import { utimes, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { archiveStem, namesReaching } from '../../../src/sources/archive/name-rules.ts';
+import { archiveStem, DirectoryListings, namesReaching } from '../../../src/sources/archive/name-rules.ts';
+import { tempDir } from '../../helpers/tmp.ts';
 
 describe('archive name rules', () => {
   test('archive files are recognized by extension; hidden files never', () => {
@@ -28,5 +31,28 @@ describe('archive name rules', () => {
       ['notes.txt', []],
     ];
     for (const [path, names] of cases) assert.deepEqual(namesReaching(path), names, path);
+  });
+
+  test('directory listings are reused while the directory is unchanged, and listed again once it changes', async () => {
+    const dir = await tempDir('berth-listings');
+    try {
+      const listings = new DirectoryListings();
+      const stems = async () => (await listings.list(dir.path)).map((file) => file.stem).sort();
+      await writeFile(join(dir.path, 'a.oci'), '');
+      await utimes(dir.path, 1_000_000, 1_000_000);
+      assert.deepEqual(await stems(), ['a']);
+      // The same directory timestamp: the cached listing stands (what a settled directory saves).
+      await writeFile(join(dir.path, 'b.oci'), '');
+      await utimes(dir.path, 1_000_000, 1_000_000);
+      assert.deepEqual(await stems(), ['a']);
+      // Any real change moves the timestamp.
+      await utimes(dir.path, 1_000_001, 1_000_001);
+      assert.deepEqual(await stems(), ['a', 'b']);
+      await writeFile(join(dir.path, 'c.tar'), '');
+      assert.deepEqual(await stems(), ['a', 'b', 'c'], 'a directory changed just now is listed every time');
+      assert.deepEqual(await listings.list(join(dir.path, 'missing')), []);
+    } finally {
+      await dir.remove();
+    }
   });
 });
