@@ -153,20 +153,26 @@ export class ArchiveRepository implements Repository {
       throw error;
     });
     if (handle === undefined) return undefined;
-    if (!sameStamp(stampOf(await handle.stat()), archive.index.stamp)) {
-      await handle.close();
-      return undefined;
+    try {
+      if (!sameStamp(stampOf(await handle.stat()), archive.index.stamp)) {
+        await handle.close();
+        return undefined;
+      }
+      if (location.size === 0) {
+        await handle.close();
+        return Readable.from([]);
+      }
+      // The stream owns the handle from here and closes it when done or destroyed.
+      return handle.createReadStream({
+        start: location.offset + (range?.start ?? 0),
+        end: location.offset + (range?.end ?? location.size - 1),
+        highWaterMark: readChunkBytes,
+        ...(signal === undefined ? {} : { signal }),
+      });
+    } catch (error) {
+      await handle.close().catch(() => undefined);
+      throw error;
     }
-    if (location.size === 0) {
-      await handle.close();
-      return Readable.from([]);
-    }
-    return handle.createReadStream({
-      start: location.offset + (range?.start ?? 0),
-      end: location.offset + (range?.end ?? location.size - 1),
-      highWaterMark: readChunkBytes,
-      ...(signal === undefined ? {} : { signal }),
-    });
   }
 
   /**

@@ -36,6 +36,7 @@ export class ArchiveScanner {
   readonly #cache: ArchiveIndexCache;
   readonly #logger: Logger;
   #current: Promise<ScanResult>;
+  #last: ScanResult | undefined;
   #again = false;
   #closed = false;
   #timer: NodeJS.Timeout | undefined;
@@ -101,7 +102,12 @@ export class ArchiveScanner {
     );
     for (const path of this.#cache.paths()) if (!found.has(path)) this.#cache.purge(path);
     const result = { names, archives: found.size, failed };
-    this.#logger.info({ directory: root, archives: found.size, failed, names: names.size, ms: Math.round(performance.now() - started) }, 'archive directory scanned');
+    // Periodic and watch-triggered scans that change nothing stay out of the info log.
+    const changed = this.#last === undefined || this.#last.archives !== result.archives || this.#last.failed !== failed || this.#last.names.size !== names.size;
+    const fields = { directory: root, archives: found.size, failed, names: names.size, ms: Math.round(performance.now() - started) };
+    if (changed) this.#logger.info(fields, 'archive directory scanned');
+    else this.#logger.debug(fields, 'archive directory scanned');
+    this.#last = result;
     return result;
   }
 
