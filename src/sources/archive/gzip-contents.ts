@@ -34,6 +34,8 @@ export async function extractGzipArchive(handle: FileHandle, store: BlobStore, o
   const feeding = pipeline(source, createGunzip(), entries).catch((cause: unknown) => {
     throw new ArchiveFormatError(`the gzip stream cannot be read: ${(cause as Error).message}`, { cause });
   });
+  // Awaited below; until then a failure must not count as unhandled.
+  feeding.catch(() => undefined);
   try {
     for await (const entry of entries) {
       const { header } = entry;

@@ -220,6 +220,11 @@ describe('archive repositories: serving', () => {
     // Extracted blobs are not linked in metadata, so GC may take them: they come back.
     await fixture.app.registry.blobs.delete(layer.digest);
     assert.deepEqual((await fixture.get(`/v2/zipped/blobs/${layer.digest}`)).rawPayload, layer.bytes);
+    // A gzip stream cut short is a damaged archive like any other.
+    const cut = join(fixture.dir, 'cut.tgz');
+    await writeOciArchive(cut, [{ image: randomImage({ layerSize: 100_000 }), tags: ['1'] }], { gzip: true });
+    await truncate(cut, 40_000);
+    assert.equal(await servedDigest(fixture, 'cut', '1'), 404);
   });
 
   test('writes answer UNSUPPORTED: the repository is read-only', async () => {
