@@ -12,6 +12,7 @@ import { SqliteMetaStore } from './meta/sqlite/sqlite-meta-store.ts';
 import { createHostedContext, HostedSource, type HostedContext } from './registry/hosted.ts';
 import type { RepositorySource } from './registry/repository.ts';
 import { RepositoryRouter } from './registry/router.ts';
+import { ArchiveSource } from './sources/archive/archive-source.ts';
 
 /** The stores and the router built from a configuration: everything a command needs. */
 export interface Registry {
@@ -34,8 +35,10 @@ export async function openRegistry(config: Config, logger: PinoLogger = createLo
     redirects: config.storage.redirects ?? blobs.redirectUrl !== undefined,
   });
   const hostedSource = new HostedSource(hosted);
-  const routes = config.repositories.map((entry) => ({ prefix: entry.prefix, source: sourceFor(entry, hostedSource) }));
-  const router = new RepositoryRouter([{ prefix: '', source: hostedSource }, ...routes]);
+  const routes = config.repositories.map((entry) => ({ prefix: entry.prefix, source: sourceFor(entry, hostedSource, { blobs, logger, config }) }));
+  // Configured entries come first so that one with prefix '' takes every
+  // name no longer prefix matches, ahead of the hosted default.
+  const router = new RepositoryRouter([...routes, { prefix: '', source: hostedSource }]);
   return {
     config,
     blobs,
@@ -51,10 +54,19 @@ export async function openRegistry(config: Config, logger: PinoLogger = createLo
   };
 }
 
-function sourceFor(entry: Config['repositories'][number], hostedSource: HostedSource): RepositorySource {
+/** What sources other than hosted build on. */
+interface SourceContext {
+  blobs: BlobStore;
+  logger: PinoLogger;
+  config: Config;
+}
+
+function sourceFor(entry: Config['repositories'][number], hostedSource: HostedSource, context: SourceContext): RepositorySource {
   switch (entry.kind) {
     case 'hosted':
       return hostedSource;
+    case 'archive':
+      return new ArchiveSource({ ...entry, maxManifestBytes: context.config.registry.maxManifestBytes }, context.blobs, context.logger);
   }
 }
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { duration } from './units.ts';
 
 /**
  * A name prefix served by one repository kind. Names not matched by any
@@ -10,6 +11,18 @@ const prefix = z
 
 export const hostedRepositories = z.strictObject({ prefix, kind: z.literal('hosted') });
 
-export const repositoryKinds = z.discriminatedUnion('kind', [hostedRepositories]);
+/** Images read straight from OCI and Docker archives in a directory (docs/archives.md). */
+export const archiveRepositories = z.strictObject({
+  prefix,
+  kind: z.literal('archive'),
+  /** The directory holding the archives; the name rules apply relative to it. */
+  directory: z.string().min(1),
+  /** How often the whole directory is scanned again (changes made on other NFS clients are seen this way); 0 turns it off. */
+  rescanInterval: duration.prefault('10m'),
+  /** Rescan soon after a local change is reported by the kernel. */
+  watch: z.boolean().default(true),
+});
+
+export const repositoryKinds = z.discriminatedUnion('kind', [hostedRepositories, archiveRepositories]);
 
 export type RepositoryKindConfig = z.output<typeof repositoryKinds>;
