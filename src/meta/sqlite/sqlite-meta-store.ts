@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
+import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
 import { RegistryError } from '../../errors/registry-error.ts';
 import type { Digest } from '../../oci/digest.ts';
 import type { Descriptor } from '../../oci/manifest.ts';
@@ -18,8 +18,7 @@ import type {
   UploadSessions,
 } from '../meta-store.ts';
 import { sqliteMigrations } from './migrations.ts';
-
-type Row = Record<string, SQLInputValue>;
+import { SqliteStatements, type Row } from './statements.ts';
 
 /**
  * The embedded MetaStore: one SQLite file in WAL mode. node:sqlite is
@@ -130,7 +129,7 @@ export class SqliteMetaStore implements MetaStore {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     const db = new DatabaseSync(path, { timeout: 5000 });
     db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;');
-    migrate(db);
+    applyMigrations(db, sqliteMigrations);
     return new SqliteMetaStore(db);
   }
 
@@ -144,48 +143,7 @@ export class SqliteMetaStore implements MetaStore {
   }
 }
 
-class Queries {
-  readonly #db: DatabaseSync;
-  readonly #statements = new Map<string, StatementSync>();
-
-  constructor(db: DatabaseSync) {
-    this.#db = db;
-  }
-
-  get(sql: string, ...params: SQLInputValue[]): Row | undefined {
-    return this.statement(sql).get(...params) as Row | undefined;
-  }
-
-  all(sql: string, ...params: SQLInputValue[]): Row[] {
-    return this.statement(sql).all(...params) as Row[];
-  }
-
-  run(sql: string, ...params: SQLInputValue[]): number {
-    return Number(this.statement(sql).run(...params).changes);
-  }
-
-  /** Prepared once per SQL text: preparing costs more than most of these queries. */
-  statement(sql: string): StatementSync {
-    let statement = this.#statements.get(sql);
-    if (statement === undefined) {
-      statement = this.#db.prepare(sql);
-      this.#statements.set(sql, statement);
-    }
-    return statement;
-  }
-
-  transaction<T>(work: () => T): T {
-    this.#db.exec('BEGIN IMMEDIATE');
-    try {
-      const result = work();
-      this.#db.exec('COMMIT');
-      return result;
-    } catch (error) {
-      this.#db.exec('ROLLBACK');
-      throw error;
-    }
-  }
-
+class Queries extends SqliteStatements {
   repositoryId(repository: RepositoryName): number | undefined {
     return this.get('SELECT id FROM repositories WHERE name = ?', repository)?.['id'] as number | undefined;
   }
@@ -272,13 +230,18 @@ class Queries {
   }
 }
 
-function migrate(db: DatabaseSync): void {
+/**
+ * Brings a database's schema up to date: `migrations[i]` is version i + 1,
+ * applied once, in its own transaction, recorded in `schema_migrations`.
+ * Shared by every SQLite database Berth keeps.
+ */
+export function applyMigrations(db: DatabaseSync, migrations: readonly string[]): void {
   db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)');
   const applied = (db.prepare('SELECT MAX(version) AS version FROM schema_migrations').get()?.['version'] as number | null) ?? 0;
-  if (applied > sqliteMigrations.length) {
-    throw new Error(`the database schema (version ${applied}) is newer than this Berth (version ${sqliteMigrations.length})`);
+  if (applied > migrations.length) {
+    throw new Error(`the database schema (version ${applied}) is newer than this Berth (version ${migrations.length})`);
   }
-  sqliteMigrations.forEach((sql, index) => {
+  migrations.forEach((sql, index) => {
     const version = index + 1;
     if (version <= applied) return;
     db.exec('BEGIN IMMEDIATE');
