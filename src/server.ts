@@ -12,6 +12,8 @@ import { SqliteMetaStore } from './meta/sqlite/sqlite-meta-store.ts';
 import { createHostedContext, HostedSource, type HostedContext } from './registry/hosted.ts';
 import type { RepositorySource } from './registry/repository.ts';
 import { RepositoryRouter } from './registry/router.ts';
+import { createDropletSource } from './sources/droplet/create.ts';
+import { SqliteDropletIndex } from './sources/droplet/sqlite-droplet-index.ts';
 
 /** The stores and the router built from a configuration: everything a command needs. */
 export interface Registry {
@@ -34,7 +36,8 @@ export async function openRegistry(config: Config, logger: PinoLogger = createLo
     redirects: config.storage.redirects ?? blobs.redirectUrl !== undefined,
   });
   const hostedSource = new HostedSource(hosted);
-  const routes = config.repositories.map((entry) => ({ prefix: entry.prefix, source: sourceFor(entry, hostedSource) }));
+  const drivers: SourceDrivers = { blobs, dataDir, redirects: hosted.options.redirects, logger };
+  const routes = config.repositories.map((entry) => ({ prefix: entry.prefix, source: sourceFor(entry, hostedSource, drivers) }));
   const router = new RepositoryRouter([{ prefix: '', source: hostedSource }, ...routes]);
   return {
     config,
@@ -51,10 +54,20 @@ export async function openRegistry(config: Config, logger: PinoLogger = createLo
   };
 }
 
-function sourceFor(entry: Config['repositories'][number], hostedSource: HostedSource): RepositorySource {
+/** What sources other than hosted are built from. */
+interface SourceDrivers {
+  blobs: BlobStore;
+  dataDir: string;
+  redirects: boolean;
+  logger: PinoLogger;
+}
+
+function sourceFor(entry: Config['repositories'][number], hostedSource: HostedSource, drivers: SourceDrivers): RepositorySource {
   switch (entry.kind) {
     case 'hosted':
       return hostedSource;
+    case 'droplet':
+      return createDropletSource(entry, { ...drivers, index: SqliteDropletIndex.open(join(drivers.dataDir, 'droplets.db')) });
   }
 }
 
