@@ -38,7 +38,8 @@ export async function openRegistry(config: Config, logger: PinoLogger = createLo
   const hostedSource = new HostedSource(hosted);
   const drivers: SourceDrivers = { blobs, dataDir, redirects: hosted.options.redirects, logger };
   const routes = config.repositories.map((entry) => ({ prefix: entry.prefix, source: sourceFor(entry, hostedSource, drivers) }));
-  const router = new RepositoryRouter([{ prefix: '', source: hostedSource }, ...routes]);
+  // Configured routes first: for an equal prefix (a kind configured at ""), the configured one wins over the default.
+  const router = new RepositoryRouter([...routes, { prefix: '', source: hostedSource }]);
   return {
     config,
     blobs,
