@@ -89,5 +89,11 @@ export interface RepositorySource {
   open(name: RepositoryName, signal?: AbortSignal): Promise<Repository>;
   /** Full names this source can list, sorted; used to build the catalog. */
   catalog(page: Page, signal?: AbortSignal): Promise<RepositoryName[]>;
+  /**
+   * Blobs this source keeps in the registry's BlobStore without MetaStore
+   * links (layers it converted, configs it generated): a collector must not
+   * delete them. Absent on sources whose blobs are all linked.
+   */
+  retainedBlobs?(): AsyncIterable<Digest>;
   close?(): Promise<void>;
 }

@@ -67,9 +67,9 @@ export class DropletSource implements RepositorySource {
     return (await apps.paths(within)).map((path) => `${prefix}${path}` as RepositoryName);
   }
 
-  /** Blobs the droplet kind keeps in the BlobStore without MetaStore links; a collector must keep them. */
-  retainedBlobs(now = new Date()): AsyncIterable<Digest> {
-    return this.#context.index.retainedBlobs(now);
+  /** Droplet layers, rootfs layers within retention and generated configs: none is linked in the MetaStore. */
+  retainedBlobs(): AsyncIterable<Digest> {
+    return this.#context.index.retainedBlobs(new Date());
   }
 
   async close(): Promise<void> {

@@ -229,6 +229,15 @@ describe('droplet repositories: retention of replaced rootfs', () => {
       assert.notEqual(second.headers.get('docker-content-digest'), digest);
       const old = await fetch(`${local.url}/v2/space/app/manifests/${digest}`);
       assert.equal(old.status, 404);
+
+      // What GC must keep: the current composition's blobs, not the replaced rootfs nor its config.
+      const retained = new Set<string>();
+      for await (const blob of local.server.registry.router.retainedBlobs()) retained.add(blob);
+      const current = (await second.json()) as ManifestJson;
+      for (const blob of [current.config, ...current.layers]) assert.ok(retained.has(blob.digest), blob.digest);
+      const replaced = (await first.json()) as ManifestJson;
+      assert.ok(!retained.has(replaced.layers[0]?.digest ?? ''), 'the replaced rootfs is no longer retained');
+      assert.ok(!retained.has(replaced.config.digest), 'nor the config of a composition on it');
     } finally {
       await local.close();
       await temp.remove();
