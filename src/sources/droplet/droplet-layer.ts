@@ -9,7 +9,7 @@ import { RegistryError } from '../../errors/registry-error.ts';
 import { finishDigest } from '../../oci/digest.ts';
 import { MeteredStream, through } from '../../registry/blob-writer.ts';
 import type { Conversion } from './droplet-index.ts';
-import { storeTarAsLayer } from './layer-writer.ts';
+import { archiveError, storeTarAsLayer } from './layer-writer.ts';
 
 /** Where Cloud Foundry unpacks a droplet, and so where its entries go in the layer. */
 export const dropletRoot = 'home/vcap';
@@ -59,8 +59,8 @@ export async function convertDroplet(blobs: BlobStore, droplet: Readable, owner:
   const stored = storeTarAsLayer(blobs, Readable.from(pack), signal);
   const rewritten = rewriteEntries(tarStream, extract, pack, owner);
   const [layer, startCommand] = await Promise.allSettled([stored, rewritten]);
-  if (startCommand.status === 'rejected') throw conversionError(startCommand.reason);
-  if (layer.status === 'rejected') throw conversionError(layer.reason);
+  if (startCommand.status === 'rejected') throw archiveError(startCommand.reason, 'the droplet');
+  if (layer.status === 'rejected') throw archiveError(layer.reason, 'the droplet');
   const conversion: ConvertedDroplet = { dropletDigest: finishDigest(dropletHash, 'sha256'), dropletSize: metered.bytes, layer: layer.value };
   if (startCommand.value !== undefined) conversion.startCommand = startCommand.value;
   return conversion;
@@ -198,19 +198,6 @@ function invalidEntry(name: string, problem: string): RegistryError {
   return new RegistryError('BLOB_UPLOAD_INVALID', `droplet entry "${clip(name)}" ${problem}; entries must be relative to the droplet root`, {
     detail: { entry: clip(name) },
   });
-}
-
-/** Errors of the gzip or tar layer itself become a client error naming the droplet; ours pass through. */
-function conversionError(error: unknown): unknown {
-  if (error instanceof RegistryError) return error;
-  const code = (error as { code?: unknown } | undefined)?.code;
-  if (typeof code === 'string' && code.startsWith('Z_')) {
-    return new RegistryError('BLOB_UPLOAD_INVALID', 'the droplet is not a gzip-compressed tar (.tgz)', { cause: error });
-  }
-  if (error instanceof Error && /tar|header|Unexpected end/i.test(error.message)) {
-    return new RegistryError('BLOB_UPLOAD_INVALID', `the droplet is not a valid tar archive: ${error.message}`, { cause: error });
-  }
-  return error;
 }
 
 function clip(value: string): string {

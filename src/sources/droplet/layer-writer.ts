@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { Transform, type Readable, type TransformCallback } from 'node:stream';
-import { createGzip } from 'node:zlib';
+import { finished, Transform, type Readable, type TransformCallback, type Writable } from 'node:stream';
+import { createGunzip, createGzip } from 'node:zlib';
 import type { BlobStore } from '../../blobs/blob-store.ts';
 import { RegistryError } from '../../errors/registry-error.ts';
 import { finishDigest } from '../../oci/digest.ts';
@@ -17,6 +17,61 @@ export async function storeTarAsLayer(blobs: BlobStore, tar: Readable, signal?: 
   const gzipped = through(through(tar, new MeteredStream(tarHash)), createGzip());
   const { digest, size } = await writeBlob(blobs, gzipped, signal === undefined ? {} : { signal });
   return { digest, size, diffId: finishDigest(tarHash, 'sha256') };
+}
+
+/**
+ * Stores a gzip-compressed tar as a layer blob exactly as it is (no
+ * recompression: a rootfs is hundreds of megabytes), while a side branch
+ * decompresses the same bytes to hash the diff_id and check that they are
+ * a tar. Both happen in the one pass over the input.
+ */
+export async function storeGzipTarAsLayer(blobs: BlobStore, gzip: Readable, what: string, signal?: AbortSignal): Promise<StoredLayer> {
+  const tarHash = createHash('sha256');
+  const inflate = createGunzip();
+  const checked = through(through(inflate, new MeteredStream(tarHash)), new TarHeaderCheck(what));
+  checked.resume();
+  const { digest, size } = await writeBlob(blobs, through(gzip, new Tee(inflate, checked)), signal === undefined ? {} : { signal });
+  return { digest, size, diffId: finishDigest(tarHash, 'sha256') };
+}
+
+/**
+ * Passes bytes through unchanged and writes them to `side` too, waiting
+ * while the side is behind (bounded memory). Fails when the side fails;
+ * ends only once `sideEnd` (the end of the side's pipeline) has finished.
+ */
+class Tee extends Transform {
+  readonly #side: Writable;
+  #sideError: Error | undefined;
+  #sideDone = false;
+  #onSideDone: ((error?: Error) => void) | undefined;
+
+  constructor(side: Writable, sideEnd: Readable) {
+    super();
+    this.#side = side;
+    finished(sideEnd, (error) => {
+      this.#sideDone = true;
+      if (error) {
+        this.#sideError = error;
+        this.destroy(error);
+      }
+      this.#onSideDone?.(error ?? undefined);
+    });
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    if (this.#sideError !== undefined) {
+      callback(this.#sideError);
+      return;
+    }
+    if (this.#side.write(chunk)) callback(null, chunk);
+    else this.#side.once('drain', () => callback(null, chunk));
+  }
+
+  override _flush(callback: TransformCallback): void {
+    this.#side.end();
+    if (this.#sideDone) callback(this.#sideError ?? null);
+    else this.#onSideDone = (error) => callback(error ?? null);
+  }
 }
 
 const tarBlockSize = 512;
@@ -68,4 +123,20 @@ export class TarHeaderCheck extends Transform {
 /** True when `head` starts like a gzip stream (RFC 1952 magic bytes). */
 export function isGzip(head: Uint8Array): boolean {
   return head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b;
+}
+
+/**
+ * Failures of the gzip or tar format itself become a client error naming
+ * `what`; RegistryErrors and I/O failures pass through.
+ */
+export function archiveError(error: unknown, what: string): unknown {
+  if (error instanceof RegistryError) return error;
+  const code = (error as { code?: unknown } | undefined)?.code;
+  if (typeof code === 'string' && code.startsWith('Z_')) {
+    return new RegistryError('BLOB_UPLOAD_INVALID', `${what} is not a gzip-compressed tar (.tgz): ${(error as Error).message}`, { cause: error });
+  }
+  if (error instanceof Error && /tar|header|Unexpected end/i.test(error.message)) {
+    return new RegistryError('BLOB_UPLOAD_INVALID', `${what} is not a valid tar archive: ${error.message}`, { cause: error });
+  }
+  return error;
 }

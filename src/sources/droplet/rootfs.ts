@@ -1,13 +1,12 @@
 import { createReadStream } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { createGunzip } from 'node:zlib';
 import type { BlobStore } from '../../blobs/blob-store.ts';
 import { RegistryError } from '../../errors/registry-error.ts';
 import type { Logger } from '../../log.ts';
 import { through } from '../../registry/blob-writer.ts';
 import type { DropletIndex, RootfsRecord, StoredLayer } from './droplet-index.ts';
-import { isGzip, storeTarAsLayer, TarHeaderCheck } from './layer-writer.ts';
+import { archiveError, isGzip, storeGzipTarAsLayer, storeTarAsLayer, TarHeaderCheck } from './layer-writer.ts';
 
 export interface RootfsOptions {
   /** The configured rootfs tarball, watched for replacement. */
@@ -27,8 +26,13 @@ export async function storeRootfs(blobs: BlobStore, file: string, signal?: Abort
     await handle.close();
   }
   const raw = createReadStream(file);
-  const tar = isGzip(head) ? through(raw, createGunzip()) : raw;
-  return storeTarAsLayer(blobs, through(tar, new TarHeaderCheck(`rootfs ${file}`)), signal);
+  const what = `rootfs ${file}`;
+  try {
+    if (isGzip(head)) return await storeGzipTarAsLayer(blobs, raw, what, signal);
+    return await storeTarAsLayer(blobs, through(raw, new TarHeaderCheck(what)), signal);
+  } catch (error) {
+    throw archiveError(error, what);
+  }
 }
 
 /**

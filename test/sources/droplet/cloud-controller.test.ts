@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
@@ -169,6 +170,18 @@ describe('droplet repositories: Cloud Controller', () => {
     assert.equal(result.response.status, 200, result.text);
     assert.equal(stub.counts.unauthorized, unauthorized + 1);
     assert.equal(stub.counts.tokens, tokens + 1);
+  });
+
+  test('the client secret can come from a file (a mounted secret)', async () => {
+    const secretFile = join(files.path, 'client-secret');
+    await writeFile(secretFile, `${stub.clientSecret}\n`);
+    const local = await startTestRegistry({ repositories: [ccConfig({ clientSecret: undefined, clientSecretFile: secretFile })] });
+    try {
+      const result = await pull(local.url, 'cf/acme/dev/shop', 'latest');
+      assert.equal(result.response.status, 200, result.text);
+    } finally {
+      await local.close();
+    }
   });
 
   test('a token is renewed before its expires_in runs out', async () => {
