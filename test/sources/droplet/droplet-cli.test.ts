@@ -24,7 +24,7 @@ test('berth rootfs import and berth droplet push: the imported rootfs is the bas
     const rootfs = (await berth(['rootfs', 'import', join(temp.path, 'rootfs.tar.gz'), '--data', data, '--config', config])).trim();
     assert.match(rootfs, /^sha256:[a-f0-9]{64}$/);
 
-    const registry = await startTestRegistry({ repositories: [{ prefix: 'cf/', kind: 'droplet' }] }, data);
+    const registry = await startTestRegistry({ repositories: [{ prefix: 'cf/', kind: 'droplet' }] }, { dataDir: data });
     try {
       const args = ['droplet', 'push', join(temp.path, 'droplet.tgz'), '--app', 'cf/dev/shop', '--guid', 'g-1', '--registry', registry.url];
       const layer = (await berth(args)).trim();
