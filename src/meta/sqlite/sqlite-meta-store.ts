@@ -1,6 +1,4 @@
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
+import type { DatabaseSync, SQLInputValue } from 'node:sqlite';
 import { RegistryError } from '../../errors/registry-error.ts';
 import type { Digest } from '../../oci/digest.ts';
 import type { Descriptor } from '../../oci/manifest.ts';
@@ -17,8 +15,8 @@ import type {
   UploadSession,
   UploadSessions,
 } from '../meta-store.ts';
+import { openDatabase, SqliteStatements, type Row } from './database.ts';
 import { sqliteMigrations } from './migrations.ts';
-import { SqliteStatements, type Row } from './statements.ts';
 
 /**
  * The embedded MetaStore: one SQLite file in WAL mode. node:sqlite is
@@ -126,11 +124,7 @@ export class SqliteMetaStore implements MetaStore {
 
   /** Opens (creating when absent) the database at `path` and brings its schema up to date. */
   static open(path: string): SqliteMetaStore {
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-    const db = new DatabaseSync(path, { timeout: 5000 });
-    db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;');
-    applyMigrations(db, sqliteMigrations);
-    return new SqliteMetaStore(db);
+    return new SqliteMetaStore(openDatabase(path, sqliteMigrations));
   }
 
   /** The database, for modules that extend the store with their own tables (GC, events). */
@@ -228,35 +222,6 @@ class Queries extends SqliteStatements {
       return descriptor;
     });
   }
-}
-
-/**
- * Brings a database's schema up to date: `migrations[i]` is version i + 1,
- * applied once, in its own transaction, recorded in `schema_migrations`.
- * Shared by every SQLite database Berth keeps.
- */
-export function applyMigrations(db: DatabaseSync, migrations: readonly string[]): void {
-  db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)');
-  const applied = (db.prepare('SELECT MAX(version) AS version FROM schema_migrations').get()?.['version'] as number | null) ?? 0;
-  if (applied > migrations.length) {
-    throw new Error(`the database schema (version ${applied}) is newer than this Berth (version ${migrations.length})`);
-  }
-  migrations.forEach((sql, index) => {
-    const version = index + 1;
-    if (version <= applied) return;
-    db.exec('BEGIN IMMEDIATE');
-    try {
-      // Another process may have applied it while we waited for the lock.
-      if (db.prepare('SELECT 1 FROM schema_migrations WHERE version = ?').get(version) === undefined) {
-        db.exec(sql);
-        db.prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)').run(version, Date.now());
-      }
-      db.exec('COMMIT');
-    } catch (error) {
-      db.exec('ROLLBACK');
-      throw error;
-    }
-  });
 }
 
 function limitOf(page: Page): number {

@@ -1,9 +1,6 @@
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { DatabaseSync } from 'node:sqlite';
+import type { DatabaseSync } from 'node:sqlite';
 import type { Page } from '../../meta/meta-store.ts';
-import { applyMigrations } from '../../meta/sqlite/sqlite-meta-store.ts';
-import { SqliteStatements, type Row } from '../../meta/sqlite/statements.ts';
+import { openDatabase, SqliteStatements, type Row } from '../../meta/sqlite/database.ts';
 import type { Digest } from '../../oci/digest.ts';
 import type { RepositoryName } from '../../oci/names.ts';
 import type {
@@ -216,11 +213,7 @@ export class SqliteDropletIndex implements DropletIndex {
 
   /** Opens (creating when absent) the index at `path` and brings its schema up to date. */
   static open(path: string): SqliteDropletIndex {
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-    const db = new DatabaseSync(path, { timeout: 5000 });
-    db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;');
-    applyMigrations(db, migrations);
-    return new SqliteDropletIndex(db);
+    return new SqliteDropletIndex(openDatabase(path, migrations));
   }
 
   async *retainedBlobs(now: Date): AsyncIterable<Digest> {
