@@ -75,11 +75,11 @@ async function rewriteEntries(source: Readable, extract: tar.Extract, pack: Pack
     directories.add(path);
     await writeEntry(pack, { name: `${path}/`, type: 'directory', mode, uid: ids.uid, gid: ids.gid, mtime });
   };
-  // Parents first: home/ belongs to root as in any rootfs, home/vcap/ to the app's user.
-  await addDirectory('home', 0o755, { uid: 0, gid: 0 }, new Date(0));
-  await addDirectory(dropletRoot, 0o755, owner, new Date(0));
   let startCommand: string | undefined;
   try {
+    // Parents first: home/ belongs to root as in any rootfs, home/vcap/ to the app's user.
+    await addDirectory('home', 0o755, { uid: 0, gid: 0 }, new Date(0));
+    await addDirectory(dropletRoot, 0o755, owner, new Date(0));
     for await (const entry of extract) {
       const path = entryPath(entry.header.name, 'path');
       if (path === '') {

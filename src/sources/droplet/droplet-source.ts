@@ -73,7 +73,7 @@ export class DropletSource implements RepositorySource {
   }
 
   async close(): Promise<void> {
-    await this.#context.rootfs.settled();
+    await this.#context.rootfs.close();
     await this.#context.close();
   }
 }

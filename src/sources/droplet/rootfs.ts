@@ -47,6 +47,7 @@ export class RootfsBase {
   readonly #blobs: BlobStore;
   readonly #options: RootfsOptions;
   readonly #logger: Logger;
+  readonly #stopping = new AbortController();
   #lastCheck = Number.NEGATIVE_INFINITY;
   #importing: Promise<void> | undefined;
   #lastFailure: string | undefined;
@@ -87,9 +88,14 @@ export class RootfsBase {
   #checkConfiguredFile(): void {
     const path = this.#options.path;
     const now = Date.now();
-    if (path === undefined || this.#importing !== undefined || now - this.#lastCheck < this.#options.checkIntervalMs) return;
+    if (path === undefined || this.#importing !== undefined || this.#stopping.signal.aborted) return;
+    if (now - this.#lastCheck < this.#options.checkIntervalMs) return;
     this.#lastCheck = now;
     const work = this.#importIfChanged(path).catch((error: unknown) => {
+      if (this.#stopping.signal.aborted) {
+        this.#logger.info({ path }, 'rootfs import stopped by shutdown; it starts again with the next pull');
+        return;
+      }
       this.#lastFailure = `importing the rootfs ${path} failed: ${error instanceof Error ? error.message : String(error)}`;
       this.#logger.error({ err: error, path }, 'rootfs import failed; pulls keep using the previous rootfs');
     });
@@ -102,12 +108,18 @@ export class RootfsBase {
     const origin = await fileOrigin(path);
     if ((await this.#index.rootfs.byOrigin(this.#source, origin)) !== undefined) return;
     this.#logger.info({ path }, 'rootfs file is new or replaced: importing it');
-    await this.import(path, origin);
+    await this.import(path, origin, this.#stopping.signal);
     this.#lastFailure = undefined;
   }
 
-  /** Waits for an import in progress (shutdown, tests). */
+  /** Waits for a background import in progress (tests). */
   async settled(): Promise<void> {
+    await this.#importing;
+  }
+
+  /** Stops a background import (it is redone at the next start) and waits for it to give up. */
+  async close(): Promise<void> {
+    this.#stopping.abort(new Error('shutting down'));
     await this.#importing;
   }
 }
