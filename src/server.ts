@@ -13,6 +13,8 @@ import { createHostedContext, HostedSource, type HostedContext } from './registr
 import type { RepositorySource } from './registry/repository.ts';
 import { RepositoryRouter } from './registry/router.ts';
 import { ArchiveSource } from './sources/archive/archive-source.ts';
+import { createDropletSource } from './sources/droplet/create.ts';
+import { SqliteDropletIndex } from './sources/droplet/sqlite-droplet-index.ts';
 
 /** The stores and the router built from a configuration: everything a command needs. */
 export interface Registry {
@@ -35,9 +37,9 @@ export async function openRegistry(config: Config, logger: PinoLogger = createLo
     redirects: config.storage.redirects ?? blobs.redirectUrl !== undefined,
   });
   const hostedSource = new HostedSource(hosted);
-  const routes = config.repositories.map((entry) => ({ prefix: entry.prefix, source: sourceFor(entry, hostedSource, { blobs, logger, config }) }));
-  // Configured entries come first so that one with prefix '' takes every
-  // name no longer prefix matches, ahead of the hosted default.
+  const context: SourceContext = { blobs, dataDir, redirects: hosted.options.redirects, logger, config };
+  const routes = config.repositories.map((entry) => ({ prefix: entry.prefix, source: sourceFor(entry, hostedSource, context) }));
+  // Configured routes first: for an equal prefix (a kind configured at ""), the configured one wins over the default.
   const router = new RepositoryRouter([...routes, { prefix: '', source: hostedSource }]);
   return {
     config,
@@ -54,9 +56,11 @@ export async function openRegistry(config: Config, logger: PinoLogger = createLo
   };
 }
 
-/** What sources other than hosted build on. */
+/** What sources other than hosted are built from. */
 interface SourceContext {
   blobs: BlobStore;
+  dataDir: string;
+  redirects: boolean;
   logger: PinoLogger;
   config: Config;
 }
@@ -67,6 +71,8 @@ function sourceFor(entry: Config['repositories'][number], hostedSource: HostedSo
       return hostedSource;
     case 'archive':
       return new ArchiveSource({ ...entry, maxManifestBytes: context.config.registry.maxManifestBytes }, context.blobs, context.logger);
+    case 'droplet':
+      return createDropletSource(entry, { ...context, index: SqliteDropletIndex.open(join(context.dataDir, 'droplets.db')) });
   }
 }
 
