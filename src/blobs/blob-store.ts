@@ -35,6 +35,9 @@ export interface BlobStore {
   close?(): Promise<void>;
 }
 
+/** What an upload id may look like; anything else is an unknown upload (ids end up in paths and keys). */
+export const uploadIdPattern = /^[A-Za-z0-9_-]{1,128}$/;
+
 /**
  * Bytes of uploads in progress, addressed by session id. Appends are
  * positional: an append that fails leaves the upload as it was before it.

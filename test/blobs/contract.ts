@@ -3,7 +3,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type { BlobStore } from '../../src/blobs/blob-store.ts';
 import { digestOf, type Digest } from '../../src/oci/digest.ts';
-import { failingStreamOf, readAll, registryError, streamOf, type OpenedStore, type OpenStore } from '../helpers/stores.ts';
+import { assertSameBytes, failingStreamOf, readAll, registryError, streamOf, type OpenedStore, type OpenStore } from '../helpers/stores.ts';
 
 const mib = 1024 * 1024;
 
@@ -59,11 +59,11 @@ export function runBlobStoreContract(label: string, openStore: OpenStore<BlobSto
         offset = next;
       }
       const bytes = Buffer.concat(chunks);
-      assert.deepEqual(await readAll(await store.uploads.read(id)), bytes);
+      assertSameBytes(await readAll(await store.uploads.read(id)), bytes);
       const digest = digestOf(bytes);
       await store.uploads.commit(id, digest, bytes.length);
       assert.equal(await store.stat(digest), bytes.length);
-      assert.deepEqual(await readAll(await store.open(digest)), bytes);
+      assertSameBytes(await readAll(await store.open(digest)), bytes);
       await assert.rejects(store.uploads.append(id, offset, streamOf(Buffer.from('x'))), registryError('BLOB_UPLOAD_UNKNOWN'));
       assert.ok(!(await uploadIds(store)).includes(id));
     });
@@ -88,7 +88,7 @@ export function runBlobStoreContract(label: string, openStore: OpenStore<BlobSto
         [9_999, 9_999],
         [1234, 5678],
       ] as const) {
-        assert.deepEqual(await readAll(await store.open(digest, { start, end })), bytes.subarray(start, end + 1), `bytes ${start}-${end}`);
+        assertSameBytes(await readAll(await store.open(digest, { start, end })), bytes.subarray(start, end + 1), `bytes ${start}-${end}`);
       }
     });
 
@@ -98,12 +98,12 @@ export function runBlobStoreContract(label: string, openStore: OpenStore<BlobSto
       await store.uploads.create(id);
       const offset = await store.uploads.append(id, 0, streamOf(first));
       await assert.rejects(store.uploads.append(id, offset, failingStreamOf(randomBytes(3000))), /client went away/);
-      assert.deepEqual(await readAll(await store.uploads.read(id)), first);
+      assertSameBytes(await readAll(await store.uploads.read(id)), first);
       const second = randomBytes(700);
       assert.equal(await store.uploads.append(id, offset, streamOf(second)), offset + second.length);
       const bytes = Buffer.concat([first, second]);
       await store.uploads.commit(id, digestOf(bytes), bytes.length);
-      assert.deepEqual(await readAll(await store.open(digestOf(bytes))), bytes);
+      assertSameBytes(await readAll(await store.open(digestOf(bytes))), bytes);
     });
 
     it('leaves the upload unchanged when an append is aborted', async () => {
@@ -115,7 +115,7 @@ export function runBlobStoreContract(label: string, openStore: OpenStore<BlobSto
       const never = failingStreamOf(randomBytes(10), 'aborted');
       controller.abort();
       await assert.rejects(store.uploads.append(id, first.length, never, controller.signal));
-      assert.deepEqual(await readAll(await store.uploads.read(id)), first);
+      assertSameBytes(await readAll(await store.uploads.read(id)), first);
       await store.uploads.remove(id);
     });
 
@@ -134,10 +134,10 @@ export function runBlobStoreContract(label: string, openStore: OpenStore<BlobSto
       const size = await store.uploads.append(id, 0, streamOf(recorded));
       // An append whose result the MetaStore never recorded (its process died).
       await store.uploads.append(id, size, streamOf(randomBytes(500)));
-      assert.deepEqual(await readAll(await store.uploads.read(id, undefined, size)), recorded);
+      assertSameBytes(await readAll(await store.uploads.read(id, undefined, size)), recorded);
       await assert.rejects(store.uploads.read(id, undefined, size + 501), registryError('BLOB_UPLOAD_INVALID'));
       await store.uploads.commit(id, digestOf(recorded), size);
-      assert.deepEqual(await readAll(await store.open(digestOf(recorded))), recorded);
+      assertSameBytes(await readAll(await store.open(digestOf(recorded))), recorded);
     });
 
     it('answers BLOB_UPLOAD_UNKNOWN for an upload that does not exist', async () => {
@@ -159,7 +159,7 @@ export function runBlobStoreContract(label: string, openStore: OpenStore<BlobSto
       }
       await Promise.all(ids.slice(0, 2).map((id) => store.uploads.commit(id, digest, bytes.length)));
       await store.uploads.commit(ids[2] as string, digest, bytes.length);
-      assert.deepEqual(await readAll(await store.open(digest)), bytes);
+      assertSameBytes(await readAll(await store.open(digest)), bytes);
       const remaining = await uploadIds(store);
       for (const id of ids) assert.ok(!remaining.includes(id), 'committed uploads are gone');
       if (store.list !== undefined) {
@@ -207,7 +207,7 @@ export function runBlobStoreContract(label: string, openStore: OpenStore<BlobSto
       assert.ok(url !== undefined && /^https?:\/\//.test(url));
       const response = await fetch(url);
       assert.equal(response.status, 200);
-      assert.deepEqual(Buffer.from(await response.arrayBuffer()), bytes);
+      assertSameBytes(Buffer.from(await response.arrayBuffer()), bytes);
     });
   });
 }

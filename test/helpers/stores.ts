@@ -1,4 +1,6 @@
+import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
+import { digestOf } from '../../src/oci/digest.ts';
 import type { RegistryError } from '../../src/errors/registry-error.ts';
 
 /** A store opened for one test, with whatever must be cleaned up after it. */
@@ -24,6 +26,12 @@ export function failingStreamOf(bytes: Buffer, message = 'client went away'): Re
       throw new Error(message);
     })(),
   );
+}
+
+/** Compares bytes without printing them all when they differ. */
+export function assertSameBytes(actual: Uint8Array, expected: Uint8Array, message = 'bytes differ'): void {
+  if (Buffer.from(actual).equals(Buffer.from(expected))) return;
+  assert.fail(`${message}: got ${actual.byteLength} bytes (${digestOf(actual)}), expected ${expected.byteLength} (${digestOf(expected)})`);
 }
 
 export async function readAll(stream: Readable): Promise<Buffer> {

@@ -5,10 +5,9 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { RegistryError } from '../../errors/registry-error.ts';
 import { algorithmOf, digestAlgorithms, hexOf, tryParseDigest, type Digest } from '../../oci/digest.ts';
-import type { BlobStore, ByteRange, StoredItem, UploadArea } from '../blob-store.ts';
+import { uploadIdPattern, type BlobStore, type ByteRange, type StoredItem, type UploadArea } from '../blob-store.ts';
 
 const readChunkBytes = 1024 * 1024;
-const uploadIdPattern = /^[A-Za-z0-9_-]{1,128}$/;
 
 /**
  * Blobs as files under `root/blobs/<algorithm>/<2 hex>/<hex>`; uploads as
