@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { RegistryError } from '../../errors/registry-error.ts';
 import type { Digest } from '../../oci/digest.ts';
@@ -159,11 +160,11 @@ export class PostgresMetaStore implements MetaStore {
   }
 
   async #rows(sql: string, params: unknown[]): Promise<Row[]> {
-    return (await this.#pool.query<Row>(sql, params)).rows;
+    return (await this.#pool.query<Row>(prepared(sql, params))).rows;
   }
 
   async #count(sql: string, params: unknown[]): Promise<number> {
-    return (await this.#pool.query(sql, params)).rowCount ?? 0;
+    return (await this.#pool.query(prepared(sql, params))).rowCount ?? 0;
   }
 
   async #transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
@@ -309,6 +310,22 @@ function firstMissing(kind: 'blob' | 'manifest', wanted: readonly Digest[], foun
       detail: { digest: missing },
     });
   }
+}
+
+const statementNames = new Map<string, string>();
+
+/**
+ * A named statement: each connection parses and plans it once, then only
+ * binds values, which takes a good share off the single-row lookups every
+ * pull makes.
+ */
+function prepared(text: string, values: unknown[]): pg.QueryConfig {
+  let name = statementNames.get(text);
+  if (name === undefined) {
+    name = `berth_${createHash('sha256').update(text).digest('hex').slice(0, 16)}`;
+    statementNames.set(text, name);
+  }
+  return { name, text, values };
 }
 
 function errorCode(error: unknown): string {
