@@ -11,7 +11,8 @@ import { mediaTypes } from '../../src/oci/media-types.ts';
 import { blobOf, pushBlob, pushImage, pushManifest, randomImage } from '../helpers/images.ts';
 import { writeOciLayout } from '../helpers/oci-layout.ts';
 import { postgresMissing, startTestPostgres, type PostgresDatabase, type TestPostgres } from '../helpers/postgres.ts';
-import { startBerthProcess, startNginx, type ChildHandle } from '../helpers/processes.ts';
+import { startNginx } from '../helpers/nginx.ts';
+import { startBerthServer } from '../helpers/process.ts';
 import { s3Options, startTestS3, type TestS3 } from '../helpers/s3.ts';
 import { assertSameBytes } from '../helpers/stores.ts';
 import { tempDir } from '../helpers/tmp.ts';
@@ -29,7 +30,7 @@ describe('replicas sharing S3 and PostgreSQL behind nginx', { skip }, () => {
   let postgres: TestPostgres;
   let database: PostgresDatabase;
   let s3: TestS3;
-  const children: ChildHandle[] = [];
+  const children: { stop(): Promise<void> }[] = [];
   let replicaA: string;
   let replicaB: string;
   let balanced: string;
@@ -44,7 +45,6 @@ describe('replicas sharing S3 and PostgreSQL behind nginx', { skip }, () => {
     await writeFile(
       configFile,
       stringify({
-        listen: '127.0.0.1:0',
         dataDir: join(work.path, 'data'),
         log: { level: 'info', format: 'json' },
         storage: {
@@ -55,10 +55,14 @@ describe('replicas sharing S3 and PostgreSQL behind nginx', { skip }, () => {
       }),
     );
     // Both start at once: the schema migration must cope.
-    const [a, b] = await Promise.all([startBerthProcess(configFile), startBerthProcess(configFile)]);
-    children.push(a, b);
-    replicaA = a.url;
-    replicaB = b.url;
+    const started = await Promise.allSettled([startBerthServer(['--config', configFile]), startBerthServer(['--config', configFile])]);
+    for (const result of started) if (result.status === 'fulfilled') children.push(result.value);
+    const [a, b] = started.map((result) => {
+      if (result.status === 'rejected') throw result.reason;
+      return result.value;
+    });
+    replicaA = (a as { url: string }).url;
+    replicaB = (b as { url: string }).url;
     const nginxDir = join(work.path, 'nginx');
     await mkdir(nginxDir);
     const nginx = await startNginx(nginxDir, [new URL(replicaA).host, new URL(replicaB).host]);

@@ -3,19 +3,16 @@ import { once } from 'node:events';
 import { writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 
-const repositoryRoot = join(import.meta.dirname, '..', '..');
-
-/** A child process the test started; `stop` ends it (SIGTERM, then SIGKILL) and waits for it. */
-export interface ChildHandle {
+/** nginx as a child of the test; `stop` ends it (SIGTERM, then SIGKILL) and waits for it. */
+export interface NginxProcess {
   process: ChildProcess;
   /** What it wrote to stderr (and stdout lines that were not JSON), for failure messages. */
   output(): string;
   stop(): Promise<void>;
 }
 
-function track(child: ChildProcess): ChildHandle {
+function track(child: ChildProcess): NginxProcess {
   const lines: string[] = [];
   child.stderr?.setEncoding('utf8').on('data', (text: string) => lines.push(text));
   return {
@@ -30,43 +27,6 @@ function track(child: ChildProcess): ChildHandle {
       clearTimeout(timer);
     },
   };
-}
-
-/**
- * `berth serve --config FILE` as its own process, with Node 24 (this test
- * runner's). Resolves once it logs where it listens.
- */
-export async function startBerthProcess(configFile: string): Promise<ChildHandle & { url: string }> {
-  const child = spawn(process.execPath, [join(repositoryRoot, 'src', 'cli', 'main.ts'), 'serve', '--config', configFile], {
-    cwd: repositoryRoot,
-    env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: process.env['HOME'] ?? '/tmp' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const handle = track(child);
-  const listening = new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`berth did not start in time:\n${handle.output()}`)), 60_000);
-    createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
-      try {
-        const entry = JSON.parse(line) as { address?: string; msg?: string };
-        if (entry.address !== undefined && entry.msg?.startsWith('Berth is listening') === true) {
-          clearTimeout(timer);
-          resolve(entry.address);
-        }
-      } catch {
-        // Not a log line.
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`berth exited with ${code} before listening:\n${handle.output()}`));
-    });
-  });
-  try {
-    return { ...handle, url: `http://${await listening}` };
-  } catch (error) {
-    await handle.stop();
-    throw error;
-  }
 }
 
 /** A loopback port that was free a moment ago (for programs that cannot bind port 0 and report it). */
@@ -86,7 +46,7 @@ export async function freePort(): Promise<number> {
  * balancing round robin over `upstreams` (HOST:PORT), streaming request
  * and response bodies (no buffering), as in docs/deployment.md.
  */
-export async function startNginx(dir: string, upstreams: readonly string[]): Promise<ChildHandle & { url: string }> {
+export async function startNginx(dir: string, upstreams: readonly string[]): Promise<NginxProcess & { url: string }> {
   const port = await freePort();
   const asRoot = process.getuid?.() === 0;
   const config = `
