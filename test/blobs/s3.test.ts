@@ -45,6 +45,19 @@ describe('S3 BlobStore across replicas', () => {
     assertSameBytes(await readAll(await replicaA.open(digestOf(bytes))), bytes);
   });
 
+  it('assembles chunks of 5 MiB and more, streaming the parts when the store cannot copy them', async () => {
+    // s3rver answers UploadPartCopy with NotImplemented: this covers the fallback.
+    const id = randomUUID();
+    const chunks = [randomBytes(5 * 1024 * 1024), randomBytes(5 * 1024 * 1024 + 1), randomBytes(7)];
+    await replicaA.uploads.create(id);
+    let size = 0;
+    for (const chunk of chunks) size = await replicaA.uploads.append(id, size, streamOf(chunk));
+    const bytes = Buffer.concat(chunks);
+    await replicaB.uploads.commit(id, digestOf(bytes), size);
+    assertSameBytes(await readAll(await replicaA.open(digestOf(bytes))), bytes);
+    assert.equal(await replicaA.stat(digestOf(bytes)), bytes.length);
+  });
+
   it('commits the bytes of the append the MetaStore recorded when two raced at one offset', async () => {
     const id = randomUUID();
     await replicaA.uploads.create(id);
