@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import pg from 'pg';
-import { RegistryError } from '../../errors/registry-error.ts';
 import type { Digest } from '../../oci/digest.ts';
 import type { Descriptor } from '../../oci/manifest.ts';
 import type { Reference, RepositoryName, Tag } from '../../oci/names.ts';
@@ -15,6 +14,7 @@ import type {
   UploadSession,
   UploadSessions,
 } from '../meta-store.ts';
+import { manifestRecordFromRow, missingReference, referrerFromRow } from '../rows.ts';
 import { postgresMigrations } from './migrations.ts';
 
 type Row = Record<string, unknown>;
@@ -201,7 +201,7 @@ export class PostgresMetaStore implements MetaStore {
             [repository, reference.tag],
           );
     const row = rows[0];
-    return row === undefined ? undefined : toManifestRecord(row);
+    return row === undefined ? undefined : manifestRecordFromRow(row);
   }
 
   async #referrers(repository: RepositoryName, subject: Digest, artifactType: string | undefined): Promise<Descriptor[]> {
@@ -211,12 +211,7 @@ export class PostgresMetaStore implements MetaStore {
        WHERE r.name = $1 AND m.subject = $2 AND ($3::text IS NULL OR m.artifact_type = $3) ORDER BY m.digest`,
       [repository, subject, artifactType ?? null],
     );
-    return rows.map((row) => {
-      const descriptor: Descriptor = { mediaType: row['media_type'] as string, digest: row['digest'] as Digest, size: row['size'] as number };
-      if (row['artifact_type'] !== null) descriptor.artifactType = row['artifact_type'] as string;
-      if (row['annotations'] !== null) descriptor.annotations = JSON.parse(row['annotations'] as string) as Record<string, string>;
-      return descriptor;
-    });
+    return rows.map(referrerFromRow);
   }
 }
 
@@ -305,11 +300,7 @@ async function putManifest(
 function firstMissing(kind: 'blob' | 'manifest', wanted: readonly Digest[], found: Row[]): void {
   const present = new Set(found.map((row) => row['digest'] as string));
   const missing = wanted.find((digest) => !present.has(digest));
-  if (missing !== undefined) {
-    throw new RegistryError('MANIFEST_BLOB_UNKNOWN', `the manifest references ${kind} ${missing}, which is not in this repository`, {
-      detail: { digest: missing },
-    });
-  }
+  if (missing !== undefined) throw missingReference(kind, missing);
 }
 
 const statementNames = new Map<string, string>();
@@ -330,18 +321,6 @@ function prepared(text: string, values: unknown[]): pg.QueryConfig {
 
 function errorCode(error: unknown): string {
   return typeof error === 'object' && error !== null && 'code' in error && typeof error.code === 'string' ? error.code : '';
-}
-
-function toManifestRecord(row: Row): ManifestRecord {
-  const record: ManifestRecord = {
-    digest: row['digest'] as Digest,
-    mediaType: row['media_type'] as string,
-    bytes: row['content'] as Buffer,
-  };
-  if (row['subject'] !== null) record.subject = row['subject'] as Digest;
-  if (row['artifact_type'] !== null) record.artifactType = row['artifact_type'] as string;
-  if (row['annotations'] !== null) record.annotations = JSON.parse(row['annotations'] as string) as Record<string, string>;
-  return record;
 }
 
 function toUploadSession(row: Row): UploadSession {
