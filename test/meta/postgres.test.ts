@@ -31,6 +31,13 @@ describe('PostgreSQL MetaStore', { skip }, () => {
     }
   });
 
+  it('says which store it could not open when the server is unreachable', async () => {
+    await assert.rejects(
+      PostgresMetaStore.open({ host: '/nonexistent-socket-dir', database: 'berth', connectionTimeoutMillis: 2000 }),
+      /cannot open the PostgreSQL metadata store: .*nonexistent-socket-dir/,
+    );
+  });
+
   it('refuses a database whose schema is newer than this Berth', async () => {
     const database = await cluster.createDatabase();
     const store = await PostgresMetaStore.open(database);

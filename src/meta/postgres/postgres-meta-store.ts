@@ -145,7 +145,7 @@ export class PostgresMetaStore implements MetaStore {
       await migrate(pool);
     } catch (error) {
       await pool.end();
-      throw error;
+      throw new Error(`cannot open the PostgreSQL metadata store: ${(error as Error).message}`, { cause: error });
     }
     return new PostgresMetaStore(pool);
   }
