@@ -24,6 +24,9 @@ export function createS3Client(location: S3Location): S3Client {
     // many S3-compatible stores reject the SDK's default streaming checksums.
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
+    // A store that does not answer fails the request instead of holding it forever.
+    // No idle timeout: a slow client legitimately pauses a blob download.
+    requestHandler: { connectionTimeout: 10_000 },
   });
 }
 
