@@ -4,10 +4,13 @@ import { pino, type Logger as PinoLogger } from 'pino';
 import PinoPretty from 'pino-pretty';
 import type { BlobStore } from './blobs/blob-store.ts';
 import { FsBlobStore } from './blobs/fs/fs-blob-store.ts';
+import { S3BlobStore } from './blobs/s3/s3-blob-store.ts';
 import type { Config } from './config/schema.ts';
 import { splitHostPort } from './config/units.ts';
 import { createApp } from './http/app.ts';
 import type { MetaStore } from './meta/meta-store.ts';
+import { poolConfig } from './meta/postgres/pool-config.ts';
+import { PostgresMetaStore } from './meta/postgres/postgres-meta-store.ts';
 import { SqliteMetaStore } from './meta/sqlite/sqlite-meta-store.ts';
 import { createHostedContext, HostedSource, type HostedContext } from './registry/hosted.ts';
 import type { RepositorySource } from './registry/repository.ts';
@@ -30,8 +33,11 @@ export interface Registry {
 /** The one place that picks concrete drivers. */
 export async function openRegistry(config: Config, logger: PinoLogger = createLogger(config)): Promise<Registry> {
   const dataDir = resolve(config.dataDir);
-  const blobs: BlobStore = await FsBlobStore.open(resolve(config.storage.fs.path ?? dataDir));
-  const meta: MetaStore = SqliteMetaStore.open(resolve(config.metadata.sqlite.path ?? join(dataDir, 'berth.db')));
+  const blobs: BlobStore = await openBlobStore(config, dataDir, logger);
+  const meta: MetaStore = await openMetaStore(config, dataDir).catch(async (error: unknown) => {
+    await blobs.close?.();
+    throw error;
+  });
   const hosted = createHostedContext(blobs, meta, {
     deletes: config.registry.deletes,
     redirects: config.storage.redirects ?? blobs.redirectUrl !== undefined,
@@ -54,6 +60,30 @@ export async function openRegistry(config: Config, logger: PinoLogger = createLo
       await blobs.close?.();
     },
   };
+}
+
+async function openBlobStore(config: Config, dataDir: string, logger: PinoLogger): Promise<BlobStore> {
+  const storage = config.storage;
+  switch (storage.driver) {
+    case 'fs':
+      return FsBlobStore.open(resolve(storage.fs.path ?? dataDir));
+    case 's3':
+      return S3BlobStore.open({
+        ...storage.s3,
+        bucket: storage.s3.bucket as string,
+        onBackgroundError: (message, error) => logger.warn({ err: error }, message),
+      });
+  }
+}
+
+async function openMetaStore(config: Config, dataDir: string): Promise<MetaStore> {
+  const metadata = config.metadata;
+  switch (metadata.driver) {
+    case 'sqlite':
+      return SqliteMetaStore.open(resolve(metadata.sqlite.path ?? join(dataDir, 'berth.db')));
+    case 'postgres':
+      return PostgresMetaStore.open(poolConfig(metadata.postgres));
+  }
 }
 
 /** What sources other than hosted are built from. */

@@ -1,5 +1,4 @@
 import type { DatabaseSync, SQLInputValue } from 'node:sqlite';
-import { RegistryError } from '../../errors/registry-error.ts';
 import type { Digest } from '../../oci/digest.ts';
 import type { Descriptor } from '../../oci/manifest.ts';
 import type { Reference, RepositoryName, Tag } from '../../oci/names.ts';
@@ -15,6 +14,7 @@ import type {
   UploadSession,
   UploadSessions,
 } from '../meta-store.ts';
+import { manifestRecordFromRow, missingReference, referrerFromRow } from '../rows.ts';
 import { openDatabase, SqliteStatements, type Row } from './database.ts';
 import { sqliteMigrations } from './migrations.ts';
 
@@ -162,7 +162,7 @@ class Queries extends SqliteStatements {
             repository,
             reference.tag,
           );
-    return row === undefined ? undefined : toManifestRecord(row);
+    return row === undefined ? undefined : manifestRecordFromRow(row);
   }
 
   putManifest(repository: RepositoryName, manifest: ManifestRecord, references: ManifestReferences, tags: readonly Tag[]): void {
@@ -211,39 +211,12 @@ class Queries extends SqliteStatements {
        FROM manifests m JOIN repositories r ON r.id = m.repository_id
        WHERE r.name = ? AND m.subject = ? ${filter} ORDER BY m.digest`,
       ...params,
-    ).map((row) => {
-      const descriptor: Descriptor = {
-        mediaType: row['media_type'] as string,
-        digest: row['digest'] as Digest,
-        size: row['size'] as number,
-      };
-      if (row['artifact_type'] !== null) descriptor.artifactType = row['artifact_type'] as string;
-      if (row['annotations'] !== null) descriptor.annotations = JSON.parse(row['annotations'] as string) as Record<string, string>;
-      return descriptor;
-    });
+    ).map(referrerFromRow);
   }
 }
 
 function limitOf(page: Page): number {
   return page.limit ?? -1;
-}
-
-function missingReference(kind: 'blob' | 'manifest', digest: Digest): RegistryError {
-  return new RegistryError('MANIFEST_BLOB_UNKNOWN', `the manifest references ${kind} ${digest}, which is not in this repository`, {
-    detail: { digest },
-  });
-}
-
-function toManifestRecord(row: Row): ManifestRecord {
-  const record: ManifestRecord = {
-    digest: row['digest'] as Digest,
-    mediaType: row['media_type'] as string,
-    bytes: row['content'] as Uint8Array,
-  };
-  if (row['subject'] !== null) record.subject = row['subject'] as Digest;
-  if (row['artifact_type'] !== null) record.artifactType = row['artifact_type'] as string;
-  if (row['annotations'] !== null) record.annotations = JSON.parse(row['annotations'] as string) as Record<string, string>;
-  return record;
 }
 
 function toUploadSession(row: Row): UploadSession {
