@@ -16,6 +16,7 @@ import type {
 } from '../meta-store.ts';
 import { manifestRecordFromRow, missingReference, referrerFromRow } from '../rows.ts';
 import { postgresMigrations } from './migrations.ts';
+import { inTransaction } from './transaction.ts';
 
 type Row = Record<string, unknown>;
 /** A pooled connection or the pool itself: both run queries. */
@@ -23,9 +24,6 @@ type Queryable = pg.Pool | pg.PoolClient;
 
 /** Any fixed number: it only has to be the same for every Berth sharing a database. */
 const migrationLockKey = 0x6265727468;
-/** Lock conflicts PostgreSQL resolves by failing one side; the transaction is simply run again. */
-const retryableCodes = new Set(['40001', '40P01']);
-const maxAttempts = 5;
 
 /**
  * The shared MetaStore: PostgreSQL, for several Berth replicas at once.
@@ -167,24 +165,8 @@ export class PostgresMetaStore implements MetaStore {
     return (await this.#pool.query(prepared(sql, params))).rowCount ?? 0;
   }
 
-  async #transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      const client = await this.#pool.connect();
-      try {
-        await client.query('BEGIN');
-        const result = await work(client);
-        await client.query('COMMIT');
-        client.release();
-        return result;
-      } catch (error) {
-        const rolledBack = await client.query('ROLLBACK').then(
-          () => true,
-          () => false,
-        );
-        client.release(rolledBack ? undefined : true);
-        if (!(attempt < maxAttempts && retryableCodes.has(errorCode(error)))) throw error;
-      }
-    }
+  #transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    return inTransaction(this.#pool, work);
   }
 
   async #manifest(repository: RepositoryName, reference: Reference): Promise<ManifestRecord | undefined> {
@@ -266,9 +248,12 @@ async function putManifest(
     [repositoryId, references.children],
   );
   firstMissing('manifest', references.children, children.rows);
+  // DO UPDATE, not DO NOTHING: the row stays locked until this commits, so
+  // a collector deleting the manifest waits for (and then sees) the tags
+  // and references written here; a push again also restarts its grace period.
   await client.query(
     `INSERT INTO manifests (repository_id, digest, media_type, content, size, subject, artifact_type, annotations, created_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now()) ON CONFLICT DO NOTHING`,
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now()) ON CONFLICT (repository_id, digest) DO UPDATE SET created_at = excluded.created_at`,
     [
       repositoryId,
       manifest.digest,
@@ -317,10 +302,6 @@ function prepared(text: string, values: unknown[]): pg.QueryConfig {
     statementNames.set(text, name);
   }
   return { name, text, values };
-}
-
-function errorCode(error: unknown): string {
-  return typeof error === 'object' && error !== null && 'code' in error && typeof error.code === 'string' ? error.code : '';
 }
 
 function toUploadSession(row: Row): UploadSession {

@@ -178,9 +178,10 @@ class Queries extends SqliteStatements {
         throw missingReference('manifest', digest);
       }
     }
+    // A push again counts as new: garbage collection's grace period runs from the latest push.
     this.run(
       `INSERT INTO manifests (repository_id, digest, media_type, content, size, subject, artifact_type, annotations, created_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET created_at = excluded.created_at`,
       repositoryId,
       manifest.digest,
       manifest.mediaType,
