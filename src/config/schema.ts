@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { eventsConfig, gcConfig, immutableTagsConfig, metricsConfig, quotasConfig, retentionConfig } from './operations.ts';
 import { repositoryKinds } from './repositories.ts';
 import { postgresSettings, requireWhenDriver, s3Settings } from './scale-out.ts';
 import { byteSize, duration, hostPort } from './units.ts';
@@ -61,6 +62,18 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   repositories: z.array(repositoryKinds).default([]),
+  /** Garbage collection and expired uploads (docs/operations.md). */
+  gc: gcConfig,
+  /** Retention policies per repository glob (docs/operations.md). */
+  retention: retentionConfig,
+  /** Storage quotas per repository glob (docs/operations.md). */
+  quotas: quotasConfig,
+  /** Tags that never move once pushed, per repository glob (docs/operations.md). */
+  immutableTags: immutableTagsConfig,
+  /** CloudEvents to webhooks (docs/operations.md). */
+  events: eventsConfig,
+  /** Prometheus metrics (docs/operations.md). */
+  metrics: metricsConfig,
 });
 
 export type Config = z.output<typeof configSchema>;

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { postgresMigrations } from '../../src/meta/postgres/migrations.ts';
 import { PostgresMetaStore } from '../../src/meta/postgres/postgres-meta-store.ts';
 import { postgresMissing, startTestPostgres, type TestPostgres } from '../helpers/postgres.ts';
 import { runMetaStoreContract } from './contract.ts';
@@ -23,7 +24,7 @@ describe('PostgreSQL MetaStore', { skip }, () => {
     const stores = await Promise.all(Array.from({ length: 4 }, () => PostgresMetaStore.open({ ...database, max: 2 })));
     try {
       const versions = await stores[0]?.pool.query('SELECT version FROM schema_migrations ORDER BY version');
-      assert.deepEqual(versions?.rows.map((row) => row['version']), [1]);
+      assert.deepEqual(versions?.rows.map((row) => row['version']), postgresMigrations.map((_, index) => index + 1));
       const again = await PostgresMetaStore.open(database);
       await again.close();
     } finally {

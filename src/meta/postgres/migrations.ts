@@ -62,4 +62,34 @@ export const postgresMigrations: readonly string[] = [
   );
   CREATE INDEX uploads_by_update ON uploads(updated_at);
   `,
+  // Operations (docs/operations.md): GC touches and tombstones, the webhook
+  // outbox and pull times. Leases are advisory locks and need no table.
+  `
+  CREATE TABLE blob_touches (
+    digest TEXT COLLATE "C" PRIMARY KEY,
+    touched_at TIMESTAMPTZ NOT NULL
+  );
+  CREATE TABLE blob_tombstones (
+    digest TEXT COLLATE "C" PRIMARY KEY,
+    size BIGINT NOT NULL,
+    condemned_at TIMESTAMPTZ NOT NULL
+  );
+  CREATE TABLE event_queue (
+    id BIGSERIAL PRIMARY KEY,
+    webhook TEXT NOT NULL,
+    body TEXT NOT NULL,
+    enqueued_at TIMESTAMPTZ NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TIMESTAMPTZ NOT NULL,
+    last_error TEXT
+  );
+  CREATE INDEX event_queue_by_webhook ON event_queue(webhook, id);
+  CREATE TABLE manifest_pulls (
+    repository TEXT COLLATE "C" NOT NULL,
+    digest TEXT COLLATE "C" NOT NULL,
+    pulled_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (repository, digest)
+  );
+  CREATE INDEX manifest_pulls_by_time ON manifest_pulls(pulled_at);
+  `,
 ];

@@ -60,4 +60,41 @@ export const sqliteMigrations: readonly string[] = [
   ) WITHOUT ROWID;
   CREATE INDEX uploads_by_update ON uploads(updated_at);
   `,
+  // Operations (docs/operations.md): GC touches and tombstones, leases, the
+  // webhook outbox and pull times. Tables only the OperationsStore uses.
+  `
+  CREATE TABLE blob_touches (
+    digest TEXT PRIMARY KEY,
+    touched_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE TABLE blob_tombstones (
+    digest TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    condemned_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE TABLE leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE TABLE event_queue (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    webhook TEXT NOT NULL,
+    body TEXT NOT NULL,
+    enqueued_at INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    last_error TEXT
+  );
+  CREATE INDEX event_queue_by_webhook ON event_queue(webhook, id);
+  CREATE TABLE manifest_pulls (
+    repository TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    pulled_at INTEGER NOT NULL,
+    PRIMARY KEY (repository, digest)
+  ) WITHOUT ROWID;
+  CREATE INDEX manifest_pulls_by_time ON manifest_pulls(pulled_at);
+  `,
 ];

@@ -1,0 +1,18 @@
+import { join } from 'node:path';
+import { SqliteMetaStore } from '../../src/meta/sqlite/sqlite-meta-store.ts';
+import { SqliteOperationsStore } from '../../src/meta/sqlite/sqlite-operations-store.ts';
+import { tempDir } from '../helpers/tmp.ts';
+import { runOperationsStoreContract } from './operations-contract.ts';
+
+runOperationsStoreContract('sqlite', async () => {
+  const root = await tempDir('berth-ops-sqlite');
+  const meta = SqliteMetaStore.open(join(root.path, 'berth.db'));
+  return {
+    meta,
+    operations: new SqliteOperationsStore(meta.database),
+    async close() {
+      await meta.close();
+      await root.remove();
+    },
+  };
+});
