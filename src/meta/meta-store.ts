@@ -25,6 +25,15 @@ export interface ManifestReferences {
   children: readonly Digest[];
 }
 
+export interface PutOptions {
+  /**
+   * Tags among `tags` that must not move (immutable tags): when one already
+   * names another manifest, nothing is stored and DENIED is thrown. Checked
+   * inside the write, so two pushes racing for the tag cannot both win.
+   */
+  fixedTags?: readonly Tag[];
+}
+
 export interface UploadSession {
   id: string;
   repository: RepositoryName;
@@ -77,7 +86,7 @@ export interface ManifestIndex {
    * checking that every referenced blob and child manifest is in the
    * repository (MANIFEST_BLOB_UNKNOWN otherwise). Re-putting is idempotent.
    */
-  put(repository: RepositoryName, manifest: ManifestRecord, references: ManifestReferences, tags: readonly Tag[]): Promise<void>;
+  put(repository: RepositoryName, manifest: ManifestRecord, references: ManifestReferences, tags: readonly Tag[], options?: PutOptions): Promise<void>;
   /** Removes the manifest and every tag pointing at it; false when absent. */
   delete(repository: RepositoryName, digest: Digest): Promise<boolean>;
   /** Manifests whose subject is `subject`, optionally of one artifact type, sorted by digest. */

@@ -1,7 +1,7 @@
 import { RegistryError } from '../errors/registry-error.ts';
 import type { Digest } from '../oci/digest.ts';
 import type { Descriptor } from '../oci/manifest.ts';
-import type { ManifestRecord } from './meta-store.ts';
+import type { ManifestRecord, PutOptions } from './meta-store.ts';
 
 /**
  * Rows of the `manifests` table as both SQL drivers return them (same
@@ -34,4 +34,15 @@ export function missingReference(kind: 'blob' | 'manifest', digest: Digest): Reg
   return new RegistryError('MANIFEST_BLOB_UNKNOWN', `the manifest references ${kind} ${digest}, which is not in this repository`, {
     detail: { digest },
   });
+}
+
+/** What a manifest put answers when it would move a tag that must not move. */
+export function fixedTagMoved(tag: string, current: string): RegistryError {
+  return new RegistryError('DENIED', `tag ${tag} is immutable here and already names ${current}`, { detail: { tag, digest: current } });
+}
+
+/** The fixed tags a put actually writes. */
+export function fixedAmong<Tag extends string>(tags: readonly Tag[], options: PutOptions | undefined): Tag[] {
+  const fixed = new Set<string>(options?.fixedTags ?? []);
+  return tags.filter((tag) => fixed.has(tag));
 }

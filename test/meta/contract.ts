@@ -216,6 +216,26 @@ export function runMetaStoreContract(label: string, openStore: OpenStore<MetaSto
         assert.deepEqual(await meta.manifests.referrers(repository, subject.digest, 'application/none'), []);
         assert.deepEqual(await meta.manifests.referrers(repository, digestOf(randomBytes(4))), []);
       });
+
+      it('never moves a fixed tag, even when two pushes race to create it', async () => {
+        const repository = freshRepository();
+        const [first, second] = [manifest(), manifest()];
+        const none = { blobs: [], children: [] };
+        const fixed = { fixedTags: [parseTag('v1')] };
+        await meta.manifests.put(repository, first, none, [parseTag('v1'), parseTag('latest')], fixed);
+        await meta.manifests.put(repository, first, none, [parseTag('v1')], fixed);
+        await assert.rejects(meta.manifests.put(repository, second, none, [parseTag('v1'), parseTag('latest')], fixed), registryError('DENIED'));
+        assert.equal(await meta.manifests.get(repository, { kind: 'digest', digest: second.digest }), undefined, 'nothing stored');
+        assert.equal((await meta.manifests.get(repository, { kind: 'tag', tag: parseTag('latest') }))?.digest, first.digest);
+        await meta.manifests.put(repository, second, none, [parseTag('latest')], fixed);
+        assert.equal((await meta.manifests.get(repository, { kind: 'tag', tag: parseTag('latest') }))?.digest, second.digest, 'other tags move');
+
+        const racing = Array.from({ length: 6 }, () => manifest());
+        const results = await Promise.allSettled(racing.map((each) => meta.manifests.put(repository, each, none, [parseTag('v2')], { fixedTags: [parseTag('v2')] })));
+        assert.equal(results.filter((result) => result.status === 'fulfilled').length, 1, 'exactly one push creates the tag');
+        const winner = racing[results.findIndex((result) => result.status === 'fulfilled')];
+        assert.equal((await meta.manifests.get(repository, { kind: 'tag', tag: parseTag('v2') }))?.digest, winner?.digest);
+      });
     });
 
     describe('tags and catalog', () => {

@@ -14,7 +14,7 @@ import type {
   UploadSession,
   UploadSessions,
 } from '../meta-store.ts';
-import { manifestRecordFromRow, missingReference, referrerFromRow } from '../rows.ts';
+import { fixedAmong, fixedTagMoved, manifestRecordFromRow, missingReference, referrerFromRow } from '../rows.ts';
 import { postgresMigrations } from './migrations.ts';
 import { inTransaction } from './transaction.ts';
 
@@ -81,8 +81,8 @@ export class PostgresMetaStore implements MetaStore {
     };
     this.manifests = {
       get: (repository, reference) => this.#manifest(repository, reference),
-      put: (repository, manifest, references, tags) =>
-        this.#transaction((client) => putManifest(client, repository, manifest, references, tags)),
+      put: (repository, manifest, references, tags, options) =>
+        this.#transaction((client) => putManifest(client, repository, manifest, references, tags, fixedAmong(tags, options))),
       delete: (repository, digest) =>
         this.#transaction(async (client) => {
           const found = await client.query('SELECT id FROM repositories WHERE name = $1', [repository]);
@@ -235,6 +235,7 @@ async function putManifest(
   manifest: ManifestRecord,
   references: ManifestReferences,
   tags: readonly Tag[],
+  fixedTags: readonly Tag[],
 ): Promise<void> {
   const repositoryId = await ensureRepository(client, repository);
   // FOR SHARE: what the manifest references stays in the repository until this commits.
@@ -272,6 +273,7 @@ async function putManifest(
      SELECT $1, $2, target, kind FROM unnest($3::text[], $4::text[]) AS r(target, kind) ON CONFLICT DO NOTHING`,
     [repositoryId, manifest.digest, targets, kinds],
   );
+  if (fixedTags.length > 0) await claimFixedTags(client, repositoryId, manifest.digest, fixedTags);
   // Sorted, so that two requests moving the same tags lock them in the same order.
   const sortedTags = [...new Set(tags)].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
   await client.query(
@@ -280,6 +282,26 @@ async function putManifest(
      ON CONFLICT (repository_id, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`,
     [repositoryId, sortedTags, manifest.digest],
   );
+}
+
+/**
+ * Creates the fixed tags that do not exist yet without moving any that do
+ * (a concurrent creator makes this wait, then find its row), and refuses
+ * when one names another manifest.
+ */
+async function claimFixedTags(client: pg.PoolClient, repositoryId: number, digest: Digest, fixedTags: readonly Tag[]): Promise<void> {
+  const sorted = [...new Set(fixedTags)].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+  await client.query(
+    `INSERT INTO tags (repository_id, name, digest, updated_at)
+     SELECT $1, name, $3, now() FROM unnest($2::text[]) WITH ORDINALITY AS t(name, position) ORDER BY position ON CONFLICT DO NOTHING`,
+    [repositoryId, sorted, digest],
+  );
+  const current = await client.query('SELECT name, digest FROM tags WHERE repository_id = $1 AND name = ANY($2::text[]) ORDER BY name FOR UPDATE', [
+    repositoryId,
+    sorted,
+  ]);
+  const moved = current.rows.find((row: Row) => row['digest'] !== digest);
+  if (moved !== undefined) throw fixedTagMoved(moved['name'] as string, moved['digest'] as string);
 }
 
 function firstMissing(kind: 'blob' | 'manifest', wanted: readonly Digest[], found: Row[]): void {

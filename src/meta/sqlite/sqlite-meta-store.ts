@@ -14,7 +14,7 @@ import type {
   UploadSession,
   UploadSessions,
 } from '../meta-store.ts';
-import { manifestRecordFromRow, missingReference, referrerFromRow } from '../rows.ts';
+import { fixedAmong, fixedTagMoved, manifestRecordFromRow, missingReference, referrerFromRow } from '../rows.ts';
 import { openDatabase, SqliteStatements, type Row } from './database.ts';
 import { sqliteMigrations } from './migrations.ts';
 
@@ -76,7 +76,8 @@ export class SqliteMetaStore implements MetaStore {
     };
     this.manifests = {
       get: async (repository, reference) => q.manifest(repository, reference),
-      put: async (repository, manifest, references, tags) => q.transaction(() => q.putManifest(repository, manifest, references, tags)),
+      put: async (repository, manifest, references, tags, options) =>
+        q.transaction(() => q.putManifest(repository, manifest, references, tags, fixedAmong(tags, options))),
       delete: async (repository, digest) =>
         q.transaction(() => {
           const repositoryId = q.repositoryId(repository);
@@ -165,9 +166,13 @@ class Queries extends SqliteStatements {
     return row === undefined ? undefined : manifestRecordFromRow(row);
   }
 
-  putManifest(repository: RepositoryName, manifest: ManifestRecord, references: ManifestReferences, tags: readonly Tag[]): void {
+  putManifest(repository: RepositoryName, manifest: ManifestRecord, references: ManifestReferences, tags: readonly Tag[], fixedTags: readonly Tag[]): void {
     const now = Date.now();
     const repositoryId = this.ensureRepository(repository, now);
+    for (const tag of fixedTags) {
+      const current = this.get('SELECT digest FROM tags WHERE repository_id = ? AND name = ?', repositoryId, tag)?.['digest'];
+      if (typeof current === 'string' && current !== manifest.digest) throw fixedTagMoved(tag, current);
+    }
     for (const digest of references.blobs) {
       if (this.get('SELECT 1 FROM repository_blobs WHERE repository_id = ? AND digest = ?', repositoryId, digest) === undefined) {
         throw missingReference('blob', digest);
