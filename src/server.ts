@@ -9,9 +9,14 @@ import type { Config } from './config/schema.ts';
 import { splitHostPort } from './config/units.ts';
 import { createApp } from './http/app.ts';
 import type { MetaStore } from './meta/meta-store.ts';
+import type { OperationsStore } from './meta/operations-store.ts';
 import { poolConfig } from './meta/postgres/pool-config.ts';
 import { PostgresMetaStore } from './meta/postgres/postgres-meta-store.ts';
+import { PostgresOperationsStore } from './meta/postgres/postgres-operations-store.ts';
 import { SqliteMetaStore } from './meta/sqlite/sqlite-meta-store.ts';
+import { SqliteOperationsStore } from './meta/sqlite/sqlite-operations-store.ts';
+import type { RegistryMetrics } from './metrics/metrics.ts';
+import { Operations } from './ops/operations.ts';
 import { createHostedContext, HostedSource, type HostedContext } from './registry/hosted.ts';
 import type { RepositorySource } from './registry/repository.ts';
 import { RepositoryRouter } from './registry/router.ts';
@@ -27,6 +32,8 @@ export interface Registry {
   hosted: HostedContext;
   router: RepositoryRouter;
   logger: PinoLogger;
+  /** GC, retention, quotas, events, metrics (docs/operations.md). */
+  operations: Operations;
   close(): Promise<void>;
 }
 
@@ -38,15 +45,29 @@ export async function openRegistry(config: Config, logger: PinoLogger = createLo
     await blobs.close?.();
     throw error;
   });
-  const hosted = createHostedContext(blobs, meta, {
-    deletes: config.registry.deletes,
-    redirects: config.storage.redirects ?? blobs.redirectUrl !== undefined,
+  const operations = new Operations({
+    config,
+    blobs,
+    meta,
+    store: operationsStoreFor(meta),
+    logger,
+    ...(blobs instanceof S3BlobStore ? { sweepMultipart: (cutoff: Date) => blobs.sweepMultipartUploads(cutoff) } : {}),
   });
+  const hosted = createHostedContext(
+    operations.blobs,
+    meta,
+    {
+      deletes: config.registry.deletes,
+      redirects: config.storage.redirects ?? blobs.redirectUrl !== undefined,
+    },
+    operations.policy,
+  );
   const hostedSource = new HostedSource(hosted);
-  const context: SourceContext = { blobs, dataDir, redirects: hosted.options.redirects, logger, config };
+  const context: SourceContext = { blobs: operations.blobs, dataDir, redirects: hosted.options.redirects, logger, config, metrics: operations.metrics };
   const routes = config.repositories.map((entry) => ({ prefix: entry.prefix, source: sourceFor(entry, hostedSource, context) }));
   // Configured routes first: for an equal prefix (a kind configured at ""), the configured one wins over the default.
   const router = new RepositoryRouter([...routes, { prefix: '', source: hostedSource }]);
+  operations.retainFrom(() => router.retainedBlobs());
   return {
     config,
     blobs,
@@ -54,8 +75,10 @@ export async function openRegistry(config: Config, logger: PinoLogger = createLo
     hosted,
     router,
     logger,
+    operations,
     async close() {
       await router.close();
+      await operations.close();
       await meta.close();
       await blobs.close?.();
     },
@@ -86,6 +109,13 @@ async function openMetaStore(config: Config, dataDir: string): Promise<MetaStore
   }
 }
 
+/** The operations store over the same database as the MetaStore. */
+function operationsStoreFor(meta: MetaStore): OperationsStore {
+  if (meta instanceof SqliteMetaStore) return new SqliteOperationsStore(meta.database);
+  if (meta instanceof PostgresMetaStore) return new PostgresOperationsStore(meta.pool);
+  throw new Error('this metadata driver has no operations store');
+}
+
 /** What sources other than hosted are built from. */
 interface SourceContext {
   blobs: BlobStore;
@@ -93,6 +123,8 @@ interface SourceContext {
   redirects: boolean;
   logger: PinoLogger;
   config: Config;
+  /** Cache hit counters for the kinds that cache (`metrics.cacheCounter(kind, cache)`). */
+  metrics: RegistryMetrics;
 }
 
 function sourceFor(entry: Config['repositories'][number], hostedSource: HostedSource, context: SourceContext): RepositorySource {
@@ -100,7 +132,11 @@ function sourceFor(entry: Config['repositories'][number], hostedSource: HostedSo
     case 'hosted':
       return hostedSource;
     case 'archive':
-      return new ArchiveSource({ ...entry, maxManifestBytes: context.config.registry.maxManifestBytes }, context.blobs, context.logger);
+      return new ArchiveSource(
+        { ...entry, maxManifestBytes: context.config.registry.maxManifestBytes, indexCounter: context.metrics.cacheCounter('archive', 'index') },
+        context.blobs,
+        context.logger,
+      );
     case 'droplet':
       return createDropletSource(entry, { ...context, index: SqliteDropletIndex.open(join(context.dataDir, 'droplets.db')) });
   }
@@ -125,6 +161,8 @@ export async function startServer(config: Config, logger: PinoLogger = createLog
       chunkMinLength: config.registry.chunkMinLength ?? registry.blobs.chunkMinLength,
     },
     logger,
+    observers: registry.operations.observers(),
+    extensions: registry.operations.extensions(),
   });
   const { host, port } = splitHostPort(config.listen);
   try {
@@ -133,6 +171,7 @@ export async function startServer(config: Config, logger: PinoLogger = createLog
     await registry.close();
     throw error;
   }
+  registry.operations.start();
   const bound = app.server.address();
   const address = typeof bound === 'object' && bound !== null ? `${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}` : config.listen;
   return {
@@ -141,6 +180,7 @@ export async function startServer(config: Config, logger: PinoLogger = createLog
     address,
     async close() {
       await app.close();
+      await registry.operations.stop();
       await registry.close();
     },
   };

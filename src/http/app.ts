@@ -4,6 +4,7 @@ import type { RepositoryRouter } from '../registry/router.ts';
 import { AccessLog } from './access-log.ts';
 import { sendError } from './errors.ts';
 import { listCatalog } from './listings.ts';
+import { observeRequests, type RequestObserver } from './observer.ts';
 import { matchV2, runV2, type HttpSettings } from './v2-routes.ts';
 
 export interface AppDependencies {
@@ -13,6 +14,10 @@ export interface AppDependencies {
   logger?: FastifyBaseLogger;
   /** Readiness: throws when the registry cannot serve (a store unreachable). */
   health?: () => Promise<void>;
+  /** Told about every request (metrics, events). */
+  observers?: readonly RequestObserver[];
+  /** Endpoints beside the registry API (metrics, usage), each registering its routes. */
+  extensions?: readonly ((app: FastifyInstance) => void)[];
 }
 
 /** Headers that describe the error response itself, kept when an error replaces a half-built reply. */
@@ -61,6 +66,9 @@ export function createApp(dependencies: AppDependencies): FastifyInstance {
   app.addHook('onResponse', async () => {
     if (closing) app.server.closeIdleConnections();
   });
+
+  if (dependencies.observers !== undefined && dependencies.observers.length > 0) observeRequests(app, dependencies.observers);
+  for (const extend of dependencies.extensions ?? []) extend(app);
 
   app.get('/healthz', async (_request, reply) => {
     await dependencies.health?.();

@@ -38,6 +38,8 @@ type Handler = (context: V2Request) => Promise<unknown>;
 type Method = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
 
 interface Endpoint {
+  /** Names the endpoint in metrics: a fixed set, never a repository name. */
+  label: string;
   pattern: RegExp;
   methods: Partial<Record<Method, { handler: Handler; action: Action }>>;
 }
@@ -48,20 +50,22 @@ const remove = (handler: Handler) => ({ handler, action: 'delete' as const });
 
 // Order matters: `blobs/uploads` must be tried before `blobs/<digest>`.
 const endpoints: readonly Endpoint[] = [
-  { pattern: /^(?<name>.+)\/tags\/list$/, methods: { GET: pull(listTags) } },
+  { label: 'tags', pattern: /^(?<name>.+)\/tags\/list$/, methods: { GET: pull(listTags) } },
   {
+    label: 'manifest',
     pattern: /^(?<name>.+)\/manifests\/(?<reference>[^/]+)$/,
     methods: { GET: pull(getManifest), HEAD: pull(getManifest), PUT: push(putManifest), DELETE: remove(deleteManifest) },
   },
-  { pattern: /^(?<name>.+)\/blobs\/uploads\/?$/, methods: { POST: push(startUpload) } },
+  { label: 'blob_upload_start', pattern: /^(?<name>.+)\/blobs\/uploads\/?$/, methods: { POST: push(startUpload) } },
   // Droplet upload (cube registry compatible); other kinds answer UNSUPPORTED.
-  { pattern: /^(?<name>.+)\/blobs\/$/, methods: { POST: push(receiveDroplet) } },
+  { label: 'droplet_upload', pattern: /^(?<name>.+)\/blobs\/$/, methods: { POST: push(receiveDroplet) } },
   {
+    label: 'blob_upload',
     pattern: /^(?<name>.+)\/blobs\/uploads\/(?<id>[^/]+)$/,
     methods: { GET: push(uploadStatus), PATCH: push(patchUpload), PUT: push(finishUpload), DELETE: push(cancelUpload) },
   },
-  { pattern: /^(?<name>.+)\/blobs\/(?<digest>[^/]+)$/, methods: { GET: pull(getBlob), HEAD: pull(getBlob), DELETE: remove(deleteBlob) } },
-  { pattern: /^(?<name>.+)\/referrers\/(?<digest>[^/]+)$/, methods: { GET: pull(listReferrers) } },
+  { label: 'blob', pattern: /^(?<name>.+)\/blobs\/(?<digest>[^/]+)$/, methods: { GET: pull(getBlob), HEAD: pull(getBlob), DELETE: remove(deleteBlob) } },
+  { label: 'referrers', pattern: /^(?<name>.+)\/referrers\/(?<digest>[^/]+)$/, methods: { GET: pull(listReferrers) } },
 ];
 
 /** A matched endpoint: the repository, the handler and the access it needs. */
@@ -87,6 +91,28 @@ export function matchV2(path: string, method: string): V2Match {
     return { name: parseRepositoryName(name), params, handler: route.handler, action: route.action };
   }
   throw new RegistryError('NOT_FOUND', `no endpoint at /v2/${path.slice(0, 200)}`);
+}
+
+/** What a request below /v2/ addresses, for metrics and events; never throws. */
+export interface V2Target {
+  /** The endpoint's label ('manifest', 'blob', …), 'base', 'catalog' or 'unknown'. */
+  endpoint: string;
+  /** The repository name as written (not validated). */
+  name?: string;
+  /** The path's reference, digest or upload id. */
+  params: Record<string, string>;
+}
+
+export function classifyV2(path: string): V2Target {
+  if (path === '') return { endpoint: 'base', params: {} };
+  if (path === '_catalog') return { endpoint: 'catalog', params: {} };
+  for (const endpoint of endpoints) {
+    const groups = endpoint.pattern.exec(path)?.groups;
+    if (groups === undefined) continue;
+    const { name, ...params } = groups;
+    return { endpoint: endpoint.label, ...(name === undefined ? {} : { name }), params };
+  }
+  return { endpoint: 'unknown', params: {} };
 }
 
 /** Runs a matched endpoint. */

@@ -18,6 +18,7 @@ import type {
   UploadState,
 } from './repository.ts';
 import { Uploads } from './uploads.ts';
+import type { WritePolicy } from './write-policy.ts';
 
 export interface HostedOptions {
   /** Whether DELETE of manifests, tags and blobs is allowed. */
@@ -32,10 +33,14 @@ export interface HostedContext {
   meta: MetaStore;
   uploads: Uploads;
   options: HostedOptions;
+  /** Quotas, immutable tags and garbage collection's protection; absent, every write is admitted. */
+  policy?: WritePolicy;
 }
 
-export function createHostedContext(blobs: BlobStore, meta: MetaStore, options: HostedOptions): HostedContext {
-  return { blobs, meta, uploads: new Uploads(blobs, meta), options };
+export function createHostedContext(blobs: BlobStore, meta: MetaStore, options: HostedOptions, policy?: WritePolicy): HostedContext {
+  const context: HostedContext = { blobs, meta, uploads: new Uploads(blobs, meta, policy === undefined ? {} : { policy }), options };
+  if (policy !== undefined) context.policy = policy;
+  return context;
 }
 
 /** Read-write repositories stored in the registry's own BlobStore and MetaStore. */
@@ -118,20 +123,26 @@ export class HostedRepository implements Repository, RepositoryWriter {
   }
 
   async mountBlob(digest: Digest, from: RepositoryName): Promise<boolean> {
-    const { meta } = this.#context;
+    const { meta, policy } = this.#context;
     const size = await meta.blobs.linkedSize(from, digest);
     if (size === undefined) return false;
+    if (policy?.admitBlob !== undefined) {
+      await policy.admitBlob(this.name, digest, size, 'mount');
+      // Admission kept collection off the blob from here on; it may have gone just before.
+      if ((await meta.blobs.linkedSize(from, digest)) === undefined) return false;
+    }
     await meta.blobs.link(this.name, digest, size);
     return true;
   }
 
   putManifest(reference: Reference, bytes: Uint8Array, contentType: string | undefined, extraTags: readonly Tag[]): Promise<PutManifestResult> {
-    return putManifest(this.#context.meta, this.name, reference, bytes, contentType, extraTags);
+    return putManifest(this.#context.meta, this.name, reference, bytes, contentType, extraTags, this.#context.policy);
   }
 
   async deleteManifest(reference: Reference): Promise<void> {
     this.#checkDeletes();
-    const { meta } = this.#context;
+    const { meta, policy } = this.#context;
+    await policy?.admitDelete?.(this.name, reference);
     const removed = reference.kind === 'tag' ? await meta.tags.delete(this.name, reference.tag) : await meta.manifests.delete(this.name, reference.digest);
     if (!removed) throw manifestUnknown(reference);
   }

@@ -6,6 +6,7 @@ import { parseManifest } from '../oci/manifest.ts';
 import { isIndexMediaType, isManifestMediaType } from '../oci/media-types.ts';
 import type { Reference, RepositoryName, Tag } from '../oci/names.ts';
 import type { ManifestContent, PutManifestResult } from './repository.ts';
+import type { WritePolicy } from './write-policy.ts';
 
 /** The spec's recommended limit; above it a push gets 413. */
 export const defaultMaxManifestBytes = 4 * 1024 * 1024;
@@ -24,6 +25,7 @@ export async function putManifest(
   bytes: Uint8Array,
   contentType: string | undefined,
   extraTags: readonly Tag[],
+  policy?: WritePolicy,
 ): Promise<PutManifestResult> {
   const parsed = parseManifest(bytes, contentType);
   let digest: Digest;
@@ -41,8 +43,10 @@ export async function putManifest(
   if (parsed.subject !== undefined) record.subject = parsed.subject;
   if (parsed.artifactType !== undefined) record.artifactType = parsed.artifactType;
   if (parsed.annotations !== undefined) record.annotations = parsed.annotations;
-  const tags = reference.kind === 'tag' ? [reference.tag, ...extraTags] : [...extraTags];
-  await meta.manifests.put(repository, record, parsed, [...new Set(tags)]);
+  const tags = [...new Set(reference.kind === 'tag' ? [reference.tag, ...extraTags] : extraTags)];
+  const admission = await policy?.admitManifest?.(repository, { digest, mediaType: parsed.mediaType, size: bytes.byteLength }, tags);
+  const fixedTags = admission?.fixedTags ?? [];
+  await meta.manifests.put(repository, record, parsed, tags, fixedTags.length === 0 ? undefined : { fixedTags });
   return parsed.subject === undefined ? { digest } : { digest, subject: parsed.subject };
 }
 

@@ -8,6 +8,7 @@ import type { RepositoryName } from '../oci/names.ts';
 import { digestStream, MeteredStream, through } from './blob-writer.ts';
 import { KeyedLock } from './keyed-lock.ts';
 import type { ChunkBounds, UploadState } from './repository.ts';
+import type { WritePolicy } from './write-policy.ts';
 
 /** A running sha256 of an upload's bytes, valid while `size` matches the session. */
 interface RunningHash {
@@ -26,14 +27,17 @@ export class Uploads {
   readonly #lock = new KeyedLock();
   readonly #hashes = new Map<string, RunningHash>();
   readonly #maxRunningHashes: number;
+  readonly #policy: WritePolicy | undefined;
 
-  constructor(blobs: BlobStore, meta: MetaStore, options: { maxRunningHashes?: number } = {}) {
+  constructor(blobs: BlobStore, meta: MetaStore, options: { maxRunningHashes?: number; policy?: WritePolicy } = {}) {
     this.#blobs = blobs;
     this.#meta = meta;
     this.#maxRunningHashes = options.maxRunningHashes ?? 4096;
+    this.#policy = options.policy;
   }
 
   async start(repository: RepositoryName): Promise<UploadState> {
+    await this.#policy?.admitUpload?.(repository);
     const id = randomUUID();
     const now = new Date();
     await this.#blobs.uploads.create(id);
@@ -70,6 +74,12 @@ export class Uploads {
         await this.#drop(id);
         throw new RegistryError('DIGEST_INVALID', `uploaded content has digest ${actual}, not ${digest}`, {
           detail: { expected: digest, actual },
+        });
+      }
+      if (this.#policy?.admitBlob !== undefined) {
+        await this.#policy.admitBlob(repository, digest, size, 'upload').catch(async (error: unknown) => {
+          await this.#drop(id);
+          throw error;
         });
       }
       await this.#blobs.uploads.commit(id, digest, size);

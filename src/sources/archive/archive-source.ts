@@ -4,7 +4,9 @@ import type { BlobStore } from '../../blobs/blob-store.ts';
 import { RegistryError } from '../../errors/registry-error.ts';
 import type { Logger } from '../../log.ts';
 import type { Page } from '../../meta/meta-store.ts';
+import type { Digest } from '../../oci/digest.ts';
 import { isRepositoryName, type RepositoryName } from '../../oci/names.ts';
+import type { CacheCounter } from '../../registry/cache-counter.ts';
 import type { Repository, RepositorySource } from '../../registry/repository.ts';
 import { compareNames } from '../../registry/router.ts';
 import { indexArchive } from './archive-index.ts';
@@ -21,6 +23,8 @@ export interface ArchiveSourceOptions {
   rescanInterval: number;
   watch: boolean;
   maxManifestBytes: number;
+  /** Counts index lookups served from memory (hits) and archives read again (misses). */
+  indexCounter?: CacheCounter;
 }
 
 /**
@@ -41,7 +45,7 @@ export class ArchiveSource implements RepositorySource {
     this.#root = resolve(options.directory);
     this.#store = store;
     const log = logger.child({ source: 'archive', prefix: options.prefix });
-    this.#cache = new ArchiveIndexCache((path) => indexArchive(path, store, { maxManifestBytes: options.maxManifestBytes }), log);
+    this.#cache = new ArchiveIndexCache((path) => indexArchive(path, store, { maxManifestBytes: options.maxManifestBytes }), log, 4, options.indexCounter);
     this.#scanner = new ArchiveScanner({ root: this.#root, rescanInterval: options.rescanInterval, watch: options.watch }, this.#cache, log);
     stat(this.#root).then(
       (stats) => {
@@ -75,6 +79,16 @@ export class ArchiveSource implements RepositorySource {
   /** Scans the directory now instead of waiting for a change or the next periodic rescan. */
   rescan(): Promise<ScanResult> {
     return this.#scanner.rescan();
+  }
+
+  /**
+   * Blobs extracted from gzip archives into the BlobStore, which no
+   * MetaStore link keeps: every archive is indexed (the first scan) before
+   * they are listed, so that a collector run from `berth gc` sees them too.
+   */
+  async *retainedBlobs(): AsyncIterable<Digest> {
+    await this.scanned();
+    yield* this.#cache.storedBlobs();
   }
 
   close(): Promise<void> {

@@ -1,4 +1,6 @@
 import type { Logger } from '../../log.ts';
+import type { Digest } from '../../oci/digest.ts';
+import { uncounted, type CacheCounter } from '../../registry/cache-counter.ts';
 import { sameStamp, type ArchiveIndex, type ArchiveStamp } from './archive-index.ts';
 
 interface CachedIndex {
@@ -20,17 +22,23 @@ export class ArchiveIndexCache {
   readonly #concurrency: number;
   #running = 0;
   readonly #waiting: (() => void)[] = [];
+  readonly #counter: CacheCounter;
 
-  constructor(indexer: (path: string) => Promise<ArchiveIndex>, logger: Logger, concurrency = 4) {
+  constructor(indexer: (path: string) => Promise<ArchiveIndex>, logger: Logger, concurrency = 4, counter: CacheCounter = uncounted) {
     this.#indexer = indexer;
     this.#logger = logger;
     this.#concurrency = concurrency;
+    this.#counter = counter;
   }
 
   /** The index of `path` as of `stamp`; read again when the cache holds another version. */
   get(path: string, stamp: ArchiveStamp): Promise<ArchiveIndex> {
     const cached = this.#entries.get(path);
-    if (cached !== undefined && sameStamp(cached.stamp, stamp)) return cached.result;
+    if (cached !== undefined && sameStamp(cached.stamp, stamp)) {
+      this.#counter.hit();
+      return cached.result;
+    }
+    this.#counter.miss();
     const entry: CachedIndex = { stamp, result: this.#index(path, cached === undefined ? 'indexed' : 're-indexed changed') };
     this.#entries.set(path, entry);
     // The file may have changed again between the caller's stat and the read:
@@ -46,6 +54,16 @@ export class ArchiveIndexCache {
 
   paths(): string[] {
     return [...this.#entries.keys()];
+  }
+
+  /** Blobs the cached indexes serve from the BlobStore (extracted from gzip archives). */
+  async *storedBlobs(): AsyncIterable<Digest> {
+    for (const entry of [...this.#entries.values()]) {
+      const index = await entry.result.catch(() => undefined);
+      for (const [digest, location] of index?.blobs ?? []) {
+        if (location.kind === 'store') yield digest;
+      }
+    }
   }
 
   async #index(path: string, what: string): Promise<ArchiveIndex> {

@@ -1,0 +1,45 @@
+import type { FastifyInstance } from 'fastify';
+import { RegistryError } from '../errors/registry-error.ts';
+import { queryValues } from './body.ts';
+
+/** `GET /metrics`: Prometheus text exposition. */
+export function metricsRoute(exposition: () => Promise<{ contentType: string; body: string }>): (app: FastifyInstance) => void {
+  return (app) => {
+    app.get('/metrics', async (_request, reply) => {
+      const { contentType, body } = await exposition();
+      return reply.header('content-type', contentType).header('cache-control', 'no-store').send(body);
+    });
+  };
+}
+
+/** Usage of one set of repositories. */
+export interface ScopeUsage {
+  repositories: readonly string[];
+  usedBytes: number;
+  usedRepositories: number;
+}
+
+export interface UsageReport {
+  quotas: readonly (ScopeUsage & { name: string; maxBytes?: number; maxRepositories?: number })[];
+  /** The usage of the globs asked for with `?repositories=`. */
+  selection?: ScopeUsage;
+}
+
+const repositoryGlob = /^[a-z0-9._\-/*?]{1,255}$/;
+
+/**
+ * `GET /berth/usage[?repositories=GLOB…]`: every quota with its current
+ * usage, and the usage of the repositories the given globs match.
+ */
+export function usageRoute(report: (globs: readonly string[]) => Promise<UsageReport>): (app: FastifyInstance) => void {
+  return (app) => {
+    app.get('/berth/usage', async (request, reply) => {
+      const globs = queryValues(request.query, 'repositories');
+      const invalid = globs.find((glob) => !repositoryGlob.test(glob));
+      if (invalid !== undefined) {
+        throw new RegistryError('NAME_INVALID', `"${invalid.slice(0, 100)}" is not a repository glob (letters, digits, ".", "_", "-", "/", "*", "?")`);
+      }
+      return reply.header('content-type', 'application/json').header('cache-control', 'no-store').send(JSON.stringify(await report(globs)));
+    });
+  };
+}
