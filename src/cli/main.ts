@@ -1,8 +1,11 @@
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config/load.ts';
 import { registerDroplet } from './commands/droplet.ts';
+import { registerGc } from './commands/gc.ts';
+import { registerRetention } from './commands/retention.ts';
 import { registerRootfs } from './commands/rootfs.ts';
 import { registerServe } from './commands/serve.ts';
+import { registerUsage } from './commands/usage.ts';
 
 /** Exit codes scripts can rely on. */
 export const exitCodes = { ok: 0, failure: 1, usage: 2, config: 3 } as const;
@@ -16,6 +19,9 @@ export function buildProgram(): Command {
   registerServe(program);
   registerDroplet(program);
   registerRootfs(program);
+  registerGc(program);
+  registerUsage(program);
+  registerRetention(program);
   return program;
 }
 
