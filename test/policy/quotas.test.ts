@@ -1,0 +1,103 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { call, type Reply } from '../helpers/http.ts';
+import { blobOf, manifestOf, type TestBlob } from '../helpers/images.ts';
+import { startTestRegistry, type TestRegistry } from '../helpers/registry.ts';
+import { mediaTypes } from '../../src/oci/media-types.ts';
+
+const blobs = {
+  a: blobOf(randomBytes(4000)),
+  b: blobOf(randomBytes(4000)),
+  c: blobOf(randomBytes(3000)),
+  d: blobOf(randomBytes(1900)),
+  config: blobOf(Buffer.from('{"architecture":"amd64","os":"linux"}'), mediaTypes.ociConfig),
+  small: blobOf(randomBytes(10)),
+};
+const manifest = manifestOf(
+  {
+    schemaVersion: 2,
+    mediaType: mediaTypes.ociManifest,
+    config: { mediaType: blobs.config.mediaType, digest: blobs.config.digest, size: blobs.config.bytes.length },
+    layers: [{ mediaType: blobs.a.mediaType, digest: blobs.a.digest, size: blobs.a.bytes.length }],
+  },
+  mediaTypes.ociManifest,
+);
+
+const pushBlob = (registry: TestRegistry, repository: string, blob: TestBlob) =>
+  call(registry.url, 'POST', `/v2/${repository}/blobs/uploads/?digest=${blob.digest}`, { body: blob.bytes, headers: { 'content-type': 'application/octet-stream' } });
+
+interface Case {
+  step: string;
+  request: (registry: TestRegistry) => Promise<Reply>;
+  status: number;
+  /** The DENIED message names the quota. */
+  message?: RegExp;
+}
+
+// One registry, steps in order: each case sees what the ones before it stored.
+const cases: Case[] = [
+  { step: 'a blob within the quota', request: (r) => pushBlob(r, 'team-a/app', blobs.a), status: 201 },
+  { step: 'another repository of the quota shares it', request: (r) => pushBlob(r, 'team-a/lib', blobs.b), status: 201 },
+  { step: 'a blob past the quota', request: (r) => pushBlob(r, 'team-a/lib', blobs.c), status: 403, message: /quota "team-a" is full: 7\.8 KiB of 9\.8 KiB used; blob sha256:\w+ needs 2\.9 KiB/ },
+  { step: 'a blob the quota already holds costs nothing (upload)', request: (r) => pushBlob(r, 'team-a/new', blobs.a), status: 201 },
+  { step: 'a blob the quota already holds costs nothing (mount)', request: (r) => call(r.url, 'POST', `/v2/team-a/lib/blobs/uploads/?mount=${blobs.a.digest}&from=team-a/app`), status: 201 },
+  { step: 'a small config fits', request: (r) => pushBlob(r, 'team-a/app', blobs.config), status: 201 },
+  {
+    step: 'a manifest that fits',
+    request: (r) => call(r.url, 'PUT', '/v2/team-a/app/manifests/v1', { body: manifest.bytes, headers: { 'content-type': manifest.mediaType } }),
+    status: 201,
+  },
+  { step: 'repositories outside the quota are not limited', request: (r) => pushBlob(r, 'other/app', blobs.c), status: 201 },
+  { step: 'a mount from outside past the quota', request: (r) => call(r.url, 'POST', `/v2/team-a/app/blobs/uploads/?mount=${blobs.c.digest}&from=other/app`), status: 403, message: /quota "team-a" is full/ },
+  { step: 'an upload may start while room is left', request: (r) => call(r.url, 'POST', '/v2/team-a/app/blobs/uploads/'), status: 202 },
+  { step: 'the last blob that would not fit', request: (r) => pushBlob(r, 'team-a/app', blobs.d), status: 403, message: /quota "team-a" is full/ },
+  { step: 'a repository within the count', request: (r) => pushBlob(r, 'few/one', blobs.small), status: 201 },
+  { step: 'the second repository', request: (r) => pushBlob(r, 'few/two', blobs.small), status: 201 },
+  { step: 'a third repository', request: (r) => pushBlob(r, 'few/three', blobs.small), status: 403, message: /quota "few\/\*" allows 2 repositories and 2 exist: few\/three cannot be created/ },
+  { step: 'no upload starts in a third repository', request: (r) => call(r.url, 'POST', '/v2/few/three/blobs/uploads/'), status: 403, message: /allows 2 repositories/ },
+  { step: 'an existing repository of a full count', request: (r) => pushBlob(r, 'few/one', blobs.c), status: 201 },
+  { step: 'nested names are not matched by one *', request: (r) => pushBlob(r, 'few/deep/three', blobs.small), status: 201 },
+];
+
+describe('quotas', () => {
+  let registry: TestRegistry;
+  before(async () => {
+    registry = await startTestRegistry({
+      'gc.interval': 0,
+      quotas: [
+        { name: 'team-a', repositories: ['team-a/**'], maxBytes: 10_000 },
+        { repositories: ['few/*'], maxRepositories: 2 },
+      ],
+    });
+  });
+  after(() => registry.close());
+
+  for (const { step, request, status, message } of cases) {
+    it(step, async () => {
+      const reply = await request(registry);
+      assert.equal(reply.status, status, reply.text);
+      if (status === 403) {
+        const error = reply.json<{ errors: { code: string; message: string }[] }>().errors[0];
+        assert.equal(error?.code, 'DENIED');
+        assert.match(error?.message ?? '', message as RegExp);
+      }
+    });
+  }
+
+  it('reports usage through GET /berth/usage', async () => {
+    const reply = await call(registry.url, 'GET', '/berth/usage?repositories=few/**&repositories=other/*');
+    assert.equal(reply.status, 200);
+    assert.match(reply.headers.get('content-type') ?? '', /^application\/json/);
+    const body = reply.json<{ quotas: Record<string, unknown>[]; selection: Record<string, unknown> }>();
+    const used = 4000 + 4000 + blobs.config.bytes.length + manifest.bytes.length;
+    assert.deepEqual(body.quotas, [
+      { name: 'team-a', repositories: ['team-a/**'], usedBytes: used, maxBytes: 10_000, usedRepositories: 3 },
+      { name: 'few/*', repositories: ['few/*'], usedBytes: 10 + 3000, usedRepositories: 2, maxRepositories: 2 },
+    ]);
+    assert.deepEqual(body.selection, { repositories: ['few/**', 'other/*'], usedBytes: 10 + 3000, usedRepositories: 4 });
+    const bad = await call(registry.url, 'GET', '/berth/usage?repositories=Team%20A');
+    assert.equal(bad.status, 400);
+    assert.equal(bad.json<{ errors: { code: string }[] }>().errors[0]?.code, 'NAME_INVALID');
+  });
+});
