@@ -20,7 +20,7 @@ export interface ObservedRequest {
 
 export interface CompletedRequest extends ObservedRequest {
   durationSeconds: number;
-  /** Bytes read from the connection while the request was handled (its body, with any chunk framing). */
+  /** Bytes of the request as read from the connection: headers, body and any chunk framing. */
   bytesReceived: number;
   /** Bytes written to the connection for the response (headers included). */
   bytesSent: number;
@@ -33,14 +33,19 @@ export interface RequestObserver {
   afterResponse?(request: CompletedRequest): void;
 }
 
-interface Start {
+/** Where a connection's byte counts stood when its previous response was done. */
+interface Marks {
   read: number;
   written: number;
 }
 
 /** Registers the hooks that feed `observers`. */
 export function observeRequests(app: FastifyInstance, observers: readonly RequestObserver[]): void {
-  const starts = new WeakMap<FastifyRequest, Start>();
+  // Per connection, not per request: a small body is often read together
+  // with the headers, before any hook runs. Clients send a request after
+  // the previous response, so the bytes between two responses are the
+  // second request's (pipelining would shift a little between requests).
+  const marks = new WeakMap<object, Marks>();
   const described = new WeakMap<FastifyRequest, ObservedRequest>();
   const describe = (request: FastifyRequest, reply: FastifyReply): ObservedRequest => {
     let observed = described.get(request);
@@ -51,10 +56,6 @@ export function observeRequests(app: FastifyInstance, observers: readonly Reques
     observed.status = reply.statusCode;
     return observed;
   };
-  app.addHook('onRequest', async (request) => {
-    const socket = request.raw.socket;
-    starts.set(request, { read: socket.bytesRead, written: socket.bytesWritten });
-  });
   const before = observers.filter((observer) => observer.beforeSend !== undefined);
   if (before.length > 0) {
     app.addHook('onSend', async (request, reply, payload) => {
@@ -67,11 +68,13 @@ export function observeRequests(app: FastifyInstance, observers: readonly Reques
   }
   app.addHook('onResponse', async (request, reply) => {
     const socket = request.raw.socket;
-    const start = starts.get(request) ?? { read: socket.bytesRead, written: socket.bytesWritten };
+    const previous = marks.get(socket) ?? { read: 0, written: 0 };
+    const now = { read: socket.bytesRead, written: socket.bytesWritten };
+    marks.set(socket, now);
     const completed: CompletedRequest = Object.assign(describe(request, reply), {
       durationSeconds: reply.elapsedTime / 1000,
-      bytesReceived: Math.max(0, socket.bytesRead - start.read),
-      bytesSent: Math.max(0, socket.bytesWritten - start.written),
+      bytesReceived: Math.max(0, now.read - previous.read),
+      bytesSent: Math.max(0, now.written - previous.written),
     });
     for (const observer of observers) {
       try {

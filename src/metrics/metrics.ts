@@ -49,7 +49,7 @@ export class RegistryMetrics {
     });
     this.bytesReceived = new Counter({
       name: 'berth_http_received_bytes_total',
-      help: 'Request body bytes received (as read from the connection, chunk framing included), by endpoint kind.',
+      help: 'Request bytes received (as read from the connection: headers, body, chunk framing), by endpoint kind.',
       labelNames: ['endpoint'],
       registers,
     });
