@@ -95,6 +95,8 @@ class Pass {
   readonly #cutoff: Date;
   readonly #report: GcReport;
   readonly #log: Logger;
+  /** Dry runs only: per digest, how many of its links this pass would remove. */
+  readonly #wouldUnlink = new Map<Digest, number>();
 
   constructor(settings: CollectorSettings, deps: CollectorDependencies, dryRun: boolean, signal: AbortSignal) {
     this.#settings = settings;
@@ -176,6 +178,7 @@ class Pass {
   async #collectLinks(): Promise<void> {
     const { namespace } = this.#deps.operations;
     for await (const batch of this.#scan((cursor) => namespace.unreferencedLinks(this.#cutoff, cursor, this.#settings.batchSize))) {
+      if (this.#dryRun) for (const link of batch) this.#wouldUnlink.set(link.digest, (this.#wouldUnlink.get(link.digest) ?? 0) + 1);
       const removed = this.#dryRun ? batch.length : (await namespace.unlink(batch, this.#cutoff)).length;
       this.#report.linksRemoved += removed;
       this.#log.debug({ phase: 'links', removed }, 'removed unreferenced links');
@@ -188,6 +191,20 @@ class Pass {
       const candidates = batch.filter((blob) => !retained.has(blob.digest));
       const deleted = await this.#condemnAndDelete(candidates);
       this.#report.blobsDeleted += deleted.length;
+    }
+    if (this.#dryRun) await this.#countFreedByUnlinking(retained);
+  }
+
+  /** A dry run removes no link, so it counts the blobs whose every link it would remove. */
+  async #countFreedByUnlinking(retained: ReadonlySet<Digest>): Promise<void> {
+    const digests = [...this.#wouldUnlink.keys()].filter((digest) => !retained.has(digest));
+    for (let start = 0; start < digests.length; start += this.#settings.batchSize) {
+      const counts = await this.#deps.operations.blobs.linkCounts(digests.slice(start, start + this.#settings.batchSize));
+      for (const [digest, { links, size }] of counts) {
+        if (links !== this.#wouldUnlink.get(digest)) continue;
+        this.#report.blobsDeleted++;
+        this.#report.bytesFreed += size;
+      }
     }
   }
 

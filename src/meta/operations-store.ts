@@ -50,6 +50,8 @@ export interface BlobCollection {
   unlinked(cutoff: Date, cursor: string | undefined, limit: number): Promise<Batch<SizedBlob>>;
   /** Which of `digests` have a metadata row or a tombstone. */
   known(digests: readonly Digest[]): Promise<Set<Digest>>;
+  /** How many repositories link each of `digests` that has a row, and its size (for dry runs). */
+  linkCounts(digests: readonly Digest[]): Promise<Map<Digest, { links: number; size: number }>>;
   /**
    * In one transaction, re-checks each blob (no link, row and last touch
    * before `cutoff`; without a row: no touch since `cutoff`), removes its

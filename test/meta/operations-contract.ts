@@ -128,6 +128,25 @@ export function runOperationsStoreContract(label: string, open: () => Promise<Op
         assert.equal(await meta.blobs.storedSize(young), 3);
       });
 
+      it('counts the links of blobs', async () => {
+        const [one, two] = [fresh(), fresh()];
+        const [shared, single, unlinked] = [digest(), digest(), digest()];
+        await meta.blobs.link(one, shared, 5);
+        await meta.blobs.link(two, shared, 5);
+        await meta.blobs.link(one, single, 6);
+        await meta.blobs.link(one, unlinked, 7);
+        await meta.blobs.unlink(one, unlinked);
+        const counts = await ops.blobs.linkCounts([shared, single, unlinked, digest()]);
+        assert.deepEqual(
+          [...counts].sort(([a], [b]) => a.localeCompare(b)),
+          [
+            [shared, { links: 2, size: 5 }],
+            [single, { links: 1, size: 6 }],
+            [unlinked, { links: 0, size: 7 }],
+          ].sort(([a], [b]) => String(a).localeCompare(String(b))),
+        );
+      });
+
       it('forgets touches older than a cutoff', async () => {
         const old = digest();
         await ops.blobs.touch([old]);

@@ -47,6 +47,6 @@ export function describeReport(report: GcReport): string {
     `  expired uploads:          ${report.uploads.sessions} sessions, ${report.uploads.leftovers} leftovers, ${report.uploads.multipart} multipart`,
   ];
   if (report.tombstonesFinished > 0) lines.push(`  finished from an interrupted pass: ${report.tombstonesFinished}`);
-  if (report.dryRun) lines.push('  (dry run: nothing was deleted; blobs whose last link this pass would remove are counted by the next pass)');
+  if (report.dryRun) lines.push('  (dry run: nothing was deleted)');
   return lines.join('\n');
 }

@@ -80,6 +80,15 @@ export class PostgresBlobCollection implements BlobCollection {
     return new Set(rows.map((row) => row['digest'] as Digest));
   }
 
+  async linkCounts(digests: readonly Digest[]): Promise<Map<Digest, { links: number; size: number }>> {
+    const { rows } = await this.#pool.query<Row>(
+      `SELECT b.digest, b.size, (SELECT COUNT(*) FROM repository_blobs rb WHERE rb.digest = b.digest) AS links
+       FROM blobs b WHERE b.digest = ANY($1::text[])`,
+      [digests],
+    );
+    return new Map(rows.map((row) => [row['digest'] as Digest, { links: Number(row['links']), size: row['size'] as number }]));
+  }
+
   condemn(blobs: readonly SizedBlob[], cutoff: Date): Promise<SizedBlob[]> {
     const unique = [...new Map(blobs.map((blob) => [blob.digest, blob])).values()];
     const digests = unique.map((blob) => blob.digest);

@@ -68,6 +68,15 @@ export class SqliteBlobCollection implements BlobCollection {
     return new Set(rows.map((row) => row['digest'] as Digest));
   }
 
+  async linkCounts(digests: readonly Digest[]): Promise<Map<Digest, { links: number; size: number }>> {
+    const rows = this.#q.all(
+      `SELECT b.digest, b.size, (SELECT COUNT(*) FROM repository_blobs rb WHERE rb.digest = b.digest) AS links
+       FROM blobs b WHERE b.digest IN (SELECT value FROM json_each(?))`,
+      JSON.stringify(digests),
+    );
+    return new Map(rows.map((row) => [row['digest'] as Digest, { links: row['links'] as number, size: row['size'] as number }]));
+  }
+
   async condemn(blobs: readonly SizedBlob[], cutoff: Date): Promise<SizedBlob[]> {
     const q = this.#q;
     return q.transaction(() => {
