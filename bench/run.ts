@@ -6,6 +6,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { opensslSha256, median } from './measure.ts';
+import { gcSection } from './gc.ts';
 import { machine, markdown, type Row } from './report.ts';
 import { listingSection, loadManyBlobs, manifestSection, pullSection, pushSection, randomFile, type BenchContext, type Sizes } from './sections.ts';
 import { startBerth, startDistribution, startNginx, type BenchServer } from './servers.ts';
@@ -68,6 +69,8 @@ try {
   log('listings');
   rows.push(...(await listingSection(context)));
   await loadManyBlobs(context);
+  log('garbage collection with pushes running');
+  rows.push(...(await gcSection(context)));
   const peaks = Object.fromEntries(await Promise.all(servers.map(async (server) => [server.name, await server.peakRss()] as const)));
   rows.push({
     section: 'memory',

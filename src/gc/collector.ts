@@ -47,6 +47,8 @@ export interface GcReport {
   orphansDeleted: number;
   /** Deletions a crashed pass had left half-done, finished now. */
   tombstonesFinished: number;
+  /** Milliseconds each phase took. */
+  phases: Record<'tombstones' | 'uploads' | 'manifests' | 'links' | 'blobs' | 'orphans', number>;
 }
 
 /** Blob store deletions in flight at once. */
@@ -117,29 +119,41 @@ class Pass {
       bytesFreed: 0,
       orphansDeleted: 0,
       tombstonesFinished: 0,
+      phases: { tombstones: 0, uploads: 0, manifests: 0, links: 0, blobs: 0, orphans: 0 },
     };
   }
 
   async run(): Promise<GcReport> {
     const settings = this.#settings;
     this.#log.info({ cutoff: this.#cutoff.toISOString() }, 'garbage collection started');
-    if (!this.#dryRun) await this.#finishTombstones();
-    this.#report.uploads = await removeExpiredUploads(this.#deps.blobs, this.#deps.meta, new Date(this.#startedAt.getTime() - settings.uploadExpiry), {
-      dryRun: this.#dryRun,
-      logger: this.#log,
-      signal: this.#signal,
-      ...(this.#deps.sweepMultipart === undefined ? {} : { sweepMultipart: this.#deps.sweepMultipart }),
+    if (!this.#dryRun) await this.#timed('tombstones', () => this.#finishTombstones());
+    await this.#timed('uploads', async () => {
+      this.#report.uploads = await removeExpiredUploads(this.#deps.blobs, this.#deps.meta, new Date(this.#startedAt.getTime() - settings.uploadExpiry), {
+        dryRun: this.#dryRun,
+        logger: this.#log,
+        signal: this.#signal,
+        ...(this.#deps.sweepMultipart === undefined ? {} : { sweepMultipart: this.#deps.sweepMultipart }),
+      });
     });
-    if (settings.untaggedManifests) await this.#collectManifests();
-    if (settings.unreferencedLinks) await this.#collectLinks();
+    if (settings.untaggedManifests) await this.#timed('manifests', () => this.#collectManifests());
+    if (settings.unreferencedLinks) await this.#timed('links', () => this.#collectLinks());
     const retained = new Set<Digest>();
     for await (const digest of this.#deps.retained()) retained.add(digest);
-    await this.#collectBlobs(retained);
-    if (settings.orphans) await this.#collectOrphans(retained);
+    await this.#timed('blobs', () => this.#collectBlobs(retained));
+    if (settings.orphans) await this.#timed('orphans', () => this.#collectOrphans(retained));
     if (!this.#dryRun) await this.#deps.operations.blobs.forgetTouches(this.#cutoff);
     this.#report.durationMs = Date.now() - this.#startedAt.getTime();
     this.#log.info({ ...this.#report, cutoff: undefined, startedAt: undefined }, 'garbage collection finished');
     return this.#report;
+  }
+
+  async #timed(phase: keyof GcReport['phases'], work: () => Promise<void>): Promise<void> {
+    const started = performance.now();
+    try {
+      await work();
+    } finally {
+      this.#report.phases[phase] = Math.round(performance.now() - started);
+    }
   }
 
   async #finishTombstones(): Promise<void> {

@@ -17,11 +17,11 @@ import type { Row, SqliteStatements } from './database.ts';
 // inside the deleting transactions, so that both always agree.
 const blobUnlinked = 'NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = b.digest)';
 const notTouchedSince = (digest: string) => `NOT EXISTS (SELECT 1 FROM blob_touches t WHERE t.digest = ${digest} AND t.touched_at >= :cutoff)`;
-const linkUnreferenced = `NOT EXISTS (SELECT 1 FROM manifest_references mr
+const linkUnreferenced = `NOT EXISTS (SELECT 1 FROM manifest_references mr INDEXED BY manifest_references_by_target
   WHERE mr.repository_id = rb.repository_id AND mr.target = rb.digest AND mr.kind = 'blob')`;
 const manifestUnreachable = `m.created_at < :cutoff
-  AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repository_id = m.repository_id AND t.digest = m.digest)
-  AND NOT EXISTS (SELECT 1 FROM manifest_references mr WHERE mr.repository_id = m.repository_id AND mr.target = m.digest AND mr.kind = 'manifest')
+  AND NOT EXISTS (SELECT 1 FROM tags t INDEXED BY tags_by_digest WHERE t.repository_id = m.repository_id AND t.digest = m.digest)
+  AND NOT EXISTS (SELECT 1 FROM manifest_references mr INDEXED BY manifest_references_by_target WHERE mr.repository_id = m.repository_id AND mr.target = m.digest AND mr.kind = 'manifest')
   AND (m.subject IS NULL OR NOT EXISTS (SELECT 1 FROM manifests s WHERE s.repository_id = m.repository_id AND s.digest = m.subject))`;
 
 /** Blob collection on SQLite: one writer at a time, so every transaction is a re-check under lock. */
