@@ -1,9 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { RepositoryRouter } from '../registry/router.ts';
+import type { AccessPolicy, TokenIssuer } from './access.ts';
 import { AccessLog } from './access-log.ts';
 import { sendError } from './errors.ts';
 import { listCatalog } from './listings.ts';
+import { registerRateLimit } from './rate-limit.ts';
+import { serverOptions, type ServerSettings } from './server-options.ts';
+import { registerTokenEndpoint } from './token.ts';
 import { matchV2, runV2, type HttpSettings } from './v2-routes.ts';
 
 export interface AppDependencies {
@@ -13,6 +17,12 @@ export interface AppDependencies {
   logger?: FastifyBaseLogger;
   /** Readiness: throws when the registry cannot serve (a store unreachable). */
   health?: () => Promise<void>;
+  /** Who may do what; omitted, every request is allowed. */
+  access?: AccessPolicy;
+  /** Serves the token endpoint (/token) when given. */
+  tokens?: TokenIssuer;
+  /** TLS, size limits, timeouts and rate limits of the server itself. */
+  server?: ServerSettings;
 }
 
 /** Headers that describe the error response itself, kept when an error replaces a half-built reply. */
@@ -32,7 +42,9 @@ export function createApp(dependencies: AppDependencies): FastifyInstance {
     genReqId: () => randomBytes(8).toString('hex'),
     return503OnClosing: true,
     routerOptions: { maxParamLength: 4096 },
-  });
+    ...serverOptions(dependencies.server),
+  }) as unknown as FastifyInstance;
+  const { access } = dependencies;
 
   // Bodies are streams the handlers read themselves: blobs flow straight to
   // storage, manifests are read with a size limit.
@@ -49,6 +61,8 @@ export function createApp(dependencies: AppDependencies): FastifyInstance {
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
+  if (dependencies.server?.rateLimit !== undefined) registerRateLimit(app, dependencies.server.rateLimit);
+  if (dependencies.tokens !== undefined) registerTokenEndpoint(app, dependencies.tokens);
 
   app.get('/healthz', async (_request, reply) => {
     await dependencies.health?.();
@@ -59,10 +73,15 @@ export function createApp(dependencies: AppDependencies): FastifyInstance {
     reply.header('docker-distribution-api-version', 'registry/2.0');
     const path = (request.params as { '*'?: string })['*'] ?? '';
     if (path === '' && (request.method === 'GET' || request.method === 'HEAD')) {
+      await access?.authorize(request, [{ kind: 'signed-in' }]);
       return reply.header('content-type', 'application/json').send(request.method === 'HEAD' ? undefined : '{}');
     }
-    if (path === '_catalog' && request.method === 'GET') return listCatalog(request, reply, router);
-    return runV2(matchV2(path, request.method), request, reply, router, settings);
+    if (path === '_catalog' && request.method === 'GET') {
+      return listCatalog(request, reply, router, await access?.authorize(request, [{ kind: 'catalog' }]));
+    }
+    const match = matchV2(path, request.method);
+    const caller = await access?.authorize(request, [{ kind: 'repository', name: match.name, action: match.action }]);
+    return runV2(match, request, reply, router, settings, caller);
   };
   app.route({ method: ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE'], url: '/v2/*', handler: v2 });
   app.route({ method: ['GET', 'HEAD'], url: '/v2', handler: v2 });
