@@ -41,7 +41,7 @@ export class AccessControl implements AccessPolicy, TokenIssuer {
   }
 
   async authorize(request: FastifyRequest, needs: readonly Need[]): Promise<Caller> {
-    const identity = await this.#identify(request);
+    const identity = await this.#identify(request, needs.map(scopeOf).filter((scope) => scope !== undefined));
     const rules = await this.#options.rules();
     const user = callerName(identity);
     const may = (name: string, action: RepositoryAction): boolean => allows(identity, rules, name, action);
@@ -92,14 +92,15 @@ export class AccessControl implements AccessPolicy, TokenIssuer {
     return this.#options.tokens.jwks();
   }
 
-  async #identify(request: FastifyRequest): Promise<Identity> {
+  /** Who the credentials say; 401 with a challenge for `scopes` when they do not check out. */
+  async #identify(request: FastifyRequest, scopes: readonly AccessEntry[]): Promise<Identity> {
     const header = request.headers.authorization;
     if (header === undefined || header === '') return { kind: 'anonymous' };
     const [scheme = '', value = ''] = header.trim().split(/\s+/, 2);
     if (/^basic$/i.test(scheme)) {
       const decoded = Buffer.from(value, 'base64').toString('utf8');
       const colon = decoded.indexOf(':');
-      const challenge = this.#challenge(request, []);
+      const challenge = this.#challenge(request, scopes);
       if (colon <= 0) throw unauthorized('malformed Basic credentials', challenge);
       return { kind: 'user', user: await this.#checkPassword(decoded.slice(0, colon), decoded.slice(colon + 1), challenge) };
     }
@@ -111,10 +112,10 @@ export class AccessControl implements AccessPolicy, TokenIssuer {
         return { kind: 'token', token, user: token.subject };
       } catch (error) {
         if (!(error instanceof InvalidTokenError)) throw error;
-        throw unauthorized(error.message, this.#challenge(request, [], 'invalid_token'));
+        throw unauthorized(error.message, this.#challenge(request, scopes, 'invalid_token'));
       }
     }
-    throw unauthorized(`unsupported authorization scheme "${scheme.slice(0, 20)}": use Basic or Bearer`, this.#challenge(request, []));
+    throw unauthorized(`unsupported authorization scheme "${scheme.slice(0, 20)}": use Basic or Bearer`, this.#challenge(request, scopes));
   }
 
   /** The user name when the password is right; 401 with `challenge` otherwise. */
@@ -147,7 +148,7 @@ export class AccessControl implements AccessPolicy, TokenIssuer {
 
   #refusal(request: FastifyRequest, identity: Identity, rules: AccessRules, denied: readonly Need[]): RegistryError {
     const what = describe(denied[0] as Need);
-    const scopes = denied.map(scopeOf);
+    const scopes = denied.map(scopeOf).filter((scope) => scope !== undefined);
     if (identity.kind === 'anonymous' || (identity.kind === 'token' && identity.user === undefined && identity.token.own)) {
       return unauthorized(`authentication required to ${what}`, this.#challenge(request, scopes));
     }
@@ -196,11 +197,11 @@ function hasScope(token: VerifiedToken, type: string, name: string, action: stri
 }
 
 /** The scope a client should ask a token for: writes ask for pull too, since pushes read back what they wrote. */
-function scopeOf(need: Need): AccessEntry {
+function scopeOf(need: Need): AccessEntry | undefined {
   if (need.kind === 'repository') {
     return { type: 'repository', name: need.name, actions: need.action === 'push' ? ['pull', 'push'] : [need.action] };
   }
-  return catalogEntry;
+  return need.kind === 'catalog' ? catalogEntry : undefined;
 }
 
 function describe(need: Need): string {
