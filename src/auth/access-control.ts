@@ -99,6 +99,8 @@ export class AccessControl implements AccessPolicy, TokenIssuer {
     const [scheme = '', value = ''] = header.trim().split(/\s+/, 2);
     if (/^basic$/i.test(scheme)) {
       const decoded = Buffer.from(value, 'base64').toString('utf8');
+      // containers/image sends an empty user and password when it has none.
+      if (decoded === ':') return { kind: 'anonymous' };
       const colon = decoded.indexOf(':');
       const challenge = this.#challenge(request, scopes);
       if (colon <= 0) throw unauthorized('malformed Basic credentials', challenge);

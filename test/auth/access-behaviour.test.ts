@@ -163,6 +163,8 @@ describe('Basic challenge and default rules', () => {
       await injectPushImage(test.app, basic('alice', 'pw'), 'any/name', 'v1', randomImage({ layers: 1 }));
       const pulled = await test.app.inject({ method: 'GET', url: '/v2/any/name/manifests/v1' });
       assert.equal(pulled.statusCode, 200);
+      const emptyCredentials = await test.app.inject({ method: 'GET', url: '/v2/any/name/manifests/v1', headers: { authorization: basic('', '') } });
+      assert.equal(emptyCredentials.statusCode, 200, 'containers/image sends an empty user and password when it has none');
       const pushed = await test.app.inject({ method: 'POST', url: '/v2/any/name/blobs/uploads/' });
       assert.equal(pushed.statusCode, 401);
       assert.equal(pushed.headers['www-authenticate'], 'Basic realm="Our \\"registry\\"", charset="UTF-8"');
