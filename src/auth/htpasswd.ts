@@ -75,7 +75,7 @@ export async function writeHtpasswd(path: string, users: Htpasswd): Promise<void
   await writeWhole(path, formatHtpasswd(users), 0o600);
 }
 
-export function hashPassword(password: string, cost: number): Promise<string> {
+export async function hashPassword(password: string, cost: number): Promise<string> {
   return bcrypt.hash(checkPassword(password), cost);
 }
 
