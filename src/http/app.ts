@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { RepositoryRouter } from '../registry/router.ts';
 import type { AccessPolicy, TokenIssuer } from './access.ts';
-import { AccessLog } from './access-log.ts';
+import { AccessLog, noteCaller } from './access-log.ts';
 import { sendError } from './errors.ts';
 import { listCatalog } from './listings.ts';
 import { registerRateLimit } from './rate-limit.ts';
@@ -89,10 +89,13 @@ export function createApp(dependencies: AppDependencies): FastifyInstance {
       return reply.header('content-type', 'application/json').send(request.method === 'HEAD' ? undefined : '{}');
     }
     if (path === '_catalog' && request.method === 'GET') {
-      return listCatalog(request, reply, router, await access?.authorize(request, [{ kind: 'catalog' }]));
+      const caller = await access?.authorize(request, [{ kind: 'catalog' }]);
+      noteCaller(request, caller?.user);
+      return listCatalog(request, reply, router, caller);
     }
     const match = matchV2(path, request.method);
     const caller = await access?.authorize(request, [{ kind: 'repository', name: match.name, action: match.action }]);
+    noteCaller(request, caller?.user);
     return runV2(match, request, reply, router, settings, caller);
   };
   app.route({ method: ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE'], url: '/v2/*', handler: v2 });
