@@ -1,5 +1,8 @@
 import type { AccessEntry } from './tokens.ts';
 
+/** Resources one token may name at most. */
+export const maxScopes = 100;
+
 /**
  * Parses scope strings (`repository:team/app:pull,push`,
  * `registry:catalog:*`), each possibly holding several separated by
@@ -13,6 +16,8 @@ export function parseScopes(values: readonly string[]): AccessEntry[] {
   const merged = new Map<string, AccessEntry>();
   for (const value of values) {
     for (const scope of value.split(' ')) {
+      // A token covers what one operation needs: a few repositories, not thousands.
+      if (merged.size >= maxScopes) break;
       const first = scope.indexOf(':');
       const last = scope.lastIndexOf(':');
       if (first <= 0 || last === first) continue;

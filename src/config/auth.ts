@@ -119,8 +119,8 @@ export const limitsConfig = z
     headersTimeout: duration.prefault('20s'),
     /** A connection with no bytes moving either way for this long is closed. 0: never. */
     idleTimeout: duration.prefault('2m'),
-    /** How long an idle keep-alive connection stays open between requests. */
-    keepAliveTimeout: duration.prefault('10s'),
+    /** How long an idle keep-alive connection stays open between requests; above the idle timeout of load balancers in front (often 60s). */
+    keepAliveTimeout: duration.prefault('72s'),
     /** How long a whole request may take; 0: no limit (large blob uploads can take long). */
     requestTimeout: duration.prefault('0'),
     /** Trust X-Forwarded-For/-Proto from a reverse proxy: true, or the proxy addresses/CIDRs. */
