@@ -43,6 +43,7 @@ export function createApp(dependencies: AppDependencies): FastifyInstance {
     return503OnClosing: true,
     routerOptions: { maxParamLength: 4096 },
     ...serverOptions(dependencies.server),
+    // With TLS the instance is typed over an https server; what the app uses is the same.
   }) as unknown as FastifyInstance;
   const { access } = dependencies;
 

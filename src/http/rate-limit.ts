@@ -57,6 +57,8 @@ export class RateLimiter {
 export function registerRateLimit(app: FastifyInstance, settings: RateLimitSettings): void {
   const limiter = new RateLimiter(settings);
   app.addHook('onRequest', async (request) => {
+    // Load balancers probe health often from one address; that is no abuse.
+    if (request.routeOptions.url === '/healthz') return;
     const retryAfter = limiter.take(request.ip);
     if (retryAfter === undefined) return;
     throw new RegistryError(

@@ -1,5 +1,5 @@
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { stringify } from 'yaml';
 import { hashPassword, writeHtpasswd } from '../../src/auth/htpasswd.ts';
 import type { z } from 'zod';
@@ -12,6 +12,7 @@ const testCost = 4;
 /** Writes an htpasswd file with these users and passwords. */
 export async function writeUsers(path: string, users: Record<string, string>): Promise<void> {
   const entries = await Promise.all(Object.entries(users).map(async ([user, password]) => [user, await hashPassword(password, testCost)] as const));
+  await mkdir(dirname(path), { recursive: true });
   await writeHtpasswd(path, new Map(entries));
 }
 

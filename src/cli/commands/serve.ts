@@ -25,7 +25,9 @@ export function registerServe(program: Command): void {
       const scheme = server.security.https ? 'https' : 'http';
       logger.info({ address: server.address, dataDir: config.dataDir }, `Berth is listening on ${scheme}://${server.address}`);
       if (server.security.caCert !== undefined) {
-        process.stderr.write(`\n${trustInstructions(server.security.caCert, [server.address])}\n\n`);
+        // Clients cannot name a wildcard address; show the local name instead.
+        const shown = server.address.replace(/^(0\.0\.0\.0|\[::\]):/, 'localhost:');
+        process.stderr.write(`\n${trustInstructions(server.security.caCert, [shown])}\n\n`);
       }
       let stopping = false;
       const stop = (signal: string) => {
