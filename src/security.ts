@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { AccessControl } from './auth/access-control.ts';
 import { AccessRules } from './auth/access-rules.ts';
 import { CredentialCache } from './auth/credential-cache.ts';
+import { PasswordChecker } from './auth/password-checker.ts';
 import { readHtpasswd, type Htpasswd } from './auth/htpasswd.ts';
 import { TokenService } from './auth/tokens.ts';
 import { WatchedFile } from './auth/watched-file.ts';
@@ -11,6 +12,7 @@ import { ConfigError } from './config/load.ts';
 import type { Config } from './config/schema.ts';
 import { splitHostPort } from './config/units.ts';
 import type { AppDependencies } from './http/app.ts';
+import { RateLimiter } from './http/rate-limit.ts';
 import type { ServerSettings } from './http/server-options.ts';
 import { defaultHosts, ensureSelfSigned } from './tls/self-signed.ts';
 
@@ -20,6 +22,8 @@ export interface Security {
   https: boolean;
   /** The development CA clients must trust, with `tls.selfSigned`. */
   caCert?: string;
+  /** Stops what access control started (password workers). */
+  close(): Promise<void>;
 }
 
 /** The users file used when `auth.htpasswd` is not set. */
@@ -42,7 +46,12 @@ export async function openSecurity(config: Config, logger: Logger): Promise<Secu
   }
   const control = await openAccessControl(config, logger);
   const app: Security['app'] = { server, ...(control === undefined ? {} : { access: control, tokens: control }) };
-  return { app, https: server.https !== undefined, ...(caCert === undefined ? {} : { caCert }) };
+  return {
+    app,
+    https: server.https !== undefined,
+    ...(caCert === undefined ? {} : { caCert }),
+    close: async () => control?.close(),
+  };
 }
 
 async function openAccessControl(config: Config, logger: Logger): Promise<AccessControl | undefined> {
@@ -85,6 +94,10 @@ async function openAccessControl(config: Config, logger: Logger): Promise<Access
     rules,
     tokens,
     cache: new CredentialCache(auth.credentialCache),
+    passwords: new PasswordChecker(auth.passwordChecks),
+    ...(auth.failedSignIns.limit === 0
+      ? {}
+      : { failures: new RateLimiter({ requests: auth.failedSignIns.limit, per: auth.failedSignIns.per, burst: auth.failedSignIns.limit, clients: 100_000 }) }),
     challenge: auth.challenge,
     realm: auth.realm,
   });

@@ -106,6 +106,7 @@ export async function startServer(config: Config, logger: PinoLogger = createLog
     security: { https: security.https, ...(security.caCert === undefined ? {} : { caCert: security.caCert }) },
     async close() {
       await app.close();
+      await security.close();
       await registry.close();
     },
   };

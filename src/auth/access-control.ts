@@ -4,8 +4,10 @@ import { RegistryError } from '../errors/registry-error.ts';
 import type { AccessPolicy, Caller, Need, TokenGrant, TokenGrantRequest, TokenIssuer } from '../http/access.ts';
 import { isRepositoryName, type RepositoryName } from '../oci/names.ts';
 import type { AccessRules, RepositoryAction } from './access-rules.ts';
+import type { RateLimiter } from '../http/rate-limit.ts';
 import type { CredentialCache } from './credential-cache.ts';
-import { verifyPassword, type Htpasswd } from './htpasswd.ts';
+import type { Htpasswd } from './htpasswd.ts';
+import type { PasswordChecker } from './password-checker.ts';
 import { formatScope, parseScopes } from './scopes.ts';
 import { InvalidTokenError, type AccessEntry, type TokenService, type VerifiedToken } from './tokens.ts';
 
@@ -18,6 +20,9 @@ export interface AccessControlOptions {
   rules: () => Promise<AccessRules>;
   tokens: TokenService;
   cache: CredentialCache;
+  passwords: PasswordChecker;
+  /** Failed sign-ins allowed per client address; absent, no limit. */
+  failures?: RateLimiter;
   /** What 401 answers ask for. */
   challenge: 'basic' | 'token';
   /** The Basic realm. */
@@ -65,7 +70,7 @@ export class AccessControl implements AccessPolicy, TokenIssuer {
     let user: string | undefined;
     let refreshToken: string | undefined;
     if (credentials.kind === 'password') {
-      user = await this.#checkPassword(credentials.user, credentials.password, basicChallenge(this.#options.realm));
+      user = await this.#checkPassword(credentials.user, credentials.password, request.client, basicChallenge(this.#options.realm));
     } else if (credentials.kind === 'refresh') {
       user = await this.#checkRefreshToken(credentials.token);
       refreshToken = credentials.token;
@@ -104,7 +109,7 @@ export class AccessControl implements AccessPolicy, TokenIssuer {
       const colon = decoded.indexOf(':');
       const challenge = this.#challenge(request, scopes);
       if (colon <= 0) throw unauthorized('malformed Basic credentials', challenge);
-      return { kind: 'user', user: await this.#checkPassword(decoded.slice(0, colon), decoded.slice(colon + 1), challenge) };
+      return { kind: 'user', user: await this.#checkPassword(decoded.slice(0, colon), decoded.slice(colon + 1), request.ip, challenge) };
     }
     if (/^bearer$/i.test(scheme)) {
       try {
@@ -120,14 +125,32 @@ export class AccessControl implements AccessPolicy, TokenIssuer {
     throw unauthorized(`unsupported authorization scheme "${scheme.slice(0, 20)}": use Basic or Bearer`, this.#challenge(request, scopes));
   }
 
-  /** The user name when the password is right; 401 with `challenge` otherwise. */
-  async #checkPassword(user: string, password: string, challenge: string): Promise<string> {
+  /**
+   * The user name when the password is right; 401 with `challenge`
+   * otherwise, and 429 once `client` has failed too often.
+   */
+  async #checkPassword(user: string, password: string, client: string, challenge: string): Promise<string> {
     const hash = await this.#hashOf(user);
-    const { cache } = this.#options;
+    const { cache, passwords, failures } = this.#options;
     if (hash !== undefined && cache.verified(user, password, hash)) return user;
-    if (!(await verifyPassword(password, hash))) throw unauthorized('invalid username or password', challenge);
+    const wait = failures?.blocked(client);
+    if (wait !== undefined) {
+      throw new RegistryError('TOOMANYREQUESTS', `too many failed sign-ins from ${client}; retry in ${wait}s`, {
+        headers: { 'retry-after': String(wait) },
+        detail: { retryAfter: wait },
+      });
+    }
+    if (!(await passwords.matches(password, hash))) {
+      failures?.take(client);
+      throw unauthorized('invalid username or password', challenge);
+    }
     cache.remember(user, password, hash as string);
     return user;
+  }
+
+  /** Stops the password workers. */
+  close(): Promise<void> {
+    return this.#options.passwords.close();
   }
 
   async #checkRefreshToken(token: string): Promise<string> {

@@ -85,12 +85,15 @@ export async function hashPassword(password: string, cost: number): Promise<stri
  */
 const absentUserHash = '$2b$10$EqEvSwdS2FixaYtg1sHYy.GSbTFysnEc.eQ5WBY7.d4LnU.NQqTRm';
 
-/** Whether `password` is the one `hash` was made from; `hash` undefined (no such user) is false, in the same time. */
-export async function verifyPassword(password: string, hash: string | undefined): Promise<boolean> {
+/**
+ * Whether `password` is the one `hash` was made from; `hash` undefined (no
+ * such user) is false, in the same time. Synchronous and slow on purpose:
+ * the server runs it in worker threads (PasswordChecker).
+ */
+export function passwordMatches(password: string, hash: string | undefined): boolean {
   if (Buffer.byteLength(password) > maxPasswordBytes) {
-    await bcrypt.compare('', hash ?? absentUserHash);
+    bcrypt.compareSync('', hash ?? absentUserHash);
     return false;
   }
-  const matches = await bcrypt.compare(password, hash ?? absentUserHash);
-  return matches && hash !== undefined;
+  return bcrypt.compareSync(password, hash ?? absentUserHash) && hash !== undefined;
 }

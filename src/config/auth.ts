@@ -62,6 +62,12 @@ export const authConfig = z
     credentialCache: z
       .strictObject({ ttl: duration.prefault('60s'), size: z.number().int().nonnegative().default(10_000) })
       .prefault({}),
+    /** bcrypt runs in worker threads so it never stalls serving; at most `queue` checks wait, more get 429. */
+    passwordChecks: z
+      .strictObject({ workers: z.number().int().positive().default(1), queue: z.number().int().nonnegative().default(64) })
+      .prefault({}),
+    /** Wrong passwords allowed per client address and `per` before 429 (guessing protection); 0: no limit. */
+    failedSignIns: z.strictObject({ limit: z.number().int().nonnegative().default(20), per: duration.prefault('1m') }).prefault({}),
     token: z
       .strictObject({
         /** The token endpoint URL clients are sent to; default: `<scheme>://<Host>/token` of the request. */

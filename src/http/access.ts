@@ -36,6 +36,8 @@ export type TokenCredentials =
 
 export interface TokenGrantRequest {
   credentials: TokenCredentials;
+  /** The client's address, for limits on failed sign-ins. */
+  client: string;
   /** Scope strings as sent; each may hold several scopes separated by spaces. */
   scopes: readonly string[];
   /** The `service` the client names; must be this registry's. */

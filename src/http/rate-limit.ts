@@ -32,12 +32,26 @@ export class RateLimiter {
 
   /** Takes one request from the client's allowance; undefined when allowed, else the seconds until the next one would be. */
   take(client: string, now = Date.now()): number | undefined {
+    const bucket = this.#refill(client, now);
+    if (bucket.tokens >= 1) {
+      bucket.tokens -= 1;
+      return undefined;
+    }
+    return this.#wait(bucket);
+  }
+
+  /** Like `take`, without using up anything: whether the client has allowance left. */
+  blocked(client: string, now = Date.now()): number | undefined {
+    const bucket = this.#refill(client, now);
+    return bucket.tokens >= 1 ? undefined : this.#wait(bucket);
+  }
+
+  #refill(client: string, now: number): Bucket {
     const { requests, per, burst, clients } = this.#settings;
-    const rate = requests / per;
     const capacity = Math.max(burst, 1);
     const bucket = this.#buckets.get(client) ?? { tokens: capacity, updatedAt: now };
     this.#buckets.delete(client);
-    bucket.tokens = Math.min(capacity, bucket.tokens + (now - bucket.updatedAt) * rate);
+    bucket.tokens = Math.min(capacity, bucket.tokens + (now - bucket.updatedAt) * (requests / per));
     bucket.updatedAt = now;
     this.#buckets.set(client, bucket);
     while (this.#buckets.size > clients) {
@@ -45,11 +59,12 @@ export class RateLimiter {
       if (oldest === undefined) break;
       this.#buckets.delete(oldest);
     }
-    if (bucket.tokens >= 1) {
-      bucket.tokens -= 1;
-      return undefined;
-    }
-    return Math.max(1, Math.ceil((1 - bucket.tokens) / rate / 1000));
+    return bucket;
+  }
+
+  #wait(bucket: Bucket): number {
+    const { requests, per } = this.#settings;
+    return Math.max(1, Math.ceil((1 - bucket.tokens) / (requests / per) / 1000));
   }
 }
 

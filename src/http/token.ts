@@ -16,6 +16,7 @@ export function registerTokenEndpoint(app: FastifyInstance, issuer: TokenIssuer)
   app.get('/token', async (request, reply) => {
     const grant = await issuer.grant({
       credentials: basicCredentials(request),
+      client: request.ip,
       scopes: queryValues(request.query, 'scope'),
       ...optional('service', queryValue(request.query, 'service')),
       offline: queryValue(request.query, 'offline_token') === 'true',
@@ -30,6 +31,7 @@ export function registerTokenEndpoint(app: FastifyInstance, issuer: TokenIssuer)
     const form = new URLSearchParams((await readLimitedBody(request.raw, maxFormBytes, 'token request')).toString('utf8'));
     const grant = await issuer.grant({
       credentials: formCredentials(form),
+      client: request.ip,
       scopes: form.getAll('scope'),
       ...optional('service', form.get('service') ?? undefined),
       offline: form.get('access_type') === 'offline',

@@ -152,6 +152,30 @@ describe('access rules, catalog, uploads and mounts', () => {
   });
 });
 
+describe('guessing passwords', () => {
+  it('answers 429 once a client failed too often, while right passwords of others still work', async () => {
+    const temp = await tempDir('berth-guess');
+    const test = await createTestApp(await authSettings(temp.path, { users: { alice: 'pw', bob: 'bob-pw' }, extra: { 'auth.failedSignIns.limit': 3, 'auth.failedSignIns.per': '1h' } }));
+    try {
+      const ping = (authorization: string, ip = '10.0.0.1') => test.app.inject({ method: 'GET', url: '/v2/', remoteAddress: ip, headers: { authorization } });
+      assert.equal((await ping(basic('bob', 'bob-pw'))).statusCode, 200, 'cached from now on');
+      for (let attempt = 0; attempt < 3; attempt += 1) assert.equal((await ping(basic('alice', `guess${attempt}`))).statusCode, 401);
+      const blocked = await ping(basic('alice', 'pw'));
+      assert.equal(blocked.statusCode, 429);
+      assert.equal(errorCode(blocked), 'TOOMANYREQUESTS');
+      assert.match(JSON.parse(blocked.body).errors[0].message, /too many failed sign-ins from 10\.0\.0\.1/);
+      assert.ok(Number(blocked.headers['retry-after']) > 0);
+      assert.equal((await ping(basic('bob', 'bob-pw'))).statusCode, 200, 'verified credentials need no bcrypt and pass');
+      assert.equal((await ping(basic('alice', 'pw'), '10.0.0.2')).statusCode, 200, 'other clients are not affected');
+      const token = await test.app.inject({ method: 'GET', url: '/token?service=berth', remoteAddress: '10.0.0.1', headers: { authorization: basic('alice', 'another-guess') } });
+      assert.equal(token.statusCode, 429, 'the token endpoint counts the same failures');
+    } finally {
+      await test.close();
+      await temp.remove();
+    }
+  });
+});
+
 describe('Basic challenge and default rules', () => {
   it('asks for Basic credentials, lets users push and anyone pull with auth.anonymousPull', async () => {
     const temp = await tempDir('berth-basic');

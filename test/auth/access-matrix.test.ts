@@ -123,7 +123,7 @@ describe('access matrix: every endpoint × every kind of caller', () => {
 
   before(async () => {
     temp = await tempDir('berth-matrix');
-    test = await createTestApp(await authSettings(temp.path, { users, rules, extra: { 'auth.challenge': 'token' } }));
+    test = await createTestApp(await authSettings(temp.path, { users, rules, extra: { 'auth.challenge': 'token', 'auth.failedSignIns.limit': 0 } }));
     const key = createPrivateKey(await readFile(join(test.registry.config.dataDir, 'auth', 'token-signing-key.pem'), 'utf8'));
     const now = Math.floor(Date.now() / 1000);
     const expired = await new SignJWT({ access: [{ type: 'repository', name: 'team/app', actions: ['pull', 'push', 'delete'] }] })

@@ -6,7 +6,7 @@ import { DatabaseSync } from 'node:sqlite';
 import { describe, it } from 'node:test';
 import { AccessRules, AccessRulesError, globToRegExp } from '../../src/auth/access-rules.ts';
 import { CredentialCache } from '../../src/auth/credential-cache.ts';
-import { hashPassword, HtpasswdError, parseHtpasswd, verifyPassword } from '../../src/auth/htpasswd.ts';
+import { hashPassword, HtpasswdError, parseHtpasswd, passwordMatches } from '../../src/auth/htpasswd.ts';
 import { accessRulesConfig } from '../../src/config/auth.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import { sqliteMigrations } from '../../src/meta/sqlite/migrations.ts';
@@ -36,7 +36,7 @@ describe('htpasswd', () => {
     const hash = await hashPassword('pw', 4);
     const users = parseHtpasswd(`# users\n\nalice:${hash}\nbob:${hash.replace(/^\$2b\$/, '$2y$')}\n`, 'f');
     assert.deepEqual([...users.keys()], ['alice', 'bob']);
-    assert.equal(await verifyPassword('pw', users.get('bob')), true);
+    assert.equal(passwordMatches('pw', users.get('bob')), true);
     assert.throws(() => parseHtpasswd('carol:$apr1$abc$def\n', 'f'), (error: Error) => error instanceof HtpasswdError && /f:1: user carol has a hash that is not bcrypt/.test(error.message));
     assert.throws(() => parseHtpasswd(`a:${hash}\na:${hash}\n`, 'f'), /f:2: user a appears twice/);
     assert.throws(() => parseHtpasswd('no-colon\n', 'f'), /f:1: expected "user:bcrypt-hash"/);
@@ -44,10 +44,10 @@ describe('htpasswd', () => {
 
   it('verifies passwords, and says no for absent users and over-long passwords', async () => {
     const hash = await hashPassword('right', 4);
-    assert.equal(await verifyPassword('right', hash), true);
-    assert.equal(await verifyPassword('wrong', hash), false);
-    assert.equal(await verifyPassword('right', undefined), false);
-    assert.equal(await verifyPassword('x'.repeat(80), hash), false);
+    assert.equal(passwordMatches('right', hash), true);
+    assert.equal(passwordMatches('wrong', hash), false);
+    assert.equal(passwordMatches('right', undefined), false);
+    assert.equal(passwordMatches('x'.repeat(80), hash), false);
     await assert.rejects(hashPassword('x'.repeat(73), 4), /longer than 72 bytes/);
   });
 
@@ -64,8 +64,8 @@ describe('htpasswd', () => {
       const file = join(temp.path, 'htpasswd');
       assert.equal((await stat(file)).mode & 0o777, 0o600);
       const users = parseHtpasswd(await readFile(file, 'utf8'), file);
-      assert.equal(await verifyPassword('third', users.get('alice')), true);
-      assert.equal(await verifyPassword('second', users.get('bob')), true);
+      assert.equal(passwordMatches('third', users.get('alice')), true);
+      assert.equal(passwordMatches('second', users.get('bob')), true);
       assert.equal((await berth(['user', 'list', ...data])).stdout, 'alice\nbob\n');
       assert.equal((await berth(['user', 'remove', 'alice', ...data])).code, 0);
       const missing = await berth(['user', 'remove', 'alice', ...data]);

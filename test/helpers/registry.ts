@@ -75,6 +75,7 @@ export async function createTestApp(settings: TestSettings = {}): Promise<TestAp
     registry,
     async close() {
       await app.close();
+      await security.close();
       await registry.close();
       await temp.remove();
     },
