@@ -176,6 +176,27 @@ describe('guessing passwords', () => {
   });
 });
 
+describe('token realm', () => {
+  it('names the token endpoint as the client reached it, through a trusted proxy, or as configured', async () => {
+    const temp = await tempDir('berth-realm');
+    const proxied = await createTestApp(await authSettings(join(temp.path, 'a'), { users: { alice: 'pw' }, extra: { 'auth.challenge': 'token', 'limits.trustProxy': true } }));
+    const fixed = await createTestApp(
+      await authSettings(join(temp.path, 'b'), { users: { alice: 'pw' }, extra: { 'auth.challenge': 'token', 'auth.token.realm': 'https://auth.example/token', 'auth.token.service': 'reg' } }),
+    );
+    try {
+      const headers = { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'registry.example' };
+      const viaProxy = await proxied.app.inject({ method: 'GET', url: '/v2/', headers });
+      assert.equal(viaProxy.headers['www-authenticate'], 'Bearer realm="https://registry.example/token",service="berth"');
+      const configured = await fixed.app.inject({ method: 'GET', url: '/v2/a/tags/list', headers });
+      assert.equal(configured.headers['www-authenticate'], 'Bearer realm="https://auth.example/token",service="reg",scope="repository:a:pull"');
+    } finally {
+      await proxied.close();
+      await fixed.close();
+      await temp.remove();
+    }
+  });
+});
+
 describe('Basic challenge and default rules', () => {
   it('asks for Basic credentials, lets users push and anyone pull with auth.anonymousPull', async () => {
     const temp = await tempDir('berth-basic');
