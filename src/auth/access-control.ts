@@ -56,7 +56,11 @@ export class AccessControl implements AccessPolicy, TokenIssuer {
       return identity.kind === 'anonymous';
     });
     if (denied.length > 0) throw this.#refusal(request, identity, rules, denied);
-    return { ...(user === undefined ? {} : { user }), may };
+    // A token with `registry:catalog:*` lists what its user may pull; an
+    // external issuer's token, what it grants.
+    const sees = (name: string): boolean =>
+      identity.kind === 'token' && identity.token.own ? rules.actions(identity.user, name).has('pull') : may(name, 'pull');
+    return { ...(user === undefined ? {} : { user }), may, sees };
   }
 
   async grant(request: TokenGrantRequest): Promise<TokenGrant> {

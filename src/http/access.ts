@@ -13,8 +13,10 @@ export type Need = { kind: 'repository'; name: RepositoryName; action: Action } 
 export interface Caller {
   /** The signed-in user; undefined for anonymous callers. */
   readonly user?: string;
-  /** Whether the caller may do `action` on `name` (mount sources, catalog entries). */
+  /** Whether the caller may do `action` on `name` now (mount sources). */
   may(name: RepositoryName, action: Action): boolean;
+  /** Whether the catalog shows `name` to this caller: a repository it may pull, whatever its token names. */
+  sees(name: RepositoryName): boolean;
 }
 
 /**

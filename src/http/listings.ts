@@ -25,7 +25,7 @@ export async function listTags({ request, reply, name, signal, repository }: V2R
 export async function listCatalog(request: FastifyRequest, reply: FastifyReply, router: RepositoryRouter, caller?: Caller): Promise<unknown> {
   const page = parsePage(request.query);
   const { entries, next } = await paginate(page, (probe) =>
-    caller === undefined ? router.catalog(probe) : visibleCatalog(router, probe, (name) => caller.may(name, 'pull')),
+    caller === undefined ? router.catalog(probe) : visibleCatalog(router, probe, (name) => caller.sees(name)),
   );
   if (next !== undefined) reply.header('link', nextLink('/v2/_catalog', page, next));
   return reply.header('content-type', 'application/json').send(JSON.stringify({ repositories: entries }));

@@ -116,6 +116,19 @@ describe('token endpoint and Bearer tokens', () => {
     ]);
   });
 
+  it('lists in the catalog what the token user may pull, given registry:catalog:*', async () => {
+    await injectPushImage(test.app, basic('alice', users.alice), 'public/x', 'v1', randomImage({ layers: 1 }));
+    const list = async (authorization: string) => {
+      const response = await test.app.inject({ method: 'GET', url: '/v2/_catalog', headers: { authorization } });
+      assert.equal(response.statusCode, 200, response.body);
+      return (JSON.parse(response.body) as { repositories: string[] }).repositories;
+    };
+    const alice = (await getToken('service=berth&scope=registry:catalog:*', basic('alice', users.alice))).token?.token;
+    assert.deepEqual(await list(`Bearer ${alice}`), ['public/x', 'team/app']);
+    const anonymous = (await getToken('service=berth&scope=registry:catalog:*')).token?.token;
+    assert.deepEqual(await list(`Bearer ${anonymous}`), ['public/x']);
+  });
+
   it('refuses wrong passwords with a Basic challenge, and another service', async () => {
     const wrong = await getToken('service=berth&scope=repository:team/app:pull', basic('alice', 'nope'));
     assert.equal(wrong.status, 401);
