@@ -4,15 +4,21 @@ import { pino, type Logger as PinoLogger } from 'pino';
 import PinoPretty from 'pino-pretty';
 import type { BlobStore } from './blobs/blob-store.ts';
 import { FsBlobStore } from './blobs/fs/fs-blob-store.ts';
+import { S3BlobStore } from './blobs/s3/s3-blob-store.ts';
 import type { Config } from './config/schema.ts';
 import { splitHostPort } from './config/units.ts';
 import { createApp } from './http/app.ts';
 import type { MetaStore } from './meta/meta-store.ts';
+import { poolConfig } from './meta/postgres/pool-config.ts';
+import { PostgresMetaStore } from './meta/postgres/postgres-meta-store.ts';
 import { SqliteMetaStore } from './meta/sqlite/sqlite-meta-store.ts';
 import { createHostedContext, HostedSource, type HostedContext } from './registry/hosted.ts';
 import type { RepositorySource } from './registry/repository.ts';
 import { RepositoryRouter } from './registry/router.ts';
 import { openSecurity, type Security } from './security.ts';
+import { ArchiveSource } from './sources/archive/archive-source.ts';
+import { createDropletSource } from './sources/droplet/create.ts';
+import { SqliteDropletIndex } from './sources/droplet/sqlite-droplet-index.ts';
 
 /** The stores and the router built from a configuration: everything a command needs. */
 export interface Registry {
@@ -28,16 +34,21 @@ export interface Registry {
 /** The one place that picks concrete drivers. */
 export async function openRegistry(config: Config, logger: PinoLogger = createLogger(config)): Promise<Registry> {
   const dataDir = resolve(config.dataDir);
-  const blobs: BlobStore = await FsBlobStore.open(resolve(config.storage.fs.path ?? dataDir));
-  const meta: MetaStore = SqliteMetaStore.open(resolve(config.metadata.sqlite.path ?? join(dataDir, 'berth.db')));
+  const blobs: BlobStore = await openBlobStore(config, dataDir, logger);
+  const meta: MetaStore = await openMetaStore(config, dataDir).catch(async (error: unknown) => {
+    await blobs.close?.();
+    throw error;
+  });
   const hosted = createHostedContext(blobs, meta, {
     deletes: config.registry.deletes,
     redirects: config.storage.redirects ?? blobs.redirectUrl !== undefined,
     ...(config.limits.maxBlobBytes === undefined ? {} : { maxBlobBytes: config.limits.maxBlobBytes }),
   });
   const hostedSource = new HostedSource(hosted);
-  const routes = config.repositories.map((entry) => ({ prefix: entry.prefix, source: sourceFor(entry, hostedSource) }));
-  const router = new RepositoryRouter([{ prefix: '', source: hostedSource }, ...routes]);
+  const context: SourceContext = { blobs, dataDir, redirects: hosted.options.redirects, logger, config };
+  const routes = config.repositories.map((entry) => ({ prefix: entry.prefix, source: sourceFor(entry, hostedSource, context) }));
+  // Configured routes first: for an equal prefix (a kind configured at ""), the configured one wins over the default.
+  const router = new RepositoryRouter([...routes, { prefix: '', source: hostedSource }]);
   return {
     config,
     blobs,
@@ -53,10 +64,47 @@ export async function openRegistry(config: Config, logger: PinoLogger = createLo
   };
 }
 
-function sourceFor(entry: Config['repositories'][number], hostedSource: HostedSource): RepositorySource {
+async function openBlobStore(config: Config, dataDir: string, logger: PinoLogger): Promise<BlobStore> {
+  const storage = config.storage;
+  switch (storage.driver) {
+    case 'fs':
+      return FsBlobStore.open(resolve(storage.fs.path ?? dataDir));
+    case 's3':
+      return S3BlobStore.open({
+        ...storage.s3,
+        bucket: storage.s3.bucket as string,
+        onBackgroundError: (message, error) => logger.warn({ err: error }, message),
+      });
+  }
+}
+
+async function openMetaStore(config: Config, dataDir: string): Promise<MetaStore> {
+  const metadata = config.metadata;
+  switch (metadata.driver) {
+    case 'sqlite':
+      return SqliteMetaStore.open(resolve(metadata.sqlite.path ?? join(dataDir, 'berth.db')));
+    case 'postgres':
+      return PostgresMetaStore.open(poolConfig(metadata.postgres));
+  }
+}
+
+/** What sources other than hosted are built from. */
+interface SourceContext {
+  blobs: BlobStore;
+  dataDir: string;
+  redirects: boolean;
+  logger: PinoLogger;
+  config: Config;
+}
+
+function sourceFor(entry: Config['repositories'][number], hostedSource: HostedSource, context: SourceContext): RepositorySource {
   switch (entry.kind) {
     case 'hosted':
       return hostedSource;
+    case 'archive':
+      return new ArchiveSource({ ...entry, maxManifestBytes: context.config.registry.maxManifestBytes }, context.blobs, context.logger);
+    case 'droplet':
+      return createDropletSource(entry, { ...context, index: SqliteDropletIndex.open(join(context.dataDir, 'droplets.db')) });
   }
 }
 
@@ -94,6 +142,7 @@ export async function startServer(config: Config, logger: PinoLogger = createLog
   try {
     await app.listen({ host, port });
   } catch (error) {
+    await security.close();
     await registry.close();
     throw error;
   }

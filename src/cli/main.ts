@@ -1,5 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config/load.ts';
+import { registerDroplet } from './commands/droplet.ts';
+import { registerRootfs } from './commands/rootfs.ts';
 import { registerServe } from './commands/serve.ts';
 import { registerUser } from './commands/user.ts';
 
@@ -13,6 +15,8 @@ export function buildProgram(): Command {
     .exitOverride()
     .showHelpAfterError();
   registerServe(program);
+  registerDroplet(program);
+  registerRootfs(program);
   registerUser(program);
   return program;
 }

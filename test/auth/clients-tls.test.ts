@@ -8,6 +8,7 @@ import { access } from 'node:fs/promises';
 import { authSettings } from '../helpers/auth.ts';
 import { writeOciLayout } from '../helpers/oci-layout.ts';
 import { startTestRegistry, type TestRegistry } from '../helpers/registry.ts';
+import { runnableImage } from '../helpers/runnable-image.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { missingCommands, run } from '../helpers/tools.ts';
 
@@ -79,7 +80,7 @@ for (const challenge of ['basic', 'token'] as const) {
       await mkdir(certs);
       await copyFile(registry.server.security.caCert as string, join(certs, 'ca.crt'));
       layout = join(temp.path, 'layout');
-      await writeOciLayout(layout, 'v1', { 'hello.txt': `hello from ${challenge}\n` });
+      await writeOciLayout(layout, await runnableImage({ 'hello.txt': `hello from ${challenge}\n` }), 'v1');
     });
     after(async () => {
       await registry?.close();
