@@ -42,6 +42,8 @@ interface Endpoint {
   name: string;
   action: Action;
   ok: number;
+  /** The error code when the request is allowed but still fails (droplet uploads into a hosted repository). */
+  okCode?: string;
   request(target: Target): InjectOptions;
 }
 
@@ -59,6 +61,13 @@ const endpoints: Endpoint[] = [
   },
   { name: 'DELETE manifest', action: 'delete', ok: 202, request: (t) => ({ method: 'DELETE', url: `/v2/${t.repo}/manifests/${t.manifest}` }) },
   { name: 'POST blobs/uploads', action: 'push', ok: 202, request: (t) => ({ method: 'POST', url: `/v2/${t.repo}/blobs/uploads/` }) },
+  {
+    name: 'POST blobs/ (droplet)',
+    action: 'push',
+    ok: 405,
+    okCode: 'UNSUPPORTED',
+    request: (t) => ({ method: 'POST', url: `/v2/${t.repo}/blobs/?guid=g1`, headers: { 'content-type': 'application/gzip' }, payload: t.chunk }),
+  },
   { name: 'GET blobs/uploads/<id>', action: 'push', ok: 204, request: (t) => ({ method: 'GET', url: `/v2/${t.repo}/blobs/uploads/${t.upload}` }) },
   {
     name: 'PATCH blobs/uploads/<id>',
@@ -182,7 +191,7 @@ describe('access matrix: every endpoint × every kind of caller', () => {
     for (const endpoint of endpoints) {
       const allowed = caller.allowed.has(endpoint.action);
       const refusal = endpoint.action === 'catalog' ? (caller.catalogRefusal ?? caller.refusal) : caller.refusal;
-      const expected = allowed ? { status: endpoint.ok, code: undefined } : refusal;
+      const expected = allowed ? { status: endpoint.ok, code: endpoint.okCode } : refusal;
       it(`${caller.name} × ${endpoint.name} → ${expected.status}${expected.code === undefined ? '' : ` ${expected.code}`}`, async () => {
         const credentials = authorization.get(caller.name);
         const uploader = allowed && endpoint.action === 'push' && credentials !== undefined ? credentials : basic('writer', users.writer);

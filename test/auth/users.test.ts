@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -14,22 +13,8 @@ import { SqliteMetaStore } from '../../src/meta/sqlite/sqlite-meta-store.ts';
 import type { RepositoryName } from '../../src/oci/names.ts';
 import { openSecurity } from '../../src/security.ts';
 import { pino } from 'pino';
+import { runBerth as berth } from '../helpers/process.ts';
 import { tempDir } from '../helpers/tmp.ts';
-
-const cli = join(import.meta.dirname, '..', '..', 'src', 'cli', 'main.ts');
-
-/** Runs `berth ARGS` with `input` on standard input. */
-function berth(args: string[], input = ''): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [cli, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(input);
-  });
-}
 
 describe('htpasswd', () => {
   it('reads bcrypt lines as Apache and bcryptjs write them, and names the line of anything else', async () => {

@@ -1,18 +1,8 @@
 import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
-import tar from 'tar-stream';
 import { mediaTypes } from '../../src/oci/media-types.ts';
+import { tarOf } from '../sources/droplet/fixtures.ts';
 import { blobOf, manifestOf, type TestImage } from './images.ts';
-
-/** A real tar of the given files, in memory (test files are small). */
-async function tarOf(files: Record<string, string>): Promise<Buffer> {
-  const pack = tar.pack();
-  for (const [name, content] of Object.entries(files)) pack.entry({ name, mode: 0o644, mtime: new Date(0) }, content);
-  pack.finalize();
-  const chunks: Buffer[] = [];
-  for await (const chunk of pack) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
-}
 
 /**
  * An image that podman and buildah can store and build on: one real
@@ -20,7 +10,7 @@ async function tarOf(files: Record<string, string>): Promise<Buffer> {
  * (randomImage's layers are random bytes, which only the protocol accepts).
  */
 export async function runnableImage(files: Record<string, string>): Promise<TestImage> {
-  const layerTar = await tarOf(files);
+  const layerTar = await tarOf(Object.entries(files).map(([name, body]) => ({ name, body, mode: 0o644 })));
   const layer = blobOf(gzipSync(layerTar), mediaTypes.ociLayerGzip);
   const config = blobOf(
     Buffer.from(

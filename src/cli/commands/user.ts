@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { checkPassword, checkUserName, hashPassword, readHtpasswd, writeHtpasswd, type Htpasswd } from '../../auth/htpasswd.ts';
 import { defaultHtpasswdPath } from '../../security.ts';
 import { configFromOptions, type CommonOptions } from '../options.ts';
+import { readStdinLine } from '../stdin.ts';
 
 interface UserOptions extends CommonOptions {
   htpasswd?: string;
@@ -80,17 +81,6 @@ async function update<T>(path: string, change: (users: Htpasswd) => T): Promise<
   } finally {
     await rm(lock, { force: true });
   }
-}
-
-async function readStdinLine(): Promise<string> {
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of process.stdin) {
-    chunks.push(chunk as Buffer);
-    total += (chunk as Buffer).length;
-    if (total > 4096) throw new Error('standard input holds more than a password');
-  }
-  return (Buffer.concat(chunks).toString('utf8').split(/\r?\n/)[0] ?? '').trimEnd();
 }
 
 async function askTwice(name: string): Promise<string> {
