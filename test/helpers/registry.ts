@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { after, before } from 'node:test';
 import { pino } from 'pino';
 import { loadConfig } from '../../src/config/load.ts';
 import { createApp } from '../../src/http/app.ts';
@@ -80,4 +81,17 @@ export async function createTestApp(settings: TestSettings = {}): Promise<TestAp
       await temp.remove();
     },
   };
+}
+
+/**
+ * One registry for a whole test file: started before the file's tests and
+ * closed after them. Read its fields inside tests, not at load time.
+ */
+export function registryForFile(settings: TestSettings = {}, options: { captureLogs?: boolean } = {}): TestRegistry {
+  const shared = {} as TestRegistry;
+  before(async () => {
+    Object.assign(shared, await startTestRegistry(settings, options));
+  });
+  after(() => shared.close());
+  return shared;
 }
