@@ -1,6 +1,8 @@
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config/load.ts';
+import { registerCopy } from './commands/copy.ts';
 import { registerServe } from './commands/serve.ts';
+import { registerSync } from './commands/sync.ts';
 
 /** Exit codes scripts can rely on. */
 export const exitCodes = { ok: 0, failure: 1, usage: 2, config: 3 } as const;
@@ -12,6 +14,8 @@ export function buildProgram(): Command {
     .exitOverride()
     .showHelpAfterError();
   registerServe(program);
+  registerCopy(program);
+  registerSync(program);
   return program;
 }
 
