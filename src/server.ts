@@ -12,6 +12,8 @@ import { SqliteMetaStore } from './meta/sqlite/sqlite-meta-store.ts';
 import { createHostedContext, HostedSource, type HostedContext } from './registry/hosted.ts';
 import type { RepositorySource } from './registry/repository.ts';
 import { RepositoryRouter } from './registry/router.ts';
+import { namespaceResolver } from './sources/proxy/namespaces.ts';
+import { proxyNamespaces, ProxySource } from './sources/proxy/proxy-source.ts';
 
 /** The stores and the router built from a configuration: everything a command needs. */
 export interface Registry {
@@ -34,8 +36,10 @@ export async function openRegistry(config: Config, logger: PinoLogger = createLo
     redirects: config.storage.redirects ?? blobs.redirectUrl !== undefined,
   });
   const hostedSource = new HostedSource(hosted);
-  const routes = config.repositories.map((entry) => ({ prefix: entry.prefix, source: sourceFor(entry, hostedSource) }));
-  const router = new RepositoryRouter([{ prefix: '', source: hostedSource }, ...routes]);
+  const sourceContext = { hosted, logger, spoolDir: join(dataDir, 'proxy-spool') };
+  const routes = await Promise.all(config.repositories.map(async (entry) => ({ prefix: entry.prefix, source: await sourceFor(entry, hostedSource, sourceContext) })));
+  // Configured routes first: a configured "" prefix (a Docker Hub mirror) wins over the default.
+  const router = new RepositoryRouter([...routes, { prefix: '', source: hostedSource }]);
   return {
     config,
     blobs,
@@ -51,10 +55,16 @@ export async function openRegistry(config: Config, logger: PinoLogger = createLo
   };
 }
 
-function sourceFor(entry: Config['repositories'][number], hostedSource: HostedSource): RepositorySource {
+async function sourceFor(
+  entry: Config['repositories'][number],
+  hostedSource: HostedSource,
+  context: { hosted: HostedContext; logger: PinoLogger; spoolDir: string },
+): Promise<RepositorySource> {
   switch (entry.kind) {
     case 'hosted':
       return hostedSource;
+    case 'proxy':
+      return ProxySource.create(entry, context);
   }
 }
 
@@ -77,6 +87,9 @@ export async function startServer(config: Config, logger: PinoLogger = createLog
       chunkMinLength: config.registry.chunkMinLength ?? registry.blobs.chunkMinLength,
     },
     logger,
+    resolveNamespace: namespaceResolver(
+      config.repositories.flatMap((entry) => (entry.kind === 'proxy' ? [{ prefix: entry.prefix, namespaces: proxyNamespaces(entry) }] : [])),
+    ),
   });
   const { host, port } = splitHostPort(config.listen);
   try {

@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { RepositoryName } from '../oci/names.ts';
 import type { RepositoryRouter } from '../registry/router.ts';
 import { AccessLog } from './access-log.ts';
+import { queryValue } from './body.ts';
 import { sendError } from './errors.ts';
 import { listCatalog } from './listings.ts';
 import { matchV2, runV2, type HttpSettings } from './v2-routes.ts';
@@ -13,6 +15,8 @@ export interface AppDependencies {
   logger?: FastifyBaseLogger;
   /** Readiness: throws when the registry cannot serve (a store unreachable). */
   health?: () => Promise<void>;
+  /** Maps a request naming its registry with `?ns=` (containerd mirrors) to the repository serving it. */
+  resolveNamespace?: (name: RepositoryName, namespace: string) => RepositoryName;
 }
 
 /** Headers that describe the error response itself, kept when an error replaces a half-built reply. */
@@ -62,7 +66,10 @@ export function createApp(dependencies: AppDependencies): FastifyInstance {
       return reply.header('content-type', 'application/json').send(request.method === 'HEAD' ? undefined : '{}');
     }
     if (path === '_catalog' && request.method === 'GET') return listCatalog(request, reply, router);
-    return runV2(matchV2(path, request.method), request, reply, router, settings);
+    const match = matchV2(path, request.method);
+    const namespace = queryValue(request.query, 'ns');
+    if (namespace !== undefined && dependencies.resolveNamespace !== undefined) match.name = dependencies.resolveNamespace(match.name, namespace);
+    return runV2(match, request, reply, router, settings);
   };
   app.route({ method: ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE'], url: '/v2/*', handler: v2 });
   app.route({ method: ['GET', 'HEAD'], url: '/v2', handler: v2 });
