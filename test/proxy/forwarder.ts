@@ -43,7 +43,7 @@ export class Forwarder {
     return `http://127.0.0.1:${(this.#server.address() as AddressInfo).port}`;
   }
 
-  /** How many requests matched `method` and a path containing `fragment`. */
+  /** How many requests matched `method` and a path (with its query) containing `fragment`. */
   count(method: string, fragment: string): number {
     return this.requests.filter((line) => line.startsWith(`${method} `) && line.includes(fragment)).length;
   }
@@ -55,7 +55,7 @@ export class Forwarder {
 
   #forward(request: IncomingMessage, response: ServerResponse): void {
     const path = request.url ?? '/';
-    this.requests.push(`${request.method} ${path.split('?')[0]}`);
+    this.requests.push(`${request.method} ${path}`);
     const hook = this.hook?.(request.method ?? 'GET', path);
     const upstream = httpRequest(
       { host: this.#target.hostname, port: this.#target.port, method: request.method, path, headers: { ...request.headers, host: this.#target.host } },

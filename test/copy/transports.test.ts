@@ -1,0 +1,88 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { StoreOptions } from '../../src/copy/open-store.ts';
+import { mediaTypes } from '../../src/oci/media-types.ts';
+import { pushImage } from '../helpers/images.ts';
+import { startTestRegistry, type TestRegistry } from '../helpers/registry.ts';
+import { tempDir } from '../helpers/tmp.ts';
+import { realImage, s3Credentials, startS3 } from './fixtures.ts';
+import { imageFacts } from './inspect.ts';
+import { copy } from './transfer.ts';
+
+const transports = ['docker', 'oci', 's3', 'oci-archive', 'docker-archive'] as const;
+type Transport = (typeof transports)[number];
+
+describe('berth copy between every pair of transports', () => {
+  let registry: TestRegistry;
+  let s3: { endpoint: string; close(): Promise<void> };
+  let temp: { path: string; remove(): Promise<void> };
+  let image: Awaited<ReturnType<typeof realImage>>;
+  let store: StoreOptions;
+
+  const location = (transport: Transport, name: string): string => {
+    switch (transport) {
+      case 'docker':
+        return `docker://${registry.host}/pairs/${name}:1.0`;
+      case 'oci':
+        return `oci:${temp.path}/${name}:1.0`;
+      case 's3':
+        return `s3://layouts/${name}:1.0`;
+      case 'oci-archive':
+        return `oci-archive:${temp.path}/${name}.oci.tar:1.0`;
+      case 'docker-archive':
+        return `docker-archive:${temp.path}/${name}.docker.tar:pairs/${name}:1.0`;
+    }
+  };
+
+  before(async () => {
+    registry = await startTestRegistry();
+    s3 = await startS3('layouts');
+    temp = await tempDir('berth-pairs');
+    store = { authFiles: [], tempDir: temp.path, s3: { endpoint: s3.endpoint, forcePathStyle: true, credentials: s3Credentials } };
+    image = await realImage({ layers: 2, layerSize: 8 * 1024 });
+    await pushImage(registry.url, 'seed/app', '1.0', image);
+  });
+  after(async () => {
+    await registry?.close();
+    await s3?.close();
+    await temp?.remove();
+  });
+
+  for (const from of transports) {
+    test(`from ${from} to every transport`, async () => {
+      const source = location(from, `origin-${from}`);
+      if (from !== 'docker') {
+        const seeded = await copy(`docker://${registry.host}/seed/app:1.0`, source, { tempDir: temp.path, s3Endpoint: s3.endpoint });
+        assert.equal(seeded.code, 0, seeded.reporter.failure());
+      } else {
+        const seeded = await copy(`docker://${registry.host}/seed/app:1.0`, source, { tempDir: temp.path });
+        assert.equal(seeded.code, 0, seeded.reporter.failure());
+      }
+      for (const to of transports) {
+        const destination = location(to, `${from}-to-${to}`);
+        const result = await copy(source, destination, { tempDir: temp.path, s3Endpoint: s3.endpoint });
+        assert.equal(result.code, 0, `${source} → ${destination}: ${result.reporter.failure()}`);
+        const facts = await imageFacts(destination, store);
+        assert.equal(facts.configDigest, image.config.digest, `${from} → ${to}: same config`);
+        assert.deepEqual(facts.diffIds, image.diffIds, `${from} → ${to}: same layer content`);
+        if (to === 'docker-archive') {
+          // Docker archives hold layers as plain tars: their digests are the diff_ids.
+          assert.deepEqual(facts.layerMediaTypes, [mediaTypes.ociLayerTar, mediaTypes.ociLayerTar]);
+        } else {
+          // Every other pair carries the manifest byte for byte (a docker archive's gzip round trip included).
+          assert.equal(facts.manifestDigest, image.manifest.digest, `${from} → ${to}: same manifest digest`);
+        }
+      }
+    });
+  }
+
+  test('a second copy to the same destination sends nothing again', async () => {
+    const destination = `s3://layouts/again:1.0`;
+    const first = await copy(`docker://${registry.host}/seed/app:1.0`, destination, { tempDir: temp.path, s3Endpoint: s3.endpoint });
+    assert.equal(first.code, 0, first.reporter.failure());
+    const second = await copy(`docker://${registry.host}/seed/app:1.0`, destination, { tempDir: temp.path, s3Endpoint: s3.endpoint });
+    assert.equal(second.code, 0, second.reporter.failure());
+    assert.equal(second.reporter.of('blob-copied').length, 0);
+    assert.equal(second.reporter.of('blob-skipped').length, 3);
+  });
+});
