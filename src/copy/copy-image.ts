@@ -84,6 +84,7 @@ class ImageCopy {
   }
 
   async manifest(data: ManifestData, tag: Tag | undefined, top: boolean): Promise<ManifestData> {
+    const child = !top;
     if (!isManifestMediaType(data.mediaType)) {
       throw new RegistryError('MANIFEST_INVALID', `${this.#source.description}: ${data.digest} has media type ${data.mediaType}, which is not a manifest Berth copies`);
     }
@@ -91,9 +92,9 @@ class ImageCopy {
     if (isIndexMediaType(data.mediaType)) {
       const index = json as unknown as ParsedIndex;
       if (top && this.#options.platforms !== 'all') return this.#platformOf(index, tag);
-      return this.#index(data, index, json, tag);
+      return this.#index(data, index, json, tag, child);
     }
-    return this.#image(data, json as unknown as ParsedImage, json, tag);
+    return this.#image(data, json as unknown as ParsedImage, json, tag, child);
   }
 
   async #platformOf(index: ParsedIndex, tag: Tag | undefined): Promise<ManifestData> {
@@ -107,7 +108,7 @@ class ImageCopy {
     return this.manifest(await this.#child(entry), tag, true);
   }
 
-  async #index(data: ManifestData, index: ParsedIndex, json: Record<string, unknown>, tag: Tag | undefined): Promise<ManifestData> {
+  async #index(data: ManifestData, index: ParsedIndex, json: Record<string, unknown>, tag: Tag | undefined, child: boolean): Promise<ManifestData> {
     const children = await Promise.all(index.manifests.map(async (entry) => this.manifest(await this.#child(entry), undefined, false)));
     let written = data;
     if (children.some((child, position) => child.digest !== index.manifests[position]?.digest)) {
@@ -119,10 +120,10 @@ class ImageCopy {
       const mediaType = data.mediaType === mediaTypes.dockerManifestList && children.some((child) => child.mediaType !== mediaTypes.dockerManifest) ? mediaTypes.ociIndex : data.mediaType;
       written = serialize({ ...json, ...(json['mediaType'] === undefined ? {} : { mediaType }), manifests }, mediaType);
     }
-    return this.#write(written, tag);
+    return this.#write(written, tag, child);
   }
 
-  async #image(data: ManifestData, image: ParsedImage, json: Record<string, unknown>, tag: Tag | undefined): Promise<ManifestData> {
+  async #image(data: ManifestData, image: ParsedImage, json: Record<string, unknown>, tag: Tag | undefined, child: boolean): Promise<ManifestData> {
     const config = await this.#blob(image.config);
     const docker = data.mediaType === mediaTypes.dockerManifest;
     const targets = image.layers.map((layer) => this.#targetCompression(layer));
@@ -144,11 +145,11 @@ class ImageCopy {
       const newConfig = toOci ? { ...config, mediaType: config.mediaType === mediaTypes.dockerConfig ? mediaTypes.ociConfig : config.mediaType } : config;
       written = serialize({ ...json, ...(json['mediaType'] === undefined && !toOci ? {} : { mediaType }), config: newConfig, layers }, mediaType);
     }
-    return this.#write(written, tag);
+    return this.#write(written, tag, child);
   }
 
-  async #write(data: ManifestData, tag: Tag | undefined): Promise<ManifestData> {
-    await this.#destination.putManifest(data, tag, this.#options.signal);
+  async #write(data: ManifestData, tag: Tag | undefined, child: boolean): Promise<ManifestData> {
+    await this.#destination.putManifest(data, tag, { child, signal: this.#options.signal });
     this.#options.onEvent?.({ event: 'manifest-written', digest: data.digest, mediaType: data.mediaType, ...(tag === undefined ? {} : { tag }) });
     return data;
   }

@@ -15,6 +15,11 @@ export interface ManifestData {
   bytes: Uint8Array;
 }
 
+export interface PutManifestOptions {
+  child?: boolean;
+  signal?: AbortSignal | undefined;
+}
+
 export interface PutBlobOptions {
   /** Bytes written so far, for progress displays. */
   onProgress?: (bytes: number) => void;
@@ -43,8 +48,12 @@ export interface ImageStore {
   hasBlob(descriptor: Descriptor, signal?: AbortSignal): Promise<boolean>;
   /** Stores a blob, reading it with `open` (again, from an offset, when a transfer resumes). */
   putBlob(descriptor: Descriptor, open: BlobOpener, options?: PutBlobOptions): Promise<'copied' | 'mounted'>;
-  /** Stores a manifest (after everything it references), tagged when `tag` is given. */
-  putManifest(manifest: ManifestData, tag: Tag | undefined, signal?: AbortSignal): Promise<void>;
+  /**
+   * Stores a manifest (after everything it references), tagged when `tag`
+   * is given. A `child` is an index's entry: stored, but not an image of
+   * its own in formats that list images (a layout's index.json).
+   */
+  putManifest(manifest: ManifestData, tag: Tag | undefined, options?: PutManifestOptions): Promise<void>;
   /** Makes what was written visible: index.json, the archive file. */
   commit(signal?: AbortSignal): Promise<void>;
   close(): Promise<void>;

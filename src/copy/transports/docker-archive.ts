@@ -12,7 +12,7 @@ import { isIndexMediaType, isManifestMediaType, mediaTypes } from '../../oci/med
 import { isTag, type Reference, type Tag } from '../../oci/names.ts';
 import { writeDurably } from '../durable-file.ts';
 import { decompressor, layerMediaType, sniffFileCompression } from '../compression.ts';
-import { blobNotFound, manifestNotFound, type BlobOpener, type ImageStore, type ManifestData, type PutBlobOptions } from '../image-store.ts';
+import { blobNotFound, manifestNotFound, type BlobOpener, type ImageStore, type ManifestData, type PutBlobOptions, type PutManifestOptions } from '../image-store.ts';
 import { DirectoryStorage, fileOpener } from './layout-dir.ts';
 import { exists } from './oci-archive.ts';
 import { extractTar, packTar } from './tar.ts';
@@ -119,8 +119,9 @@ export class DockerArchiveStore implements ImageStore {
     return 'copied';
   }
 
-  async putManifest(manifest: ManifestData, tag: Tag | undefined, signal?: AbortSignal): Promise<void> {
-    if (!isManifestMediaType(manifest.mediaType) || isIndexMediaType(manifest.mediaType)) {
+  async putManifest(manifest: ManifestData, tag: Tag | undefined, options: PutManifestOptions = {}): Promise<void> {
+    const { signal } = options;
+    if (options.child === true || !isManifestMediaType(manifest.mediaType) || isIndexMediaType(manifest.mediaType)) {
       throw new RegistryError('UNSUPPORTED', `${this.description}: a docker archive holds single-platform images; choose one with --platform (not --all)`);
     }
     const parsed = JSON.parse(Buffer.from(manifest.bytes).toString('utf8')) as { config: Descriptor; layers: Descriptor[] };

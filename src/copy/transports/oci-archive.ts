@@ -4,7 +4,7 @@ import type { Readable } from 'node:stream';
 import type { ByteRange } from '../../blobs/blob-store.ts';
 import type { Descriptor } from '../../oci/manifest.ts';
 import type { Reference, Tag } from '../../oci/names.ts';
-import type { BlobOpener, ImageStore, ManifestData, PutBlobOptions } from '../image-store.ts';
+import type { BlobOpener, ImageStore, ManifestData, PutBlobOptions, PutManifestOptions } from '../image-store.ts';
 import { DirectoryStorage } from './layout-dir.ts';
 import { OciLayoutStore } from './oci-layout.ts';
 import { extractTar, packTar } from './tar.ts';
@@ -61,9 +61,9 @@ export class OciArchiveStore implements ImageStore {
     return this.#layout.putBlob(descriptor, open, options);
   }
 
-  putManifest(manifest: ManifestData, tag: Tag | undefined, signal?: AbortSignal): Promise<void> {
+  putManifest(manifest: ManifestData, tag: Tag | undefined, options?: PutManifestOptions): Promise<void> {
     this.#dirty = true;
-    return this.#layout.putManifest(manifest, tag, signal);
+    return this.#layout.putManifest(manifest, tag, options);
   }
 
   async commit(signal?: AbortSignal): Promise<void> {

@@ -5,7 +5,7 @@ import { algorithmOf, digestOf, hexOf, type Digest } from '../../oci/digest.ts';
 import { parseDescriptor, type Descriptor } from '../../oci/manifest.ts';
 import { mediaTypes } from '../../oci/media-types.ts';
 import { isTag, type Reference, type Tag } from '../../oci/names.ts';
-import { blobNotFound, manifestNotFound, type BlobOpener, type ImageStore, type ManifestData, type PutBlobOptions } from '../image-store.ts';
+import { blobNotFound, manifestNotFound, type BlobOpener, type ImageStore, type ManifestData, type PutBlobOptions, type PutManifestOptions } from '../image-store.ts';
 import type { LayoutStorage } from './layout-storage.ts';
 
 /** The annotation that names an image in an OCI layout (its "tag"). */
@@ -81,12 +81,14 @@ export class OciLayoutStore implements ImageStore {
     return 'copied';
   }
 
-  async putManifest(manifest: ManifestData, tag: Tag | undefined, signal?: AbortSignal): Promise<void> {
+  async putManifest(manifest: ManifestData, tag: Tag | undefined, options: PutManifestOptions = {}): Promise<void> {
+    const { signal } = options;
     const index = await this.#loadIndex(signal, false);
     const descriptor: Descriptor = { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.bytes.byteLength };
     if (!(await this.hasBlob(descriptor, signal))) {
       await this.#storage.writeBlob(blobPath(manifest.digest), async () => readableOf(manifest.bytes), descriptor, undefined, signal);
     }
+    if (options.child === true) return;
     if (tag === undefined) {
       if (!index.manifests.some((entry) => entry.digest === manifest.digest)) index.manifests.push(descriptor);
     } else {

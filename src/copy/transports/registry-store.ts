@@ -4,7 +4,7 @@ import { isUpstreamError } from '../../client/errors.ts';
 import type { RegistryClient } from '../../client/registry-client.ts';
 import type { Descriptor } from '../../oci/manifest.ts';
 import type { Reference, RepositoryName, Tag } from '../../oci/names.ts';
-import { manifestNotFound, type BlobOpener, type ImageStore, type ManifestData, type PutBlobOptions } from '../image-store.ts';
+import { manifestNotFound, type BlobOpener, type ImageStore, type ManifestData, type PutBlobOptions, type PutManifestOptions } from '../image-store.ts';
 
 const latest = { kind: 'tag', tag: 'latest' as Tag } as const;
 
@@ -56,9 +56,9 @@ export class RegistryStore implements ImageStore {
     return outcome === 'mounted' ? 'mounted' : 'copied';
   }
 
-  async putManifest(manifest: ManifestData, tag: Tag | undefined, signal?: AbortSignal): Promise<void> {
+  async putManifest(manifest: ManifestData, tag: Tag | undefined, options: PutManifestOptions = {}): Promise<void> {
     const reference: Reference = tag === undefined ? { kind: 'digest', digest: manifest.digest } : { kind: 'tag', tag };
-    await this.client.putManifest(this.repository, reference, manifest, signal);
+    await this.client.putManifest(this.repository, reference, manifest, options.signal);
   }
 
   async commit(): Promise<void> {}
