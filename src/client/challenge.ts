@@ -42,7 +42,8 @@ export function parseChallenges(header: string): Challenge[] {
 
 function readValue(input: string): { value: string; remainder: string } {
   if (!input.startsWith('"')) {
-    const value = token.exec(input)?.[0] ?? '';
+    // Leniently up to the next comma: registries send unquoted URLs, which are not RFC tokens.
+    const value = /^[^,\s]*/.exec(input)?.[0] ?? '';
     return { value, remainder: input.slice(value.length) };
   }
   let value = '';

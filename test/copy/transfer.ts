@@ -6,8 +6,11 @@ import { s3Credentials } from './fixtures.ts';
 /** A reporter that keeps every event, for assertions. */
 export class RecordingReporter implements Reporter {
   readonly events: ReportEvent[] = [];
+  /** Called with each event as it happens (to interrupt a copy half-way, say). */
+  listener: ((event: ReportEvent) => void) | undefined;
   report(event: ReportEvent): void {
     this.events.push(event);
+    this.listener?.(event);
   }
   close(): void {}
   of<K extends ReportEvent['event']>(kind: K): Extract<ReportEvent, { event: K }>[] {
@@ -25,6 +28,7 @@ export interface TransferSettings {
   source?: Partial<StoreOptions>;
   destination?: Partial<StoreOptions>;
   options?: Partial<SyncOptions>;
+  reporter?: RecordingReporter;
 }
 
 function transferOptions(settings: TransferSettings, reporter: RecordingReporter): SyncOptions {
@@ -44,14 +48,14 @@ function transferOptions(settings: TransferSettings, reporter: RecordingReporter
 
 /** `berth copy`, in process: the exit code and every event. */
 export async function copy(source: string, destination: string, settings: TransferSettings): Promise<{ code: number; reporter: RecordingReporter }> {
-  const reporter = new RecordingReporter();
+  const reporter = settings.reporter ?? new RecordingReporter();
   const code = await runCopy(source, destination, transferOptions(settings, reporter));
   return { code, reporter };
 }
 
 /** `berth sync`, in process. */
 export async function sync(source: string, destination: string, settings: TransferSettings): Promise<{ code: number; reporter: RecordingReporter }> {
-  const reporter = new RecordingReporter();
+  const reporter = settings.reporter ?? new RecordingReporter();
   const code = await runSync(source, destination, transferOptions(settings, reporter));
   return { code, reporter };
 }

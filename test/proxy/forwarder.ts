@@ -1,8 +1,10 @@
-import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 
-/** What a test may do to one forwarded response: hold it back, cut it off. */
+/** What a test may do to one request: answer it here, or hold back, cut off or corrupt the response. */
 export interface ResponseHook {
+  /** Answer without asking the target. */
+  respond?: { status: number; headers?: Record<string, string>; body?: string };
   /** Send this many body bytes, then wait for `release` before sending the rest. */
   holdAfter?: number;
   release?: Promise<void>;
@@ -19,7 +21,7 @@ export interface ResponseHook {
  */
 export class Forwarder {
   readonly requests: string[] = [];
-  hook: ((method: string, path: string) => ResponseHook | undefined) | undefined;
+  hook: ((method: string, path: string, headers: IncomingHttpHeaders) => ResponseHook | undefined) | undefined;
   readonly #target: URL;
   readonly #server: Server;
   readonly #sockets = new Set<Socket>();
@@ -56,7 +58,13 @@ export class Forwarder {
   #forward(request: IncomingMessage, response: ServerResponse): void {
     const path = request.url ?? '/';
     this.requests.push(`${request.method} ${path}`);
-    const hook = this.hook?.(request.method ?? 'GET', path);
+    const hook = this.hook?.(request.method ?? 'GET', path, request.headers);
+    if (hook?.respond !== undefined) {
+      const { status, headers, body } = hook.respond;
+      request.resume();
+      response.writeHead(status, { 'content-type': 'application/json', ...headers }).end(body ?? '');
+      return;
+    }
     const upstream = httpRequest(
       { host: this.#target.hostname, port: this.#target.port, method: request.method, path, headers: { ...request.headers, host: this.#target.host } },
       (answer) => {
