@@ -4,14 +4,20 @@ import { pino, type Logger as PinoLogger } from 'pino';
 import PinoPretty from 'pino-pretty';
 import type { BlobStore } from './blobs/blob-store.ts';
 import { FsBlobStore } from './blobs/fs/fs-blob-store.ts';
+import { S3BlobStore } from './blobs/s3/s3-blob-store.ts';
 import type { Config } from './config/schema.ts';
 import { splitHostPort } from './config/units.ts';
 import { createApp } from './http/app.ts';
 import type { MetaStore } from './meta/meta-store.ts';
+import { poolConfig } from './meta/postgres/pool-config.ts';
+import { PostgresMetaStore } from './meta/postgres/postgres-meta-store.ts';
 import { SqliteMetaStore } from './meta/sqlite/sqlite-meta-store.ts';
 import { createHostedContext, HostedSource, type HostedContext } from './registry/hosted.ts';
 import type { RepositorySource } from './registry/repository.ts';
 import { RepositoryRouter } from './registry/router.ts';
+import { ArchiveSource } from './sources/archive/archive-source.ts';
+import { createDropletSource } from './sources/droplet/create.ts';
+import { SqliteDropletIndex } from './sources/droplet/sqlite-droplet-index.ts';
 import { namespaceResolver } from './sources/proxy/namespaces.ts';
 import { proxyNamespaces, ProxySource } from './sources/proxy/proxy-source.ts';
 
@@ -29,16 +35,19 @@ export interface Registry {
 /** The one place that picks concrete drivers. */
 export async function openRegistry(config: Config, logger: PinoLogger = createLogger(config)): Promise<Registry> {
   const dataDir = resolve(config.dataDir);
-  const blobs: BlobStore = await FsBlobStore.open(resolve(config.storage.fs.path ?? dataDir));
-  const meta: MetaStore = SqliteMetaStore.open(resolve(config.metadata.sqlite.path ?? join(dataDir, 'berth.db')));
+  const blobs: BlobStore = await openBlobStore(config, dataDir, logger);
+  const meta: MetaStore = await openMetaStore(config, dataDir).catch(async (error: unknown) => {
+    await blobs.close?.();
+    throw error;
+  });
   const hosted = createHostedContext(blobs, meta, {
     deletes: config.registry.deletes,
     redirects: config.storage.redirects ?? blobs.redirectUrl !== undefined,
   });
   const hostedSource = new HostedSource(hosted);
-  const sourceContext = { hosted, logger, spoolDir: join(dataDir, 'proxy-spool') };
-  const routes = await Promise.all(config.repositories.map(async (entry) => ({ prefix: entry.prefix, source: await sourceFor(entry, hostedSource, sourceContext) })));
-  // Configured routes first: a configured "" prefix (a Docker Hub mirror) wins over the default.
+  const context: SourceContext = { blobs, dataDir, redirects: hosted.options.redirects, logger, config, hosted };
+  const routes = config.repositories.map((entry) => ({ prefix: entry.prefix, source: sourceFor(entry, hostedSource, context) }));
+  // Configured routes first: for an equal prefix (a kind configured at ""), the configured one wins over the default.
   const router = new RepositoryRouter([...routes, { prefix: '', source: hostedSource }]);
   return {
     config,
@@ -55,16 +64,50 @@ export async function openRegistry(config: Config, logger: PinoLogger = createLo
   };
 }
 
-async function sourceFor(
-  entry: Config['repositories'][number],
-  hostedSource: HostedSource,
-  context: { hosted: HostedContext; logger: PinoLogger; spoolDir: string },
-): Promise<RepositorySource> {
+async function openBlobStore(config: Config, dataDir: string, logger: PinoLogger): Promise<BlobStore> {
+  const storage = config.storage;
+  switch (storage.driver) {
+    case 'fs':
+      return FsBlobStore.open(resolve(storage.fs.path ?? dataDir));
+    case 's3':
+      return S3BlobStore.open({
+        ...storage.s3,
+        bucket: storage.s3.bucket as string,
+        onBackgroundError: (message, error) => logger.warn({ err: error }, message),
+      });
+  }
+}
+
+async function openMetaStore(config: Config, dataDir: string): Promise<MetaStore> {
+  const metadata = config.metadata;
+  switch (metadata.driver) {
+    case 'sqlite':
+      return SqliteMetaStore.open(resolve(metadata.sqlite.path ?? join(dataDir, 'berth.db')));
+    case 'postgres':
+      return PostgresMetaStore.open(poolConfig(metadata.postgres));
+  }
+}
+
+/** What sources other than hosted are built from. */
+interface SourceContext {
+  blobs: BlobStore;
+  dataDir: string;
+  redirects: boolean;
+  logger: PinoLogger;
+  config: Config;
+  hosted: HostedContext;
+}
+
+function sourceFor(entry: Config['repositories'][number], hostedSource: HostedSource, context: SourceContext): RepositorySource {
   switch (entry.kind) {
     case 'hosted':
       return hostedSource;
+    case 'archive':
+      return new ArchiveSource({ ...entry, maxManifestBytes: context.config.registry.maxManifestBytes }, context.blobs, context.logger);
+    case 'droplet':
+      return createDropletSource(entry, { ...context, index: SqliteDropletIndex.open(join(context.dataDir, 'droplets.db')) });
     case 'proxy':
-      return ProxySource.create(entry, context);
+      return new ProxySource(entry, { hosted: context.hosted, logger: context.logger, spoolDir: join(context.dataDir, 'proxy-spool') });
   }
 }
 

@@ -35,6 +35,9 @@ export interface BlobStore {
   close?(): Promise<void>;
 }
 
+/** What an upload id may look like; anything else is an unknown upload (ids end up in paths and keys). */
+export const uploadIdPattern = /^[A-Za-z0-9_-]{1,128}$/;
+
 /**
  * Bytes of uploads in progress, addressed by session id. Appends are
  * positional: an append that fails leaves the upload as it was before it.
@@ -48,14 +51,20 @@ export interface UploadArea {
    * Throws BLOB_UPLOAD_UNKNOWN when the upload does not exist.
    */
   append(id: string, offset: number, data: Readable, signal?: AbortSignal): Promise<number>;
-  /** Streams what the upload holds so far (to re-hash it). */
-  read(id: string, signal?: AbortSignal): Promise<Readable>;
+  /**
+   * Streams what the upload holds so far (to re-hash it). With `size` (the
+   * size the MetaStore records), exactly that many bytes, or
+   * BLOB_UPLOAD_INVALID when the upload holds fewer: bytes an append wrote
+   * before its process died may follow them.
+   */
+  read(id: string, signal?: AbortSignal, size?: number): Promise<Readable>;
   /**
    * Makes the upload's bytes the blob `digest`, durably and atomically, and
    * removes the upload. When the blob already exists the upload is dropped.
-   * The caller has verified the digest.
+   * The caller has verified the digest. With `size`, exactly that many
+   * bytes become the blob (as for `read`).
    */
-  commit(id: string, digest: Digest): Promise<void>;
+  commit(id: string, digest: Digest, size?: number): Promise<void>;
   /** Drops an upload; a missing one is not an error. */
   remove(id: string): Promise<void>;
   /** Every upload present, with its last change (for expiry). */

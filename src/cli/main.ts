@@ -1,6 +1,8 @@
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config/load.ts';
 import { registerCopy } from './commands/copy.ts';
+import { registerDroplet } from './commands/droplet.ts';
+import { registerRootfs } from './commands/rootfs.ts';
 import { registerServe } from './commands/serve.ts';
 import { registerSync } from './commands/sync.ts';
 
@@ -14,6 +16,8 @@ export function buildProgram(): Command {
     .exitOverride()
     .showHelpAfterError();
   registerServe(program);
+  registerDroplet(program);
+  registerRootfs(program);
   registerCopy(program);
   registerSync(program);
   return program;

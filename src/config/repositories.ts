@@ -11,6 +11,60 @@ const prefix = z
 
 export const hostedRepositories = z.strictObject({ prefix, kind: z.literal('hosted') });
 
+/** Images read straight from OCI and Docker archives in a directory (docs/archives.md). */
+export const archiveRepositories = z.strictObject({
+  prefix,
+  kind: z.literal('archive'),
+  /** The directory holding the archives; the name rules apply relative to it. */
+  directory: z.string().min(1),
+  /** How often the whole directory is scanned again (changes made on other NFS clients are seen this way); 0 turns it off. */
+  rescanInterval: duration.prefault('10m'),
+  /** Rescan soon after a local change is reported by the kernel. */
+  watch: z.boolean().default(true),
+});
+
+/** Where a droplet repository finds apps in Cloud Foundry (names resolved through the Cloud Controller v3 API). */
+const cloudController = z
+  .strictObject({
+    /** The Cloud Controller API, such as https://api.sys.example.com; UAA is discovered from its root. */
+    url: z.url({ protocol: /^https?$/ }),
+    clientId: z.string().min(1),
+    clientSecret: z.string().min(1).optional(),
+    /** A file holding the client secret (a mounted secret), instead of `clientSecret`. */
+    clientSecretFile: z.string().min(1).optional(),
+    /** Longest wait for one Cloud Controller or UAA call. */
+    timeout: duration.prefault('30s'),
+    /** Longest pause while downloading droplet bits before the download is given up. */
+    downloadIdleTimeout: duration.prefault('60s'),
+    /** How long a name → app lookup and an app's current droplet are reused. */
+    lookupCacheTtl: duration.prefault('10s'),
+  })
+  .refine((value) => (value.clientSecret === undefined) !== (value.clientSecretFile === undefined), {
+    message: 'set exactly one of clientSecret and clientSecretFile',
+  });
+
+/** Cloud Foundry apps as images: each droplet composed on pull onto the latest rootfs. */
+export const dropletRepositories = z.strictObject({
+  prefix,
+  kind: z.literal('droplet'),
+  /** A cflinuxfs tarball (.tar or .tar.gz); a replaced file becomes the new base. Optional with `berth rootfs import`. */
+  rootfs: z.string().min(1).optional(),
+  /** How often the rootfs file is checked for replacement. */
+  rootfsCheckInterval: duration.prefault('10s'),
+  /** How long images composed on a replaced rootfs stay pullable by digest. */
+  previousRootfsRetention: duration.prefault('24h'),
+  /** The image config's architecture (the rootfs's). */
+  architecture: z.string().min(1).default('amd64'),
+  /** Owner of every file of the droplet layer: vcap in cflinuxfs. */
+  owner: z
+    .strictObject({ uid: z.int().min(0).max(2 ** 31 - 1).default(2000), gid: z.int().min(0).max(2 ** 31 - 1).default(2000) })
+    .prefault({}),
+  /** Droplets kept per app, newest first: uploaded ones, or layers cached from the Cloud Controller. */
+  keepDroplets: z.int().min(1).max(1000).default(5),
+  /** Without it, droplets are uploaded (`POST /v2/<name>/blobs/?guid=`, `berth droplet push`). */
+  cloudController: cloudController.optional(),
+});
+
 /**
  * A pull-through cache of another registry (docs/proxy.md): names under
  * `prefix` are fetched from `upstream` on first pull and kept as hosted
@@ -44,6 +98,6 @@ export const proxyRepositories = z.strictObject({
 
 export type ProxyRepositoryConfig = z.output<typeof proxyRepositories>;
 
-export const repositoryKinds = z.discriminatedUnion('kind', [hostedRepositories, proxyRepositories]);
+export const repositoryKinds = z.discriminatedUnion('kind', [hostedRepositories, archiveRepositories, dropletRepositories, proxyRepositories]);
 
 export type RepositoryKindConfig = z.output<typeof repositoryKinds>;

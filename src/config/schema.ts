@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { repositoryKinds } from './repositories.ts';
+import { postgresSettings, requireWhenDriver, s3Settings } from './scale-out.ts';
 import { byteSize, duration, hostPort } from './units.ts';
 
 /**
@@ -21,17 +22,28 @@ export const configSchema = z.strictObject({
     .prefault({}),
   storage: z
     .strictObject({
-      driver: z.enum(['fs']).default('fs'),
+      driver: z.enum(['fs', 's3']).default('fs'),
       fs: z.strictObject({ path: z.string().min(1).optional() }).prefault({}),
+      s3: s3Settings,
       /** Answer blob GETs with a 307 to the store when it can (default: on where supported). */
       redirects: z.boolean().optional(),
     })
+    .superRefine(requireWhenDriver('s3', (storage) => storage.s3.bucket !== undefined, ['s3', 'bucket']))
     .prefault({}),
   metadata: z
     .strictObject({
-      driver: z.enum(['sqlite']).default('sqlite'),
+      driver: z.enum(['sqlite', 'postgres']).default('sqlite'),
       sqlite: z.strictObject({ path: z.string().min(1).optional() }).prefault({}),
+      postgres: postgresSettings,
     })
+    .superRefine(
+      requireWhenDriver(
+        'postgres',
+        (metadata) => metadata.postgres.url !== undefined || metadata.postgres.host !== undefined,
+        ['postgres', 'url'],
+        ' (or set metadata.postgres.host)',
+      ),
+    )
     .prefault({}),
   registry: z
     .strictObject({

@@ -53,6 +53,18 @@ export function createApp(dependencies: AppDependencies): FastifyInstance {
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
+  // While stopping, requests in flight finish, and then their connections
+  // close instead of idling until the keep-alive timeout holds the exit up.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onSend', async (_request, reply) => {
+    if (closing) reply.header('connection', 'close');
+  });
+  app.addHook('onResponse', async () => {
+    if (closing) app.server.closeIdleConnections();
+  });
 
   app.get('/healthz', async (_request, reply) => {
     await dependencies.health?.();

@@ -35,7 +35,7 @@ export async function listReferrers({ request, reply, params, signal, repository
   if (artifactType !== undefined) reply.header('oci-filters-applied', 'artifactType');
   return reply
     .header('content-type', mediaTypes.ociIndex)
-    .send(JSON.stringify({ schemaVersion: 2, mediaType: mediaTypes.ociIndex, manifests }));
+    .send(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: mediaTypes.ociIndex, manifests })));
 }
 
 function parsePage(query: unknown): Page {

@@ -4,6 +4,7 @@ import { parseRepositoryName, type RepositoryName } from '../oci/names.ts';
 import type { Repository, RepositoryWriter } from '../registry/repository.ts';
 import type { RepositoryRouter } from '../registry/router.ts';
 import { deleteBlob, getBlob } from './blobs.ts';
+import { receiveDroplet } from './droplets.ts';
 import { listReferrers, listTags } from './listings.ts';
 import { deleteManifest, getManifest, putManifest } from './manifests.ts';
 import { cancelUpload, finishUpload, patchUpload, startUpload, uploadStatus } from './uploads.ts';
@@ -53,6 +54,8 @@ const endpoints: readonly Endpoint[] = [
     methods: { GET: pull(getManifest), HEAD: pull(getManifest), PUT: push(putManifest), DELETE: remove(deleteManifest) },
   },
   { pattern: /^(?<name>.+)\/blobs\/uploads\/?$/, methods: { POST: push(startUpload) } },
+  // Droplet upload (cube registry compatible); other kinds answer UNSUPPORTED.
+  { pattern: /^(?<name>.+)\/blobs\/$/, methods: { POST: push(receiveDroplet) } },
   {
     pattern: /^(?<name>.+)\/blobs\/uploads\/(?<id>[^/]+)$/,
     methods: { GET: push(uploadStatus), PATCH: push(patchUpload), PUT: push(finishUpload), DELETE: push(cancelUpload) },

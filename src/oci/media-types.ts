@@ -13,6 +13,9 @@ export const mediaTypes = {
   dockerManifestList: 'application/vnd.docker.distribution.manifest.list.v2+json',
   dockerConfig: 'application/vnd.docker.container.image.v1+json',
   dockerLayerGzip: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
+  /** Uncompressed layers, as `docker save` writes them; containerd and Docker pull them. */
+  dockerLayerTar: 'application/vnd.docker.image.rootfs.diff.tar',
+  dockerLayerZstd: 'application/vnd.docker.image.rootfs.diff.tar.zstd',
   dockerForeignLayer: 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip',
   dockerSchema1: 'application/vnd.docker.distribution.manifest.v1+json',
   dockerSchema1Signed: 'application/vnd.docker.distribution.manifest.v1+prettyjws',

@@ -77,7 +77,7 @@ export async function writeBlob(
         detail: { expected: options.expected, actual: digest },
       });
     }
-    await store.uploads.commit(id, digest);
+    await store.uploads.commit(id, digest, size);
     return { digest, size };
   } catch (error) {
     await store.uploads.remove(id).catch(() => undefined);

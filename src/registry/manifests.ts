@@ -59,11 +59,25 @@ export async function getManifest(
 ): Promise<ManifestContent> {
   const record = await meta.manifests.get(repository, reference);
   if (record === undefined) throw manifestUnknown(reference);
+  return negotiateManifest(record, reference, accept, (child) => meta.manifests.get(repository, { kind: 'digest', digest: child }));
+}
+
+/**
+ * Serves a found manifest in a media type the client accepts; shared by
+ * every repository kind. `child` looks up another manifest of the same
+ * repository by digest (the platform child of an index).
+ */
+export async function negotiateManifest(
+  record: ManifestRecord,
+  reference: Reference,
+  accept: MediaTypeAcceptance,
+  child: (digest: Digest) => Promise<ManifestRecord | undefined>,
+): Promise<ManifestContent> {
   if (reference.kind === 'digest' || accept.accepts(record.mediaType)) return toContent(record);
   if (isManifestMediaType(record.mediaType) && isIndexMediaType(record.mediaType)) {
-    const child = platformChild(record.bytes);
-    if (child !== undefined) {
-      const childRecord = await meta.manifests.get(repository, { kind: 'digest', digest: child });
+    const childDigest = platformChild(record.bytes);
+    if (childDigest !== undefined) {
+      const childRecord = await child(childDigest);
       if (childRecord !== undefined && accept.accepts(childRecord.mediaType)) return toContent(childRecord);
     }
   }

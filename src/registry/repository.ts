@@ -36,6 +36,14 @@ export interface Repository {
   referrers(subject: Digest, artifactType: string | undefined, signal?: AbortSignal): Promise<Descriptor[]>;
   /** Present only on kinds that accept writes; the others answer writes with UNSUPPORTED. */
   readonly writer?: RepositoryWriter;
+  /** Present only on droplet repositories that take uploads (`POST /v2/<name>/blobs/?guid=`). */
+  readonly droplets?: DropletReceiver;
+}
+
+/** Takes Cloud Foundry droplets (.tgz as staged) for a droplet repository. */
+export interface DropletReceiver {
+  /** Converts and stores the droplet; the tags `<guid>` and `latest` then name its image. Resolves to the layer digest. */
+  receive(guid: Tag, droplet: Readable, signal?: AbortSignal): Promise<Digest>;
 }
 
 /** Where an upload stands: its id and how many bytes it holds. */
@@ -81,5 +89,11 @@ export interface RepositorySource {
   open(name: RepositoryName, signal?: AbortSignal): Promise<Repository>;
   /** Full names this source can list, sorted; used to build the catalog. */
   catalog(page: Page, signal?: AbortSignal): Promise<RepositoryName[]>;
+  /**
+   * Blobs this source keeps in the registry's BlobStore without MetaStore
+   * links (layers it converted, configs it generated): a collector must not
+   * delete them. Absent on sources whose blobs are all linked.
+   */
+  retainedBlobs?(): AsyncIterable<Digest>;
   close?(): Promise<void>;
 }

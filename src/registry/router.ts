@@ -1,4 +1,5 @@
 import type { Page } from '../meta/meta-store.ts';
+import type { Digest } from '../oci/digest.ts';
 import type { RepositoryName } from '../oci/names.ts';
 import type { Repository, RepositorySource } from './repository.ts';
 
@@ -34,6 +35,13 @@ export class RepositoryRouter {
     const lists = await Promise.all(sources.map((source) => source.catalog(page, signal)));
     const merged = [...new Set(lists.flat())].sort(compareNames);
     return page.limit === undefined ? merged : merged.slice(0, page.limit);
+  }
+
+  /** Blobs that sources keep outside the MetaStore (see RepositorySource.retainedBlobs), for GC. */
+  async *retainedBlobs(): AsyncIterable<Digest> {
+    for (const source of new Set(this.#routes.map((route) => route.source))) {
+      if (source.retainedBlobs !== undefined) yield* source.retainedBlobs();
+    }
   }
 
   async close(): Promise<void> {

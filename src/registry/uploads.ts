@@ -72,7 +72,7 @@ export class Uploads {
           detail: { expected: digest, actual },
         });
       }
-      await this.#blobs.uploads.commit(id, digest);
+      await this.#blobs.uploads.commit(id, digest, size);
       await this.#meta.blobs.link(repository, digest, size);
       await this.#meta.uploads.delete(id);
       this.#hashes.delete(id);
@@ -122,7 +122,7 @@ export class Uploads {
     if (running !== undefined && running.size === size && algorithm === 'sha256') {
       return finishDigest(running.hash, algorithm);
     }
-    return (await digestStream(await this.#blobs.uploads.read(id, signal), algorithm)).digest;
+    return (await digestStream(await this.#blobs.uploads.read(id, signal, size), algorithm)).digest;
   }
 
   async #session(repository: RepositoryName, id: string): Promise<UploadSession> {

@@ -3,8 +3,9 @@ import { execFile } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { pushImage } from '../helpers/images.ts';
 import { startTestRegistry, type TestRegistry } from '../helpers/registry.ts';
+import { startTestS3, type TestS3 } from '../helpers/s3.ts';
 import { tempDir } from '../helpers/tmp.ts';
-import { realImage, startS3 } from './fixtures.ts';
+import { realImage } from './fixtures.ts';
 
 interface Outcome {
   code: number;
@@ -26,14 +27,14 @@ function berth(args: string[], env: Record<string, string> = {}): Promise<Outcom
 
 describe('berth copy and sync on the command line', () => {
   let registry: TestRegistry;
-  let s3: { endpoint: string; close(): Promise<void> };
+  let s3: TestS3;
   let temp: { path: string; remove(): Promise<void> };
   let image: Awaited<ReturnType<typeof realImage>>;
   const s3Env = { AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER', AWS_REGION: 'us-east-1' };
 
   before(async () => {
     registry = await startTestRegistry();
-    s3 = await startS3('cli');
+    s3 = await startTestS3('cli');
     temp = await tempDir('berth-cli');
     image = await realImage();
     await pushImage(registry.url, 'cli/app', '1.0', image);

@@ -1,12 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { once } from 'node:events';
-import { createRequire } from 'node:module';
 import tar from 'tar-stream';
 import { digestOf, type Digest } from '../../src/oci/digest.ts';
 import { mediaTypes } from '../../src/oci/media-types.ts';
 import { blobOf, manifestOf, type TestBlob, type TestImage, type TestManifest } from '../helpers/images.ts';
-import { tempDir } from '../helpers/tmp.ts';
 
 /** A tar holding one file of random content: a real layer that docker load and umoci accept. */
 export async function randomTar(size = 2048): Promise<Buffer> {
@@ -60,27 +58,3 @@ export function digestOfBytes(bytes: Uint8Array): Digest {
 }
 
 export type { TestManifest };
-
-interface S3rverInstance {
-  run(): Promise<{ port: number }>;
-  close(): Promise<void>;
-}
-type S3rverConstructor = new (options: Record<string, unknown>) => S3rverInstance;
-// s3rver ships no types; it is loaded untyped, with only what the tests use declared here.
-const S3rver = createRequire(import.meta.url)('s3rver') as S3rverConstructor;
-
-/** s3rver on a free loopback port with one bucket; credentials S3RVER/S3RVER. */
-export async function startS3(bucket: string): Promise<{ endpoint: string; close(): Promise<void> }> {
-  const directory = await tempDir('berth-s3rver');
-  const server = new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory: directory.path, configureBuckets: [{ name: bucket, configs: [] }] });
-  const address = await server.run();
-  return {
-    endpoint: `http://127.0.0.1:${address.port}`,
-    async close() {
-      await server.close();
-      await directory.remove();
-    },
-  };
-}
-
-export const s3Credentials = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };

@@ -4,20 +4,21 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { pushImage } from '../helpers/images.ts';
 import { startTestRegistry, type TestRegistry } from '../helpers/registry.ts';
+import { startTestS3, type TestS3 } from '../helpers/s3.ts';
 import { tempDir } from '../helpers/tmp.ts';
-import { realImage, startS3 } from './fixtures.ts';
+import { realImage } from './fixtures.ts';
 import { imageFacts } from './inspect.ts';
 import { sync } from './transfer.ts';
 
 describe('berth sync', () => {
   let registry: TestRegistry;
-  let s3: { endpoint: string; close(): Promise<void> };
+  let s3: TestS3;
   let temp: { path: string; remove(): Promise<void> };
   const images = new Map<string, Awaited<ReturnType<typeof realImage>>>();
 
   before(async () => {
     registry = await startTestRegistry();
-    s3 = await startS3('mirror');
+    s3 = await startTestS3('mirror');
     temp = await tempDir('berth-sync');
     for (const tag of ['v1', 'v2', 'dev']) {
       const image = await realImage();
@@ -32,11 +33,11 @@ describe('berth sync', () => {
   });
 
   test('copies the tags that match to a bucket, and then only what changed', async () => {
-    const settings = { tempDir: temp.path, s3Endpoint: s3.endpoint, options: { tags: /^(?:v.*)$/ } };
+    const settings = { tempDir: temp.path, s3, options: { tags: /^(?:v.*)$/ } };
     const first = await sync(`docker://${registry.host}/team/app`, 's3://mirror/team/app', settings);
     assert.equal(first.code, 0, first.reporter.failure());
     assert.deepEqual(first.reporter.of('sync-done'), [{ event: 'sync-done', images: 2, copied: 2, upToDate: 0, failed: 0 }]);
-    const store = { authFiles: [], tempDir: temp.path, s3: { endpoint: s3.endpoint, forcePathStyle: true, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } } };
+    const store = { authFiles: [], tempDir: temp.path, s3: { endpoint: s3.endpoint, forcePathStyle: true, credentials: s3.credentials } };
     for (const tag of ['v1', 'v2']) {
       assert.equal((await imageFacts(`s3://mirror/team/app:${tag}`, store)).manifestDigest, images.get(tag)?.manifest.digest);
     }
@@ -51,7 +52,7 @@ describe('berth sync', () => {
   });
 
   test('and back from the bucket into a registry: every tag', async () => {
-    const result = await sync('s3://mirror/team/app', `docker://${registry.host}/restored/app`, { tempDir: temp.path, s3Endpoint: s3.endpoint });
+    const result = await sync('s3://mirror/team/app', `docker://${registry.host}/restored/app`, { tempDir: temp.path, s3 });
     assert.equal(result.code, 0, result.reporter.failure());
     const tags = (await (await fetch(`${registry.url}/v2/restored/app/tags/list`)).json()) as { tags: string[] };
     assert.deepEqual(tags.tags, ['v1', 'v2', 'v3']);

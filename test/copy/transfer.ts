@@ -1,7 +1,7 @@
 import type { Reporter, ReportEvent } from '../../src/copy/progress.ts';
 import type { StoreOptions } from '../../src/copy/open-store.ts';
 import { runCopy, runSync, type SyncOptions, type TransferOptions } from '../../src/copy/run.ts';
-import { s3Credentials } from './fixtures.ts';
+import type { TestS3 } from '../helpers/s3.ts';
 
 /** A reporter that keeps every event, for assertions. */
 export class RecordingReporter implements Reporter {
@@ -24,7 +24,7 @@ export class RecordingReporter implements Reporter {
 
 export interface TransferSettings {
   tempDir: string;
-  s3Endpoint?: string;
+  s3?: TestS3;
   source?: Partial<StoreOptions>;
   destination?: Partial<StoreOptions>;
   options?: Partial<SyncOptions>;
@@ -35,7 +35,7 @@ function transferOptions(settings: TransferSettings, reporter: RecordingReporter
   const shared: StoreOptions = {
     authFiles: [],
     tempDir: settings.tempDir,
-    ...(settings.s3Endpoint === undefined ? {} : { s3: { endpoint: settings.s3Endpoint, forcePathStyle: true, credentials: s3Credentials } }),
+    ...(settings.s3 === undefined ? {} : { s3: { endpoint: settings.s3.endpoint, forcePathStyle: true, credentials: settings.s3.credentials } }),
   };
   return {
     source: { ...shared, ...settings.source },

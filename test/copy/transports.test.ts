@@ -4,8 +4,9 @@ import type { StoreOptions } from '../../src/copy/open-store.ts';
 import { mediaTypes } from '../../src/oci/media-types.ts';
 import { pushImage } from '../helpers/images.ts';
 import { startTestRegistry, type TestRegistry } from '../helpers/registry.ts';
+import { startTestS3, type TestS3 } from '../helpers/s3.ts';
 import { tempDir } from '../helpers/tmp.ts';
-import { realImage, s3Credentials, startS3 } from './fixtures.ts';
+import { realImage } from './fixtures.ts';
 import { imageFacts } from './inspect.ts';
 import { copy } from './transfer.ts';
 
@@ -14,7 +15,7 @@ type Transport = (typeof transports)[number];
 
 describe('berth copy between every pair of transports', () => {
   let registry: TestRegistry;
-  let s3: { endpoint: string; close(): Promise<void> };
+  let s3: TestS3;
   let temp: { path: string; remove(): Promise<void> };
   let image: Awaited<ReturnType<typeof realImage>>;
   let store: StoreOptions;
@@ -36,9 +37,9 @@ describe('berth copy between every pair of transports', () => {
 
   before(async () => {
     registry = await startTestRegistry();
-    s3 = await startS3('layouts');
+    s3 = await startTestS3('layouts');
     temp = await tempDir('berth-pairs');
-    store = { authFiles: [], tempDir: temp.path, s3: { endpoint: s3.endpoint, forcePathStyle: true, credentials: s3Credentials } };
+    store = { authFiles: [], tempDir: temp.path, s3: { endpoint: s3.endpoint, forcePathStyle: true, credentials: s3.credentials } };
     image = await realImage({ layers: 2, layerSize: 8 * 1024 });
     await pushImage(registry.url, 'seed/app', '1.0', image);
   });
@@ -52,7 +53,7 @@ describe('berth copy between every pair of transports', () => {
     test(`from ${from} to every transport`, async () => {
       const source = location(from, `origin-${from}`);
       if (from !== 'docker') {
-        const seeded = await copy(`docker://${registry.host}/seed/app:1.0`, source, { tempDir: temp.path, s3Endpoint: s3.endpoint });
+        const seeded = await copy(`docker://${registry.host}/seed/app:1.0`, source, { tempDir: temp.path, s3 });
         assert.equal(seeded.code, 0, seeded.reporter.failure());
       } else {
         const seeded = await copy(`docker://${registry.host}/seed/app:1.0`, source, { tempDir: temp.path });
@@ -60,7 +61,7 @@ describe('berth copy between every pair of transports', () => {
       }
       for (const to of transports) {
         const destination = location(to, `${from}-to-${to}`);
-        const result = await copy(source, destination, { tempDir: temp.path, s3Endpoint: s3.endpoint });
+        const result = await copy(source, destination, { tempDir: temp.path, s3 });
         assert.equal(result.code, 0, `${source} → ${destination}: ${result.reporter.failure()}`);
         const facts = await imageFacts(destination, store);
         assert.equal(facts.configDigest, image.config.digest, `${from} → ${to}: same config`);
@@ -78,9 +79,9 @@ describe('berth copy between every pair of transports', () => {
 
   test('a second copy to the same destination sends nothing again', async () => {
     const destination = `s3://layouts/again:1.0`;
-    const first = await copy(`docker://${registry.host}/seed/app:1.0`, destination, { tempDir: temp.path, s3Endpoint: s3.endpoint });
+    const first = await copy(`docker://${registry.host}/seed/app:1.0`, destination, { tempDir: temp.path, s3 });
     assert.equal(first.code, 0, first.reporter.failure());
-    const second = await copy(`docker://${registry.host}/seed/app:1.0`, destination, { tempDir: temp.path, s3Endpoint: s3.endpoint });
+    const second = await copy(`docker://${registry.host}/seed/app:1.0`, destination, { tempDir: temp.path, s3 });
     assert.equal(second.code, 0, second.reporter.failure());
     assert.equal(second.reporter.of('blob-copied').length, 0);
     assert.equal(second.reporter.of('blob-skipped').length, 3);

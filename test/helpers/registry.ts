@@ -15,6 +15,8 @@ export interface TestRegistry {
   host: string;
   dataDir: string;
   server: RunningServer;
+  /** Access-log and other log lines, parsed (empty unless asked for with `captureLogs`). */
+  logs: Record<string, unknown>[];
   close(): Promise<void>;
 }
 
@@ -23,16 +25,25 @@ async function testConfig(dataDir: string, settings: TestSettings) {
 }
 
 /** A real Berth listening on a free loopback port, storing under a fresh temp dir. */
-export async function startTestRegistry(settings: TestSettings = {}, dataDir?: string): Promise<TestRegistry> {
-  const temp = dataDir === undefined ? await tempDir('berth-data') : undefined;
-  const directory = dataDir ?? (temp?.path as string);
+export async function startTestRegistry(
+  settings: TestSettings = {},
+  options: { dataDir?: string; captureLogs?: boolean } = {},
+): Promise<TestRegistry> {
+  const temp = options.dataDir === undefined ? await tempDir('berth-data') : undefined;
+  const directory = options.dataDir ?? (temp?.path as string);
   const config = await testConfig(directory, settings);
-  const server = await startServer(config, pino({ level: 'silent' }));
+  const logs: Record<string, unknown>[] = [];
+  const logger =
+    options.captureLogs === true
+      ? pino({ level: 'info' }, { write: (line: string) => logs.push(JSON.parse(line) as Record<string, unknown>) })
+      : pino({ level: 'silent' });
+  const server = await startServer(config, logger);
   return {
     url: `http://${server.address}`,
     host: server.address,
     dataDir: directory,
     server,
+    logs,
     async close() {
       await server.close();
       await temp?.remove();

@@ -1,7 +1,4 @@
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
-import { RegistryError } from '../../errors/registry-error.ts';
+import type { DatabaseSync, SQLInputValue } from 'node:sqlite';
 import type { Digest } from '../../oci/digest.ts';
 import type { Descriptor } from '../../oci/manifest.ts';
 import type { Reference, RepositoryName, Tag } from '../../oci/names.ts';
@@ -17,9 +14,9 @@ import type {
   UploadSession,
   UploadSessions,
 } from '../meta-store.ts';
+import { manifestRecordFromRow, missingReference, referrerFromRow } from '../rows.ts';
+import { openDatabase, SqliteStatements, type Row } from './database.ts';
 import { sqliteMigrations } from './migrations.ts';
-
-type Row = Record<string, SQLInputValue>;
 
 /**
  * The embedded MetaStore: one SQLite file in WAL mode. node:sqlite is
@@ -128,11 +125,7 @@ export class SqliteMetaStore implements MetaStore {
 
   /** Opens (creating when absent) the database at `path` and brings its schema up to date. */
   static open(path: string): SqliteMetaStore {
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-    const db = new DatabaseSync(path, { timeout: 5000 });
-    db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;');
-    migrate(db);
-    return new SqliteMetaStore(db);
+    return new SqliteMetaStore(openDatabase(path, sqliteMigrations));
   }
 
   /** The database, for modules that extend the store with their own tables (GC, events). */
@@ -145,48 +138,7 @@ export class SqliteMetaStore implements MetaStore {
   }
 }
 
-class Queries {
-  readonly #db: DatabaseSync;
-  readonly #statements = new Map<string, StatementSync>();
-
-  constructor(db: DatabaseSync) {
-    this.#db = db;
-  }
-
-  get(sql: string, ...params: SQLInputValue[]): Row | undefined {
-    return this.statement(sql).get(...params) as Row | undefined;
-  }
-
-  all(sql: string, ...params: SQLInputValue[]): Row[] {
-    return this.statement(sql).all(...params) as Row[];
-  }
-
-  run(sql: string, ...params: SQLInputValue[]): number {
-    return Number(this.statement(sql).run(...params).changes);
-  }
-
-  /** Prepared once per SQL text: preparing costs more than most of these queries. */
-  statement(sql: string): StatementSync {
-    let statement = this.#statements.get(sql);
-    if (statement === undefined) {
-      statement = this.#db.prepare(sql);
-      this.#statements.set(sql, statement);
-    }
-    return statement;
-  }
-
-  transaction<T>(work: () => T): T {
-    this.#db.exec('BEGIN IMMEDIATE');
-    try {
-      const result = work();
-      this.#db.exec('COMMIT');
-      return result;
-    } catch (error) {
-      this.#db.exec('ROLLBACK');
-      throw error;
-    }
-  }
-
+class Queries extends SqliteStatements {
   repositoryId(repository: RepositoryName): number | undefined {
     return this.get('SELECT id FROM repositories WHERE name = ?', repository)?.['id'] as number | undefined;
   }
@@ -211,7 +163,7 @@ class Queries {
             repository,
             reference.tag,
           );
-    return row === undefined ? undefined : toManifestRecord(row);
+    return row === undefined ? undefined : manifestRecordFromRow(row);
   }
 
   putManifest(repository: RepositoryName, manifest: ManifestRecord, references: ManifestReferences, tags: readonly Tag[], checkReferences = true): void {
@@ -260,63 +212,12 @@ class Queries {
        FROM manifests m JOIN repositories r ON r.id = m.repository_id
        WHERE r.name = ? AND m.subject = ? ${filter} ORDER BY m.digest`,
       ...params,
-    ).map((row) => {
-      const descriptor: Descriptor = {
-        mediaType: row['media_type'] as string,
-        digest: row['digest'] as Digest,
-        size: row['size'] as number,
-      };
-      if (row['artifact_type'] !== null) descriptor.artifactType = row['artifact_type'] as string;
-      if (row['annotations'] !== null) descriptor.annotations = JSON.parse(row['annotations'] as string) as Record<string, string>;
-      return descriptor;
-    });
+    ).map(referrerFromRow);
   }
-}
-
-function migrate(db: DatabaseSync): void {
-  db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)');
-  const applied = (db.prepare('SELECT MAX(version) AS version FROM schema_migrations').get()?.['version'] as number | null) ?? 0;
-  if (applied > sqliteMigrations.length) {
-    throw new Error(`the database schema (version ${applied}) is newer than this Berth (version ${sqliteMigrations.length})`);
-  }
-  sqliteMigrations.forEach((sql, index) => {
-    const version = index + 1;
-    if (version <= applied) return;
-    db.exec('BEGIN IMMEDIATE');
-    try {
-      // Another process may have applied it while we waited for the lock.
-      if (db.prepare('SELECT 1 FROM schema_migrations WHERE version = ?').get(version) === undefined) {
-        db.exec(sql);
-        db.prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)').run(version, Date.now());
-      }
-      db.exec('COMMIT');
-    } catch (error) {
-      db.exec('ROLLBACK');
-      throw error;
-    }
-  });
 }
 
 function limitOf(page: Page): number {
   return page.limit ?? -1;
-}
-
-function missingReference(kind: 'blob' | 'manifest', digest: Digest): RegistryError {
-  return new RegistryError('MANIFEST_BLOB_UNKNOWN', `the manifest references ${kind} ${digest}, which is not in this repository`, {
-    detail: { digest },
-  });
-}
-
-function toManifestRecord(row: Row): ManifestRecord {
-  const record: ManifestRecord = {
-    digest: row['digest'] as Digest,
-    mediaType: row['media_type'] as string,
-    bytes: row['content'] as Uint8Array,
-  };
-  if (row['subject'] !== null) record.subject = row['subject'] as Digest;
-  if (row['artifact_type'] !== null) record.artifactType = row['artifact_type'] as string;
-  if (row['annotations'] !== null) record.annotations = JSON.parse(row['annotations'] as string) as Record<string, string>;
-  return record;
 }
 
 function toUploadSession(row: Row): UploadSession {

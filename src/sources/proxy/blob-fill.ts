@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
-import { open, unlink, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -111,6 +111,7 @@ export class BlobFill {
     const uploadId = randomUUID();
     let uploadCreated = false;
     try {
+      await mkdir(spoolDir, { recursive: true });
       this.#spool = await open(spoolPath, 'w+');
       // Anonymous from here on: readers share the open handle, and a crash leaves nothing behind.
       await unlink(spoolPath);

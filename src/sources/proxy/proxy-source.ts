@@ -1,5 +1,5 @@
-import { mkdir, readFile } from 'node:fs/promises';
-import { authFileCredentials, firstOf, noCredentials, staticCredentials, type CredentialSource } from '../../client/credentials.ts';
+import { readFile } from 'node:fs/promises';
+import { authFileCredentials, firstOf, noCredentials, type CredentialSource } from '../../client/credentials.ts';
 import { RegistryClient } from '../../client/registry-client.ts';
 import type { ProxyRepositoryConfig } from '../../config/repositories.ts';
 import type { Logger } from '../../log.ts';
@@ -22,28 +22,23 @@ export class ProxySource implements RepositorySource {
   readonly #officialImages: boolean;
   readonly #state: ProxyState;
 
-  private constructor(prefix: string, officialImages: boolean, state: ProxyState) {
-    this.#prefix = prefix;
-    this.#officialImages = officialImages;
-    this.#state = state;
-  }
-
-  static async create(config: ProxyRepositoryConfig, context: { hosted: HostedContext; logger: Logger; spoolDir: string }): Promise<ProxySource> {
+  constructor(config: ProxyRepositoryConfig, context: { hosted: HostedContext; logger: Logger; spoolDir: string }) {
     if (context.hosted.meta.manifests.putUnchecked === undefined) {
       throw new Error(`repositories: proxy "${config.prefix}" needs a metadata store that can hold cached manifests (ManifestIndex.putUnchecked)`);
     }
-    await mkdir(context.spoolDir, { recursive: true });
     const upstream = new URL(config.upstream);
     const client = new RegistryClient({
       host: upstream.host,
       baseUrl: upstream.origin,
-      credentials: await credentialsFor(config),
+      credentials: credentialsFor(config),
       // Few, quick retries: a client is waiting, and the cache can answer when the upstream cannot.
       retry: { attempts: 2, baseDelayMs: 100, maxDelayMs: 1000 },
       timeoutMs: config.timeout,
       userAgent: 'berth-proxy',
     });
-    const state = new ProxyState({
+    this.#prefix = config.prefix;
+    this.#officialImages = config.officialImages ?? dockerHubHosts.has(upstream.hostname);
+    this.#state = new ProxyState({
       client,
       hosted: context.hosted,
       proxy: { tagTtlMs: config.tagTtl, failureBackoffMs: config.failureBackoff, pushes: config.pushes },
@@ -51,7 +46,6 @@ export class ProxySource implements RepositorySource {
       spoolDir: context.spoolDir,
       idleTimeoutMs: config.timeout,
     });
-    return new ProxySource(config.prefix, config.officialImages ?? dockerHubHosts.has(upstream.hostname), state);
   }
 
   async open(name: RepositoryName): Promise<Repository> {
@@ -81,18 +75,23 @@ export function proxyNamespaces(config: ProxyRepositoryConfig): string[] {
   return dockerHubHosts.has(upstream.hostname) ? ['docker.io'] : [upstream.host];
 }
 
-async function credentialsFor(config: ProxyRepositoryConfig): Promise<CredentialSource> {
+function credentialsFor(config: ProxyRepositoryConfig): CredentialSource {
   const sources: CredentialSource[] = [];
   if (config.username !== undefined) {
-    let password = config.password;
-    if (config.passwordFile !== undefined) {
+    const username = config.username;
+    let password: Promise<string> | undefined;
+    // A password file is read when first needed (and once), so a rotated secret needs a restart.
+    const readPassword = async (): Promise<string> => {
+      if (config.passwordFile === undefined) return config.password ?? '';
       try {
-        password = (await readFile(config.passwordFile, 'utf8')).replace(/\r?\n$/, '');
+        return (await readFile(config.passwordFile, 'utf8')).replace(/\r?\n$/, '');
       } catch (error) {
         throw new Error(`repositories: proxy "${config.prefix}": cannot read passwordFile ${config.passwordFile}: ${(error as Error).message}`, { cause: error });
       }
-    }
-    sources.push(staticCredentials(config.username, password ?? ''));
+    };
+    sources.push({
+      lookup: async () => ({ kind: 'basic', username, password: await (password ??= readPassword()) }),
+    });
   }
   if (config.authFile !== undefined) sources.push(authFileCredentials([config.authFile]));
   return sources.length === 0 ? noCredentials : firstOf(...sources);

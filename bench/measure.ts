@@ -1,0 +1,104 @@
+import { execFile } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const execFileAsync = promisify(execFile);
+
+export interface LoadResult {
+  requestsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+}
+
+export interface LoadOptions {
+  connections: number;
+  seconds: number;
+  method?: 'GET' | 'HEAD';
+  headers?: Record<string, string>;
+  /** Several paths, taken in turn; otherwise the URL's own path. */
+  paths?: string[];
+  scriptDir: string;
+}
+
+function toMs(value: string, unit: string): number {
+  const scale: Record<string, number> = { us: 0.001, ms: 1, s: 1000, m: 60_000 };
+  return Number(value) * (scale[unit] ?? Number.NaN);
+}
+
+/** Runs wrk (C, so the load generator costs little CPU) and parses throughput and latency percentiles. */
+export async function wrk(url: string, options: LoadOptions): Promise<LoadResult> {
+  const lua: string[] = [];
+  if (options.method === 'HEAD') lua.push('wrk.method = "HEAD"');
+  if (options.paths !== undefined) {
+    lua.push(`local paths = { ${options.paths.map((path) => JSON.stringify(path)).join(', ')} }`);
+    lua.push('local i = 0');
+    lua.push('request = function() i = i % #paths + 1; return wrk.format(nil, paths[i]) end');
+  }
+  const args = ['--latency', '-t', String(Math.min(options.connections, 2)), '-c', String(options.connections), '-d', `${options.seconds}s`];
+  for (const [name, value] of Object.entries(options.headers ?? {})) args.push('-H', `${name}: ${value}`);
+  if (lua.length > 0) {
+    const script = join(options.scriptDir, `wrk-${Math.random().toString(36).slice(2)}.lua`);
+    await writeFile(script, `${lua.join('\n')}\n`);
+    args.push('-s', script);
+  }
+  const { stdout } = await execFileAsync('wrk', [...args, url], { maxBuffer: 1024 * 1024 });
+  const errors = /Non-2xx or 3xx responses: (\d+)/.exec(stdout);
+  if (errors !== null) throw new Error(`wrk ${url}: ${errors[1]} failed responses\n${stdout}`);
+  const socketErrors = /Socket errors: .*/.exec(stdout);
+  if (socketErrors !== null && !/connect 0, read 0, write 0, timeout 0/.test(socketErrors[0])) {
+    throw new Error(`wrk ${url}: ${socketErrors[0]}`);
+  }
+  const percentile = (label: string) => {
+    const match = new RegExp(`^\\s+${label}%\\s+([\\d.]+)(us|ms|s|m)\\s*$`, 'm').exec(stdout);
+    return match === null ? Number.NaN : toMs(match[1] as string, match[2] as string);
+  };
+  const rps = /Requests\/sec:\s+([\d.]+)/.exec(stdout);
+  return { requestsPerSecond: Number(rps?.[1]), p50Ms: percentile('50'), p99Ms: percentile('99') };
+}
+
+/** Downloads a URL with curl to /dev/null; bytes per second. */
+export async function curlDownload(url: string): Promise<number> {
+  const { stdout } = await execFileAsync('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code} %{speed_download}', url]);
+  const [code, speed] = stdout.trim().split(' ');
+  if (code !== '200') throw new Error(`GET ${url} answered ${code}`);
+  return Number(speed);
+}
+
+/** `count` downloads at once; their combined bytes per second over the wall-clock time. */
+export async function concurrentDownloads(url: string, count: number, bytesEach: number): Promise<number> {
+  const started = performance.now();
+  await Promise.all(Array.from({ length: count }, () => curlDownload(url)));
+  return (count * bytesEach) / ((performance.now() - started) / 1000);
+}
+
+/** Uploads a file with curl (streamed, no Expect: 100-continue); returns the response's status and Location. */
+export async function curlUpload(method: string, url: string, file: string): Promise<{ status: number; location: string }> {
+  const { stdout } = await execFileAsync('curl', [
+    '-sS', '-o', '/dev/null', '-D', '-', '-X', method, '-H', 'Content-Type: application/octet-stream', '-H', 'Expect:', '-T', file, url,
+  ], { maxBuffer: 1024 * 1024 });
+  const status = Number(/^HTTP\/[\d.]+ (\d+)/m.exec(stdout)?.[1]);
+  const location = /^location: (.*)$/im.exec(stdout)?.[1]?.trim() ?? '';
+  return { status, location };
+}
+
+/** Single-core SHA-256 throughput as OpenSSL measures it (bytes per second, 1 MiB blocks). */
+export async function opensslSha256(seconds: number): Promise<number> {
+  const { stdout } = await execFileAsync('openssl', ['speed', '-evp', 'sha256', '-seconds', String(seconds), '-bytes', '1048576']);
+  const match = /^sha256\s+([\d.]+)k\s*$/m.exec(stdout);
+  return match === null ? Number.NaN : Number(match[1]) * 1000;
+}
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? (sorted[middle] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
+}
+
+/** Runs `measure` `repeats` times and keeps the median of each field. */
+export async function repeated<T extends Record<string, number>>(repeats: number, measure: () => Promise<T>): Promise<T> {
+  const runs: T[] = [];
+  for (let index = 0; index < repeats; index++) runs.push(await measure());
+  const first = runs[0] as T;
+  return Object.fromEntries(Object.keys(first).map((key) => [key, median(runs.map((run) => run[key] as number))])) as T;
+}

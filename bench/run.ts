@@ -1,0 +1,115 @@
+// `npm run bench [-- --quick] [-- --no-distribution]`: Berth side by side
+// with CNCF Distribution and the machine's own limits, in one run. See
+// docs/benchmarks.md.
+import { execFileSync } from 'node:child_process';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { opensslSha256, median } from './measure.ts';
+import { machine, markdown, type Row } from './report.ts';
+import { listingSection, loadManyBlobs, manifestSection, pullSection, pushSection, randomFile, type BenchContext, type Sizes } from './sections.ts';
+import { startBerth, startDistribution, startNginx, type BenchServer } from './servers.ts';
+
+const { values: flags } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    'no-distribution': { type: 'boolean', default: false },
+    out: { type: 'string', default: '.bench' },
+  },
+});
+
+const sizes: Sizes = flags.quick
+  ? { bigBlob: 32 * 2 ** 20, smallBlobs: 20, tags: 300, repositories: 300, blobs: 1000, seconds: 2, repeats: 1 }
+  : { bigBlob: 512 * 2 ** 20, smallBlobs: 200, tags: 10_000, repositories: 10_000, blobs: 100_000, seconds: 8, repeats: 3 };
+
+function version(command: string, args: string[]): string {
+  try {
+    return execFileSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).split('\n')[0]?.trim() ?? '';
+  } catch (error) {
+    const stderr = (error as { stderr?: string }).stderr ?? '';
+    return stderr.split('\n')[0]?.trim() || 'not installed';
+  }
+}
+
+const out = resolve(flags.out);
+const work = join(out, 'work');
+await rm(work, { recursive: true, force: true });
+await mkdir(join(work, 'www'), { recursive: true });
+const log = (message: string) => process.stderr.write(`[bench] ${message}\n`);
+
+const withDistribution = !flags['no-distribution'] && version('docker-registry', ['--version']) !== 'not installed';
+const info = machine({
+  distribution: withDistribution ? version('docker-registry', ['--version']) : 'not run',
+  nginx: version('nginx', ['-v']),
+  wrk: version('wrk', ['--version']),
+  mode: flags.quick ? 'quick' : 'full',
+  date: new Date().toISOString(),
+});
+
+log('measuring single-core SHA-256 (OpenSSL)');
+const sha256Limit = median([await opensslSha256(2), await opensslSha256(2), await opensslSha256(2)]);
+log(`creating a ${sizes.bigBlob / 2 ** 20} MiB blob`);
+const bigFile = join(work, 'www', 'big.bin');
+const big = { file: bigFile, digest: await randomFile(bigFile, sizes.bigBlob), size: sizes.bigBlob };
+
+const servers: BenchServer[] = [await startBerth(join(work, 'berth'))];
+if (withDistribution) servers.push(await startDistribution(join(work, 'distribution')));
+const nginx = await startNginx(join(work, 'www'), join(work, 'nginx'));
+const context: BenchContext = { sizes, work, servers, nginxUrl: nginx.url, sha256Limit, log };
+const rows: Row[] = [];
+try {
+  rows.push({ section: 'machine', metric: 'SHA-256, one core (OpenSSL)', unit: 'B/s', better: 'higher', berth: sha256Limit });
+  log('manifests');
+  rows.push(...(await manifestSection(context)));
+  log('blob push');
+  rows.push(...(await pushSection(context, big)));
+  log('blob GET');
+  rows.push(...(await pullSection(context, big)));
+  log('listings');
+  rows.push(...(await listingSection(context)));
+  await loadManyBlobs(context);
+  const peaks = Object.fromEntries(await Promise.all(servers.map(async (server) => [server.name, await server.peakRss()] as const)));
+  rows.push({
+    section: 'memory',
+    metric: 'peak RSS during the runs',
+    unit: 'B',
+    better: 'lower',
+    berth: peaks['berth'] ?? 0,
+    ...(peaks['distribution'] === undefined ? {} : { distribution: peaks['distribution'] }),
+    target: '≤ 200 MB',
+    met: (peaks['berth'] ?? 0) <= 200e6,
+  });
+  log('start-up with the data loaded');
+  const startup: Record<string, number[]> = {};
+  for (let index = 0; index < servers.length; index++) {
+    const server = servers[index] as BenchServer;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      await (servers[index] as BenchServer).stop();
+      const restarted = server.name === 'berth' ? await startBerth(join(work, 'berth')) : await startDistribution(join(work, 'distribution'));
+      servers[index] = restarted;
+      (startup[server.name] ??= []).push(restarted.startupMs);
+    }
+  }
+  const berthStartup = median(startup['berth'] ?? []);
+  rows.push({
+    section: 'start-up',
+    metric: `${sizes.repositories} repositories, ${sizes.blobs} blobs stored`,
+    unit: 'ms',
+    better: 'lower',
+    berth: berthStartup,
+    ...(startup['distribution'] === undefined ? {} : { distribution: median(startup['distribution']) }),
+    target: '≤ 1 s',
+    met: berthStartup <= 1000,
+  });
+} finally {
+  await Promise.all(servers.map((server) => server.stop()));
+  await nginx.stop();
+}
+
+const report = markdown(rows, info);
+const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+await writeFile(join(out, `results-${stamp}.md`), report);
+await writeFile(join(out, `results-${stamp}.json`), `${JSON.stringify({ machine: info, sizes, rows }, null, 2)}\n`);
+process.stdout.write(report);
+log(`written to ${join(out, `results-${stamp}.md`)} and .json`);
+await rm(work, { recursive: true, force: true });

@@ -1,0 +1,263 @@
+import { randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { join } from 'node:path';
+import { benchImage, mountBlob, ociManifest, pool, pushBlob, pushImage, putManifest, resolveLocation, sha256, startUpload } from './load.ts';
+import { concurrentDownloads, curlDownload, curlUpload, repeated, wrk } from './measure.ts';
+import type { Row } from './report.ts';
+import type { BenchServer } from './servers.ts';
+
+export interface Sizes {
+  bigBlob: number;
+  smallBlobs: number;
+  tags: number;
+  repositories: number;
+  blobs: number;
+  seconds: number;
+  repeats: number;
+}
+
+export interface BenchContext {
+  sizes: Sizes;
+  work: string;
+  servers: BenchServer[];
+  nginxUrl?: string;
+  sha256Limit: number;
+  log(message: string): void;
+}
+
+const berthOf = (context: BenchContext) => context.servers.find((server) => server.name === 'berth') as BenchServer;
+const distributionOf = (context: BenchContext) => context.servers.find((server) => server.name === 'distribution');
+
+/** Measures `measure` on every server and makes one row of it. */
+async function sideBySide(
+  context: BenchContext,
+  row: Omit<Row, 'berth' | 'distribution'>,
+  measure: (server: BenchServer) => Promise<number>,
+): Promise<Row> {
+  const values: Record<string, number> = {};
+  for (const server of context.servers) {
+    values[server.name] = (await repeated(context.sizes.repeats, async () => ({ value: await measure(server) }))).value;
+  }
+  context.log(`${row.section} ${row.metric}: ${JSON.stringify(values)}`);
+  const result: Row = { ...row, berth: values['berth'] as number };
+  if (values['distribution'] !== undefined) result.distribution = values['distribution'];
+  return result;
+}
+
+function judge(row: Row, check: (row: Row) => boolean | undefined): Row {
+  const met = check(row);
+  return met === undefined ? row : { ...row, met };
+}
+
+export async function manifestSection(context: BenchContext): Promise<Row[]> {
+  const image = benchImage();
+  for (const server of context.servers) await pushImage(server.url, 'bench/app', 'latest', image);
+  const rows: Row[] = [];
+  for (const method of ['GET', 'HEAD'] as const) {
+    for (const by of ['tag', 'digest'] as const) {
+      for (const connections of [1, 64]) {
+        const results: Record<string, { requestsPerSecond: number; p50Ms: number; p99Ms: number }> = {};
+        for (const server of context.servers) {
+          const reference = by === 'tag' ? 'latest' : image.digest;
+          results[server.name] = await repeated(context.sizes.repeats, async () => ({
+            ...(await wrk(`${server.url}/v2/bench/app/manifests/${reference}`, {
+              connections,
+              seconds: context.sizes.seconds,
+              method,
+              headers: { accept: ociManifest },
+              scriptDir: context.work,
+            })),
+          }));
+        }
+        context.log(`manifest ${method} by ${by} @${connections}: ${JSON.stringify(results)}`);
+        const berth = results['berth'] as { requestsPerSecond: number; p50Ms: number; p99Ms: number };
+        const distribution = results['distribution'];
+        const section = 'manifest';
+        const label = `${method} by ${by}, ${connections} conn`;
+        const base = (metric: string, unit: string, better: 'higher' | 'lower', key: 'requestsPerSecond' | 'p50Ms' | 'p99Ms'): Row => ({
+          section,
+          metric: `${label}: ${metric}`,
+          unit,
+          better,
+          berth: berth[key],
+          ...(distribution === undefined ? {} : { distribution: distribution[key] }),
+        });
+        rows.push(judge({ ...base('throughput', 'req/s', 'higher', 'requestsPerSecond'), target: '≥ 5× Distribution' }, (row) => row.distribution === undefined ? undefined : row.berth >= 5 * row.distribution));
+        rows.push(base('p50', 'ms', 'lower', 'p50Ms'));
+        rows.push(judge({ ...base('p99', 'ms', 'lower', 'p99Ms'), target: 'no worse than Distribution' }, (row) => row.distribution === undefined ? undefined : row.berth <= row.distribution));
+      }
+    }
+  }
+  return rows;
+}
+
+/** Writes `bytes` of random data to a file, returning its digest. */
+async function randomFile(path: string, bytes: number): Promise<string> {
+  const { createHash } = await import('node:crypto');
+  const hash = createHash('sha256');
+  const output = createWriteStream(path);
+  const chunk = 8 * 1024 * 1024;
+  for (let written = 0; written < bytes; written += chunk) {
+    const data = randomBytes(Math.min(chunk, bytes - written));
+    hash.update(data);
+    if (!output.write(data)) await new Promise<void>((resolve) => output.once('drain', () => resolve()));
+  }
+  await new Promise<void>((resolve, reject) => output.end((error?: Error | null) => (error ? reject(error) : resolve())));
+  return `sha256:${hash.digest('hex')}`;
+}
+
+export interface BigBlob {
+  file: string;
+  digest: string;
+  size: number;
+}
+
+export async function pushSection(context: BenchContext, big: BigBlob): Promise<Row[]> {
+  const rows: Row[] = [];
+  const monolithic = await sideBySide(
+    context,
+    { section: 'blob push', metric: `monolithic PUT, ${big.size / 2 ** 20} MiB`, unit: 'B/s', better: 'higher', reference: context.sha256Limit, referenceName: 'SHA-256 1 core' },
+    async (server) => {
+      const started = performance.now();
+      const target = await startUpload(server.url, 'bench/big');
+      target.searchParams.set('digest', big.digest);
+      const { status } = await curlUpload('PUT', target.toString(), big.file);
+      if (status !== 201) throw new Error(`${server.name} monolithic push: ${status}`);
+      return big.size / ((performance.now() - started) / 1000);
+    },
+  );
+  rows.push(
+    judge({ ...monolithic, target: '≥ 1.5× Distribution, ≥ 70 % of SHA-256' }, (row) =>
+      row.distribution === undefined ? row.berth >= 0.7 * context.sha256Limit : row.berth >= 1.5 * row.distribution && row.berth >= 0.7 * context.sha256Limit,
+    ),
+  );
+  const chunked = await sideBySide(
+    context,
+    { section: 'blob push', metric: `POST + PATCH + PUT, ${big.size / 2 ** 20} MiB`, unit: 'B/s', better: 'higher' },
+    async (server) => {
+      const started = performance.now();
+      const session = await startUpload(server.url, 'bench/chunked');
+      const patched = await curlUpload('PATCH', session.toString(), big.file);
+      if (patched.status !== 202) throw new Error(`${server.name} PATCH: ${patched.status}`);
+      const finish = new URL(resolveLocation(server.url, patched.location));
+      finish.searchParams.set('digest', big.digest);
+      const done = await fetch(finish, { method: 'PUT' });
+      if (done.status !== 201) throw new Error(`${server.name} PUT: ${done.status} ${await done.text()}`);
+      return big.size / ((performance.now() - started) / 1000);
+    },
+  );
+  rows.push(judge({ ...chunked, target: '≥ 1.5× Distribution' }, (row) => (row.distribution === undefined ? undefined : row.berth >= 1.5 * row.distribution)));
+  const small = await sideBySide(
+    context,
+    { section: 'blob push', metric: `${context.sizes.smallBlobs} × 1 MiB, 4 at a time`, unit: 'B/s', better: 'higher' },
+    async (server) => {
+      const blobs = Array.from({ length: context.sizes.smallBlobs }, () => randomBytes(2 ** 20));
+      const started = performance.now();
+      await pool(blobs, 4, async (blob) => {
+        await pushBlob(server.url, 'bench/small-push', blob);
+      });
+      return (blobs.length * 2 ** 20) / ((performance.now() - started) / 1000);
+    },
+  );
+  rows.push(judge({ ...small, target: '≥ 1.5× Distribution' }, (row) => (row.distribution === undefined ? undefined : row.berth >= 1.5 * row.distribution)));
+  return rows;
+}
+
+export async function pullSection(context: BenchContext, big: BigBlob): Promise<Row[]> {
+  const rows: Row[] = [];
+  const nginxBig = context.nginxUrl === undefined ? undefined : `${context.nginxUrl}/big.bin`;
+  const one = await sideBySide(context, { section: 'blob GET', metric: `1 stream, ${big.size / 2 ** 20} MiB`, unit: 'B/s', better: 'higher' }, (server) =>
+    curlDownload(`${server.url}/v2/bench/big/blobs/${big.digest}`),
+  );
+  if (nginxBig !== undefined) Object.assign(one, { reference: (await repeated(context.sizes.repeats, async () => ({ v: await curlDownload(nginxBig) }))).v, referenceName: 'nginx' });
+  rows.push(judge({ ...one, target: '≥ 1.0× Distribution' }, (row) => (row.distribution === undefined ? undefined : row.berth >= row.distribution)));
+  const four = await sideBySide(context, { section: 'blob GET', metric: `4 streams, ${big.size / 2 ** 20} MiB each`, unit: 'B/s', better: 'higher' }, (server) =>
+    concurrentDownloads(`${server.url}/v2/bench/big/blobs/${big.digest}`, 4, big.size),
+  );
+  if (nginxBig !== undefined) {
+    Object.assign(four, { reference: (await repeated(context.sizes.repeats, async () => ({ v: await concurrentDownloads(nginxBig, 4, big.size) }))).v, referenceName: 'nginx' });
+  }
+  rows.push(judge({ ...four, target: '≥ 90 % of nginx' }, (row) => (row.reference === undefined ? undefined : row.berth >= 0.9 * row.reference)));
+  const smallDigests: string[] = [];
+  const blobs = Array.from({ length: 50 }, () => randomBytes(2 ** 20));
+  for (const server of context.servers) {
+    for (const blob of blobs) await pushBlob(server.url, 'bench/small', blob);
+  }
+  for (const blob of blobs) smallDigests.push(sha256(blob));
+  const small = await sideBySide(context, { section: 'blob GET', metric: '1 MiB blobs, 8 conn', unit: 'B/s', better: 'higher' }, async (server) => {
+    const result = await wrk(`${server.url}/`, {
+      connections: 8,
+      seconds: context.sizes.seconds,
+      paths: smallDigests.map((digest) => `/v2/bench/small/blobs/${digest}`),
+      scriptDir: context.work,
+    });
+    return result.requestsPerSecond * 2 ** 20;
+  });
+  rows.push(small);
+  return rows;
+}
+
+/** Follows Link headers from `path` to the end; milliseconds for the whole walk and entries seen. */
+async function walk(base: string, path: string, key: 'tags' | 'repositories'): Promise<{ ms: number; entries: number; requests: number }> {
+  const started = performance.now();
+  let next: string | undefined = path;
+  let entries = 0;
+  let requests = 0;
+  while (next !== undefined) {
+    const response: Response = await fetch(resolveLocation(base, next));
+    if (response.status !== 200) throw new Error(`GET ${next}: ${response.status} ${await response.text()}`);
+    entries += ((await response.json()) as Record<string, string[]>)[key]?.length ?? 0;
+    requests++;
+    next = /<([^>]+)>;\s*rel="next"/.exec(response.headers.get('link') ?? '')?.[1];
+  }
+  return { ms: performance.now() - started, entries, requests };
+}
+
+export async function listingSection(context: BenchContext): Promise<Row[]> {
+  const image = benchImage();
+  const { tags, repositories } = context.sizes;
+  for (const server of context.servers) {
+    context.log(`loading ${tags} tags and ${repositories} repositories into ${server.name}`);
+    await pushImage(server.url, 'bench/tags', 'seed', image);
+    await pool(Array.from({ length: tags }, (_, index) => `t${String(index).padStart(6, '0')}`), 16, (tag) =>
+      putManifest(server.url, 'bench/tags', tag, image.manifest, ociManifest),
+    );
+    await pool(Array.from({ length: repositories }, (_, index) => `bench/repos/r${String(index).padStart(6, '0')}`), 16, async (repository) => {
+      await mountBlob(server.url, repository, image.configDigest, 'bench/tags');
+      await mountBlob(server.url, repository, image.layerDigest, 'bench/tags');
+      await putManifest(server.url, repository, 'latest', image.manifest, ociManifest);
+    });
+  }
+  const rows: Row[] = [];
+  const cases: [string, string, 'tags' | 'repositories'][] = [
+    [`tag list, ${tags} tags, whole`, '/v2/bench/tags/tags/list', 'tags'],
+    [`tag list, ${tags} tags, n=100 pages`, '/v2/bench/tags/tags/list?n=100', 'tags'],
+    [`catalog, ${repositories}+ repos, whole`, `/v2/_catalog?n=${repositories + 100}`, 'repositories'],
+    [`catalog, ${repositories}+ repos, n=100 pages`, '/v2/_catalog?n=100', 'repositories'],
+  ];
+  for (const [metric, path, key] of cases) {
+    const row = await sideBySide(context, { section: 'listing', metric, unit: 'ms', better: 'lower' }, async (server) => {
+      let result = await walk(server.url, path, key).catch(() => undefined);
+      // Distribution caps n (1000 by default) and refuses more: walk its pages of the largest size it allows.
+      if (result === undefined) result = await walk(server.url, path.replace(/n=\d+/, 'n=1000'), key);
+      context.log(`${server.name} ${metric}: ${result.entries} entries in ${result.requests} requests`);
+      return result.ms;
+    });
+    rows.push(judge({ ...row, target: '≥ 10× faster than Distribution' }, (it) => (it.distribution === undefined ? undefined : it.distribution >= 10 * it.berth)));
+  }
+  return rows;
+}
+
+/** Pushes many small distinct blobs across the catalog's repositories (for the start-up measurement). */
+export async function loadManyBlobs(context: BenchContext): Promise<void> {
+  const { blobs, repositories } = context.sizes;
+  for (const server of context.servers) {
+    context.log(`loading ${blobs} blobs into ${server.name}`);
+    await pool(Array.from({ length: blobs }, (_, index) => index), 16, async (index) => {
+      const repository = `bench/repos/r${String(index % repositories).padStart(6, '0')}`;
+      await pushBlob(server.url, repository, randomBytes(64));
+    });
+  }
+}
+
+export { berthOf, distributionOf, randomFile, sideBySide, judge, join };

@@ -1,0 +1,139 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+
+const berthMain = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
+
+/** A server process under measurement. */
+export interface BenchServer {
+  name: string;
+  url: string;
+  pid: number;
+  /** Milliseconds from spawn to the first successful GET /v2/. */
+  startupMs: number;
+  /** Peak resident memory so far (VmHWM), in bytes. */
+  peakRss(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const address = server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : 0;
+  server.close();
+  return port;
+}
+
+async function waitUntilServing(url: string, child: ChildProcess, started: number): Promise<number> {
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`${url}: the server exited with ${child.exitCode}`);
+    try {
+      const response = await fetch(`${url}/v2/`);
+      if (response.status === 200 || response.status === 401) return performance.now() - started;
+    } catch {
+      // not listening yet
+    }
+    await sleep(5);
+  }
+}
+
+async function peakRssOf(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+  const match = /VmHWM:\s+(\d+) kB/.exec(status);
+  return match === null ? 0 : Number(match[1]) * 1024;
+}
+
+function manage(name: string, child: ChildProcess, url: string, startupMs: number): BenchServer {
+  return {
+    name,
+    url,
+    pid: child.pid ?? 0,
+    startupMs,
+    peakRss: () => peakRssOf(child.pid ?? 0),
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      await Promise.race([once(child, 'exit'), sleep(10_000).then(() => child.kill('SIGKILL'))]);
+    },
+  };
+}
+
+/** Berth on the embedded default (filesystem + SQLite), access log at info like Distribution's. */
+export async function startBerth(dataDir: string): Promise<BenchServer> {
+  const port = await freePort();
+  const started = performance.now();
+  const child = spawn(process.execPath, [berthMain, 'serve', '--listen', `127.0.0.1:${port}`, '--data', dataDir], {
+    env: { PATH: process.env['PATH'], BERTH_LOG_FORMAT: 'json' },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const url = `http://127.0.0.1:${port}`;
+  return manage('berth', child, url, await waitUntilServing(url, child, started));
+}
+
+/** CNCF Distribution (Debian's docker-registry) on the filesystem driver, deletes on, access log on. */
+export async function startDistribution(dataDir: string): Promise<BenchServer> {
+  const port = await freePort();
+  await mkdir(dataDir, { recursive: true });
+  const config = join(dataDir, '..', `distribution-${port}.yml`);
+  await writeFile(
+    config,
+    [
+      'version: 0.1',
+      'log: { level: info, formatter: json }',
+      `storage: { filesystem: { rootdirectory: ${dataDir} }, delete: { enabled: true }, redirect: { disable: true } }`,
+      `http: { addr: 127.0.0.1:${port} }`,
+      '',
+    ].join('\n'),
+  );
+  const started = performance.now();
+  const child = spawn('docker-registry', ['serve', config], { stdio: ['ignore', 'ignore', 'ignore'] });
+  const url = `http://127.0.0.1:${port}`;
+  return manage('distribution', child, url, await waitUntilServing(url, child, started));
+}
+
+/** nginx serving files from `root` with sendfile: the machine's reference for blob GETs. */
+export async function startNginx(root: string, workDir: string): Promise<{ url: string; stop(): Promise<void> }> {
+  const port = await freePort();
+  await mkdir(workDir, { recursive: true });
+  const config = join(workDir, 'nginx.conf');
+  await writeFile(
+    config,
+    `worker_processes 2;
+pid ${join(workDir, 'nginx.pid')};
+error_log ${join(workDir, 'error.log')};
+events { worker_connections 1024; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  client_body_temp_path ${workDir};
+  proxy_temp_path ${workDir};
+  fastcgi_temp_path ${workDir};
+  uwsgi_temp_path ${workDir};
+  scgi_temp_path ${workDir};
+  server { listen 127.0.0.1:${port}; root ${root}; }
+}
+`,
+  );
+  const child = spawn('nginx', ['-c', config, '-g', 'daemon off;'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const url = `http://127.0.0.1:${port}`;
+  await waitUntilServing(url, child, performance.now()).catch(() => undefined);
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const ok = await fetch(`${url}/`).then(() => true, () => false);
+    if (ok) break;
+    await sleep(10);
+  }
+  return {
+    url,
+    async stop() {
+      child.kill('SIGTERM');
+      await once(child, 'exit');
+    },
+  };
+}

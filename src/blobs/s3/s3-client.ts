@@ -1,0 +1,75 @@
+import { ListObjectsV2Command, S3Client, type _Object } from '@aws-sdk/client-s3';
+
+/** Where the bucket is and how to reach it (config `storage.s3`). */
+export interface S3Location {
+  bucket: string;
+  /** Prepended to every key, so that one bucket can hold other things too. */
+  prefix: string;
+  region: string;
+  /** For S3-compatible stores (MinIO, Ceph, R2…); AWS when absent. */
+  endpoint?: string | undefined;
+  /** `endpoint/bucket/key` instead of `bucket.endpoint/key`. */
+  forcePathStyle: boolean;
+  /** When absent, the standard AWS chain: environment, profile, web identity, instance role. */
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string | undefined } | undefined;
+}
+
+export function createS3Client(location: S3Location): S3Client {
+  return new S3Client({
+    region: location.region,
+    forcePathStyle: location.forcePathStyle,
+    ...(location.endpoint === undefined ? {} : { endpoint: location.endpoint }),
+    ...(location.credentials === undefined ? {} : { credentials: staticCredentials(location.credentials) }),
+    // Checksums only where S3 requires them: Berth verifies digests itself, and
+    // many S3-compatible stores reject the SDK's default streaming checksums.
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    // A store that does not answer fails the request instead of holding it forever.
+    // No idle timeout: a slow client legitimately pauses a blob download.
+    requestHandler: { connectionTimeout: 10_000 },
+  });
+}
+
+function staticCredentials(credentials: NonNullable<S3Location['credentials']>) {
+  const { accessKeyId, secretAccessKey, sessionToken } = credentials;
+  return sessionToken === undefined ? { accessKeyId, secretAccessKey } : { accessKeyId, secretAccessKey, sessionToken };
+}
+
+/** The prefix as used in keys: empty, or ending in one slash. */
+export function normalizePrefix(prefix: string): string {
+  const trimmed = prefix.replace(/^\/+|\/+$/g, '');
+  return trimmed === '' ? '' : `${trimmed}/`;
+}
+
+/** Every object under `prefix`, in key order, page by page. */
+export async function* listObjects(client: S3Client, bucket: string, prefix: string, signal?: AbortSignal): AsyncIterable<_Object> {
+  let token: string | undefined;
+  do {
+    const page = await client.send(
+      new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ...(token === undefined ? {} : { ContinuationToken: token }) }),
+      signal === undefined ? {} : { abortSignal: signal },
+    );
+    for (const item of page.Contents ?? []) yield item;
+    token = page.IsTruncated === true ? page.NextContinuationToken : undefined;
+  } while (token !== undefined);
+}
+
+/** A missing key or bucket (GET answers NoSuchKey, HEAD only a bare 404). */
+export function isNotFound(error: unknown): boolean {
+  return errorName(error) === 'NoSuchKey' || errorName(error) === 'NotFound' || httpStatus(error) === 404;
+}
+
+/** An operation the S3-compatible store does not implement. */
+export function isNotImplemented(error: unknown): boolean {
+  return errorName(error) === 'NotImplemented' || httpStatus(error) === 501;
+}
+
+function errorName(error: unknown): string | undefined {
+  return error instanceof Error ? error.name : undefined;
+}
+
+function httpStatus(error: unknown): number | undefined {
+  if (typeof error !== 'object' || error === null || !('$metadata' in error)) return undefined;
+  const metadata = error.$metadata as { httpStatusCode?: number } | undefined;
+  return metadata?.httpStatusCode;
+}

@@ -1,0 +1,43 @@
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import type { Command } from 'commander';
+import { parseRepositoryName, parseTag } from '../../oci/names.ts';
+
+/** `berth droplet push FILE --app NAME --guid G`: what Cloud Foundry staging does with cube's registry. */
+export function registerDroplet(program: Command): void {
+  const droplet = program.command('droplet').description('Cloud Foundry droplets served as images');
+  droplet
+    .command('push')
+    .description('upload a staged droplet (.tgz); NAME:GUID and NAME:latest then pull it on the latest rootfs')
+    .argument('<file>', 'the droplet, as Cloud Foundry staging produced it')
+    .requiredOption('--app <name>', 'repository name of the app, prefix included (such as cf/<space>/<app>)')
+    .requiredOption('--guid <guid>', 'the droplet guid, its tag')
+    .option('--registry <url>', 'the registry', 'http://127.0.0.1:5000')
+    .action(async (file: string, options: { app: string; guid: string; registry: string }) => {
+      const name = parseRepositoryName(options.app);
+      const guid = parseTag(options.guid);
+      const { size } = await stat(file);
+      const url = new URL(`/v2/${name}/blobs/?guid=${encodeURIComponent(guid)}`, options.registry);
+      const response = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/gzip', 'content-length': String(size) },
+        body: Readable.toWeb(createReadStream(file)) as ReadableStream,
+        duplex: 'half',
+      } as RequestInit);
+      const text = await response.text();
+      if (response.status !== 201) throw new Error(`${url.origin} refused the droplet: HTTP ${response.status} ${describe(text)}`);
+      process.stdout.write(`${text.trim()}\n`);
+      process.stderr.write(`droplet ${guid} of ${name} stored as layer ${text.trim()}; pull ${url.host}/${name}:${guid}\n`);
+    });
+}
+
+function describe(body: string): string {
+  try {
+    const error = (JSON.parse(body) as { errors?: { code?: string; message?: string }[] }).errors?.[0];
+    if (error !== undefined) return `${error.code ?? ''}: ${error.message ?? ''}`;
+  } catch {
+    // Not an OCI error body: show its start.
+  }
+  return body.slice(0, 200);
+}

@@ -1,0 +1,65 @@
+/**
+ * PostgreSQL schema, one entry per version, the same tables as SQLite's.
+ * Applied in order inside one transaction that holds an advisory lock, and
+ * recorded in `schema_migrations`. Never edit a released entry: add one.
+ * Names, tags and digests use COLLATE "C": listings are in byte order
+ * whatever the database's default collation is.
+ */
+export const postgresMigrations: readonly string[] = [
+  `
+  CREATE TABLE repositories (
+    id BIGSERIAL PRIMARY KEY,
+    name TEXT COLLATE "C" NOT NULL UNIQUE,
+    created_at TIMESTAMPTZ NOT NULL
+  );
+  CREATE TABLE blobs (
+    digest TEXT COLLATE "C" PRIMARY KEY,
+    size BIGINT NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL
+  );
+  CREATE TABLE repository_blobs (
+    repository_id BIGINT NOT NULL REFERENCES repositories(id),
+    digest TEXT COLLATE "C" NOT NULL REFERENCES blobs(digest),
+    linked_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (repository_id, digest)
+  );
+  CREATE INDEX repository_blobs_by_digest ON repository_blobs(digest);
+  CREATE TABLE manifests (
+    repository_id BIGINT NOT NULL REFERENCES repositories(id),
+    digest TEXT COLLATE "C" NOT NULL,
+    media_type TEXT NOT NULL,
+    content BYTEA NOT NULL,
+    size BIGINT NOT NULL,
+    subject TEXT COLLATE "C",
+    artifact_type TEXT,
+    annotations TEXT,
+    created_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (repository_id, digest)
+  );
+  CREATE INDEX manifests_by_subject ON manifests(repository_id, subject) WHERE subject IS NOT NULL;
+  CREATE TABLE manifest_references (
+    repository_id BIGINT NOT NULL,
+    manifest_digest TEXT COLLATE "C" NOT NULL,
+    target TEXT COLLATE "C" NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('blob', 'manifest')),
+    PRIMARY KEY (repository_id, manifest_digest, target)
+  );
+  CREATE INDEX manifest_references_by_target ON manifest_references(repository_id, target);
+  CREATE TABLE tags (
+    repository_id BIGINT NOT NULL REFERENCES repositories(id),
+    name TEXT COLLATE "C" NOT NULL,
+    digest TEXT COLLATE "C" NOT NULL,
+    updated_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (repository_id, name)
+  );
+  CREATE INDEX tags_by_digest ON tags(repository_id, digest);
+  CREATE TABLE uploads (
+    id TEXT COLLATE "C" PRIMARY KEY,
+    repository TEXT COLLATE "C" NOT NULL,
+    size BIGINT NOT NULL,
+    started_at TIMESTAMPTZ NOT NULL,
+    updated_at TIMESTAMPTZ NOT NULL
+  );
+  CREATE INDEX uploads_by_update ON uploads(updated_at);
+  `,
+];

@@ -1,0 +1,339 @@
+import { createHash } from 'node:crypto';
+import pg from 'pg';
+import type { Digest } from '../../oci/digest.ts';
+import type { Descriptor } from '../../oci/manifest.ts';
+import type { Reference, RepositoryName, Tag } from '../../oci/names.ts';
+import type {
+  BlobLinks,
+  ManifestIndex,
+  ManifestRecord,
+  ManifestReferences,
+  MetaStore,
+  RepositoryIndex,
+  TagIndex,
+  UploadSession,
+  UploadSessions,
+} from '../meta-store.ts';
+import { manifestRecordFromRow, missingReference, referrerFromRow } from '../rows.ts';
+import { postgresMigrations } from './migrations.ts';
+
+type Row = Record<string, unknown>;
+/** A pooled connection or the pool itself: both run queries. */
+type Queryable = pg.Pool | pg.PoolClient;
+
+/** Any fixed number: it only has to be the same for every Berth sharing a database. */
+const migrationLockKey = 0x6265727468;
+/** Lock conflicts PostgreSQL resolves by failing one side; the transaction is simply run again. */
+const retryableCodes = new Set(['40001', '40P01']);
+const maxAttempts = 5;
+
+/**
+ * The shared MetaStore: PostgreSQL, for several Berth replicas at once.
+ * Same tables and semantics as SQLite; where SQLite serialises writers,
+ * this takes row locks (FOR SHARE on what a manifest references, so a
+ * concurrent unlink cannot slip under it) and relies on upserts.
+ */
+export class PostgresMetaStore implements MetaStore {
+  readonly repositories: RepositoryIndex;
+  readonly blobs: BlobLinks;
+  readonly manifests: ManifestIndex;
+  readonly tags: TagIndex;
+  readonly uploads: UploadSessions;
+  readonly #pool: pg.Pool;
+
+  private constructor(pool: pg.Pool) {
+    this.#pool = pool;
+    this.repositories = {
+      exists: async (repository) => (await this.#rows('SELECT 1 FROM repositories WHERE name = $1', [repository])).length > 0,
+      list: async (page) =>
+        (
+          await this.#rows(
+            `SELECT name FROM repositories r
+             WHERE name > $1 AND EXISTS (SELECT 1 FROM manifests m WHERE m.repository_id = r.id)
+             ORDER BY name LIMIT $2`,
+            [page.last ?? '', page.limit ?? null],
+          )
+        ).map((row) => row['name'] as RepositoryName),
+    };
+    this.blobs = {
+      linkedSize: async (repository, digest) =>
+        (
+          await this.#rows(
+            `SELECT b.size FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id
+             JOIN blobs b ON b.digest = rb.digest WHERE r.name = $1 AND rb.digest = $2`,
+            [repository, digest],
+          )
+        )[0]?.['size'] as number | undefined,
+      storedSize: async (digest) => (await this.#rows('SELECT size FROM blobs WHERE digest = $1', [digest]))[0]?.['size'] as number | undefined,
+      link: (repository, digest, size) =>
+        this.#transaction(async (client) => {
+          const repositoryId = await ensureRepository(client, repository);
+          await client.query('INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, now()) ON CONFLICT DO NOTHING', [digest, size]);
+          await client.query(
+            `INSERT INTO repository_blobs (repository_id, digest, linked_at) VALUES ($1, $2, now())
+             ON CONFLICT (repository_id, digest) DO UPDATE SET linked_at = excluded.linked_at`,
+            [repositoryId, digest],
+          );
+        }),
+      unlink: async (repository, digest) =>
+        (await this.#count(
+          'DELETE FROM repository_blobs WHERE repository_id = (SELECT id FROM repositories WHERE name = $1) AND digest = $2',
+          [repository, digest],
+        )) > 0,
+    };
+    this.manifests = {
+      get: (repository, reference) => this.#manifest(repository, reference),
+      put: (repository, manifest, references, tags) =>
+        this.#transaction((client) => putManifest(client, repository, manifest, references, tags)),
+      putUnchecked: (repository, manifest, references, tags) =>
+        this.#transaction((client) => putManifest(client, repository, manifest, references, tags, false)),
+      delete: (repository, digest) =>
+        this.#transaction(async (client) => {
+          const found = await client.query('SELECT id FROM repositories WHERE name = $1', [repository]);
+          const repositoryId = found.rows[0]?.['id'] as number | undefined;
+          if (repositoryId === undefined) return false;
+          await client.query('DELETE FROM tags WHERE repository_id = $1 AND digest = $2', [repositoryId, digest]);
+          await client.query('DELETE FROM manifest_references WHERE repository_id = $1 AND manifest_digest = $2', [repositoryId, digest]);
+          const removed = await client.query('DELETE FROM manifests WHERE repository_id = $1 AND digest = $2', [repositoryId, digest]);
+          return (removed.rowCount ?? 0) > 0;
+        }),
+      referrers: (repository, subject, artifactType) => this.#referrers(repository, subject, artifactType),
+    };
+    this.tags = {
+      list: async (repository, page) =>
+        (
+          await this.#rows(
+            `SELECT t.name FROM tags t JOIN repositories r ON r.id = t.repository_id
+             WHERE r.name = $1 AND t.name > $2 ORDER BY t.name LIMIT $3`,
+            [repository, page.last ?? '', page.limit ?? null],
+          )
+        ).map((row) => row['name'] as Tag),
+      delete: async (repository, tag) =>
+        (await this.#count('DELETE FROM tags WHERE repository_id = (SELECT id FROM repositories WHERE name = $1) AND name = $2', [
+          repository,
+          tag,
+        ])) > 0,
+    };
+    this.uploads = {
+      create: async (session) => {
+        await this.#pool.query('INSERT INTO uploads (id, repository, size, started_at, updated_at) VALUES ($1, $2, $3, $4, $5)', [
+          session.id,
+          session.repository,
+          session.size,
+          session.startedAt,
+          session.updatedAt,
+        ]);
+      },
+      get: async (id) => {
+        const row = (await this.#rows('SELECT * FROM uploads WHERE id = $1', [id]))[0];
+        return row === undefined ? undefined : toUploadSession(row);
+      },
+      // The database's clock, so that replicas with drifting clocks agree on staleness.
+      advance: async (id, from, to) => (await this.#count('UPDATE uploads SET size = $3, updated_at = now() WHERE id = $1 AND size = $2', [id, from, to])) > 0,
+      delete: async (id) => (await this.#count('DELETE FROM uploads WHERE id = $1', [id])) > 0,
+      staleSince: async (cutoff) => (await this.#rows('SELECT * FROM uploads WHERE updated_at < $1 ORDER BY updated_at', [cutoff])).map(toUploadSession),
+    };
+  }
+
+  /** Connects, and brings the schema up to date (safe when several replicas start at once). */
+  static async open(config: pg.PoolConfig): Promise<PostgresMetaStore> {
+    const types = new pg.TypeOverrides();
+    // Sizes are BIGINT; JavaScript numbers hold them exactly up to 2^53.
+    types.setTypeParser(pg.types.builtins.INT8, (value: string) => Number(value));
+    const pool = new pg.Pool({ ...config, types });
+    // An idle connection that breaks is dropped by the pool; without a listener it would crash the process.
+    pool.on('error', () => undefined);
+    try {
+      await migrate(pool);
+    } catch (error) {
+      await pool.end();
+      throw new Error(`cannot open the PostgreSQL metadata store: ${(error as Error).message}`, { cause: error });
+    }
+    return new PostgresMetaStore(pool);
+  }
+
+  /** The pool, for modules that extend the store with their own tables (GC, events). */
+  get pool(): pg.Pool {
+    return this.#pool;
+  }
+
+  async close(): Promise<void> {
+    if (!this.#pool.ended) await this.#pool.end();
+  }
+
+  async #rows(sql: string, params: unknown[]): Promise<Row[]> {
+    return (await this.#pool.query<Row>(prepared(sql, params))).rows;
+  }
+
+  async #count(sql: string, params: unknown[]): Promise<number> {
+    return (await this.#pool.query(prepared(sql, params))).rowCount ?? 0;
+  }
+
+  async #transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      const client = await this.#pool.connect();
+      try {
+        await client.query('BEGIN');
+        const result = await work(client);
+        await client.query('COMMIT');
+        client.release();
+        return result;
+      } catch (error) {
+        const rolledBack = await client.query('ROLLBACK').then(
+          () => true,
+          () => false,
+        );
+        client.release(rolledBack ? undefined : true);
+        if (!(attempt < maxAttempts && retryableCodes.has(errorCode(error)))) throw error;
+      }
+    }
+  }
+
+  async #manifest(repository: RepositoryName, reference: Reference): Promise<ManifestRecord | undefined> {
+    const rows =
+      reference.kind === 'digest'
+        ? await this.#rows(
+            'SELECT m.* FROM manifests m JOIN repositories r ON r.id = m.repository_id WHERE r.name = $1 AND m.digest = $2',
+            [repository, reference.digest],
+          )
+        : await this.#rows(
+            `SELECT m.* FROM tags t JOIN repositories r ON r.id = t.repository_id
+             JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.digest
+             WHERE r.name = $1 AND t.name = $2`,
+            [repository, reference.tag],
+          );
+    const row = rows[0];
+    return row === undefined ? undefined : manifestRecordFromRow(row);
+  }
+
+  async #referrers(repository: RepositoryName, subject: Digest, artifactType: string | undefined): Promise<Descriptor[]> {
+    const rows = await this.#rows(
+      `SELECT m.digest, m.media_type, m.size, m.artifact_type, m.annotations
+       FROM manifests m JOIN repositories r ON r.id = m.repository_id
+       WHERE r.name = $1 AND m.subject = $2 AND ($3::text IS NULL OR m.artifact_type = $3) ORDER BY m.digest`,
+      [repository, subject, artifactType ?? null],
+    );
+    return rows.map(referrerFromRow);
+  }
+}
+
+async function migrate(pool: pg.Pool): Promise<void> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    // Replicas starting together queue here; the first applies, the others find nothing left to do.
+    await client.query('SELECT pg_advisory_xact_lock($1)', [migrationLockKey]);
+    await client.query('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)');
+    const applied = ((await client.query('SELECT MAX(version) AS version FROM schema_migrations')).rows[0]?.['version'] as number | null) ?? 0;
+    if (applied > postgresMigrations.length) {
+      throw new Error(`the database schema (version ${applied}) is newer than this Berth (version ${postgresMigrations.length})`);
+    }
+    for (let version = applied + 1; version <= postgresMigrations.length; version++) {
+      await client.query(postgresMigrations[version - 1] as string);
+      await client.query('INSERT INTO schema_migrations (version, applied_at) VALUES ($1, now())', [version]);
+    }
+    await client.query('COMMIT');
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
+  }
+}
+
+async function ensureRepository(client: Queryable, repository: RepositoryName): Promise<number> {
+  const inserted = await client.query('INSERT INTO repositories (name, created_at) VALUES ($1, now()) ON CONFLICT DO NOTHING RETURNING id', [repository]);
+  const id = inserted.rows[0]?.['id'] as number | undefined;
+  if (id !== undefined) return id;
+  // READ COMMITTED: this statement sees the row a concurrent transaction just committed.
+  return (await client.query('SELECT id FROM repositories WHERE name = $1', [repository])).rows[0]?.['id'] as number;
+}
+
+async function putManifest(
+  client: pg.PoolClient,
+  repository: RepositoryName,
+  manifest: ManifestRecord,
+  references: ManifestReferences,
+  tags: readonly Tag[],
+  checkReferences = true,
+): Promise<void> {
+  const repositoryId = await ensureRepository(client, repository);
+  if (checkReferences) {
+    // FOR SHARE: what the manifest references stays in the repository until this commits.
+    const blobs = await client.query(
+      'SELECT digest FROM repository_blobs WHERE repository_id = $1 AND digest = ANY($2::text[]) ORDER BY digest FOR SHARE',
+      [repositoryId, references.blobs],
+    );
+    firstMissing('blob', references.blobs, blobs.rows);
+    const children = await client.query(
+      'SELECT digest FROM manifests WHERE repository_id = $1 AND digest = ANY($2::text[]) ORDER BY digest FOR SHARE',
+      [repositoryId, references.children],
+    );
+    firstMissing('manifest', references.children, children.rows);
+  }
+  await client.query(
+    `INSERT INTO manifests (repository_id, digest, media_type, content, size, subject, artifact_type, annotations, created_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now()) ON CONFLICT DO NOTHING`,
+    [
+      repositoryId,
+      manifest.digest,
+      manifest.mediaType,
+      Buffer.from(manifest.bytes.buffer, manifest.bytes.byteOffset, manifest.bytes.byteLength),
+      manifest.bytes.byteLength,
+      manifest.subject ?? null,
+      manifest.artifactType ?? null,
+      manifest.annotations === undefined ? null : JSON.stringify(manifest.annotations),
+    ],
+  );
+  const targets = [...references.blobs, ...references.children];
+  const kinds = [...references.blobs.map(() => 'blob'), ...references.children.map(() => 'manifest')];
+  await client.query(
+    `INSERT INTO manifest_references (repository_id, manifest_digest, target, kind)
+     SELECT $1, $2, target, kind FROM unnest($3::text[], $4::text[]) AS r(target, kind) ON CONFLICT DO NOTHING`,
+    [repositoryId, manifest.digest, targets, kinds],
+  );
+  // Sorted, so that two requests moving the same tags lock them in the same order.
+  const sortedTags = [...new Set(tags)].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+  await client.query(
+    `INSERT INTO tags (repository_id, name, digest, updated_at)
+     SELECT $1, name, $3, now() FROM unnest($2::text[]) WITH ORDINALITY AS t(name, position) ORDER BY position
+     ON CONFLICT (repository_id, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`,
+    [repositoryId, sortedTags, manifest.digest],
+  );
+}
+
+function firstMissing(kind: 'blob' | 'manifest', wanted: readonly Digest[], found: Row[]): void {
+  const present = new Set(found.map((row) => row['digest'] as string));
+  const missing = wanted.find((digest) => !present.has(digest));
+  if (missing !== undefined) throw missingReference(kind, missing);
+}
+
+const statementNames = new Map<string, string>();
+
+/**
+ * A named statement: each connection parses and plans it once, then only
+ * binds values, which takes a good share off the single-row lookups every
+ * pull makes.
+ */
+function prepared(text: string, values: unknown[]): pg.QueryConfig {
+  let name = statementNames.get(text);
+  if (name === undefined) {
+    name = `berth_${createHash('sha256').update(text).digest('hex').slice(0, 16)}`;
+    statementNames.set(text, name);
+  }
+  return { name, text, values };
+}
+
+function errorCode(error: unknown): string {
+  return typeof error === 'object' && error !== null && 'code' in error && typeof error.code === 'string' ? error.code : '';
+}
+
+function toUploadSession(row: Row): UploadSession {
+  return {
+    id: row['id'] as string,
+    repository: row['repository'] as RepositoryName,
+    size: row['size'] as number,
+    startedAt: row['started_at'] as Date,
+    updatedAt: row['updated_at'] as Date,
+  };
+}

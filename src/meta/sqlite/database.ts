@@ -1,0 +1,90 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
+
+export type Row = Record<string, SQLInputValue>;
+
+/** Prepared statements over one SQLite connection, cached by SQL text, and transactions. */
+export class SqliteStatements {
+  readonly #db: DatabaseSync;
+  readonly #statements = new Map<string, StatementSync>();
+
+  constructor(db: DatabaseSync) {
+    this.#db = db;
+  }
+
+  get(sql: string, ...params: SQLInputValue[]): Row | undefined {
+    return this.statement(sql).get(...params) as Row | undefined;
+  }
+
+  all(sql: string, ...params: SQLInputValue[]): Row[] {
+    return this.statement(sql).all(...params) as Row[];
+  }
+
+  run(sql: string, ...params: SQLInputValue[]): number {
+    return Number(this.statement(sql).run(...params).changes);
+  }
+
+  /** Prepared once per SQL text: preparing costs more than most of these queries. */
+  statement(sql: string): StatementSync {
+    let statement = this.#statements.get(sql);
+    if (statement === undefined) {
+      statement = this.#db.prepare(sql);
+      this.#statements.set(sql, statement);
+    }
+    return statement;
+  }
+
+  transaction<T>(work: () => T): T {
+    this.#db.exec('BEGIN IMMEDIATE');
+    try {
+      const result = work();
+      this.#db.exec('COMMIT');
+      return result;
+    } catch (error) {
+      this.#db.exec('ROLLBACK');
+      throw error;
+    }
+  }
+}
+
+/**
+ * Opens (creating when absent) a SQLite database in WAL mode, with foreign
+ * keys on, and brings its schema up to date with `migrations`.
+ */
+export function openDatabase(path: string, migrations: readonly string[]): DatabaseSync {
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  const db = new DatabaseSync(path, { timeout: 5000 });
+  db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;');
+  applyMigrations(db, migrations);
+  return db;
+}
+
+/**
+ * Brings a database's schema up to date: `migrations[i]` is version i + 1,
+ * applied once, in its own transaction, recorded in `schema_migrations`.
+ * Shared by every SQLite database Berth keeps.
+ */
+export function applyMigrations(db: DatabaseSync, migrations: readonly string[]): void {
+  db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)');
+  const applied = (db.prepare('SELECT MAX(version) AS version FROM schema_migrations').get()?.['version'] as number | null) ?? 0;
+  if (applied > migrations.length) {
+    throw new Error(`the database schema (version ${applied}) is newer than this Berth (version ${migrations.length})`);
+  }
+  migrations.forEach((sql, index) => {
+    const version = index + 1;
+    if (version <= applied) return;
+    db.exec('BEGIN IMMEDIATE');
+    try {
+      // Another process may have applied it while we waited for the lock.
+      if (db.prepare('SELECT 1 FROM schema_migrations WHERE version = ?').get(version) === undefined) {
+        db.exec(sql);
+        db.prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)').run(version, Date.now());
+      }
+      db.exec('COMMIT');
+    } catch (error) {
+      db.exec('ROLLBACK');
+      throw error;
+    }
+  });
+}

@@ -1,0 +1,83 @@
+import { stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import type { BlobStore } from '../../blobs/blob-store.ts';
+import { RegistryError } from '../../errors/registry-error.ts';
+import type { Logger } from '../../log.ts';
+import type { Page } from '../../meta/meta-store.ts';
+import { isRepositoryName, type RepositoryName } from '../../oci/names.ts';
+import type { Repository, RepositorySource } from '../../registry/repository.ts';
+import { compareNames } from '../../registry/router.ts';
+import { indexArchive } from './archive-index.ts';
+import { ArchiveRepository } from './archive-repository.ts';
+import { ArchiveIndexCache } from './index-cache.ts';
+import { DirectoryListings, NameArchives } from './name-rules.ts';
+import { ArchiveScanner, type ScanResult } from './scanner.ts';
+
+export interface ArchiveSourceOptions {
+  /** Names starting with this prefix are served; the rules apply to the rest of the name. */
+  prefix: string;
+  directory: string;
+  /** Milliseconds between full rescans of the directory; 0 turns them off. */
+  rescanInterval: number;
+  watch: boolean;
+  maxManifestBytes: number;
+}
+
+/**
+ * Repositories read straight from OCI image layouts and Docker archives in
+ * a directory (see docs/archives.md). Read-only: the repositories have no
+ * writer, so pushes and deletes answer UNSUPPORTED.
+ */
+export class ArchiveSource implements RepositorySource {
+  readonly #prefix: string;
+  readonly #root: string;
+  readonly #cache: ArchiveIndexCache;
+  readonly #scanner: ArchiveScanner;
+  readonly #store: BlobStore;
+  readonly #listings = new DirectoryListings();
+
+  constructor(options: ArchiveSourceOptions, store: BlobStore, logger: Logger) {
+    this.#prefix = options.prefix;
+    this.#root = resolve(options.directory);
+    this.#store = store;
+    const log = logger.child({ source: 'archive', prefix: options.prefix });
+    this.#cache = new ArchiveIndexCache((path) => indexArchive(path, store, { maxManifestBytes: options.maxManifestBytes }), log);
+    this.#scanner = new ArchiveScanner({ root: this.#root, rescanInterval: options.rescanInterval, watch: options.watch }, this.#cache, log);
+    stat(this.#root).then(
+      (stats) => {
+        if (!stats.isDirectory()) log.warn({ directory: this.#root }, 'the archive directory is not a directory; nothing is served from it');
+      },
+      () => log.warn({ directory: this.#root }, 'the archive directory does not exist (yet); nothing is served from it until it does'),
+    );
+  }
+
+  async open(name: RepositoryName): Promise<Repository> {
+    const relative = name.slice(this.#prefix.length);
+    const archives = relative === '' ? undefined : await NameArchives.list(this.#root, relative, this.#listings);
+    if (archives === undefined || archives.isEmpty) {
+      throw new RegistryError('NAME_UNKNOWN', `repository ${name} is not known: no archive for it in the archive directory`, { detail: { name } });
+    }
+    return new ArchiveRepository(name, archives, { cache: this.#cache, store: this.#store });
+  }
+
+  async catalog(page: Page): Promise<RepositoryName[]> {
+    const { names } = await this.scanned();
+    const full = [...names].map((name) => this.#prefix + name).filter(isRepositoryName).sort(compareNames);
+    const after = page.last === undefined ? full : full.filter((name) => name > (page.last as string));
+    return page.limit === undefined ? after : after.slice(0, page.limit);
+  }
+
+  /** The latest scan of the directory, waiting for one in progress (the first starts with the source). */
+  scanned(): Promise<ScanResult> {
+    return this.#scanner.result();
+  }
+
+  /** Scans the directory now instead of waiting for a change or the next periodic rescan. */
+  rescan(): Promise<ScanResult> {
+    return this.#scanner.rescan();
+  }
+
+  close(): Promise<void> {
+    return this.#scanner.close();
+  }
+}

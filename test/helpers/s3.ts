@@ -1,0 +1,65 @@
+import S3rver from 's3rver';
+import type { S3BlobStoreOptions } from '../../src/blobs/s3/s3-blob-store.ts';
+import { tempDir } from './tmp.ts';
+
+/** Where a test S3 server is and how to sign requests to it. */
+export interface TestS3 {
+  /** http://127.0.0.1:PORT */
+  endpoint: string;
+  bucket: string;
+  region: string;
+  credentials: { accessKeyId: string; secretAccessKey: string };
+  /** Stops the server and deletes everything it stored. */
+  close(): Promise<void>;
+}
+
+/**
+ * An S3-compatible server in this process (s3rver), on a free loopback
+ * port, storing under a temp directory, with one empty bucket. It lacks
+ * UploadPartCopy, AbortMultipartUpload and ListMultipartUploads, and does
+ * not enforce the 5 MiB part minimum: what depends on those needs a real
+ * object store (see docs/deployment.md).
+ */
+export async function startTestS3(bucket = 'berth-test'): Promise<TestS3> {
+  const directory = await tempDir('berth-s3');
+  const server = new S3rver({
+    address: '127.0.0.1',
+    port: 0,
+    silent: true,
+    directory: directory.path,
+    vhostBuckets: false,
+    configureBuckets: [{ name: bucket }],
+  });
+  let address;
+  try {
+    address = await server.run();
+  } catch (error) {
+    await directory.remove();
+    throw error;
+  }
+  return {
+    endpoint: `http://127.0.0.1:${address.port}`,
+    bucket,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+    async close() {
+      await server.close();
+      await directory.remove();
+    },
+  };
+}
+
+/** Driver settings for a store on the test server under `prefix` (5 MiB parts, no background sweep). */
+export function s3Options(s3: TestS3, prefix: string): S3BlobStoreOptions {
+  return {
+    bucket: s3.bucket,
+    prefix,
+    region: s3.region,
+    endpoint: s3.endpoint,
+    forcePathStyle: true,
+    credentials: s3.credentials,
+    partSize: 5 * 1024 * 1024,
+    presignExpiry: 60_000,
+    multipartExpiry: 0,
+  };
+}

@@ -1,0 +1,90 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { errorCodes } from '../../src/errors/registry-error.ts';
+import { assertError, call, rawCall } from '../helpers/http.ts';
+import { createTestApp, startTestRegistry, type TestApp, type TestRegistry } from '../helpers/registry.ts';
+
+let registry: TestRegistry;
+let url: string;
+let app: TestApp;
+before(async () => {
+  registry = await startTestRegistry();
+  url = registry.url;
+  app = await createTestApp();
+});
+after(async () => {
+  await registry.close();
+  await app.close();
+});
+
+describe('the API root and health', () => {
+  it('GET /v2/ is 200 with the API version header', async () => {
+    const reply = await call(url, 'GET', '/v2/');
+    assert.equal(reply.status, 200);
+    assert.equal(reply.headers.get('docker-distribution-api-version'), 'registry/2.0');
+    assert.equal((await call(url, 'GET', '/v2')).status, 200);
+  });
+  it('GET /healthz is 200', async () => {
+    const reply = await call(url, 'GET', '/healthz');
+    assert.equal(reply.status, 200);
+    assert.deepEqual(reply.json(), { status: 'ok' });
+  });
+  it('echoes a request id, or makes one', async () => {
+    assert.equal((await call(url, 'GET', '/v2/', { headers: { 'x-request-id': 'trace-123' } })).headers.get('x-request-id'), 'trace-123');
+    assert.match((await call(url, 'GET', '/v2/')).headers.get('x-request-id') ?? '', /^[0-9a-f]{16}$/);
+  });
+});
+
+describe('names are checked before anything touches storage', () => {
+  const bad = ['Upper/case', 'a/../b', '..', 'a//b', 'trailing-', `${'a'.repeat(300)}`, 'sp%20ace', 'a/./b', '%2e%2e/x'];
+  for (const name of bad) {
+    for (const [method, path] of [['GET', 'tags/list'], ['GET', 'manifests/latest'], ['POST', 'blobs/uploads/'], ['HEAD', `blobs/sha256:${'a'.repeat(64)}`]] as const) {
+      it(`${method} ${name.length > 30 ? `${name.slice(0, 10)}…(${name.length})` : name}/${path.slice(0, 16)} → 400 NAME_INVALID`, async () => {
+        const response = await rawCall(url, method, `/v2/${name}/${path}`);
+        assert.equal(response.status, 400, response.text);
+        if (method !== 'HEAD') assert.equal((JSON.parse(response.text) as { errors: { code: string }[] }).errors[0]?.code, 'NAME_INVALID');
+      });
+    }
+  }
+});
+
+describe('routing errors', () => {
+  it('an unknown endpoint is 404 NOT_FOUND in the spec format', async () => {
+    assertError(await call(url, 'GET', '/v2/a/unknown/thing'), 404, 'NOT_FOUND');
+    assertError(await call(url, 'GET', '/elsewhere'), 404, 'NOT_FOUND');
+  });
+  it('a method an endpoint does not have is 405 UNSUPPORTED with Allow', async () => {
+    const reply = await call(url, 'POST', '/v2/a/tags/list');
+    assertError(reply, 405, 'UNSUPPORTED');
+    assert.equal(reply.headers.get('allow'), 'GET');
+  });
+});
+
+describe('internal failures', () => {
+  it('are 500 UNKNOWN with a request id and no internal detail', async () => {
+    const test = await createTestApp();
+    try {
+      test.registry.meta.tags.list = async () => {
+        throw new Error('secret: /var/lib/berth/berth.db is locked');
+      };
+      const response = await test.app.inject({ method: 'GET', url: '/v2/any/tags/list' });
+      assert.equal(response.statusCode, 500);
+      const body = response.json<{ errors: { code: string; message: string; detail: { requestId: string } }[] }>();
+      assert.equal(body.errors[0]?.code, 'UNKNOWN');
+      assert.equal(body.errors[0]?.detail.requestId, response.headers['x-request-id']);
+      assert.doesNotMatch(response.body, /secret|berth\.db|Error/);
+    } finally {
+      await test.close();
+    }
+  });
+});
+
+describe('the error catalog', () => {
+  it('maps every code to a 4xx or 5xx status and a message', () => {
+    for (const [code, entry] of Object.entries(errorCodes)) {
+      assert.ok(entry.status >= 400 && entry.status < 600, code);
+      assert.ok(entry.message.length > 0, code);
+      assert.match(code, /^[A-Z_]+$/);
+    }
+  });
+});

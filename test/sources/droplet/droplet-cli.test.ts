@@ -1,0 +1,46 @@
+import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { startTestRegistry } from '../../helpers/registry.ts';
+import { tempDir } from '../../helpers/tmp.ts';
+import { run } from '../../helpers/tools.ts';
+import { buildDroplet, writeRootfs } from './fixtures.ts';
+
+const cli = join(import.meta.dirname, '../../../src/cli/main.ts');
+
+function berth(args: string[]): Promise<string> {
+  return run(process.execPath, [cli, ...args], { env: { ...process.env, BERTH_LOG_LEVEL: 'silent' } });
+}
+
+test('berth rootfs import and berth droplet push: the imported rootfs is the base, the pushed droplet the app', async () => {
+  const temp = await tempDir('berth-droplet-cli');
+  const data = join(temp.path, 'data');
+  const config = join(temp.path, 'berth.yaml');
+  await writeFile(config, 'repositories:\n  - prefix: cf/\n    kind: droplet\n');
+  await writeRootfs(join(temp.path, 'rootfs.tar.gz'), 'cli', true);
+  await writeFile(join(temp.path, 'droplet.tgz'), await buildDroplet());
+  try {
+    const rootfs = (await berth(['rootfs', 'import', join(temp.path, 'rootfs.tar.gz'), '--data', data, '--config', config])).trim();
+    assert.match(rootfs, /^sha256:[a-f0-9]{64}$/);
+
+    const registry = await startTestRegistry({ repositories: [{ prefix: 'cf/', kind: 'droplet' }] }, { dataDir: data });
+    try {
+      const args = ['droplet', 'push', join(temp.path, 'droplet.tgz'), '--app', 'cf/dev/shop', '--guid', 'g-1', '--registry', registry.url];
+      const layer = (await berth(args)).trim();
+      assert.match(layer, /^sha256:[a-f0-9]{64}$/);
+      const response = await fetch(`${registry.url}/v2/cf/dev/shop/manifests/g-1`);
+      assert.equal(response.status, 200);
+      const manifest = (await response.json()) as { layers: { digest: string }[] };
+      assert.deepEqual(manifest.layers.map((entry) => entry.digest), [rootfs, layer]);
+
+      await assert.rejects(berth(['droplet', 'push', join(temp.path, 'rootfs.tar.gz'), '--app', 'dev/shop', '--guid', 'g', '--registry', registry.url]), /UNSUPPORTED/);
+    } finally {
+      await registry.close();
+    }
+    await assert.rejects(berth(['rootfs', 'import', join(temp.path, 'rootfs.tar.gz'), '--data', data]), /no droplet repository is configured/);
+    await assert.rejects(berth(['rootfs', 'import', config, '--data', data, '--config', config]), /not a tar archive/);
+  } finally {
+    await temp.remove();
+  }
+});
