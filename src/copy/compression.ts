@@ -2,6 +2,7 @@ import { open } from 'node:fs/promises';
 import type { Transform } from 'node:stream';
 import { constants, createGunzip, createGzip, createZstdCompress, createZstdDecompress } from 'node:zlib';
 import { mediaTypes } from '../oci/media-types.ts';
+import { compressionOf } from '../sources/archive/archive-contents.ts';
 
 export type Compression = 'gzip' | 'zstd' | 'none';
 
@@ -15,34 +16,24 @@ export function compressionOfMediaType(mediaType: string): Compression | undefin
       return 'gzip';
     case mediaTypes.ociLayerZstd:
     case mediaTypes.ociLayerNondistributableZstd:
-    case dockerLayerZstd:
+    case mediaTypes.dockerLayerZstd:
       return 'zstd';
     case mediaTypes.ociLayerTar:
     case mediaTypes.ociLayerNondistributableTar:
-    case dockerLayerTar:
+    case mediaTypes.dockerLayerTar:
       return 'none';
     default:
       return undefined;
   }
 }
 
-/** Not in Docker's schema 2 document, but what Docker and containerd use for these layers. */
-export const dockerLayerTar = 'application/vnd.docker.image.rootfs.diff.tar';
-const dockerLayerZstd = 'application/vnd.docker.image.rootfs.diff.tar.zstd';
-
 /** Compression by magic number: what a file really is, whatever it is called. */
-export function sniffCompression(head: Uint8Array): Compression {
-  if (head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
-  if (head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd) return 'zstd';
-  return 'none';
-}
-
 export async function sniffFileCompression(path: string): Promise<Compression> {
   const handle = await open(path, 'r');
   try {
     const head = Buffer.alloc(4);
     const { bytesRead } = await handle.read(head, 0, 4, 0);
-    return sniffCompression(head.subarray(0, bytesRead));
+    return compressionOf(head.subarray(0, bytesRead));
   } finally {
     await handle.close();
   }
@@ -60,7 +51,7 @@ export function compressor(compression: Exclude<Compression, 'none'>): Transform
 /** The media type of a tar layer with this compression, in the manifest's family (OCI or Docker). */
 export function layerMediaType(compression: Compression, docker: boolean): string {
   if (docker && compression === 'gzip') return mediaTypes.dockerLayerGzip;
-  if (docker && compression === 'none') return dockerLayerTar;
+  if (docker && compression === 'none') return mediaTypes.dockerLayerTar;
   if (compression === 'gzip') return mediaTypes.ociLayerGzip;
   if (compression === 'zstd') return mediaTypes.ociLayerZstd;
   return mediaTypes.ociLayerTar;

@@ -260,8 +260,10 @@ function ociEquivalent(mediaType: string): string {
       return mediaTypes.ociLayerGzip;
     case mediaTypes.dockerForeignLayer:
       return mediaTypes.ociLayerNondistributableGzip;
-    case 'application/vnd.docker.image.rootfs.diff.tar':
+    case mediaTypes.dockerLayerTar:
       return mediaTypes.ociLayerTar;
+    case mediaTypes.dockerLayerZstd:
+      return mediaTypes.ociLayerZstd;
     default:
       return mediaType;
   }

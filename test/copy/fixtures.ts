@@ -2,9 +2,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { once } from 'node:events';
 import tar from 'tar-stream';
-import { digestOf, type Digest } from '../../src/oci/digest.ts';
+import type { Digest } from '../../src/oci/digest.ts';
 import { mediaTypes } from '../../src/oci/media-types.ts';
-import { blobOf, manifestOf, type TestBlob, type TestImage, type TestManifest } from '../helpers/images.ts';
+import { blobOf, manifestOf, type TestBlob, type TestImage } from '../helpers/images.ts';
 
 /** A tar holding one file of random content: a real layer that docker load and umoci accept. */
 export async function randomTar(size = 2048): Promise<Buffer> {
@@ -53,8 +53,3 @@ export async function realImage(options: { layers?: number; docker?: boolean; ar
   return { config, layers, manifest, diffIds };
 }
 
-export function digestOfBytes(bytes: Uint8Array): Digest {
-  return digestOf(bytes);
-}
-
-export type { TestManifest };

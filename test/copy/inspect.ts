@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { gunzipSync, zstdDecompressSync } from 'node:zlib';
-import { sniffCompression } from '../../src/copy/compression.ts';
+import { compressionOf } from '../../src/sources/archive/archive-contents.ts';
 import type { ImageStore } from '../../src/copy/image-store.ts';
 import { parseLocation } from '../../src/copy/location.ts';
 import { openStore, type StoreOptions } from '../../src/copy/open-store.ts';
@@ -47,7 +47,7 @@ export async function uncompressedDigest(stream: Readable): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of stream) chunks.push(chunk as Buffer);
   const bytes = Buffer.concat(chunks);
-  const compression = sniffCompression(bytes);
+  const compression = compressionOf(bytes);
   const plain = compression === 'gzip' ? gunzipSync(bytes) : compression === 'zstd' ? zstdDecompressSync(bytes) : bytes;
   return `sha256:${createHash('sha256').update(plain).digest('hex')}`;
 }

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { readFile, writeFile } from 'node:fs/promises';
+import { gzipSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
 import type { StoreOptions } from '../../src/copy/open-store.ts';
 import { mediaTypes } from '../../src/oci/media-types.ts';
@@ -67,15 +69,47 @@ describe('berth copy between every pair of transports', () => {
         assert.equal(facts.configDigest, image.config.digest, `${from} → ${to}: same config`);
         assert.deepEqual(facts.diffIds, image.diffIds, `${from} → ${to}: same layer content`);
         if (to === 'docker-archive') {
-          // Docker archives hold layers as plain tars: their digests are the diff_ids.
-          assert.deepEqual(facts.layerMediaTypes, [mediaTypes.ociLayerTar, mediaTypes.ociLayerTar]);
+          // Docker archives hold layers as plain tars, read back as Docker schema 2: layer digests are the diff_ids.
+          assert.equal(facts.mediaType, mediaTypes.dockerManifest);
+          assert.deepEqual(facts.layerMediaTypes, [mediaTypes.dockerLayerTar, mediaTypes.dockerLayerTar]);
+        } else if (from === 'docker-archive') {
+          // Out of an archive, layers are gzip-compressed again (as skopeo does); the manifest stays Docker schema 2.
+          assert.equal(facts.mediaType, mediaTypes.dockerManifest);
+          assert.deepEqual(facts.layerMediaTypes, [mediaTypes.dockerLayerGzip, mediaTypes.dockerLayerGzip]);
         } else {
-          // Every other pair carries the manifest byte for byte (a docker archive's gzip round trip included).
+          // Every other pair carries the manifest byte for byte.
           assert.equal(facts.manifestDigest, image.manifest.digest, `${from} → ${to}: same manifest digest`);
         }
       }
     });
   }
+
+  test('archives grow: an image added to a docker archive keeps the others, each found by name or position', async () => {
+    const other = await realImage({ layers: 1 });
+    await pushImage(registry.url, 'seed/other', '2.0', other);
+    const archive = `${temp.path}/two.docker.tar`;
+    for (const [source, name] of [
+      [`docker://${registry.host}/seed/app:1.0`, 'first/app:1.0'],
+      [`docker://${registry.host}/seed/other:2.0`, 'second/app:2.0'],
+    ] as const) {
+      const result = await copy(source, `docker-archive:${archive}:${name}`, { tempDir: temp.path });
+      assert.equal(result.code, 0, result.reporter.failure());
+    }
+    assert.equal((await imageFacts(`docker-archive:${archive}:first/app:1.0`, store)).configDigest, image.config.digest);
+    assert.equal((await imageFacts(`docker-archive:${archive}:second/app:2.0`, store)).configDigest, other.config.digest);
+    assert.equal((await imageFacts(`docker-archive:${archive}:@1`, store)).configDigest, other.config.digest);
+    await assert.rejects(imageFacts(`docker-archive:${archive}`, store), /names no single image/);
+  });
+
+  test('a gzip-compressed OCI archive is read like a plain one', async () => {
+    const plain = `${temp.path}/plain.oci.tar`;
+    const seeded = await copy(`docker://${registry.host}/seed/app:1.0`, `oci-archive:${plain}:1.0`, { tempDir: temp.path });
+    assert.equal(seeded.code, 0, seeded.reporter.failure());
+    await writeFile(`${plain}.gz`, gzipSync(await readFile(plain)));
+    const result = await copy(`oci-archive:${plain}.gz:1.0`, `oci:${temp.path}/from-gzip:1.0`, { tempDir: temp.path });
+    assert.equal(result.code, 0, result.reporter.failure());
+    assert.equal((await imageFacts(`oci:${temp.path}/from-gzip:1.0`, store)).manifestDigest, image.manifest.digest);
+  });
 
   test('a second copy to the same destination sends nothing again', async () => {
     const destination = `s3://layouts/again:1.0`;
