@@ -68,7 +68,13 @@ describe('a Docker Hub style mirror: every unprefixed name is cached, official i
 
   test('a hosted prefix next to a "" mirror still takes pushes; a cache with pushes: true does too', async () => {
     await pushImage(url(), 'team/app', '1', randomImage());
-    await pushImage(url(), 'cache/local', '1', randomImage());
+    const local = randomImage();
+    await pushImage(url(), 'cache/local', '1', local);
+    // The upstream has no cache/local:1, and the tag stays: it was pushed here.
+    const pulled = await fetch(`${url()}/v2/cache/local/manifests/1`, { headers: { accept } });
+    assert.equal(pulled.status, 200);
+    assert.equal(pulled.headers.get('docker-content-digest'), local.manifest.digest);
+    await pulled.arrayBuffer();
     assert.equal(forwarder.count('GET', '/v2/team/'), 0, 'hosted names never reach the upstream');
   });
 

@@ -123,11 +123,7 @@ export class ProxyRepository implements Repository {
       if (cachedDigest !== undefined) {
         // HEAD first: it tells whether the tag moved and does not count as a pull on Docker Hub.
         const head = await this.#state.client.headManifest(this.#upstreamName, reference);
-        if (head === undefined) {
-          // The upstream removed the tag: so does the cache (the manifest stays, by digest).
-          await this.#state.hosted.meta.tags.delete(this.name, tag);
-          throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${this.#upstreamName}:${tag} no longer exists at upstream ${this.#state.upstream}`);
-        }
+        if (head === undefined) return await this.#tagGone(tag, key);
         if (head.digest === cachedDigest) {
           this.#state.tagChecked(key);
           return;
@@ -136,13 +132,24 @@ export class ProxyRepository implements Repository {
       await this.#store(await this.#state.client.getManifest(this.#upstreamName, reference), [tag]);
       this.#state.tagChecked(key);
     } catch (error) {
-      if (isUpstreamNotFound(error)) {
-        if (cachedDigest !== undefined) await this.#state.hosted.meta.tags.delete(this.name, tag);
-        throw upstreamFailure(error, this.#state.upstream, `manifest ${this.#upstreamName}:${tag}`);
-      }
+      if (isUpstreamNotFound(error) && cachedDigest !== undefined) return await this.#tagGone(tag, key);
       if (cachedDigest === undefined || !isUpstreamOutage(error)) throw upstreamFailure(error, this.#state.upstream, `manifest ${this.#upstreamName}:${tag}`);
       this.#state.noteFailure(error, { repository: this.name, tag, served: cachedDigest });
     }
+  }
+
+  /**
+   * The upstream has no such tag (any more): neither has the cache, and the
+   * manifest stays pullable by digest. Where pushes are allowed, the tag may
+   * have been pushed here and is kept.
+   */
+  async #tagGone(tag: Tag, key: string): Promise<void> {
+    if (this.#state.options.pushes) {
+      this.#state.tagChecked(key);
+      return;
+    }
+    await this.#state.hosted.meta.tags.delete(this.name, tag);
+    throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${this.#upstreamName}:${tag} no longer exists at upstream ${this.#state.upstream}`);
   }
 
   async #fetchManifest(reference: Reference): Promise<FetchedManifest> {
