@@ -123,7 +123,7 @@ function repositoryScopes(host: string, repository: string): string[] {
 }
 
 /** `https://index.docker.io/v1/`, `registry-1.docker.io`, `docker.io` all name Docker Hub. */
-export function canonicalHost(host: string): string {
+function canonicalHost(host: string): string {
   const bare = host.toLowerCase();
   return bare === 'index.docker.io' || bare === 'registry-1.docker.io' ? 'docker.io' : bare;
 }

@@ -276,16 +276,21 @@ function mediaTypeOnly(header: string | null): string | undefined {
   return type === undefined || type === '' ? undefined : type;
 }
 
-/** The Content-Type, unless it is generic; then the manifest's own mediaType field. */
+/** The Content-Type, unless it is generic; then what the manifest says it is. */
 function manifestMediaType(header: string | null, bytes: Uint8Array): string {
   const type = mediaTypeOnly(header);
   if (type !== undefined && type !== 'application/json' && type !== 'text/plain' && type !== 'application/octet-stream') return type;
+  return sniffManifestType(bytes);
+}
+
+/** A manifest's media type from its own mediaType field, or its shape (a list of manifests is an index). */
+export function sniffManifestType(bytes: Uint8Array): string {
   try {
     const json = JSON.parse(Buffer.from(bytes).toString('utf8')) as { mediaType?: unknown; manifests?: unknown };
     if (typeof json.mediaType === 'string') return json.mediaType;
     return Array.isArray(json.manifests) ? mediaTypes.ociIndex : mediaTypes.ociManifest;
   } catch {
-    return type ?? 'application/octet-stream';
+    return mediaTypes.ociManifest;
   }
 }
 

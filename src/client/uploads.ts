@@ -1,7 +1,8 @@
-import { Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import type { ByteRange } from '../blobs/blob-store.ts';
 import type { Digest } from '../oci/digest.ts';
 import type { RepositoryName } from '../oci/names.ts';
+import { through } from '../registry/blob-writer.ts';
 import { displayUrl, UpstreamError } from './errors.ts';
 import { discard, type RegistryHttp } from './http.ts';
 import { defaultRetryPolicy, withRetries } from './retry.ts';
@@ -152,13 +153,16 @@ function withDigest(location: string, digest: Digest, baseUrl: string): string {
   return url.toString();
 }
 
-/** Reports bytes as they pass (from `base`), without buffering. */
+/** Reports bytes as they pass (counting from `base`), without buffering. */
 function counting(stream: Readable, onProgress: ((bytes: number) => void) | undefined, base = 0): Readable {
   if (onProgress === undefined) return stream;
   let sent = base;
-  stream.on('data', (chunk: Buffer) => {
-    sent += chunk.length;
-    onProgress(sent);
+  const counter = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      sent += chunk.length;
+      onProgress(sent);
+      callback(null, chunk);
+    },
   });
-  return stream;
+  return through(stream, counter);
 }

@@ -2,6 +2,7 @@ import { tmpdir } from 'node:os';
 import type { Command } from 'commander';
 import { defaultAuthFiles } from '../config/auth-files.ts';
 import { byteSize } from '../config/units.ts';
+import { classifyFailure } from './exit-codes.ts';
 import { LocationError } from './location.ts';
 import type { StoreOptions } from './open-store.ts';
 import { parsePlatform } from './platform.ts';
@@ -95,8 +96,30 @@ function parseSize(value: string): number {
   return parsed.data;
 }
 
+/**
+ * Runs `berth copy` or `berth sync`: options from the flags, the work's
+ * exit code as the process's, a usage error for bad flags, and SIGINT or
+ * SIGTERM turned into an abort the work reports (exit 130).
+ */
+export async function runTransferCommand(command: string, flags: TransferFlags, work: (options: TransferOptions) => Promise<number>): Promise<void> {
+  const interrupt = interruptSignal();
+  try {
+    const options = transferOptions(flags, interrupt.signal);
+    try {
+      process.exitCode = await work(options);
+    } finally {
+      options.reporter.close();
+    }
+  } catch (error) {
+    process.stderr.write(`berth ${command}: ${(error as Error).message}\n`);
+    process.exitCode = classifyFailure(error).exitCode;
+  } finally {
+    interrupt.dispose();
+  }
+}
+
 /** Aborts on SIGINT/SIGTERM so the command can report, clean up and exit 130. */
-export function interruptSignal(): { signal: AbortSignal; dispose(): void } {
+function interruptSignal(): { signal: AbortSignal; dispose(): void } {
   const controller = new AbortController();
   const stop = () => controller.abort(Object.assign(new Error('interrupted'), { name: 'AbortError' }));
   process.once('SIGINT', stop);

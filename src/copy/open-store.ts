@@ -54,7 +54,7 @@ export async function openStore(location: Location, options: StoreOptions, signa
   }
 }
 
-export function registryClient(registry: string, options: Pick<StoreOptions, 'insecure' | 'credentials' | 'authFiles' | 'retry' | 'userAgent'>): RegistryClient {
+function registryClient(registry: string, options: Pick<StoreOptions, 'insecure' | 'credentials' | 'authFiles' | 'retry' | 'userAgent'>): RegistryClient {
   const apiHost = registry === dockerHub.name ? dockerHub.api : registry;
   const scheme = options.insecure === true || isLoopback(registry) ? 'http' : 'https';
   const files = authFileCredentials(options.authFiles);

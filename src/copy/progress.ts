@@ -136,7 +136,7 @@ function short(digest: string): string {
   return digest.slice(0, 19);
 }
 
-export function formatBytes(bytes: number): string {
+function formatBytes(bytes: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let value = bytes;
   let unit = 0;

@@ -62,6 +62,7 @@ export async function runSync(sourceText: string, destinationText: string, optio
       }
     }
     options.reporter.report({ event: 'sync-done', ...totals });
+    if (options.signal?.aborted === true) return copyExitCodes.interrupted;
     if (totals.failed === 0) return copyExitCodes.ok;
     return totals.copied + totals.upToDate > 0 ? copyExitCodes.partial : (firstFailure ?? copyExitCodes.failure);
   });

@@ -136,7 +136,7 @@ async function overlayFiles(directory: string, archive: TarArchive | undefined):
 }
 
 /** Files under `relative`, as `/`-separated paths; temporary `.partial-` files are left out. */
-export async function listFiles(root: string, relative: string): Promise<string[]> {
+async function listFiles(root: string, relative: string): Promise<string[]> {
   const entries = await readdir(relative === '' ? root : join(root, ...relative.split('/')), { withFileTypes: true }).catch(() => []);
   const files: string[] = [];
   for (const entry of entries) {

@@ -6,10 +6,11 @@ import { parseDescriptor, type Descriptor } from '../../oci/manifest.ts';
 import { mediaTypes } from '../../oci/media-types.ts';
 import { isTag, type Reference, type Tag } from '../../oci/names.ts';
 import { blobNotFound, manifestNotFound, type BlobOpener, type ImageStore, type ManifestData, type PutBlobOptions, type PutManifestOptions } from '../image-store.ts';
+import { sniffManifestType } from '../../client/registry-client.ts';
 import type { LayoutStorage } from './layout-storage.ts';
 
 /** The annotation that names an image in an OCI layout (its "tag"). */
-export const refNameAnnotation = 'org.opencontainers.image.ref.name';
+const refNameAnnotation = 'org.opencontainers.image.ref.name';
 const layoutFile = 'oci-layout';
 const indexFile = 'index.json';
 const maxIndexBytes = 64 * 1024 * 1024;
@@ -144,17 +145,6 @@ export class OciLayoutStore implements ImageStore {
 
 export function blobPath(digest: Digest): string {
   return `blobs/${algorithmOf(digest)}/${hexOf(digest)}`;
-}
-
-/** A manifest's media type from its own mediaType field, or its shape. */
-export function sniffManifestType(bytes: Uint8Array): string {
-  try {
-    const json = JSON.parse(Buffer.from(bytes).toString('utf8')) as { mediaType?: unknown; manifests?: unknown };
-    if (typeof json.mediaType === 'string') return json.mediaType;
-    return Array.isArray(json.manifests) ? mediaTypes.ociIndex : mediaTypes.ociManifest;
-  } catch {
-    return mediaTypes.ociManifest;
-  }
 }
 
 function readableOf(bytes: Uint8Array): Readable {
