@@ -15,6 +15,7 @@ import { SqliteMetaStore } from './meta/sqlite/sqlite-meta-store.ts';
 import { createHostedContext, HostedSource, type HostedContext } from './registry/hosted.ts';
 import type { RepositorySource } from './registry/repository.ts';
 import { RepositoryRouter } from './registry/router.ts';
+import { openSecurity, type Security } from './security.ts';
 import { ArchiveSource } from './sources/archive/archive-source.ts';
 import { createDropletSource } from './sources/droplet/create.ts';
 import { SqliteDropletIndex } from './sources/droplet/sqlite-droplet-index.ts';
@@ -43,6 +44,7 @@ export async function openRegistry(config: Config, logger: PinoLogger = createLo
   const hosted = createHostedContext(blobs, meta, {
     deletes: config.registry.deletes,
     redirects: config.storage.redirects ?? blobs.redirectUrl !== undefined,
+    ...(config.limits.maxBlobBytes === undefined ? {} : { maxBlobBytes: config.limits.maxBlobBytes }),
   });
   const hostedSource = new HostedSource(hosted);
   const context: SourceContext = { blobs, dataDir, redirects: hosted.options.redirects, logger, config, hosted };
@@ -116,6 +118,8 @@ export interface RunningServer {
   registry: Registry;
   /** The address actually bound, as HOST:PORT. */
   address: string;
+  /** Whether it speaks HTTPS, and the development CA to trust with `tls.selfSigned`. */
+  security: Pick<Security, 'https' | 'caCert'>;
   /** Stops accepting, finishes in-flight requests, closes the stores. */
   close(): Promise<void>;
 }
@@ -123,7 +127,15 @@ export interface RunningServer {
 /** Opens the stores, builds the app and listens where the configuration says. */
 export async function startServer(config: Config, logger: PinoLogger = createLogger(config)): Promise<RunningServer> {
   const registry = await openRegistry(config, logger);
+  let security: Security;
+  try {
+    security = await openSecurity(config, logger);
+  } catch (error) {
+    await registry.close();
+    throw error;
+  }
   const app = createApp({
+    ...security.app,
     router: registry.router,
     settings: {
       maxManifestBytes: config.registry.maxManifestBytes,
@@ -138,6 +150,7 @@ export async function startServer(config: Config, logger: PinoLogger = createLog
   try {
     await app.listen({ host, port });
   } catch (error) {
+    await security.close();
     await registry.close();
     throw error;
   }
@@ -147,8 +160,10 @@ export async function startServer(config: Config, logger: PinoLogger = createLog
     app,
     registry,
     address,
+    security: { https: security.https, ...(security.caCert === undefined ? {} : { caCert: security.caCert }) },
     async close() {
       await app.close();
+      await security.close();
       await registry.close();
     },
   };

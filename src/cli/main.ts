@@ -5,6 +5,7 @@ import { registerDroplet } from './commands/droplet.ts';
 import { registerRootfs } from './commands/rootfs.ts';
 import { registerServe } from './commands/serve.ts';
 import { registerSync } from './commands/sync.ts';
+import { registerUser } from './commands/user.ts';
 
 /** Exit codes scripts can rely on. */
 export const exitCodes = { ok: 0, failure: 1, usage: 2, config: 3 } as const;
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
   registerRootfs(program);
   registerCopy(program);
   registerSync(program);
+  registerUser(program);
   return program;
 }
 

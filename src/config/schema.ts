@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { authConfig, limitsConfig, tlsConfig } from './auth.ts';
 import { repositoryKinds } from './repositories.ts';
 import { postgresSettings, requireWhenDriver, s3Settings } from './scale-out.ts';
 import { byteSize, duration, hostPort } from './units.ts';
@@ -61,6 +62,12 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   repositories: z.array(repositoryKinds).default([]),
+  /** Users, tokens and access rules (docs/auth.md). */
+  auth: authConfig.prefault({}),
+  /** HTTPS (docs/auth.md). */
+  tls: tlsConfig.prefault({}),
+  /** Request size limits, timeouts and rate limits (docs/auth.md). */
+  limits: limitsConfig,
 });
 
 export type Config = z.output<typeof configSchema>;

@@ -32,6 +32,8 @@ export interface UploadSession {
   size: number;
   startedAt: Date;
   updatedAt: Date;
+  /** The user who started the upload; only they may continue it. Absent when started anonymously or without access control. */
+  owner?: string;
 }
 
 /**

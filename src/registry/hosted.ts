@@ -24,6 +24,8 @@ export interface HostedOptions {
   deletes: boolean;
   /** Whether blob GETs may answer 307 to the store's own URL. */
   redirects: boolean;
+  /** The largest blob an upload may hold; unset, no limit. */
+  maxBlobBytes?: number;
 }
 
 /** Everything a hosted repository works with; shared by all of them. */
@@ -35,7 +37,8 @@ export interface HostedContext {
 }
 
 export function createHostedContext(blobs: BlobStore, meta: MetaStore, options: HostedOptions): HostedContext {
-  return { blobs, meta, uploads: new Uploads(blobs, meta), options };
+  const uploadOptions = options.maxBlobBytes === undefined ? {} : { maxBlobBytes: options.maxBlobBytes };
+  return { blobs, meta, uploads: new Uploads(blobs, meta, uploadOptions), options };
 }
 
 /** Read-write repositories stored in the registry's own BlobStore and MetaStore. */
@@ -97,8 +100,8 @@ export class HostedRepository implements Repository, RepositoryWriter {
     return this.#context.meta.manifests.referrers(this.name, subject, artifactType);
   }
 
-  startUpload(): Promise<UploadState> {
-    return this.#context.uploads.start(this.name);
+  startUpload(owner?: string): Promise<UploadState> {
+    return this.#context.uploads.start(this.name, owner);
   }
 
   uploadStatus(id: string): Promise<UploadState> {

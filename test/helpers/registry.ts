@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { loadConfig } from '../../src/config/load.ts';
 import { createApp } from '../../src/http/app.ts';
+import { openSecurity } from '../../src/security.ts';
 import { openRegistry, startServer, type Registry, type RunningServer } from '../../src/server.ts';
 import { tempDir } from './tmp.ts';
 
@@ -9,7 +10,7 @@ import { tempDir } from './tmp.ts';
 export type TestSettings = Record<string, unknown>;
 
 export interface TestRegistry {
-  /** http://127.0.0.1:PORT */
+  /** http://127.0.0.1:PORT (https with TLS configured) */
   url: string;
   /** 127.0.0.1:PORT, as clients name the registry. */
   host: string;
@@ -39,7 +40,7 @@ export async function startTestRegistry(
       : pino({ level: 'silent' });
   const server = await startServer(config, logger);
   return {
-    url: `http://${server.address}`,
+    url: `${server.security.https ? 'https' : 'http'}://${server.address}`,
     host: server.address,
     dataDir: directory,
     server,
@@ -62,7 +63,9 @@ export async function createTestApp(settings: TestSettings = {}): Promise<TestAp
   const temp = await tempDir('berth-app');
   const config = await testConfig(temp.path, settings);
   const registry = await openRegistry(config, pino({ level: 'silent' }));
+  const security = await openSecurity(config, pino({ level: 'silent' }));
   const app = createApp({
+    ...security.app,
     router: registry.router,
     settings: { maxManifestBytes: config.registry.maxManifestBytes, chunkMinLength: config.registry.chunkMinLength ?? registry.blobs.chunkMinLength },
   });
@@ -72,6 +75,7 @@ export async function createTestApp(settings: TestSettings = {}): Promise<TestAp
     registry,
     async close() {
       await app.close();
+      await security.close();
       await registry.close();
       await temp.remove();
     },

@@ -290,6 +290,14 @@ export function runMetaStoreContract(label: string, openStore: OpenStore<MetaSto
         assert.equal(await meta.uploads.get(randomUUID()), undefined);
       });
 
+      it('keeps the user who started a session', async () => {
+        const owned = { ...session(), owner: 'alice' };
+        await meta.uploads.create(owned);
+        assert.equal((await meta.uploads.get(owned.id))?.owner, 'alice');
+        const stale = await meta.uploads.staleSince(new Date(Date.now() + 60_000));
+        assert.equal(stale.find((found) => found.id === owned.id)?.owner, 'alice');
+      });
+
       it('advances the size only from the size it has', async () => {
         const created = session();
         await meta.uploads.create(created);

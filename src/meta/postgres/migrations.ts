@@ -62,4 +62,8 @@ export const postgresMigrations: readonly string[] = [
   );
   CREATE INDEX uploads_by_update ON uploads(updated_at);
   `,
+  // Upload sessions remember who started them (access control binds them to that user).
+  `
+  ALTER TABLE uploads ADD COLUMN owner TEXT;
+  `,
 ];

@@ -116,12 +116,13 @@ export class PostgresMetaStore implements MetaStore {
     };
     this.uploads = {
       create: async (session) => {
-        await this.#pool.query('INSERT INTO uploads (id, repository, size, started_at, updated_at) VALUES ($1, $2, $3, $4, $5)', [
+        await this.#pool.query('INSERT INTO uploads (id, repository, size, started_at, updated_at, owner) VALUES ($1, $2, $3, $4, $5, $6)', [
           session.id,
           session.repository,
           session.size,
           session.startedAt,
           session.updatedAt,
+          session.owner ?? null,
         ]);
       },
       get: async (id) => {
@@ -335,5 +336,6 @@ function toUploadSession(row: Row): UploadSession {
     size: row['size'] as number,
     startedAt: row['started_at'] as Date,
     updatedAt: row['updated_at'] as Date,
+    ...(typeof row['owner'] === 'string' ? { owner: row['owner'] } : {}),
   };
 }

@@ -60,4 +60,8 @@ export const sqliteMigrations: readonly string[] = [
   ) WITHOUT ROWID;
   CREATE INDEX uploads_by_update ON uploads(updated_at);
   `,
+  // Upload sessions remember who started them (access control binds them to that user).
+  `
+  ALTER TABLE uploads ADD COLUMN owner TEXT;
+  `,
 ];

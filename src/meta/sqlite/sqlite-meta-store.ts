@@ -103,12 +103,13 @@ export class SqliteMetaStore implements MetaStore {
     this.uploads = {
       create: async (session) => {
         q.run(
-          'INSERT INTO uploads (id, repository, size, started_at, updated_at) VALUES (?, ?, ?, ?, ?)',
+          'INSERT INTO uploads (id, repository, size, started_at, updated_at, owner) VALUES (?, ?, ?, ?, ?, ?)',
           session.id,
           session.repository,
           session.size,
           session.startedAt.getTime(),
           session.updatedAt.getTime(),
+          session.owner ?? null,
         );
       },
       get: async (id) => {
@@ -227,5 +228,6 @@ function toUploadSession(row: Row): UploadSession {
     size: row['size'] as number,
     startedAt: new Date(row['started_at'] as number),
     updatedAt: new Date(row['updated_at'] as number),
+    ...(typeof row['owner'] === 'string' ? { owner: row['owner'] } : {}),
   };
 }

@@ -118,6 +118,8 @@ export class BlobFill {
       await blobs.uploads.create(uploadId);
       uploadCreated = true;
       const toStore = new PassThrough({ highWaterMark: 1024 * 1024 });
+      // Failing the fill destroys this stream, maybe before the store has started reading it.
+      toStore.on('error', () => undefined);
       const storing = blobs.uploads.append(uploadId, 0, toStore, signal);
       storing.catch(() => undefined);
       const hash = createHash(algorithmOf(this.digest));
