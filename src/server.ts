@@ -19,6 +19,8 @@ import { openSecurity, type Security } from './security.ts';
 import { ArchiveSource } from './sources/archive/archive-source.ts';
 import { createDropletSource } from './sources/droplet/create.ts';
 import { SqliteDropletIndex } from './sources/droplet/sqlite-droplet-index.ts';
+import { namespaceResolver } from './sources/proxy/namespaces.ts';
+import { proxyNamespaces, ProxySource } from './sources/proxy/proxy-source.ts';
 
 /** The stores and the router built from a configuration: everything a command needs. */
 export interface Registry {
@@ -45,7 +47,7 @@ export async function openRegistry(config: Config, logger: PinoLogger = createLo
     ...(config.limits.maxBlobBytes === undefined ? {} : { maxBlobBytes: config.limits.maxBlobBytes }),
   });
   const hostedSource = new HostedSource(hosted);
-  const context: SourceContext = { blobs, dataDir, redirects: hosted.options.redirects, logger, config };
+  const context: SourceContext = { blobs, dataDir, redirects: hosted.options.redirects, logger, config, hosted };
   const routes = config.repositories.map((entry) => ({ prefix: entry.prefix, source: sourceFor(entry, hostedSource, context) }));
   // Configured routes first: for an equal prefix (a kind configured at ""), the configured one wins over the default.
   const router = new RepositoryRouter([...routes, { prefix: '', source: hostedSource }]);
@@ -95,6 +97,7 @@ interface SourceContext {
   redirects: boolean;
   logger: PinoLogger;
   config: Config;
+  hosted: HostedContext;
 }
 
 function sourceFor(entry: Config['repositories'][number], hostedSource: HostedSource, context: SourceContext): RepositorySource {
@@ -105,6 +108,8 @@ function sourceFor(entry: Config['repositories'][number], hostedSource: HostedSo
       return new ArchiveSource({ ...entry, maxManifestBytes: context.config.registry.maxManifestBytes }, context.blobs, context.logger);
     case 'droplet':
       return createDropletSource(entry, { ...context, index: SqliteDropletIndex.open(join(context.dataDir, 'droplets.db')) });
+    case 'proxy':
+      return new ProxySource(entry, { hosted: context.hosted, logger: context.logger, spoolDir: join(context.dataDir, 'proxy-spool') });
   }
 }
 
@@ -137,6 +142,9 @@ export async function startServer(config: Config, logger: PinoLogger = createLog
       chunkMinLength: config.registry.chunkMinLength ?? registry.blobs.chunkMinLength,
     },
     logger,
+    resolveNamespace: namespaceResolver(
+      config.repositories.flatMap((entry) => (entry.kind === 'proxy' ? [{ prefix: entry.prefix, namespaces: proxyNamespaces(entry) }] : [])),
+    ),
   });
   const { host, port } = splitHostPort(config.listen);
   try {

@@ -1,8 +1,10 @@
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config/load.ts';
+import { registerCopy } from './commands/copy.ts';
 import { registerDroplet } from './commands/droplet.ts';
 import { registerRootfs } from './commands/rootfs.ts';
 import { registerServe } from './commands/serve.ts';
+import { registerSync } from './commands/sync.ts';
 import { registerUser } from './commands/user.ts';
 
 /** Exit codes scripts can rely on. */
@@ -17,6 +19,8 @@ export function buildProgram(): Command {
   registerServe(program);
   registerDroplet(program);
   registerRootfs(program);
+  registerCopy(program);
+  registerSync(program);
   registerUser(program);
   return program;
 }

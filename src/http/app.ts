@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { RepositoryName } from '../oci/names.ts';
 import type { RepositoryRouter } from '../registry/router.ts';
-import type { AccessPolicy, TokenIssuer } from './access.ts';
 import { AccessLog, noteCaller } from './access-log.ts';
+import { queryValue } from './body.ts';
+import type { AccessPolicy, TokenIssuer } from './access.ts';
 import { sendError } from './errors.ts';
 import { listCatalog } from './listings.ts';
 import { registerRateLimit } from './rate-limit.ts';
@@ -23,6 +25,8 @@ export interface AppDependencies {
   tokens?: TokenIssuer;
   /** TLS, size limits, timeouts and rate limits of the server itself. */
   server?: ServerSettings;
+  /** Maps a request naming its registry with `?ns=` (containerd mirrors) to the repository serving it. */
+  resolveNamespace?: (name: RepositoryName, namespace: string) => RepositoryName;
 }
 
 /** Headers that describe the error response itself, kept when an error replaces a half-built reply. */
@@ -95,6 +99,9 @@ export function createApp(dependencies: AppDependencies): FastifyInstance {
       return listCatalog(request, reply, router, caller);
     }
     const match = matchV2(path, request.method);
+    // A containerd mirror request names its registry in ?ns=: the access check is for the name it maps to.
+    const namespace = queryValue(request.query, 'ns');
+    if (namespace !== undefined && dependencies.resolveNamespace !== undefined) match.name = dependencies.resolveNamespace(match.name, namespace);
     const caller = await access?.authorize(request, [{ kind: 'repository', name: match.name, action: match.action }]);
     noteCaller(request, caller?.user);
     return runV2(match, request, reply, router, settings, caller);

@@ -143,6 +143,19 @@ export function runMetaStoreContract(label: string, openStore: OpenStore<MetaSto
         assert.equal((await meta.manifests.get(repository, { kind: 'tag', tag: parseTag('multi') }))?.digest, index.digest);
       });
 
+      it('stores a manifest ahead of what it references when asked (pull-through caches)', async () => {
+        const putUnchecked = meta.manifests.putUnchecked;
+        assert.ok(putUnchecked !== undefined, 'every Berth driver offers putUnchecked');
+        const repository = freshRepository();
+        const child = manifest();
+        const index = manifest({ mediaType: 'application/vnd.oci.image.index.v1+json' });
+        await putUnchecked.call(meta.manifests, repository, index, { blobs: [], children: [child.digest] }, [parseTag('cached')]);
+        await putUnchecked.call(meta.manifests, repository, child, { blobs: [blobDigest()], children: [] }, []);
+        assert.equal((await meta.manifests.get(repository, { kind: 'tag', tag: parseTag('cached') }))?.digest, index.digest);
+        assert.equal((await meta.manifests.get(repository, { kind: 'digest', digest: child.digest }))?.digest, child.digest);
+        assert.equal(await meta.repositories.exists(repository), true);
+      });
+
       it('accepts the same manifest again, adding tags', async () => {
         const repository = freshRepository();
         const record = manifest();

@@ -85,6 +85,8 @@ export class PostgresMetaStore implements MetaStore {
       get: (repository, reference) => this.#manifest(repository, reference),
       put: (repository, manifest, references, tags) =>
         this.#transaction((client) => putManifest(client, repository, manifest, references, tags)),
+      putUnchecked: (repository, manifest, references, tags) =>
+        this.#transaction((client) => putManifest(client, repository, manifest, references, tags, false)),
       delete: (repository, digest) =>
         this.#transaction(async (client) => {
           const found = await client.query('SELECT id FROM repositories WHERE name = $1', [repository]);
@@ -254,19 +256,22 @@ async function putManifest(
   manifest: ManifestRecord,
   references: ManifestReferences,
   tags: readonly Tag[],
+  checkReferences = true,
 ): Promise<void> {
   const repositoryId = await ensureRepository(client, repository);
-  // FOR SHARE: what the manifest references stays in the repository until this commits.
-  const blobs = await client.query(
-    'SELECT digest FROM repository_blobs WHERE repository_id = $1 AND digest = ANY($2::text[]) ORDER BY digest FOR SHARE',
-    [repositoryId, references.blobs],
-  );
-  firstMissing('blob', references.blobs, blobs.rows);
-  const children = await client.query(
-    'SELECT digest FROM manifests WHERE repository_id = $1 AND digest = ANY($2::text[]) ORDER BY digest FOR SHARE',
-    [repositoryId, references.children],
-  );
-  firstMissing('manifest', references.children, children.rows);
+  if (checkReferences) {
+    // FOR SHARE: what the manifest references stays in the repository until this commits.
+    const blobs = await client.query(
+      'SELECT digest FROM repository_blobs WHERE repository_id = $1 AND digest = ANY($2::text[]) ORDER BY digest FOR SHARE',
+      [repositoryId, references.blobs],
+    );
+    firstMissing('blob', references.blobs, blobs.rows);
+    const children = await client.query(
+      'SELECT digest FROM manifests WHERE repository_id = $1 AND digest = ANY($2::text[]) ORDER BY digest FOR SHARE',
+      [repositoryId, references.children],
+    );
+    firstMissing('manifest', references.children, children.rows);
+  }
   await client.query(
     `INSERT INTO manifests (repository_id, digest, media_type, content, size, subject, artifact_type, annotations, created_at)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now()) ON CONFLICT DO NOTHING`,

@@ -77,6 +77,7 @@ export class SqliteMetaStore implements MetaStore {
     this.manifests = {
       get: async (repository, reference) => q.manifest(repository, reference),
       put: async (repository, manifest, references, tags) => q.transaction(() => q.putManifest(repository, manifest, references, tags)),
+      putUnchecked: async (repository, manifest, references, tags) => q.transaction(() => q.putManifest(repository, manifest, references, tags, false)),
       delete: async (repository, digest) =>
         q.transaction(() => {
           const repositoryId = q.repositoryId(repository);
@@ -166,15 +167,15 @@ class Queries extends SqliteStatements {
     return row === undefined ? undefined : manifestRecordFromRow(row);
   }
 
-  putManifest(repository: RepositoryName, manifest: ManifestRecord, references: ManifestReferences, tags: readonly Tag[]): void {
+  putManifest(repository: RepositoryName, manifest: ManifestRecord, references: ManifestReferences, tags: readonly Tag[], checkReferences = true): void {
     const now = Date.now();
     const repositoryId = this.ensureRepository(repository, now);
-    for (const digest of references.blobs) {
+    for (const digest of checkReferences ? references.blobs : []) {
       if (this.get('SELECT 1 FROM repository_blobs WHERE repository_id = ? AND digest = ?', repositoryId, digest) === undefined) {
         throw missingReference('blob', digest);
       }
     }
-    for (const digest of references.children) {
+    for (const digest of checkReferences ? references.children : []) {
       if (this.get('SELECT 1 FROM manifests WHERE repository_id = ? AND digest = ?', repositoryId, digest) === undefined) {
         throw missingReference('manifest', digest);
       }
