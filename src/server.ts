@@ -4,23 +4,16 @@ import { pino, type Logger as PinoLogger } from 'pino';
 import PinoPretty from 'pino-pretty';
 import type { BlobStore } from './blobs/blob-store.ts';
 import { FsBlobStore } from './blobs/fs/fs-blob-store.ts';
-import { S3BlobStore } from './blobs/s3/s3-blob-store.ts';
 import type { Config } from './config/schema.ts';
 import { splitHostPort } from './config/units.ts';
 import { createApp } from './http/app.ts';
 import type { MetaStore } from './meta/meta-store.ts';
-import { poolConfig } from './meta/postgres/pool-config.ts';
-import { PostgresMetaStore } from './meta/postgres/postgres-meta-store.ts';
 import { SqliteMetaStore } from './meta/sqlite/sqlite-meta-store.ts';
 import { createHostedContext, HostedSource, type HostedContext } from './registry/hosted.ts';
 import type { RepositorySource } from './registry/repository.ts';
 import { RepositoryRouter } from './registry/router.ts';
 import { openSecurity, type Security } from './security.ts';
-import { ArchiveSource } from './sources/archive/archive-source.ts';
-import { createDropletSource } from './sources/droplet/create.ts';
-import { SqliteDropletIndex } from './sources/droplet/sqlite-droplet-index.ts';
-import { namespaceResolver } from './sources/proxy/namespaces.ts';
-import { proxyNamespaces, ProxySource } from './sources/proxy/proxy-source.ts';
+import { namespaceResolver, proxyNamespaces } from './sources/proxy/namespaces.ts';
 
 /** The stores and the router built from a configuration: everything a command needs. */
 export interface Registry {
@@ -48,7 +41,7 @@ export async function openRegistry(config: Config, logger: PinoLogger = createLo
   });
   const hostedSource = new HostedSource(hosted);
   const context: SourceContext = { blobs, dataDir, redirects: hosted.options.redirects, logger, config, hosted };
-  const routes = config.repositories.map((entry) => ({ prefix: entry.prefix, source: sourceFor(entry, hostedSource, context) }));
+  const routes = await Promise.all(config.repositories.map(async (entry) => ({ prefix: entry.prefix, source: await sourceFor(entry, hostedSource, context) })));
   // Configured routes first: for an equal prefix (a kind configured at ""), the configured one wins over the default.
   const router = new RepositoryRouter([...routes, { prefix: '', source: hostedSource }]);
   return {
@@ -71,12 +64,15 @@ async function openBlobStore(config: Config, dataDir: string, logger: PinoLogger
   switch (storage.driver) {
     case 'fs':
       return FsBlobStore.open(resolve(storage.fs.path ?? dataDir));
-    case 's3':
+    case 's3': {
+      // Drivers and kinds load only when configured: the AWS SDK alone costs a tenth of a second of start-up.
+      const { S3BlobStore } = await import('./blobs/s3/s3-blob-store.ts');
       return S3BlobStore.open({
         ...storage.s3,
         bucket: storage.s3.bucket as string,
         onBackgroundError: (message, error) => logger.warn({ err: error }, message),
       });
+    }
   }
 }
 
@@ -85,8 +81,13 @@ async function openMetaStore(config: Config, dataDir: string): Promise<MetaStore
   switch (metadata.driver) {
     case 'sqlite':
       return SqliteMetaStore.open(resolve(metadata.sqlite.path ?? join(dataDir, 'berth.db')));
-    case 'postgres':
+    case 'postgres': {
+      const [{ PostgresMetaStore }, { poolConfig }] = await Promise.all([
+        import('./meta/postgres/postgres-meta-store.ts'),
+        import('./meta/postgres/pool-config.ts'),
+      ]);
       return PostgresMetaStore.open(poolConfig(metadata.postgres));
+    }
   }
 }
 
@@ -100,16 +101,25 @@ interface SourceContext {
   hosted: HostedContext;
 }
 
-function sourceFor(entry: Config['repositories'][number], hostedSource: HostedSource, context: SourceContext): RepositorySource {
+async function sourceFor(entry: Config['repositories'][number], hostedSource: HostedSource, context: SourceContext): Promise<RepositorySource> {
   switch (entry.kind) {
     case 'hosted':
       return hostedSource;
-    case 'archive':
+    case 'archive': {
+      const { ArchiveSource } = await import('./sources/archive/archive-source.ts');
       return new ArchiveSource({ ...entry, maxManifestBytes: context.config.registry.maxManifestBytes }, context.blobs, context.logger);
-    case 'droplet':
+    }
+    case 'droplet': {
+      const [{ createDropletSource }, { SqliteDropletIndex }] = await Promise.all([
+        import('./sources/droplet/create.ts'),
+        import('./sources/droplet/sqlite-droplet-index.ts'),
+      ]);
       return createDropletSource(entry, { ...context, index: SqliteDropletIndex.open(join(context.dataDir, 'droplets.db')) });
-    case 'proxy':
+    }
+    case 'proxy': {
+      const { ProxySource } = await import('./sources/proxy/proxy-source.ts');
       return new ProxySource(entry, { hosted: context.hosted, logger: context.logger, spoolDir: join(context.dataDir, 'proxy-spool') });
+    }
   }
 }
 

@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { addTransferOptions, runTransferCommand, type TransferFlags } from '../../copy/command-options.ts';
-import { runCopy } from '../../copy/run.ts';
 
 /** `berth copy SOURCE DESTINATION`: one image between any two transports (docs/copy.md). */
 export function registerCopy(program: Command): void {
@@ -10,5 +9,5 @@ export function registerCopy(program: Command): void {
       .description('copy an image between registries, OCI layouts (directory or S3) and archives')
       .argument('<source>', 'docker://HOST/REPO[:TAG|@DIGEST], oci:DIR[:REF], s3://BUCKET/PREFIX[:REF], oci-archive:FILE[:REF] or docker-archive:FILE[:NAME:TAG]')
       .argument('<destination>', 'the same forms'),
-  ).action((source: string, destination: string, flags: TransferFlags) => runTransferCommand('copy', flags, (options) => runCopy(source, destination, options)));
+  ).action((source: string, destination: string, flags: TransferFlags) => runTransferCommand('copy', flags, async (options) => (await import('../../copy/run.ts')).runCopy(source, destination, options)));
 }

@@ -1,7 +1,5 @@
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
-import { startServer } from '../../server.ts';
-import { trustInstructions } from '../../tls/self-signed.ts';
 import { configFromOptions, type CommonOptions } from '../options.ts';
 
 /** `berth serve`: runs the registry until SIGTERM or SIGINT, then drains in-flight requests. */
@@ -20,6 +18,8 @@ export function registerServe(program: Command): void {
         ...(options.tls === undefined ? {} : { 'tls.selfSigned': true }),
         ...(options.tlsHost.length === 0 ? {} : { 'tls.hosts': options.tlsHost }),
       });
+      // Loaded when the command runs, so that `berth --help` and other commands stay quick.
+      const { startServer } = await import('../../server.ts');
       const server = await startServer(config);
       const { logger } = server.registry;
       const scheme = server.security.https ? 'https' : 'http';
@@ -27,6 +27,7 @@ export function registerServe(program: Command): void {
       if (server.security.caCert !== undefined) {
         // Clients cannot name a wildcard address; show the local name instead.
         const shown = server.address.replace(/^(0\.0\.0\.0|\[::\]):/, 'localhost:');
+        const { trustInstructions } = await import('../../tls/self-signed.ts');
         process.stderr.write(`\n${trustInstructions(server.security.caCert, [shown])}\n\n`);
       }
       let stopping = false;

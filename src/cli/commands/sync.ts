@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import { addTransferOptions, runTransferCommand, type TransferFlags } from '../../copy/command-options.ts';
 import { LocationError } from '../../copy/location.ts';
-import { runSync } from '../../copy/run.ts';
 
 /** `berth sync SOURCE DESTINATION`: every tag (or the matching ones) of a repository (docs/copy.md). */
 export function registerSync(program: Command): void {
@@ -13,7 +12,7 @@ export function registerSync(program: Command): void {
       .argument('<destination>', 'the same forms')
       .option('--tags <regex>', 'only tags matching this regular expression (the whole tag)'),
   ).action((source: string, destination: string, flags: TransferFlags & { tags?: string }) =>
-    runTransferCommand('sync', flags, (options) => runSync(source, destination, { ...options, ...tagFilter(flags.tags) })),
+    runTransferCommand('sync', flags, async (options) => (await import('../../copy/run.ts')).runSync(source, destination, { ...options, ...tagFilter(flags.tags) })),
   );
 }
 

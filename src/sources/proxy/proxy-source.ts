@@ -7,10 +7,10 @@ import { parseRepositoryName, type RepositoryName } from '../../oci/names.ts';
 import type { HostedContext } from '../../registry/hosted.ts';
 import type { Repository, RepositorySource } from '../../registry/repository.ts';
 import { ProxyRepository } from './proxy-repository.ts';
+import { dockerHubHosts } from './namespaces.ts';
 import { ProxyState } from './proxy-state.ts';
 
 /** Docker Hub's API host names: official images live under `library/` there. */
-const dockerHubHosts = new Set(['registry-1.docker.io', 'index.docker.io', 'docker.io']);
 
 /**
  * A pull-through cache of one upstream registry, serving the names under a
@@ -66,13 +66,6 @@ export class ProxySource implements RepositorySource {
     const rest = name.slice(this.#prefix.length);
     return parseRepositoryName(this.#officialImages && !rest.includes('/') ? `library/${rest}` : rest);
   }
-}
-
-/** The `ns` values an entry serves: configured, or the upstream's host (docker.io for Docker Hub). */
-export function proxyNamespaces(config: ProxyRepositoryConfig): string[] {
-  if (config.namespaces !== undefined) return config.namespaces;
-  const upstream = new URL(config.upstream);
-  return dockerHubHosts.has(upstream.hostname) ? ['docker.io'] : [upstream.host];
 }
 
 function credentialsFor(config: ProxyRepositoryConfig): CredentialSource {
