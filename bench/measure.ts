@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
@@ -14,7 +14,6 @@ export interface LoadResult {
 export interface LoadOptions {
   connections: number;
   seconds: number;
-  method?: 'GET' | 'HEAD';
   headers?: Record<string, string>;
   /** Several paths, taken in turn; otherwise the URL's own path. */
   paths?: string[];
@@ -29,7 +28,6 @@ function toMs(value: string, unit: string): number {
 /** Runs wrk (C, so the load generator costs little CPU) and parses throughput and latency percentiles. */
 export async function wrk(url: string, options: LoadOptions): Promise<LoadResult> {
   const lua: string[] = [];
-  if (options.method === 'HEAD') lua.push('wrk.method = "HEAD"');
   if (options.paths !== undefined) {
     lua.push(`local paths = { ${options.paths.map((path) => JSON.stringify(path)).join(', ')} }`);
     lua.push('local i = 0');
@@ -55,6 +53,23 @@ export async function wrk(url: string, options: LoadOptions): Promise<LoadResult
   };
   const rps = /Requests\/sec:\s+([\d.]+)/.exec(stdout);
   return { requestsPerSecond: Number(rps?.[1]), p50Ms: percentile('50'), p99Ms: percentile('99') };
+}
+
+/**
+ * HEAD load with ApacheBench: wrk (and autocannon) wait for a body after a
+ * HEAD response that carries Content-Length, so they cannot measure HEAD.
+ * ab is single-threaded C; its CSV gives percentiles to the microsecond.
+ */
+export async function abHead(url: string, options: Omit<LoadOptions, 'paths'>): Promise<LoadResult> {
+  const csv = join(options.scriptDir, `ab-${Math.random().toString(36).slice(2)}.csv`);
+  const args = ['-i', '-k', '-q', '-c', String(options.connections), '-t', String(options.seconds), '-n', '100000000', '-e', csv];
+  for (const [name, value] of Object.entries(options.headers ?? {})) args.push('-H', `${name}: ${value}`);
+  const { stdout } = await execFileAsync('ab', [...args, url], { maxBuffer: 1024 * 1024 });
+  const failed = Number(/Failed requests:\s+(\d+)/.exec(stdout)?.[1] ?? 0) + Number(/Non-2xx responses:\s+(\d+)/.exec(stdout)?.[1] ?? 0);
+  if (failed > 0) throw new Error(`ab ${url}: ${failed} failed responses`);
+  const table = await readFile(csv, 'utf8');
+  const percentile = (at: number) => Number(new RegExp(`^${at},([\\d.]+)$`, 'm').exec(table)?.[1] ?? Number.NaN);
+  return { requestsPerSecond: Number(/Requests per second:\s+([\d.]+)/.exec(stdout)?.[1]), p50Ms: percentile(50), p99Ms: percentile(99) };
 }
 
 /** Downloads a URL with curl to /dev/null; bytes per second. */

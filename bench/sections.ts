@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { benchImage, mountBlob, ociManifest, pool, pushBlob, pushImage, putManifest, resolveLocation, sha256, startUpload } from './load.ts';
-import { concurrentDownloads, curlDownload, curlUpload, repeated, wrk } from './measure.ts';
+import { abHead, concurrentDownloads, curlDownload, curlUpload, repeated, wrk } from './measure.ts';
 import type { Row } from './report.ts';
 import type { BenchServer } from './servers.ts';
 
@@ -60,10 +60,9 @@ export async function manifestSection(context: BenchContext): Promise<Row[]> {
         for (const server of context.servers) {
           const reference = by === 'tag' ? 'latest' : image.digest;
           results[server.name] = await repeated(context.sizes.repeats, async () => ({
-            ...(await wrk(`${server.url}/v2/bench/app/manifests/${reference}`, {
+            ...(await (method === 'HEAD' ? abHead : wrk)(`${server.url}/v2/bench/app/manifests/${reference}`, {
               connections,
               seconds: context.sizes.seconds,
-              method,
               headers: { accept: ociManifest },
               scriptDir: context.work,
             })),

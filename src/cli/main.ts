@@ -1,10 +1,13 @@
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config/load.ts';
+import { registerCopy } from './commands/copy.ts';
 import { registerDroplet } from './commands/droplet.ts';
 import { registerGc } from './commands/gc.ts';
 import { registerRetention } from './commands/retention.ts';
 import { registerRootfs } from './commands/rootfs.ts';
 import { registerServe } from './commands/serve.ts';
+import { registerSync } from './commands/sync.ts';
+import { registerUser } from './commands/user.ts';
 import { registerUsage } from './commands/usage.ts';
 
 /** Exit codes scripts can rely on. */
@@ -19,6 +22,9 @@ export function buildProgram(): Command {
   registerServe(program);
   registerDroplet(program);
   registerRootfs(program);
+  registerCopy(program);
+  registerSync(program);
+  registerUser(program);
   registerGc(program);
   registerUsage(program);
   registerRetention(program);

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { authConfig, limitsConfig, tlsConfig } from './auth.ts';
 import { eventsConfig, gcConfig, immutableTagsConfig, metricsConfig, quotasConfig, retentionConfig } from './operations.ts';
 import { repositoryKinds } from './repositories.ts';
 import { postgresSettings, requireWhenDriver, s3Settings } from './scale-out.ts';
@@ -62,6 +63,12 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   repositories: z.array(repositoryKinds).default([]),
+  /** Users, tokens and access rules (docs/auth.md). */
+  auth: authConfig.prefault({}),
+  /** HTTPS (docs/auth.md). */
+  tls: tlsConfig.prefault({}),
+  /** Request size limits, timeouts and rate limits (docs/auth.md). */
+  limits: limitsConfig,
   /** Garbage collection and expired uploads (docs/operations.md). */
   gc: gcConfig,
   /** Retention policies per repository glob (docs/operations.md). */

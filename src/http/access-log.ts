@@ -1,5 +1,13 @@
 import { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
 
+/** Who each request was authorized as, for its log line; entries go with their requests. */
+const callers = new WeakMap<FastifyRequest, string>();
+
+/** Records the signed-in user a request runs as, so the access log names them. */
+export function noteCaller(request: FastifyRequest, user: string | undefined): void {
+  if (user !== undefined) callers.set(request, user);
+}
+
 /**
  * One line per request, written when the response is done: what was asked,
  * what was answered, how long it took and who asked. Fastify's own
@@ -22,6 +30,7 @@ export class AccessLog extends LogController {
       bytes: length === undefined ? 0 : Number(length),
       durationMs: Math.round(reply.elapsedTime * 100) / 100,
       client: request.ip,
+      ...(callers.has(request) ? { user: callers.get(request) } : {}),
       userAgent: request.headers['user-agent'],
       ...(reply.raw.writableFinished ? {} : { aborted: true }),
       ...(error ? { err: error } : {}),

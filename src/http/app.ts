@@ -1,10 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { RepositoryName } from '../oci/names.ts';
 import type { RepositoryRouter } from '../registry/router.ts';
-import { AccessLog } from './access-log.ts';
+import { AccessLog, noteCaller } from './access-log.ts';
+import { queryValue } from './body.ts';
+import type { AccessPolicy, TokenIssuer } from './access.ts';
 import { sendError } from './errors.ts';
 import { listCatalog } from './listings.ts';
 import { observeRequests, type RequestObserver } from './observer.ts';
+import { registerRateLimit } from './rate-limit.ts';
+import { serverOptions, type ServerSettings } from './server-options.ts';
+import { registerTokenEndpoint } from './token.ts';
 import { matchV2, runV2, type HttpSettings } from './v2-routes.ts';
 
 export interface AppDependencies {
@@ -14,6 +20,14 @@ export interface AppDependencies {
   logger?: FastifyBaseLogger;
   /** Readiness: throws when the registry cannot serve (a store unreachable). */
   health?: () => Promise<void>;
+  /** Who may do what; omitted, every request is allowed. */
+  access?: AccessPolicy;
+  /** Serves the token endpoint (/token) when given. */
+  tokens?: TokenIssuer;
+  /** TLS, size limits, timeouts and rate limits of the server itself. */
+  server?: ServerSettings;
+  /** Maps a request naming its registry with `?ns=` (containerd mirrors) to the repository serving it. */
+  resolveNamespace?: (name: RepositoryName, namespace: string) => RepositoryName;
   /** Told about every request (metrics, events). */
   observers?: readonly RequestObserver[];
   /** Endpoints beside the registry API (metrics, usage), each registering its routes. */
@@ -37,7 +51,10 @@ export function createApp(dependencies: AppDependencies): FastifyInstance {
     genReqId: () => randomBytes(8).toString('hex'),
     return503OnClosing: true,
     routerOptions: { maxParamLength: 4096 },
-  });
+    ...serverOptions(dependencies.server),
+    // With TLS the instance is typed over an https server; what the app uses is the same.
+  }) as unknown as FastifyInstance;
+  const { access } = dependencies;
 
   // Bodies are streams the handlers read themselves: blobs flow straight to
   // storage, manifests are read with a size limit.
@@ -66,6 +83,8 @@ export function createApp(dependencies: AppDependencies): FastifyInstance {
   app.addHook('onResponse', async () => {
     if (closing) app.server.closeIdleConnections();
   });
+  if (dependencies.server?.rateLimit !== undefined) registerRateLimit(app, dependencies.server.rateLimit);
+  if (dependencies.tokens !== undefined) registerTokenEndpoint(app, dependencies.tokens);
 
   if (dependencies.observers !== undefined && dependencies.observers.length > 0) observeRequests(app, dependencies.observers);
   for (const extend of dependencies.extensions ?? []) extend(app);
@@ -79,10 +98,21 @@ export function createApp(dependencies: AppDependencies): FastifyInstance {
     reply.header('docker-distribution-api-version', 'registry/2.0');
     const path = (request.params as { '*'?: string })['*'] ?? '';
     if (path === '' && (request.method === 'GET' || request.method === 'HEAD')) {
+      await access?.authorize(request, [{ kind: 'signed-in' }]);
       return reply.header('content-type', 'application/json').send(request.method === 'HEAD' ? undefined : '{}');
     }
-    if (path === '_catalog' && request.method === 'GET') return listCatalog(request, reply, router);
-    return runV2(matchV2(path, request.method), request, reply, router, settings);
+    if (path === '_catalog' && request.method === 'GET') {
+      const caller = await access?.authorize(request, [{ kind: 'catalog' }]);
+      noteCaller(request, caller?.user);
+      return listCatalog(request, reply, router, caller);
+    }
+    const match = matchV2(path, request.method);
+    // A containerd mirror request names its registry in ?ns=: the access check is for the name it maps to.
+    const namespace = queryValue(request.query, 'ns');
+    if (namespace !== undefined && dependencies.resolveNamespace !== undefined) match.name = dependencies.resolveNamespace(match.name, namespace);
+    const caller = await access?.authorize(request, [{ kind: 'repository', name: match.name, action: match.action }]);
+    noteCaller(request, caller?.user);
+    return runV2(match, request, reply, router, settings, caller);
   };
   app.route({ method: ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE'], url: '/v2/*', handler: v2 });
   app.route({ method: ['GET', 'HEAD'], url: '/v2', handler: v2 });

@@ -3,7 +3,9 @@ import { RegistryError } from '../errors/registry-error.ts';
 import type { Page } from '../meta/meta-store.ts';
 import { parseDigest } from '../oci/digest.ts';
 import { mediaTypes } from '../oci/media-types.ts';
+import type { RepositoryName } from '../oci/names.ts';
 import type { RepositoryRouter } from '../registry/router.ts';
+import type { Caller } from './access.ts';
 import { queryValue } from './body.ts';
 import type { V2Request } from './v2-routes.ts';
 
@@ -19,10 +21,12 @@ export async function listTags({ request, reply, name, signal, repository }: V2R
   return reply.header('content-type', 'application/json').send(JSON.stringify({ name, tags: entries }));
 }
 
-/** GET /v2/_catalog?n=&last= across every repository source. */
-export async function listCatalog(request: FastifyRequest, reply: FastifyReply, router: RepositoryRouter): Promise<unknown> {
+/** GET /v2/_catalog?n=&last= across every repository source; with a caller, only what it may pull. */
+export async function listCatalog(request: FastifyRequest, reply: FastifyReply, router: RepositoryRouter, caller?: Caller): Promise<unknown> {
   const page = parsePage(request.query);
-  const { entries, next } = await paginate(page, (probe) => router.catalog(probe));
+  const { entries, next } = await paginate(page, (probe) =>
+    caller === undefined ? router.catalog(probe) : visibleCatalog(router, probe, (name) => caller.sees(name)),
+  );
   if (next !== undefined) reply.header('link', nextLink('/v2/_catalog', page, next));
   return reply.header('content-type', 'application/json').send(JSON.stringify({ repositories: entries }));
 }
@@ -36,6 +40,29 @@ export async function listReferrers({ request, reply, params, signal, repository
   return reply
     .header('content-type', mediaTypes.ociIndex)
     .send(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: mediaTypes.ociIndex, manifests })));
+}
+
+/** How many names are read per round while filtering the catalog. */
+const catalogBatch = 1000;
+
+/**
+ * A catalog page holding only visible names: reads on past hidden ones
+ * until the page is full or the catalog ends, so pages stay full and the
+ * Link header's `last` is the last name shown.
+ */
+async function visibleCatalog(router: RepositoryRouter, page: Page, visible: (name: RepositoryName) => boolean): Promise<RepositoryName[]> {
+  const shown: RepositoryName[] = [];
+  let last = page.last;
+  for (;;) {
+    const batch = await router.catalog({ ...(last === undefined ? {} : { last }), limit: catalogBatch });
+    for (const name of batch) {
+      if (!visible(name)) continue;
+      shown.push(name);
+      if (page.limit !== undefined && shown.length >= page.limit) return shown;
+    }
+    if (batch.length < catalogBatch) return shown;
+    last = batch[batch.length - 1];
+  }
 }
 
 function parsePage(query: unknown): Page {

@@ -3,6 +3,7 @@ import { isRegistryError, RegistryError } from '../errors/registry-error.ts';
 import { parseDigest } from '../oci/digest.ts';
 import { parseRepositoryName, type RepositoryName } from '../oci/names.ts';
 import type { RepositoryWriter, UploadState } from '../registry/repository.ts';
+import type { Caller } from './access.ts';
 import { hasBody, queryValue } from './body.ts';
 import { parseChunkBounds } from './range.ts';
 import type { V2Request } from './v2-routes.ts';
@@ -13,13 +14,13 @@ import type { V2Request } from './v2-routes.ts';
  * new session when the blob cannot be mounted).
  */
 export async function startUpload(context: V2Request): Promise<unknown> {
-  const { request, reply, name, signal, settings } = context;
+  const { request, reply, name, signal, settings, caller } = context;
   const writer = await context.writer();
   const digestParam = queryValue(request.query, 'digest');
   const mountParam = queryValue(request.query, 'mount');
   if (digestParam !== undefined) {
     const digest = parseDigest(digestParam);
-    const upload = await writer.startUpload();
+    const upload = await writer.startUpload(caller?.user);
     try {
       await writer.finishUpload(upload.id, digest, request.raw, parseChunkBounds(undefined, request.headers['content-length']), signal);
     } catch (error) {
@@ -31,33 +32,39 @@ export async function startUpload(context: V2Request): Promise<unknown> {
   if (mountParam !== undefined) {
     const digest = parseDigest(mountParam);
     const from = queryValue(request.query, 'from');
-    if (from !== undefined && (await writer.mountBlob(digest, mountSource(from)))) {
+    const source = from === undefined ? undefined : mountSource(from);
+    // A source the caller may not pull is treated like one without the blob:
+    // a plain upload starts, and nothing tells whether the blob is there.
+    const readable = source !== undefined && (caller === undefined || caller.may(source, 'pull'));
+    if (readable && (await writer.mountBlob(digest, source))) {
       return blobCreated(reply, name, digest);
     }
   }
-  const upload = await writer.startUpload();
+  const upload = await writer.startUpload(caller?.user);
   return uploadAccepted(reply.code(202).header('oci-chunk-min-length', settings.chunkMinLength), name, upload);
 }
 
 /** GET /v2/<name>/blobs/uploads/<id>: 204 with how much the upload holds. */
-export async function uploadStatus({ reply, name, params, writer }: V2Request): Promise<unknown> {
-  const upload = await (await writer()).uploadStatus(params['id'] ?? '');
+export async function uploadStatus({ reply, name, params, writer, caller }: V2Request): Promise<unknown> {
+  const upload = await ownedUpload(await writer(), params['id'] ?? '', caller);
   return uploadAccepted(reply.code(204), name, upload);
 }
 
 /** PATCH /v2/<name>/blobs/uploads/<id>: one chunk, which must start where the upload ends. */
-export async function patchUpload({ request, reply, name, params, signal, writer }: V2Request): Promise<unknown> {
+export async function patchUpload({ request, reply, name, params, signal, writer, caller }: V2Request): Promise<unknown> {
   const target = await writer();
   const id = params['id'] ?? '';
+  if (caller !== undefined) await ownedUpload(target, id, caller);
   const bounds = parseChunkBounds(request.headers['content-range'], request.headers['content-length']);
   const upload = await withResumeHeaders(target, name, id, () => target.appendUpload(id, request.raw, bounds, signal));
   return uploadAccepted(reply.code(202), name, upload);
 }
 
 /** PUT /v2/<name>/blobs/uploads/<id>?digest=: an optional last chunk, then the digest is verified. */
-export async function finishUpload({ request, reply, name, params, signal, writer }: V2Request): Promise<unknown> {
+export async function finishUpload({ request, reply, name, params, signal, writer, caller }: V2Request): Promise<unknown> {
   const target = await writer();
   const id = params['id'] ?? '';
+  if (caller !== undefined) await ownedUpload(target, id, caller);
   const digestParam = queryValue(request.query, 'digest');
   if (digestParam === undefined) {
     throw new RegistryError('DIGEST_INVALID', 'finishing an upload needs ?digest=<digest> of the whole blob');
@@ -70,9 +77,23 @@ export async function finishUpload({ request, reply, name, params, signal, write
 }
 
 /** DELETE /v2/<name>/blobs/uploads/<id>: cancels the upload and drops its bytes. */
-export async function cancelUpload({ reply, params, writer }: V2Request): Promise<unknown> {
-  await (await writer()).cancelUpload(params['id'] ?? '');
+export async function cancelUpload({ reply, params, writer, caller }: V2Request): Promise<unknown> {
+  const target = await writer();
+  if (caller !== undefined) await ownedUpload(target, params['id'] ?? '', caller);
+  await target.cancelUpload(params['id'] ?? '');
   return reply.code(204).send();
+}
+
+/**
+ * The upload's state, when the caller may touch it: an upload started by a
+ * signed-in user belongs to that user, and to anyone else it does not exist.
+ */
+async function ownedUpload(writer: RepositoryWriter, id: string, caller: Caller | undefined): Promise<UploadState> {
+  const upload = await writer.uploadStatus(id);
+  if (caller !== undefined && upload.owner !== undefined && upload.owner !== caller.user) {
+    throw new RegistryError('BLOB_UPLOAD_UNKNOWN', undefined, { detail: { id: id.slice(0, 128) } });
+  }
+  return upload;
 }
 
 function blobCreated(reply: FastifyReply, name: RepositoryName, digest: string): FastifyReply {

@@ -3,6 +3,7 @@ import { RegistryError } from '../errors/registry-error.ts';
 import { parseRepositoryName, type RepositoryName } from '../oci/names.ts';
 import type { Repository, RepositoryWriter } from '../registry/repository.ts';
 import type { RepositoryRouter } from '../registry/router.ts';
+import type { Caller } from './access.ts';
 import { deleteBlob, getBlob } from './blobs.ts';
 import { receiveDroplet } from './droplets.ts';
 import { listReferrers, listTags } from './listings.ts';
@@ -32,6 +33,8 @@ export interface V2Request {
   settings: HttpSettings;
   repository(): Promise<Repository>;
   writer(): Promise<RepositoryWriter>;
+  /** The authorized caller; absent when access control is off. */
+  caller?: Caller;
 }
 
 type Handler = (context: V2Request) => Promise<unknown>;
@@ -122,6 +125,7 @@ export async function runV2(
   reply: FastifyReply,
   router: RepositoryRouter,
   settings: HttpSettings,
+  caller?: Caller,
 ): Promise<unknown> {
   const controller = new AbortController();
   reply.raw.once('close', () => {
@@ -143,6 +147,7 @@ export async function runV2(
     signal: controller.signal,
     router,
     settings,
+    ...(caller === undefined ? {} : { caller }),
     repository: open,
     writer: async () => {
       const writer = (await open()).writer;

@@ -41,6 +41,8 @@ export interface UploadSession {
   size: number;
   startedAt: Date;
   updatedAt: Date;
+  /** The user who started the upload; only they may continue it. Absent when started anonymously or without access control. */
+  owner?: string;
 }
 
 /**
@@ -87,6 +89,13 @@ export interface ManifestIndex {
    * repository (MANIFEST_BLOB_UNKNOWN otherwise). Re-putting is idempotent.
    */
   put(repository: RepositoryName, manifest: ManifestRecord, references: ManifestReferences, tags: readonly Tag[], options?: PutOptions): Promise<void>;
+  /**
+   * Like `put`, but the referenced blobs and child manifests need not be in
+   * the repository yet: a pull-through cache stores a manifest before it has
+   * fetched what the manifest names. References are still recorded (GC
+   * follows them). Optional: the proxy kind checks for it at start-up.
+   */
+  putUnchecked?(repository: RepositoryName, manifest: ManifestRecord, references: ManifestReferences, tags: readonly Tag[]): Promise<void>;
   /** Removes the manifest and every tag pointing at it; false when absent. */
   delete(repository: RepositoryName, digest: Digest): Promise<boolean>;
   /** Manifests whose subject is `subject`, optionally of one artifact type, sorted by digest. */

@@ -6,18 +6,17 @@ import type { Quotas } from './quotas.ts';
 
 /**
  * The hosted write policy of a running registry: quotas and immutable tags
- * where configured, and garbage collection's protection of mounted blobs
- * (committed uploads are protected by the guarded blob store).
+ * where configured, and garbage collection's protection of blobs linked
+ * without being written (committed ones are protected by the guarded blob
+ * store).
  */
 export function operationsPolicy(parts: { quotas: Quotas; immutableTags: ImmutableTags; guard: BlobGuard; meta: MetaStore }): WritePolicy {
   const { quotas, immutableTags, guard, meta } = parts;
-  const policy: WritePolicy = {
-    admitBlob: async (repository, digest, size, via) => {
-      if (quotas.configured) await quotas.admitBlob(repository, digest, size);
-      if (via === 'mount') await guard.protect([digest]);
-    },
-  };
-  if (quotas.configured) policy.admitUpload = (repository) => quotas.admitUpload(repository);
+  const policy: WritePolicy = { protect: (digests) => guard.protect(digests) };
+  if (quotas.configured) {
+    policy.admitUpload = (repository) => quotas.admitUpload(repository);
+    policy.admitBlob = (repository, digest, size) => quotas.admitBlob(repository, digest, size);
+  }
   if (quotas.configured || immutableTags.configured) {
     policy.admitManifest = async (repository, manifest, tags) => {
       if (quotas.configured) {

@@ -13,15 +13,22 @@ export class MeteredStream extends Transform {
   bytes = 0;
   readonly #hash: Hash | undefined;
   readonly #expectedLength: number | undefined;
+  readonly #cap: { limit: number; error: () => Error } | undefined;
 
-  constructor(hash: Hash | undefined, expectedLength?: number) {
+  /** `cap`: fail with `cap.error()` as soon as more than `cap.limit` bytes pass, whatever the client declared. */
+  constructor(hash: Hash | undefined, expectedLength?: number, cap?: { limit: number; error: () => Error }) {
     super();
     this.#hash = hash;
     this.#expectedLength = expectedLength;
+    this.#cap = cap;
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     this.bytes += chunk.length;
+    if (this.#cap !== undefined && this.bytes > this.#cap.limit) {
+      callback(this.#cap.error());
+      return;
+    }
     if (this.#expectedLength !== undefined && this.bytes > this.#expectedLength) {
       callback(lengthMismatch(this.#expectedLength, this.bytes));
       return;

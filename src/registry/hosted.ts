@@ -25,6 +25,8 @@ export interface HostedOptions {
   deletes: boolean;
   /** Whether blob GETs may answer 307 to the store's own URL. */
   redirects: boolean;
+  /** The largest blob an upload may hold; unset, no limit. */
+  maxBlobBytes?: number;
 }
 
 /** Everything a hosted repository works with; shared by all of them. */
@@ -38,7 +40,11 @@ export interface HostedContext {
 }
 
 export function createHostedContext(blobs: BlobStore, meta: MetaStore, options: HostedOptions, policy?: WritePolicy): HostedContext {
-  const context: HostedContext = { blobs, meta, uploads: new Uploads(blobs, meta, policy === undefined ? {} : { policy }), options };
+  const uploadOptions = {
+    ...(options.maxBlobBytes === undefined ? {} : { maxBlobBytes: options.maxBlobBytes }),
+    ...(policy === undefined ? {} : { policy }),
+  };
+  const context: HostedContext = { blobs, meta, uploads: new Uploads(blobs, meta, uploadOptions), options };
   if (policy !== undefined) context.policy = policy;
   return context;
 }
@@ -102,8 +108,8 @@ export class HostedRepository implements Repository, RepositoryWriter {
     return this.#context.meta.manifests.referrers(this.name, subject, artifactType);
   }
 
-  startUpload(): Promise<UploadState> {
-    return this.#context.uploads.start(this.name);
+  startUpload(owner?: string): Promise<UploadState> {
+    return this.#context.uploads.start(this.name, owner);
   }
 
   uploadStatus(id: string): Promise<UploadState> {
@@ -126,9 +132,10 @@ export class HostedRepository implements Repository, RepositoryWriter {
     const { meta, policy } = this.#context;
     const size = await meta.blobs.linkedSize(from, digest);
     if (size === undefined) return false;
-    if (policy?.admitBlob !== undefined) {
-      await policy.admitBlob(this.name, digest, size, 'mount');
-      // Admission kept collection off the blob from here on; it may have gone just before.
+    await policy?.admitBlob?.(this.name, digest, size);
+    if (policy?.protect !== undefined) {
+      await policy.protect([digest]);
+      // Collection keeps off the blob from here on; it may have gone just before.
       if ((await meta.blobs.linkedSize(from, digest)) === undefined) return false;
     }
     await meta.blobs.link(this.name, digest, size);

@@ -101,7 +101,8 @@ function toContent(record: ManifestRecord): ManifestContent {
   return content;
 }
 
-function platformChild(bytes: Uint8Array): Digest | undefined {
+/** The linux/amd64 entry of an index: what clients that accept no index type are served. */
+export function platformChild(bytes: Uint8Array): Digest | undefined {
   const index = JSON.parse(Buffer.from(bytes).toString('utf8')) as {
     manifests?: { digest?: string; platform?: { os?: string; architecture?: string } }[];
   };

@@ -50,6 +50,8 @@ export interface DropletReceiver {
 export interface UploadState {
   id: string;
   size: number;
+  /** Who started the upload, when it was started by a signed-in user. */
+  owner?: string;
 }
 
 /** A chunk's declared position, from Content-Range (inclusive), and its declared length. */
@@ -66,7 +68,8 @@ export interface PutManifestResult {
 
 /** The write side of a repository (hosted, and caches configured to accept pushes). */
 export interface RepositoryWriter {
-  startUpload(): Promise<UploadState>;
+  /** Starts an upload session, bound to `owner` when given. */
+  startUpload(owner?: string): Promise<UploadState>;
   uploadStatus(id: string): Promise<UploadState>;
   /** Appends a chunk; 416 (RANGE_INVALID) when it does not start where the upload ends. */
   appendUpload(id: string, body: Readable, bounds: ChunkBounds, signal?: AbortSignal): Promise<UploadState>;

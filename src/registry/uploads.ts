@@ -27,28 +27,31 @@ export class Uploads {
   readonly #lock = new KeyedLock();
   readonly #hashes = new Map<string, RunningHash>();
   readonly #maxRunningHashes: number;
+  readonly #maxBlobBytes: number | undefined;
   readonly #policy: WritePolicy | undefined;
 
-  constructor(blobs: BlobStore, meta: MetaStore, options: { maxRunningHashes?: number; policy?: WritePolicy } = {}) {
+  constructor(blobs: BlobStore, meta: MetaStore, options: { maxRunningHashes?: number; maxBlobBytes?: number; policy?: WritePolicy } = {}) {
     this.#blobs = blobs;
     this.#meta = meta;
     this.#maxRunningHashes = options.maxRunningHashes ?? 4096;
+    this.#maxBlobBytes = options.maxBlobBytes;
     this.#policy = options.policy;
   }
 
-  async start(repository: RepositoryName): Promise<UploadState> {
+  /** A new session. Its id is a random UUID (122 random bits): unguessable, so it can serve as the upload's capability. */
+  async start(repository: RepositoryName, owner?: string): Promise<UploadState> {
     await this.#policy?.admitUpload?.(repository);
     const id = randomUUID();
     const now = new Date();
     await this.#blobs.uploads.create(id);
-    await this.#meta.uploads.create({ id, repository, size: 0, startedAt: now, updatedAt: now });
+    await this.#meta.uploads.create({ id, repository, size: 0, startedAt: now, updatedAt: now, ...(owner === undefined ? {} : { owner }) });
     this.#remember(id, { hash: createHash('sha256'), size: 0 });
-    return { id, size: 0 };
+    return { id, size: 0, ...(owner === undefined ? {} : { owner }) };
   }
 
   async status(repository: RepositoryName, id: string): Promise<UploadState> {
     const session = await this.#session(repository, id);
-    return { id, size: session.size };
+    return { id, size: session.size, ...(session.owner === undefined ? {} : { owner: session.owner }) };
   }
 
   async append(repository: RepositoryName, id: string, body: Readable, bounds: ChunkBounds, signal?: AbortSignal): Promise<UploadState> {
@@ -77,7 +80,7 @@ export class Uploads {
         });
       }
       if (this.#policy?.admitBlob !== undefined) {
-        await this.#policy.admitBlob(repository, digest, size, 'upload').catch(async (error: unknown) => {
+        await this.#policy.admitBlob(repository, digest, size).catch(async (error: unknown) => {
           await this.#drop(id);
           throw error;
         });
@@ -111,7 +114,10 @@ export class Uploads {
     const before = running?.hash.copy();
     let size: number;
     try {
-      size = await this.#blobs.uploads.append(session.id, session.size, through(body, new MeteredStream(running?.hash, expectedLength)), signal);
+      const room = this.#maxBlobBytes === undefined ? undefined : this.#maxBlobBytes - session.size;
+      if (room !== undefined && expectedLength !== undefined && expectedLength > room) throw blobTooLarge(this.#maxBlobBytes as number);
+      const metered = new MeteredStream(running?.hash, expectedLength, room === undefined ? undefined : { limit: room, error: () => blobTooLarge(this.#maxBlobBytes as number) });
+      size = await this.#blobs.uploads.append(session.id, session.size, through(body, metered), signal);
     } catch (error) {
       if (running !== undefined && before !== undefined) running.hash = before;
       throw error;
@@ -157,6 +163,13 @@ export class Uploads {
     }
     this.#hashes.set(id, running);
   }
+}
+
+function blobTooLarge(limit: number): RegistryError {
+  return new RegistryError('SIZE_INVALID', `blobs larger than ${limit} bytes are not accepted here (limits.maxBlobBytes)`, {
+    status: 413,
+    detail: { limit },
+  });
 }
 
 /** The chunk's length when the client declared it, after checking it starts where the upload ends. */

@@ -22,12 +22,14 @@ export interface ManifestAdmission {
 export interface WritePolicy {
   /** Before an upload session starts (refuse early what cannot finish). */
   admitUpload?(repository: RepositoryName): Promise<void>;
+  /** Before a blob becomes readable in `repository`: an upload about to be committed, or a mount about to be linked. */
+  admitBlob?(repository: RepositoryName, digest: Digest, size: number): Promise<void>;
   /**
-   * Before a blob becomes readable in `repository`: an upload about to be
-   * committed, or a mount about to be linked. Also keeps garbage collection
-   * off the digest: call it before relying on the blob's bytes.
+   * Keeps garbage collection off blobs that are about to be linked without
+   * being written (mounts, caches linking what is already stored). Waits
+   * while one is being deleted: check afterwards that it is still stored.
    */
-  admitBlob?(repository: RepositoryName, digest: Digest, size: number, via: 'upload' | 'mount'): Promise<void>;
+  protect?(digests: readonly Digest[]): Promise<void>;
   /** Before a manifest is stored with `tags`. */
   admitManifest?(repository: RepositoryName, manifest: ManifestCandidate, tags: readonly Tag[]): Promise<ManifestAdmission | undefined>;
   /** Before a tag, or a manifest by digest (with its tags), is deleted. */

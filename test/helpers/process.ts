@@ -73,6 +73,19 @@ export function spawnBerth(args: readonly string[], env: NodeJS.ProcessEnv = {})
   };
 }
 
+/** Runs `berth ARGS` to its end with `input` on standard input. */
+export function runBerth(args: readonly string[], input = '', env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [berthMain, ...args], { env: { PATH: process.env['PATH'], HOME: process.env['HOME'], ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(input);
+  });
+}
+
 /** Starts `berth serve` on a free port and resolves with its URL once it listens. */
 export async function startBerthServer(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<BerthProcess & { url: string }> {
   const berth = spawnBerth(['serve', '--listen', '127.0.0.1:0', ...args], { BERTH_LOG_FORMAT: 'json', ...env });

@@ -1,7 +1,9 @@
 import type { FastifyInstance } from 'fastify';
+import { after, before } from 'node:test';
 import { pino } from 'pino';
 import { loadConfig } from '../../src/config/load.ts';
 import { createApp } from '../../src/http/app.ts';
+import { openSecurity } from '../../src/security.ts';
 import { openRegistry, startServer, type Registry, type RunningServer } from '../../src/server.ts';
 import { tempDir } from './tmp.ts';
 
@@ -9,7 +11,7 @@ import { tempDir } from './tmp.ts';
 export type TestSettings = Record<string, unknown>;
 
 export interface TestRegistry {
-  /** http://127.0.0.1:PORT */
+  /** http://127.0.0.1:PORT (https with TLS configured) */
   url: string;
   /** 127.0.0.1:PORT, as clients name the registry. */
   host: string;
@@ -39,7 +41,7 @@ export async function startTestRegistry(
       : pino({ level: 'silent' });
   const server = await startServer(config, logger);
   return {
-    url: `http://${server.address}`,
+    url: `${server.security.https ? 'https' : 'http'}://${server.address}`,
     host: server.address,
     dataDir: directory,
     server,
@@ -62,7 +64,9 @@ export async function createTestApp(settings: TestSettings = {}): Promise<TestAp
   const temp = await tempDir('berth-app');
   const config = await testConfig(temp.path, settings);
   const registry = await openRegistry(config, pino({ level: 'silent' }));
+  const security = await openSecurity(config, pino({ level: 'silent' }));
   const app = createApp({
+    ...security.app,
     router: registry.router,
     settings: { maxManifestBytes: config.registry.maxManifestBytes, chunkMinLength: config.registry.chunkMinLength ?? registry.blobs.chunkMinLength },
   });
@@ -72,8 +76,22 @@ export async function createTestApp(settings: TestSettings = {}): Promise<TestAp
     registry,
     async close() {
       await app.close();
+      await security.close();
       await registry.close();
       await temp.remove();
     },
   };
+}
+
+/**
+ * One registry for a whole test file: started before the file's tests and
+ * closed after them. Read its fields inside tests, not at load time.
+ */
+export function registryForFile(settings: TestSettings = {}, options: { captureLogs?: boolean } = {}): TestRegistry {
+  const shared = {} as TestRegistry;
+  before(async () => {
+    Object.assign(shared, await startTestRegistry(settings, options));
+  });
+  after(() => shared.close());
+  return shared;
 }

@@ -1,26 +1,20 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { digestOf } from '../../src/oci/digest.ts';
 import { assertError, call } from '../helpers/http.ts';
 import { blobOf, pushBlob } from '../helpers/images.ts';
-import { startTestRegistry, type TestRegistry } from '../helpers/registry.ts';
+import { registryForFile, startTestRegistry } from '../helpers/registry.ts';
 
-let registry: TestRegistry;
-let url: string;
-before(async () => {
-  registry = await startTestRegistry();
-  url = registry.url;
-});
-after(() => registry.close());
+const registry = registryForFile();
 
 const blob = blobOf(randomBytes(100));
 
 describe('GET and HEAD /v2/<name>/blobs/<digest>', () => {
-  before(() => pushBlob(url, 'blobs/a', blob));
+  before(() => pushBlob(registry.url, 'blobs/a', blob));
 
   it('GET returns the bytes with digest, length and type', async () => {
-    const reply = await call(url, 'GET', `/v2/blobs/a/blobs/${blob.digest}`);
+    const reply = await call(registry.url, 'GET', `/v2/blobs/a/blobs/${blob.digest}`);
     assert.equal(reply.status, 200);
     assert.deepEqual(reply.body, blob.bytes);
     assert.equal(reply.headers.get('docker-content-digest'), blob.digest);
@@ -31,7 +25,7 @@ describe('GET and HEAD /v2/<name>/blobs/<digest>', () => {
   });
 
   it('HEAD returns the same headers and no body', async () => {
-    const reply = await call(url, 'HEAD', `/v2/blobs/a/blobs/${blob.digest}`);
+    const reply = await call(registry.url, 'HEAD', `/v2/blobs/a/blobs/${blob.digest}`);
     assert.equal(reply.status, 200);
     assert.equal(reply.body.length, 0);
     assert.equal(reply.headers.get('content-length'), '100');
@@ -39,14 +33,14 @@ describe('GET and HEAD /v2/<name>/blobs/<digest>', () => {
   });
 
   it('a blob is readable only in repositories it was pushed or mounted into', async () => {
-    assertError(await call(url, 'GET', `/v2/blobs/other/blobs/${blob.digest}`), 404, 'BLOB_UNKNOWN');
-    assertError(await call(url, 'HEAD', `/v2/blobs/other/blobs/${blob.digest}`), 404, 'BLOB_UNKNOWN');
+    assertError(await call(registry.url, 'GET', `/v2/blobs/other/blobs/${blob.digest}`), 404, 'BLOB_UNKNOWN');
+    assertError(await call(registry.url, 'HEAD', `/v2/blobs/other/blobs/${blob.digest}`), 404, 'BLOB_UNKNOWN');
   });
 
   it('an unknown blob is 404 BLOB_UNKNOWN, a malformed digest 400 DIGEST_INVALID', async () => {
-    assertError(await call(url, 'GET', `/v2/blobs/a/blobs/${digestOf(Buffer.from('nothing'))}`), 404, 'BLOB_UNKNOWN');
-    assertError(await call(url, 'GET', '/v2/blobs/a/blobs/sha256:1234'), 400, 'DIGEST_INVALID');
-    assertError(await call(url, 'GET', `/v2/blobs/a/blobs/md5:${'a'.repeat(32)}`), 400, 'DIGEST_INVALID');
+    assertError(await call(registry.url, 'GET', `/v2/blobs/a/blobs/${digestOf(Buffer.from('nothing'))}`), 404, 'BLOB_UNKNOWN');
+    assertError(await call(registry.url, 'GET', '/v2/blobs/a/blobs/sha256:1234'), 400, 'DIGEST_INVALID');
+    assertError(await call(registry.url, 'GET', `/v2/blobs/a/blobs/md5:${'a'.repeat(32)}`), 400, 'DIGEST_INVALID');
   });
 
   const ranges: [string, number, string, [number, number]][] = [
@@ -58,7 +52,7 @@ describe('GET and HEAD /v2/<name>/blobs/<digest>', () => {
   ];
   for (const [range, status, contentRange, [start, end]] of ranges) {
     it(`Range ${range} → ${status} ${contentRange}`, async () => {
-      const reply = await call(url, 'GET', `/v2/blobs/a/blobs/${blob.digest}`, { headers: { range } });
+      const reply = await call(registry.url, 'GET', `/v2/blobs/a/blobs/${blob.digest}`, { headers: { range } });
       assert.equal(reply.status, status);
       assert.equal(reply.headers.get('content-range'), contentRange);
       assert.equal(reply.headers.get('content-length'), String(end - start));
@@ -68,7 +62,7 @@ describe('GET and HEAD /v2/<name>/blobs/<digest>', () => {
 
   for (const range of ['bytes=100-', 'bytes=100-200', 'bytes=-0']) {
     it(`Range ${range} is unsatisfiable: 416 with Content-Range */100`, async () => {
-      const reply = await call(url, 'GET', `/v2/blobs/a/blobs/${blob.digest}`, { headers: { range } });
+      const reply = await call(registry.url, 'GET', `/v2/blobs/a/blobs/${blob.digest}`, { headers: { range } });
       assertError(reply, 416, 'RANGE_INVALID');
       assert.equal(reply.headers.get('content-range'), 'bytes */100');
     });
@@ -76,7 +70,7 @@ describe('GET and HEAD /v2/<name>/blobs/<digest>', () => {
 
   for (const range of ['bytes=0-1,5-6', 'items=0-5', 'bytes=9-2']) {
     it(`Range ${range} is ignored: the whole blob`, async () => {
-      const reply = await call(url, 'GET', `/v2/blobs/a/blobs/${blob.digest}`, { headers: { range } });
+      const reply = await call(registry.url, 'GET', `/v2/blobs/a/blobs/${blob.digest}`, { headers: { range } });
       assert.equal(reply.status, 200);
       assert.deepEqual(reply.body, blob.bytes);
     });
@@ -86,13 +80,13 @@ describe('GET and HEAD /v2/<name>/blobs/<digest>', () => {
 describe('DELETE /v2/<name>/blobs/<digest>', () => {
   it('unlinks the blob from one repository and leaves the others', async () => {
     const shared = blobOf(randomBytes(64));
-    await pushBlob(url, 'del/one', shared);
-    await pushBlob(url, 'del/two', shared);
-    const reply = await call(url, 'DELETE', `/v2/del/one/blobs/${shared.digest}`);
+    await pushBlob(registry.url, 'del/one', shared);
+    await pushBlob(registry.url, 'del/two', shared);
+    const reply = await call(registry.url, 'DELETE', `/v2/del/one/blobs/${shared.digest}`);
     assert.equal(reply.status, 202);
-    assertError(await call(url, 'GET', `/v2/del/one/blobs/${shared.digest}`), 404, 'BLOB_UNKNOWN');
-    assert.equal((await call(url, 'GET', `/v2/del/two/blobs/${shared.digest}`)).status, 200);
-    assertError(await call(url, 'DELETE', `/v2/del/one/blobs/${shared.digest}`), 404, 'BLOB_UNKNOWN');
+    assertError(await call(registry.url, 'GET', `/v2/del/one/blobs/${shared.digest}`), 404, 'BLOB_UNKNOWN');
+    assert.equal((await call(registry.url, 'GET', `/v2/del/two/blobs/${shared.digest}`)).status, 200);
+    assertError(await call(registry.url, 'DELETE', `/v2/del/one/blobs/${shared.digest}`), 404, 'BLOB_UNKNOWN');
   });
 
   it('is refused with 405 UNSUPPORTED when deletes are disabled', async () => {

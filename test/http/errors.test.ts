@@ -2,36 +2,30 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { errorCodes } from '../../src/errors/registry-error.ts';
 import { assertError, call, rawCall } from '../helpers/http.ts';
-import { createTestApp, startTestRegistry, type TestApp, type TestRegistry } from '../helpers/registry.ts';
+import { createTestApp, registryForFile, type TestApp } from '../helpers/registry.ts';
 
-let registry: TestRegistry;
-let url: string;
+const registry = registryForFile();
 let app: TestApp;
 before(async () => {
-  registry = await startTestRegistry();
-  url = registry.url;
   app = await createTestApp();
 });
-after(async () => {
-  await registry.close();
-  await app.close();
-});
+after(() => app.close());
 
 describe('the API root and health', () => {
   it('GET /v2/ is 200 with the API version header', async () => {
-    const reply = await call(url, 'GET', '/v2/');
+    const reply = await call(registry.url, 'GET', '/v2/');
     assert.equal(reply.status, 200);
     assert.equal(reply.headers.get('docker-distribution-api-version'), 'registry/2.0');
-    assert.equal((await call(url, 'GET', '/v2')).status, 200);
+    assert.equal((await call(registry.url, 'GET', '/v2')).status, 200);
   });
   it('GET /healthz is 200', async () => {
-    const reply = await call(url, 'GET', '/healthz');
+    const reply = await call(registry.url, 'GET', '/healthz');
     assert.equal(reply.status, 200);
     assert.deepEqual(reply.json(), { status: 'ok' });
   });
   it('echoes a request id, or makes one', async () => {
-    assert.equal((await call(url, 'GET', '/v2/', { headers: { 'x-request-id': 'trace-123' } })).headers.get('x-request-id'), 'trace-123');
-    assert.match((await call(url, 'GET', '/v2/')).headers.get('x-request-id') ?? '', /^[0-9a-f]{16}$/);
+    assert.equal((await call(registry.url, 'GET', '/v2/', { headers: { 'x-request-id': 'trace-123' } })).headers.get('x-request-id'), 'trace-123');
+    assert.match((await call(registry.url, 'GET', '/v2/')).headers.get('x-request-id') ?? '', /^[0-9a-f]{16}$/);
   });
 });
 
@@ -40,7 +34,7 @@ describe('names are checked before anything touches storage', () => {
   for (const name of bad) {
     for (const [method, path] of [['GET', 'tags/list'], ['GET', 'manifests/latest'], ['POST', 'blobs/uploads/'], ['HEAD', `blobs/sha256:${'a'.repeat(64)}`]] as const) {
       it(`${method} ${name.length > 30 ? `${name.slice(0, 10)}…(${name.length})` : name}/${path.slice(0, 16)} → 400 NAME_INVALID`, async () => {
-        const response = await rawCall(url, method, `/v2/${name}/${path}`);
+        const response = await rawCall(registry.url, method, `/v2/${name}/${path}`);
         assert.equal(response.status, 400, response.text);
         if (method !== 'HEAD') assert.equal((JSON.parse(response.text) as { errors: { code: string }[] }).errors[0]?.code, 'NAME_INVALID');
       });
@@ -50,11 +44,11 @@ describe('names are checked before anything touches storage', () => {
 
 describe('routing errors', () => {
   it('an unknown endpoint is 404 NOT_FOUND in the spec format', async () => {
-    assertError(await call(url, 'GET', '/v2/a/unknown/thing'), 404, 'NOT_FOUND');
-    assertError(await call(url, 'GET', '/elsewhere'), 404, 'NOT_FOUND');
+    assertError(await call(registry.url, 'GET', '/v2/a/unknown/thing'), 404, 'NOT_FOUND');
+    assertError(await call(registry.url, 'GET', '/elsewhere'), 404, 'NOT_FOUND');
   });
   it('a method an endpoint does not have is 405 UNSUPPORTED with Allow', async () => {
-    const reply = await call(url, 'POST', '/v2/a/tags/list');
+    const reply = await call(registry.url, 'POST', '/v2/a/tags/list');
     assertError(reply, 405, 'UNSUPPORTED');
     assert.equal(reply.headers.get('allow'), 'GET');
   });

@@ -1,55 +1,49 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { digestOf } from '../../src/oci/digest.ts';
 import { mediaTypes } from '../../src/oci/media-types.ts';
 import { assertError, call } from '../helpers/http.ts';
 import { pushImage, pushManifest, randomImage } from '../helpers/images.ts';
-import { startTestRegistry, type TestRegistry } from '../helpers/registry.ts';
+import { registryForFile, startTestRegistry } from '../helpers/registry.ts';
 
-let registry: TestRegistry;
-let url: string;
-before(async () => {
-  registry = await startTestRegistry();
-  url = registry.url;
-});
-after(() => registry.close());
+const registry = registryForFile();
 
 describe('GET /v2/<name>/tags/list', () => {
   const tags = ['1.0', '1.1', '2.0', 'Latest', 'a-tag', 'latest', 'z'];
   before(async () => {
     const image = randomImage({ layers: 1 });
-    for (const tag of [...tags].reverse()) await pushImage(url, 'list/app', tag, image);
+    for (const tag of [...tags].reverse()) await pushImage(registry.url, 'list/app', tag, image);
   });
 
   it('lists every tag in byte order', async () => {
-    const reply = await call(url, 'GET', '/v2/list/app/tags/list');
+    const reply = await call(registry.url, 'GET', '/v2/list/app/tags/list');
     assert.equal(reply.status, 200);
     assert.deepEqual(reply.json(), { name: 'list/app', tags: [...tags].sort() });
     assert.equal(reply.headers.get('link'), null);
   });
 
   it('pages with n and last, linking to the next page', async () => {
-    const first = await call(url, 'GET', '/v2/list/app/tags/list?n=3');
+    const first = await call(registry.url, 'GET', '/v2/list/app/tags/list?n=3');
     assert.deepEqual(first.json(), { name: 'list/app', tags: ['1.0', '1.1', '2.0'] });
     assert.equal(first.headers.get('link'), '</v2/list/app/tags/list?n=3&last=2.0>; rel="next"');
-    const second = await call(url, 'GET', '/v2/list/app/tags/list?n=3&last=2.0');
+    const second = await call(registry.url, 'GET', '/v2/list/app/tags/list?n=3&last=2.0');
     assert.deepEqual(second.json<{ tags: string[] }>().tags, ['Latest', 'a-tag', 'latest']);
-    const last = await call(url, 'GET', '/v2/list/app/tags/list?n=3&last=latest');
+    const last = await call(registry.url, 'GET', '/v2/list/app/tags/list?n=3&last=latest');
     assert.deepEqual(last.json<{ tags: string[] }>().tags, ['z']);
     assert.equal(last.headers.get('link'), null);
-    const exact = await call(url, 'GET', '/v2/list/app/tags/list?n=7');
+    const exact = await call(registry.url, 'GET', '/v2/list/app/tags/list?n=7');
     assert.equal(exact.json<{ tags: string[] }>().tags.length, 7);
     assert.equal(exact.headers.get('link'), null);
   });
 
   it('n=0 is an empty list; a bad n is 400', async () => {
-    assert.deepEqual((await call(url, 'GET', '/v2/list/app/tags/list?n=0')).json(), { name: 'list/app', tags: [] });
-    assertError(await call(url, 'GET', '/v2/list/app/tags/list?n=-1'), 400, 'PAGINATION_NUMBER_INVALID');
-    assertError(await call(url, 'GET', '/v2/list/app/tags/list?n=ten'), 400, 'PAGINATION_NUMBER_INVALID');
+    assert.deepEqual((await call(registry.url, 'GET', '/v2/list/app/tags/list?n=0')).json(), { name: 'list/app', tags: [] });
+    assertError(await call(registry.url, 'GET', '/v2/list/app/tags/list?n=-1'), 400, 'PAGINATION_NUMBER_INVALID');
+    assertError(await call(registry.url, 'GET', '/v2/list/app/tags/list?n=ten'), 400, 'PAGINATION_NUMBER_INVALID');
   });
 
   it('an unknown repository is 404 NAME_UNKNOWN', async () => {
-    assertError(await call(url, 'GET', '/v2/list/nothing/tags/list'), 404, 'NAME_UNKNOWN');
+    assertError(await call(registry.url, 'GET', '/v2/list/nothing/tags/list'), 404, 'NAME_UNKNOWN');
   });
 });
 
@@ -81,12 +75,12 @@ describe('GET /v2/<name>/referrers/<digest>', () => {
   const signature = randomImage({ layers: 1, subject: subject.manifest, artifactType: 'application/vnd.example.signature', annotations: { by: 'ci' } });
   const sbom = randomImage({ layers: 1, subject: subject.manifest, artifactType: 'application/spdx+json' });
   before(async () => {
-    await pushImage(url, 'ref/app', 'v1', subject);
-    for (const referrer of [signature, sbom]) await pushImage(url, 'ref/app', referrer.manifest.digest, referrer);
+    await pushImage(registry.url, 'ref/app', 'v1', subject);
+    for (const referrer of [signature, sbom]) await pushImage(registry.url, 'ref/app', referrer.manifest.digest, referrer);
   });
 
   it('lists every manifest whose subject is the digest, as an OCI index', async () => {
-    const reply = await call(url, 'GET', `/v2/ref/app/referrers/${subject.manifest.digest}`);
+    const reply = await call(registry.url, 'GET', `/v2/ref/app/referrers/${subject.manifest.digest}`);
     assert.equal(reply.status, 200);
     assert.equal(reply.headers.get('content-type'), mediaTypes.ociIndex);
     assert.equal(reply.headers.get('oci-filters-applied'), null);
@@ -106,7 +100,7 @@ describe('GET /v2/<name>/referrers/<digest>', () => {
   });
 
   it('filters by artifactType and says so in OCI-Filters-Applied', async () => {
-    const reply = await call(url, 'GET', `/v2/ref/app/referrers/${subject.manifest.digest}?artifactType=application/spdx%2Bjson`);
+    const reply = await call(registry.url, 'GET', `/v2/ref/app/referrers/${subject.manifest.digest}?artifactType=application/spdx%2Bjson`);
     assert.equal(reply.headers.get('oci-filters-applied'), 'artifactType');
     assert.deepEqual(
       reply.json<{ manifests: { digest: string }[] }>().manifests.map((entry) => entry.digest),
@@ -116,19 +110,19 @@ describe('GET /v2/<name>/referrers/<digest>', () => {
 
   it('an unknown subject or repository gets an empty index, a bad digest 400', async () => {
     for (const path of [`/v2/ref/app/referrers/${digestOf(Buffer.from('none'))}`, `/v2/ref/unknown/referrers/${subject.manifest.digest}`]) {
-      const reply = await call(url, 'GET', path);
+      const reply = await call(registry.url, 'GET', path);
       assert.equal(reply.status, 200);
       assert.deepEqual(reply.json(), { schemaVersion: 2, mediaType: mediaTypes.ociIndex, manifests: [] });
     }
-    assertError(await call(url, 'GET', '/v2/ref/app/referrers/sha256:bad'), 400, 'DIGEST_INVALID');
+    assertError(await call(registry.url, 'GET', '/v2/ref/app/referrers/sha256:bad'), 400, 'DIGEST_INVALID');
   });
 
   it('a referrer pushed before its subject is listed', async () => {
     const later = randomImage();
     const early = randomImage({ layers: 1, subject: later.manifest, artifactType: 'application/x-early' });
-    await pushImage(url, 'ref/early', early.manifest.digest, early);
-    const reply = await call(url, 'GET', `/v2/ref/early/referrers/${later.manifest.digest}`);
+    await pushImage(registry.url, 'ref/early', early.manifest.digest, early);
+    const reply = await call(registry.url, 'GET', `/v2/ref/early/referrers/${later.manifest.digest}`);
     assert.equal(reply.json<{ manifests: unknown[] }>().manifests.length, 1);
-    await pushManifest(url, 'ref/early', 'irrelevant', early.manifest).catch(() => undefined);
+    await pushManifest(registry.url, 'ref/early', 'irrelevant', early.manifest).catch(() => undefined);
   });
 });

@@ -143,6 +143,19 @@ export function runMetaStoreContract(label: string, openStore: OpenStore<MetaSto
         assert.equal((await meta.manifests.get(repository, { kind: 'tag', tag: parseTag('multi') }))?.digest, index.digest);
       });
 
+      it('stores a manifest ahead of what it references when asked (pull-through caches)', async () => {
+        const putUnchecked = meta.manifests.putUnchecked;
+        assert.ok(putUnchecked !== undefined, 'every Berth driver offers putUnchecked');
+        const repository = freshRepository();
+        const child = manifest();
+        const index = manifest({ mediaType: 'application/vnd.oci.image.index.v1+json' });
+        await putUnchecked.call(meta.manifests, repository, index, { blobs: [], children: [child.digest] }, [parseTag('cached')]);
+        await putUnchecked.call(meta.manifests, repository, child, { blobs: [blobDigest()], children: [] }, []);
+        assert.equal((await meta.manifests.get(repository, { kind: 'tag', tag: parseTag('cached') }))?.digest, index.digest);
+        assert.equal((await meta.manifests.get(repository, { kind: 'digest', digest: child.digest }))?.digest, child.digest);
+        assert.equal(await meta.repositories.exists(repository), true);
+      });
+
       it('accepts the same manifest again, adding tags', async () => {
         const repository = freshRepository();
         const record = manifest();
@@ -295,6 +308,14 @@ export function runMetaStoreContract(label: string, openStore: OpenStore<MetaSto
         await meta.uploads.create(created);
         assert.deepEqual(await meta.uploads.get(created.id), created);
         assert.equal(await meta.uploads.get(randomUUID()), undefined);
+      });
+
+      it('keeps the user who started a session', async () => {
+        const owned = { ...session(), owner: 'alice' };
+        await meta.uploads.create(owned);
+        assert.equal((await meta.uploads.get(owned.id))?.owner, 'alice');
+        const stale = await meta.uploads.staleSince(new Date(Date.now() + 60_000));
+        assert.equal(stale.find((found) => found.id === owned.id)?.owner, 'alice');
       });
 
       it('advances the size only from the size it has', async () => {

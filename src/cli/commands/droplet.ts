@@ -3,6 +3,7 @@ import { stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import type { Command } from 'commander';
 import { parseRepositoryName, parseTag } from '../../oci/names.ts';
+import { readStdinLine } from '../stdin.ts';
 
 /** `berth droplet push FILE --app NAME --guid G`: what Cloud Foundry staging does with cube's registry. */
 export function registerDroplet(program: Command): void {
@@ -14,14 +15,22 @@ export function registerDroplet(program: Command): void {
     .requiredOption('--app <name>', 'repository name of the app, prefix included (such as cf/<space>/<app>)')
     .requiredOption('--guid <guid>', 'the droplet guid, its tag')
     .option('--registry <url>', 'the registry', 'http://127.0.0.1:5000')
-    .action(async (file: string, options: { app: string; guid: string; registry: string }) => {
+    .option('--username <name>', 'sign in as this user (with --password-stdin), when the registry has access control')
+    .option('--password-stdin', 'read the password from standard input')
+    .action(async (file: string, options: { app: string; guid: string; registry: string; username?: string; passwordStdin?: boolean }) => {
+      if ((options.username === undefined) !== (options.passwordStdin !== true)) throw new Error('--username and --password-stdin go together');
+      const credentials = options.username === undefined ? undefined : `${options.username}:${await readStdinLine()}`;
       const name = parseRepositoryName(options.app);
       const guid = parseTag(options.guid);
       const { size } = await stat(file);
       const url = new URL(`/v2/${name}/blobs/?guid=${encodeURIComponent(guid)}`, options.registry);
       const response = await fetch(url, {
         method: 'POST',
-        headers: { 'content-type': 'application/gzip', 'content-length': String(size) },
+        headers: {
+          'content-type': 'application/gzip',
+          'content-length': String(size),
+          ...(credentials === undefined ? {} : { authorization: `Basic ${Buffer.from(credentials).toString('base64')}` }),
+        },
         body: Readable.toWeb(createReadStream(file)) as ReadableStream,
         duplex: 'half',
       } as RequestInit);

@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import type { GcReport } from '../../gc/collector.ts';
 import { formatBytes } from '../../policy/quotas.ts';
-import { openRegistry } from '../../server.ts';
 import { configFromOptions, type CommonOptions } from '../options.ts';
 
 interface GcOptions extends CommonOptions {
@@ -22,6 +21,8 @@ export function registerGc(program: Command): void {
     .option('--config <file>', 'YAML configuration file')
     .action(async (options: GcOptions) => {
       const config = await configFromOptions(options, { 'log.level': options.verbose === true ? 'debug' : 'warn' });
+      // Loaded when the command runs, so that `berth --help` and other commands stay quick.
+      const { openRegistry } = await import('../../server.ts');
       const registry = await openRegistry(config);
       try {
         const report = await registry.operations.collect({ dryRun: options.dryRun === true });

@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { formatBytes } from '../../policy/quotas.ts';
-import { openRegistry } from '../../server.ts';
 import { configFromOptions, type CommonOptions } from '../options.ts';
 
 /** `berth retention [--dry-run]`: applies the retention policies once, or lists what they would delete. */
@@ -14,6 +13,8 @@ export function registerRetention(program: Command): void {
     .option('--config <file>', 'YAML configuration file')
     .action(async (options: CommonOptions & { dryRun?: boolean; json?: boolean }) => {
       const config = await configFromOptions(options, { 'log.level': 'warn' });
+      // Loaded when the command runs, so that `berth --help` and other commands stay quick.
+      const { openRegistry } = await import('../../server.ts');
       const registry = await openRegistry(config);
       try {
         if (!registry.operations.retention.configured) throw new Error('no retention policies are configured (retention.policies in the configuration)');

@@ -1,8 +1,6 @@
 import type { Command } from 'commander';
 import type { Config } from '../../config/schema.ts';
 import { isRepositoryName } from '../../oci/names.ts';
-import { openRegistry } from '../../server.ts';
-import { DropletSource } from '../../sources/droplet/droplet-source.ts';
 import { configFromOptions, type CommonOptions } from '../options.ts';
 
 /** `berth rootfs import FILE`: a new Cloud Foundry rootfs becomes the base of every droplet image. */
@@ -18,6 +16,7 @@ export function registerRootfs(program: Command): void {
     .action(async (file: string, options: CommonOptions & { prefix?: string }) => {
       const config = await configFromOptions(options, { 'log.level': 'warn' });
       const prefix = dropletPrefix(config, options.prefix);
+      const [{ openRegistry }, { DropletSource }] = await Promise.all([import('../../server.ts'), import('../../sources/droplet/droplet-source.ts')]);
       const registry = await openRegistry(config);
       try {
         const probe = `${prefix}rootfs-import`;

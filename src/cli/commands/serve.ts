@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { startServer } from '../../server.ts';
+import { InvalidArgumentError } from 'commander';
 import { configFromOptions, type CommonOptions } from '../options.ts';
 
 /** `berth serve`: runs the registry until SIGTERM or SIGINT, then drains in-flight requests. */
@@ -10,11 +10,26 @@ export function registerServe(program: Command): void {
     .option('--listen <host:port>', 'address to listen on (default 127.0.0.1:5000)')
     .option('--data <dir>', 'data directory (default ./data)')
     .option('--config <file>', 'YAML configuration file')
-    .action(async (options: CommonOptions & { listen?: string }) => {
-      const config = await configFromOptions(options, { listen: options.listen });
+    .option('--tls <mode>', '"self-signed": HTTPS with a generated development certificate (see docs/auth.md)', tlsMode)
+    .option('--tls-host <name>', 'a host name or IP address the self-signed certificate covers (repeatable)', collect, [])
+    .action(async (options: CommonOptions & { listen?: string; tls?: 'self-signed'; tlsHost: string[] }) => {
+      const config = await configFromOptions(options, {
+        listen: options.listen,
+        ...(options.tls === undefined ? {} : { 'tls.selfSigned': true }),
+        ...(options.tlsHost.length === 0 ? {} : { 'tls.hosts': options.tlsHost }),
+      });
+      // Loaded when the command runs, so that `berth --help` and other commands stay quick.
+      const { startServer } = await import('../../server.ts');
       const server = await startServer(config);
       const { logger } = server.registry;
-      logger.info({ address: server.address, dataDir: config.dataDir }, `Berth is listening on http://${server.address}`);
+      const scheme = server.security.https ? 'https' : 'http';
+      logger.info({ address: server.address, dataDir: config.dataDir }, `Berth is listening on ${scheme}://${server.address}`);
+      if (server.security.caCert !== undefined) {
+        // Clients cannot name a wildcard address; show the local name instead.
+        const shown = server.address.replace(/^(0\.0\.0\.0|\[::\]):/, 'localhost:');
+        const { trustInstructions } = await import('../../tls/self-signed.ts');
+        process.stderr.write(`\n${trustInstructions(server.security.caCert, [shown])}\n\n`);
+      }
       let stopping = false;
       const stop = (signal: string) => {
         if (stopping) return;
@@ -39,4 +54,13 @@ export function registerServe(program: Command): void {
       process.once('SIGTERM', () => stop('SIGTERM'));
       process.once('SIGINT', () => stop('SIGINT'));
     });
+}
+
+function tlsMode(value: string): 'self-signed' {
+  if (value !== 'self-signed') throw new InvalidArgumentError('the only mode is "self-signed"; for your own certificate set tls.cert and tls.key');
+  return value;
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
 }

@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { formatBytes } from '../../policy/quotas.ts';
-import { openRegistry } from '../../server.ts';
 import { configFromOptions, type CommonOptions } from '../options.ts';
 
 /** `berth usage [--repositories GLOB…]`: quotas and what repositories hold, as `GET /berth/usage` reports them. */
@@ -14,6 +13,8 @@ export function registerUsage(program: Command): void {
     .option('--config <file>', 'YAML configuration file')
     .action(async (options: CommonOptions & { repositories?: string[]; json?: boolean }) => {
       const config = await configFromOptions(options, { 'log.level': 'warn' });
+      // Loaded when the command runs, so that `berth --help` and other commands stay quick.
+      const { openRegistry } = await import('../../server.ts');
       const registry = await openRegistry(config);
       try {
         const report = await registry.operations.usage(options.repositories ?? []);

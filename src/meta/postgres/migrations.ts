@@ -62,6 +62,10 @@ export const postgresMigrations: readonly string[] = [
   );
   CREATE INDEX uploads_by_update ON uploads(updated_at);
   `,
+  // Upload sessions remember who started them (access control binds them to that user).
+  `
+  ALTER TABLE uploads ADD COLUMN owner TEXT;
+  `,
   // Operations (docs/operations.md): GC touches and tombstones, the webhook
   // outbox and pull times. Leases are advisory locks and need no table.
   `

@@ -83,6 +83,8 @@ export class PostgresMetaStore implements MetaStore {
       get: (repository, reference) => this.#manifest(repository, reference),
       put: (repository, manifest, references, tags, options) =>
         this.#transaction((client) => putManifest(client, repository, manifest, references, tags, fixedAmong(tags, options))),
+      putUnchecked: (repository, manifest, references, tags) =>
+        this.#transaction((client) => putManifest(client, repository, manifest, references, tags, [], false)),
       delete: (repository, digest) =>
         this.#transaction(async (client) => {
           const found = await client.query('SELECT id FROM repositories WHERE name = $1', [repository]);
@@ -112,12 +114,13 @@ export class PostgresMetaStore implements MetaStore {
     };
     this.uploads = {
       create: async (session) => {
-        await this.#pool.query('INSERT INTO uploads (id, repository, size, started_at, updated_at) VALUES ($1, $2, $3, $4, $5)', [
+        await this.#pool.query('INSERT INTO uploads (id, repository, size, started_at, updated_at, owner) VALUES ($1, $2, $3, $4, $5, $6)', [
           session.id,
           session.repository,
           session.size,
           session.startedAt,
           session.updatedAt,
+          session.owner ?? null,
         ]);
       },
       get: async (id) => {
@@ -236,19 +239,22 @@ async function putManifest(
   references: ManifestReferences,
   tags: readonly Tag[],
   fixedTags: readonly Tag[],
+  checkReferences = true,
 ): Promise<void> {
   const repositoryId = await ensureRepository(client, repository);
-  // FOR SHARE: what the manifest references stays in the repository until this commits.
-  const blobs = await client.query(
-    'SELECT digest FROM repository_blobs WHERE repository_id = $1 AND digest = ANY($2::text[]) ORDER BY digest FOR SHARE',
-    [repositoryId, references.blobs],
-  );
-  firstMissing('blob', references.blobs, blobs.rows);
-  const children = await client.query(
-    'SELECT digest FROM manifests WHERE repository_id = $1 AND digest = ANY($2::text[]) ORDER BY digest FOR SHARE',
-    [repositoryId, references.children],
-  );
-  firstMissing('manifest', references.children, children.rows);
+  if (checkReferences) {
+    // FOR SHARE: what the manifest references stays in the repository until this commits.
+    const blobs = await client.query(
+      'SELECT digest FROM repository_blobs WHERE repository_id = $1 AND digest = ANY($2::text[]) ORDER BY digest FOR SHARE',
+      [repositoryId, references.blobs],
+    );
+    firstMissing('blob', references.blobs, blobs.rows);
+    const children = await client.query(
+      'SELECT digest FROM manifests WHERE repository_id = $1 AND digest = ANY($2::text[]) ORDER BY digest FOR SHARE',
+      [repositoryId, references.children],
+    );
+    firstMissing('manifest', references.children, children.rows);
+  }
   // DO UPDATE, not DO NOTHING: the row stays locked until this commits, so
   // a collector deleting the manifest waits for (and then sees) the tags
   // and references written here; a push again also restarts its grace period.
@@ -333,5 +339,6 @@ function toUploadSession(row: Row): UploadSession {
     size: row['size'] as number,
     startedAt: row['started_at'] as Date,
     updatedAt: row['updated_at'] as Date,
+    ...(typeof row['owner'] === 'string' ? { owner: row['owner'] } : {}),
   };
 }

@@ -60,6 +60,10 @@ export const sqliteMigrations: readonly string[] = [
   ) WITHOUT ROWID;
   CREATE INDEX uploads_by_update ON uploads(updated_at);
   `,
+  // Upload sessions remember who started them (access control binds them to that user).
+  `
+  ALTER TABLE uploads ADD COLUMN owner TEXT;
+  `,
   // Operations (docs/operations.md): GC touches and tombstones, leases, the
   // webhook outbox and pull times. Tables only the OperationsStore uses.
   `

@@ -78,6 +78,7 @@ export class SqliteMetaStore implements MetaStore {
       get: async (repository, reference) => q.manifest(repository, reference),
       put: async (repository, manifest, references, tags, options) =>
         q.transaction(() => q.putManifest(repository, manifest, references, tags, fixedAmong(tags, options))),
+      putUnchecked: async (repository, manifest, references, tags) => q.transaction(() => q.putManifest(repository, manifest, references, tags, [], false)),
       delete: async (repository, digest) =>
         q.transaction(() => {
           const repositoryId = q.repositoryId(repository);
@@ -103,12 +104,13 @@ export class SqliteMetaStore implements MetaStore {
     this.uploads = {
       create: async (session) => {
         q.run(
-          'INSERT INTO uploads (id, repository, size, started_at, updated_at) VALUES (?, ?, ?, ?, ?)',
+          'INSERT INTO uploads (id, repository, size, started_at, updated_at, owner) VALUES (?, ?, ?, ?, ?, ?)',
           session.id,
           session.repository,
           session.size,
           session.startedAt.getTime(),
           session.updatedAt.getTime(),
+          session.owner ?? null,
         );
       },
       get: async (id) => {
@@ -166,19 +168,26 @@ class Queries extends SqliteStatements {
     return row === undefined ? undefined : manifestRecordFromRow(row);
   }
 
-  putManifest(repository: RepositoryName, manifest: ManifestRecord, references: ManifestReferences, tags: readonly Tag[], fixedTags: readonly Tag[]): void {
+  putManifest(
+    repository: RepositoryName,
+    manifest: ManifestRecord,
+    references: ManifestReferences,
+    tags: readonly Tag[],
+    fixedTags: readonly Tag[],
+    checkReferences = true,
+  ): void {
     const now = Date.now();
     const repositoryId = this.ensureRepository(repository, now);
     for (const tag of fixedTags) {
       const current = this.get('SELECT digest FROM tags WHERE repository_id = ? AND name = ?', repositoryId, tag)?.['digest'];
       if (typeof current === 'string' && current !== manifest.digest) throw fixedTagMoved(tag, current);
     }
-    for (const digest of references.blobs) {
+    for (const digest of checkReferences ? references.blobs : []) {
       if (this.get('SELECT 1 FROM repository_blobs WHERE repository_id = ? AND digest = ?', repositoryId, digest) === undefined) {
         throw missingReference('blob', digest);
       }
     }
-    for (const digest of references.children) {
+    for (const digest of checkReferences ? references.children : []) {
       if (this.get('SELECT 1 FROM manifests WHERE repository_id = ? AND digest = ?', repositoryId, digest) === undefined) {
         throw missingReference('manifest', digest);
       }
@@ -232,5 +241,6 @@ function toUploadSession(row: Row): UploadSession {
     size: row['size'] as number,
     startedAt: new Date(row['started_at'] as number),
     updatedAt: new Date(row['updated_at'] as number),
+    ...(typeof row['owner'] === 'string' ? { owner: row['owner'] } : {}),
   };
 }

@@ -12,7 +12,8 @@ const layerMediaTypes: Record<DescribedFile['compression'], string> = {
   zstd: mediaTypes.dockerLayerZstd,
 };
 
-interface DockerArchiveImage {
+/** One image of manifest.json, its paths normalized. */
+export interface DockerArchiveImage {
   config: string;
   repoTags: string[];
   layers: string[];
@@ -30,11 +31,18 @@ interface DockerArchiveImage {
 export async function readDockerArchive(
   contents: ArchiveContents,
   maxManifestBytes: number,
-): Promise<{ tags: Map<Tag, Digest>; manifests: Map<Digest, ManifestRecord>; blobs: Map<Digest, BlobLocation> }> {
-  const images = parseImages(parseJsonFile(await contents.readFile('manifest.json', maxManifestBytes), 'manifest.json'));
+): Promise<{
+  tags: Map<Tag, Digest>;
+  manifests: Map<Digest, ManifestRecord>;
+  blobs: Map<Digest, BlobLocation>;
+  /** Each image in manifest.json order, with the names it carries (for selecting by name or position). */
+  images: { digest: Digest; names: string[] }[];
+}> {
+  const images = parseDockerArchiveImages(parseJsonFile(await contents.readFile('manifest.json', maxManifestBytes), 'manifest.json'));
   const tags = new Map<Tag, Digest>();
   const manifests = new Map<Digest, ManifestRecord>();
   const blobs = new Map<Digest, BlobLocation>();
+  const listed: { digest: Digest; names: string[] }[] = [];
   for (const image of images) {
     const config = await contents.describeFile(image.config);
     const layers: DescribedFile[] = [];
@@ -50,15 +58,17 @@ export async function readDockerArchive(
     );
     const digest = digestOf(bytes);
     manifests.set(digest, { digest, mediaType: mediaTypes.dockerManifest, bytes, artifactType: mediaTypes.dockerConfig });
+    listed.push({ digest, names: image.repoTags });
     for (const name of image.repoTags) {
       const tag = tagOfImageName(name);
       if (tag !== undefined && !tags.has(tag)) tags.set(tag, digest);
     }
   }
-  return { tags, manifests, blobs };
+  return { tags, manifests, blobs, images: listed };
 }
 
-function parseImages(value: unknown): DockerArchiveImage[] {
+/** The images manifest.json lists; ArchiveFormatError when it is not what `docker save` writes. */
+export function parseDockerArchiveImages(value: unknown): DockerArchiveImage[] {
   if (!Array.isArray(value)) throw new ArchiveFormatError('manifest.json is not a JSON array');
   return value.map((entry: unknown, position) => {
     const where = `manifest.json[${position}]`;

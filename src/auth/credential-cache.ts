@@ -1,0 +1,58 @@
+import { createHmac, randomBytes } from 'node:crypto';
+
+interface Entry {
+  /** The bcrypt hash the password was checked against: a changed password misses. */
+  hash: string;
+  expiresAt: number;
+}
+
+/**
+ * Remembers, for a short while, that a user name and password matched a
+ * bcrypt hash, so a client sending Basic credentials on every request does
+ * not cost a bcrypt comparison each time. Keys are HMACs under a key that
+ * lives only in this process: the password is never kept, and the table is
+ * useless to anyone reading memory dumps for guessing. Bounded: the least
+ * recently used entry goes first.
+ */
+export class CredentialCache {
+  readonly #key = randomBytes(32);
+  readonly #entries = new Map<string, Entry>();
+  readonly #ttl: number;
+  readonly #size: number;
+
+  constructor(options: { ttl: number; size: number }) {
+    this.#ttl = options.ttl;
+    this.#size = options.size;
+  }
+
+  /** True when this exact user and password were verified against `hash` within the TTL. */
+  verified(user: string, password: string, hash: string): boolean {
+    const key = this.#keyOf(user, password);
+    const entry = this.#entries.get(key);
+    if (entry === undefined) return false;
+    this.#entries.delete(key);
+    if (entry.expiresAt <= Date.now() || entry.hash !== hash) return false;
+    this.#entries.set(key, entry);
+    return true;
+  }
+
+  remember(user: string, password: string, hash: string): void {
+    if (this.#size === 0 || this.#ttl === 0) return;
+    const key = this.#keyOf(user, password);
+    this.#entries.delete(key);
+    while (this.#entries.size >= this.#size) {
+      const oldest = this.#entries.keys().next().value;
+      if (oldest === undefined) break;
+      this.#entries.delete(oldest);
+    }
+    this.#entries.set(key, { hash, expiresAt: Date.now() + this.#ttl });
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  #keyOf(user: string, password: string): string {
+    return createHmac('sha256', this.#key).update(user).update('\0').update(password).digest('base64');
+  }
+}

@@ -1,0 +1,270 @@
+import { RegistryError } from '../errors/registry-error.ts';
+import { digestOf, tryParseDigest, type Digest } from '../oci/digest.ts';
+import type { Descriptor } from '../oci/manifest.ts';
+import { isForeignLayer, isIndexMediaType, isManifestMediaType, mediaTypes } from '../oci/media-types.ts';
+import type { Reference, Tag } from '../oci/names.ts';
+import { compressionOfMediaType, layerMediaType, type Compression } from './compression.ts';
+import type { ImageStore, ManifestData } from './image-store.ts';
+import { Limiter } from './limiter.ts';
+import { choosePlatform, formatPlatform, hostPlatform, type Platform } from './platform.ts';
+import { recompressLayer } from './recompress.ts';
+import { fileOpener } from './transports/layout-dir.ts';
+
+export type CopyEvent =
+  | { event: 'blob-skipped'; digest: Digest; size: number; reason: 'exists' | 'foreign' }
+  | { event: 'blob-started'; digest: Digest; size: number }
+  | { event: 'blob-progress'; digest: Digest; size: number; bytes: number }
+  | { event: 'blob-copied'; digest: Digest; size: number; mounted: boolean }
+  | { event: 'layer-recompressed'; from: Digest; digest: Digest; size: number; compression: Compression }
+  | { event: 'platform-selected'; digest: Digest; platform: string }
+  | { event: 'manifest-written'; digest: Digest; mediaType: string; tag?: Tag };
+
+export interface CopyOptions {
+  /** For an index: every platform, or one (default: the host's). */
+  platforms?: 'all' | Platform;
+  /** Recompress every tar layer to this (rewriting manifests; configs stay valid). */
+  compress?: 'gzip' | 'zstd';
+  /** Compress layers that are stored uncompressed (docker-archive sources) to this. */
+  compressUncompressed?: 'gzip' | 'zstd';
+  /** Blob transfers at once (default 4). */
+  jobs?: number;
+  /** Where recompressed layers wait before upload. */
+  spoolDir: string;
+  onEvent?: (event: CopyEvent) => void;
+  signal?: AbortSignal;
+}
+
+export interface CopyResult {
+  digest: Digest;
+  mediaType: string;
+  copied: number;
+  mounted: number;
+  skipped: number;
+  bytes: number;
+}
+
+interface ParsedImage {
+  mediaType?: string;
+  config: Descriptor;
+  layers: (Descriptor & { urls?: string[] })[];
+}
+
+interface ParsedIndex {
+  mediaType?: string;
+  manifests: (Descriptor & { platform?: Partial<Platform> })[];
+}
+
+/**
+ * Copies one image (or index) from `source` to `destination`: blobs first,
+ * in parallel up to the job limit, skipping those already there; then
+ * manifests, children before their index, the top one under `tag`.
+ */
+export async function copyImage(source: ImageStore, reference: Reference | undefined, destination: ImageStore, tag: Tag | undefined, options: CopyOptions): Promise<CopyResult> {
+  const copy = new ImageCopy(source, destination, options);
+  const top = await source.getManifest(reference, options.signal);
+  const written = await copy.manifest(top, tag, true);
+  await destination.commit(options.signal);
+  return { digest: written.digest, mediaType: written.mediaType, ...copy.stats };
+}
+
+class ImageCopy {
+  readonly stats = { copied: 0, mounted: 0, skipped: 0, bytes: 0 };
+  readonly #source: ImageStore;
+  readonly #destination: ImageStore;
+  readonly #options: CopyOptions;
+  readonly #limiter: Limiter;
+  /** Blob copies by source digest: one transfer per blob, however many manifests share it. */
+  readonly #blobs = new Map<Digest, Promise<Descriptor>>();
+
+  constructor(source: ImageStore, destination: ImageStore, options: CopyOptions) {
+    this.#source = source;
+    this.#destination = destination;
+    this.#options = options;
+    this.#limiter = new Limiter(options.jobs ?? 4);
+  }
+
+  async manifest(data: ManifestData, tag: Tag | undefined, top: boolean): Promise<ManifestData> {
+    const child = !top;
+    if (!isManifestMediaType(data.mediaType)) {
+      throw new RegistryError('MANIFEST_INVALID', `${this.#source.description}: ${data.digest} has media type ${data.mediaType}, which is not a manifest Berth copies`);
+    }
+    const json = JSON.parse(Buffer.from(data.bytes).toString('utf8')) as Record<string, unknown>;
+    if (isIndexMediaType(data.mediaType)) {
+      const index = json as unknown as ParsedIndex;
+      if (top && this.#options.platforms !== 'all') return this.#platformOf(index, tag);
+      return this.#index(data, index, json, tag, child);
+    }
+    return this.#image(data, json as unknown as ParsedImage, json, tag, child);
+  }
+
+  async #platformOf(index: ParsedIndex, tag: Tag | undefined): Promise<ManifestData> {
+    const wanted = this.#options.platforms === undefined || this.#options.platforms === 'all' ? hostPlatform() : this.#options.platforms;
+    const entry = choosePlatform(index.manifests, wanted);
+    if (entry === undefined) {
+      const available = index.manifests.map((item) => (item.platform?.os === undefined ? undefined : formatPlatform(item.platform as Platform))).filter((item) => item !== undefined);
+      throw new RegistryError('MANIFEST_UNKNOWN', `${this.#source.description}: the index has no ${formatPlatform(wanted)} image (it has ${available.join(', ') || 'none with a platform'}); use --platform or --all`);
+    }
+    this.#options.onEvent?.({ event: 'platform-selected', digest: entry.digest, platform: formatPlatform(entry.platform as Platform) });
+    return this.manifest(await this.#child(entry), tag, true);
+  }
+
+  async #index(data: ManifestData, index: ParsedIndex, json: Record<string, unknown>, tag: Tag | undefined, child: boolean): Promise<ManifestData> {
+    const children = await Promise.all(index.manifests.map(async (entry) => this.manifest(await this.#child(entry), undefined, false)));
+    let written = data;
+    if (children.some((child, position) => child.digest !== index.manifests[position]?.digest)) {
+      const manifests = index.manifests.map((entry, position) => {
+        const child = children[position] as ManifestData;
+        return { ...entry, mediaType: child.mediaType, digest: child.digest, size: child.bytes.byteLength };
+      });
+      // A Docker list cannot hold OCI manifests (zstd layers): it becomes an OCI index.
+      const mediaType = data.mediaType === mediaTypes.dockerManifestList && children.some((child) => child.mediaType !== mediaTypes.dockerManifest) ? mediaTypes.ociIndex : data.mediaType;
+      written = serialize({ ...json, ...(json['mediaType'] === undefined ? {} : { mediaType }), manifests }, mediaType);
+    }
+    return this.#write(written, tag, child);
+  }
+
+  async #image(data: ManifestData, image: ParsedImage, json: Record<string, unknown>, tag: Tag | undefined, child: boolean): Promise<ManifestData> {
+    const config = await this.#blob(image.config);
+    const docker = data.mediaType === mediaTypes.dockerManifest;
+    const targets = image.layers.map((layer) => this.#targetCompression(layer));
+    const toOci = docker && targets.includes('zstd');
+    const diffIds = targets.some((target) => target !== undefined) ? await this.#diffIds(image.config) : [];
+    const layers = await Promise.all(
+      image.layers.map(async (layer, position) => {
+        const target = targets[position];
+        if (target === undefined) {
+          const copied = isForeignLayer(layer.mediaType) && layer.urls !== undefined ? this.#foreign(layer) : await this.#blob(layer);
+          return toOci ? { ...copied, mediaType: ociEquivalent(copied.mediaType) } : copied;
+        }
+        return this.#recompressed(layer, target, diffIds[position], docker && !toOci);
+      }),
+    );
+    let written = data;
+    if (toOci || layers.some((layer, position) => layer.digest !== image.layers[position]?.digest)) {
+      const mediaType = toOci ? mediaTypes.ociManifest : data.mediaType;
+      const newConfig = toOci ? { ...config, mediaType: config.mediaType === mediaTypes.dockerConfig ? mediaTypes.ociConfig : config.mediaType } : config;
+      written = serialize({ ...json, ...(json['mediaType'] === undefined && !toOci ? {} : { mediaType }), config: newConfig, layers }, mediaType);
+    }
+    return this.#write(written, tag, child);
+  }
+
+  async #write(data: ManifestData, tag: Tag | undefined, child: boolean): Promise<ManifestData> {
+    await this.#destination.putManifest(data, tag, { child, signal: this.#options.signal });
+    this.#options.onEvent?.({ event: 'manifest-written', digest: data.digest, mediaType: data.mediaType, ...(tag === undefined ? {} : { tag }) });
+    return data;
+  }
+
+  async #child(entry: Descriptor): Promise<ManifestData> {
+    const child = await this.#source.getManifest({ kind: 'digest', digest: entry.digest }, this.#options.signal);
+    return { ...child, mediaType: isManifestMediaType(child.mediaType) ? child.mediaType : entry.mediaType };
+  }
+
+  #targetCompression(layer: Descriptor): Exclude<Compression, 'none'> | undefined {
+    if (this.#destination.storesUncompressedLayers === true || isForeignLayer(layer.mediaType)) return undefined;
+    const current = compressionOfMediaType(layer.mediaType);
+    if (current === undefined) return undefined;
+    const target = this.#options.compress ?? (current === 'none' ? this.#options.compressUncompressed : undefined);
+    return target === current ? undefined : target;
+  }
+
+  /** Copies a blob once, however many manifests name it. */
+  #blob(descriptor: Descriptor): Promise<Descriptor> {
+    let pending = this.#blobs.get(descriptor.digest);
+    if (pending === undefined) {
+      pending = this.#limiter.run(() => this.#transfer(descriptor)).then(() => descriptor);
+      this.#blobs.set(descriptor.digest, pending);
+    }
+    return pending;
+  }
+
+  async #transfer(descriptor: Descriptor): Promise<void> {
+    const { signal, onEvent } = this.#options;
+    if (await this.#destination.hasBlob(descriptor, signal)) {
+      this.stats.skipped += 1;
+      onEvent?.({ event: 'blob-skipped', digest: descriptor.digest, size: descriptor.size, reason: 'exists' });
+      return;
+    }
+    onEvent?.({ event: 'blob-started', digest: descriptor.digest, size: descriptor.size });
+    const mountFrom = this.#destination.mountSource?.(this.#source);
+    const outcome = await this.#destination.putBlob(descriptor, (range) => this.#source.openBlob(descriptor, range, signal), {
+      ...(mountFrom === undefined ? {} : { mountFrom }),
+      ...(onEvent === undefined ? {} : { onProgress: (bytes: number) => onEvent({ event: 'blob-progress', digest: descriptor.digest, size: descriptor.size, bytes }) }),
+      signal,
+    });
+    if (outcome === 'mounted') this.stats.mounted += 1;
+    else {
+      this.stats.copied += 1;
+      this.stats.bytes += descriptor.size;
+    }
+    onEvent?.({ event: 'blob-copied', digest: descriptor.digest, size: descriptor.size, mounted: outcome === 'mounted' });
+  }
+
+  #foreign(layer: Descriptor): Descriptor {
+    this.stats.skipped += 1;
+    this.#options.onEvent?.({ event: 'blob-skipped', digest: layer.digest, size: layer.size, reason: 'foreign' });
+    return layer;
+  }
+
+  async #recompressed(layer: Descriptor, target: Exclude<Compression, 'none'>, diffId: Digest | undefined, docker: boolean): Promise<Descriptor> {
+    const key = `${layer.digest}>${target}` as Digest;
+    let pending = this.#blobs.get(key);
+    if (pending === undefined) {
+      pending = this.#limiter.run(async () => {
+        const { signal } = this.#options;
+        const from = compressionOfMediaType(layer.mediaType) ?? 'none';
+        const spooled = await recompressLayer(await this.#source.openBlob(layer, undefined, signal), layer, from, target, diffId, this.#options.spoolDir, signal);
+        try {
+          const descriptor: Descriptor = { ...layer, mediaType: layerMediaType(target, docker), digest: spooled.digest, size: spooled.size };
+          this.#options.onEvent?.({ event: 'layer-recompressed', from: layer.digest, digest: spooled.digest, size: spooled.size, compression: target });
+          if (await this.#destination.hasBlob(descriptor, signal)) {
+            this.stats.skipped += 1;
+            this.#options.onEvent?.({ event: 'blob-skipped', digest: descriptor.digest, size: descriptor.size, reason: 'exists' });
+          } else {
+            await this.#destination.putBlob(descriptor, fileOpener(spooled.path), { signal });
+            this.stats.copied += 1;
+            this.stats.bytes += descriptor.size;
+            this.#options.onEvent?.({ event: 'blob-copied', digest: descriptor.digest, size: descriptor.size, mounted: false });
+          }
+          return descriptor;
+        } finally {
+          await spooled.remove();
+        }
+      });
+      this.#blobs.set(key, pending);
+    }
+    return pending;
+  }
+
+  /** The image config's diff_ids, to check recompressed layers against. */
+  async #diffIds(config: Descriptor): Promise<(Digest | undefined)[]> {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for await (const chunk of await this.#source.openBlob(config, undefined, this.#options.signal)) {
+      total += (chunk as Buffer).length;
+      if (total > 16 * 1024 * 1024) throw new RegistryError('MANIFEST_INVALID', `config ${config.digest} is too large`);
+      chunks.push(chunk as Buffer);
+    }
+    const parsed = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { rootfs?: { diff_ids?: unknown[] } };
+    return (parsed.rootfs?.diff_ids ?? []).map((value) => (typeof value === 'string' ? tryParseDigest(value) : undefined));
+  }
+}
+
+function serialize(value: unknown, mediaType: string): ManifestData {
+  const bytes = Buffer.from(JSON.stringify(value));
+  return { digest: digestOf(bytes), mediaType, bytes };
+}
+
+function ociEquivalent(mediaType: string): string {
+  switch (mediaType) {
+    case mediaTypes.dockerLayerGzip:
+      return mediaTypes.ociLayerGzip;
+    case mediaTypes.dockerForeignLayer:
+      return mediaTypes.ociLayerNondistributableGzip;
+    case mediaTypes.dockerLayerTar:
+      return mediaTypes.ociLayerTar;
+    case mediaTypes.dockerLayerZstd:
+      return mediaTypes.ociLayerZstd;
+    default:
+      return mediaType;
+  }
+}

@@ -1,0 +1,156 @@
+import type { Digest } from '../oci/digest.ts';
+import { isIndexMediaType, isManifestMediaType } from '../oci/media-types.ts';
+import type { Tag } from '../oci/names.ts';
+import { copyImage, type CopyOptions } from './copy-image.ts';
+import { classifyFailure, copyExitCodes } from './exit-codes.ts';
+import type { ImageStore } from './image-store.ts';
+import { describeLocation, LocationError, parseLocation, type Location } from './location.ts';
+import { openStore, type StoreOptions } from './open-store.ts';
+import { choosePlatform, hostPlatform } from './platform.ts';
+import type { Reporter } from './progress.ts';
+
+export interface TransferOptions extends Omit<CopyOptions, 'onEvent' | 'compressUncompressed'> {
+  source: StoreOptions;
+  destination: StoreOptions;
+  reporter: Reporter;
+}
+
+/** `berth copy SOURCE DESTINATION`: one image (or index); resolves to the exit code. */
+export async function runCopy(sourceText: string, destinationText: string, options: TransferOptions): Promise<number> {
+  return withStores(sourceText, destinationText, options, async (source, destination, sourceStore, destinationStore) => {
+    const tag = destination.reference?.kind === 'tag' ? destination.reference.tag : destination.reference === undefined ? sourceTag(source) : undefined;
+    await copyOne(source, destination, sourceStore, destinationStore, tag, options);
+    return copyExitCodes.ok;
+  });
+}
+
+export interface SyncOptions extends TransferOptions {
+  /** Only tags matching this (the whole tag). */
+  tags?: RegExp;
+}
+
+/**
+ * `berth sync SOURCE DESTINATION`: every tag of a repository (or those
+ * matching `tags`), each under its own name. Tags whose destination already
+ * holds what would be written are skipped; one tag failing does not stop
+ * the others.
+ */
+export async function runSync(sourceText: string, destinationText: string, options: SyncOptions): Promise<number> {
+  return withStores(sourceText, destinationText, options, async (source, destination, sourceStore, destinationStore) => {
+    if (source.reference !== undefined || destination.reference !== undefined) {
+      throw new LocationError('sync copies whole repositories: name them without a tag or digest (use `berth copy` for one image)');
+    }
+    const tags = (await sourceStore.listTags(options.signal)).filter((tag) => options.tags === undefined || options.tags.test(tag));
+    const totals = { images: tags.length, copied: 0, upToDate: 0, failed: 0 };
+    let firstFailure: number | undefined;
+    for (const tag of tags) {
+      if (options.signal?.aborted === true) break;
+      const from = { ...source, reference: { kind: 'tag' as const, tag } };
+      const to = { ...destination, reference: { kind: 'tag' as const, tag } };
+      try {
+        const current = await upToDate(sourceStore, destinationStore, tag, options, source);
+        if (current !== undefined) {
+          totals.upToDate += 1;
+          options.reporter.report({ event: 'image-up-to-date', source: label(from), destination: label(to), digest: current });
+          continue;
+        }
+        await copyOne(from, to, sourceStore, destinationStore, tag, options);
+        totals.copied += 1;
+      } catch (error) {
+        totals.failed += 1;
+        firstFailure ??= reportFailure(options.reporter, from, to, error);
+      }
+    }
+    options.reporter.report({ event: 'sync-done', ...totals });
+    if (options.signal?.aborted === true) return copyExitCodes.interrupted;
+    if (totals.failed === 0) return copyExitCodes.ok;
+    return totals.copied + totals.upToDate > 0 ? copyExitCodes.partial : (firstFailure ?? copyExitCodes.failure);
+  });
+}
+
+async function withStores(
+  sourceText: string,
+  destinationText: string,
+  options: TransferOptions,
+  work: (source: Location, destination: Location, sourceStore: ImageStore, destinationStore: ImageStore) => Promise<number>,
+): Promise<number> {
+  let source: Location | undefined;
+  let destination: Location | undefined;
+  const opened: ImageStore[] = [];
+  try {
+    source = parseLocation(sourceText);
+    destination = parseLocation(destinationText);
+    const sourceStore = await openStore(source, options.source, options.signal);
+    opened.push(sourceStore);
+    const defaultName = familiarName(source);
+    const destinationStore = await openStore(destination, defaultName === undefined ? options.destination : { ...options.destination, defaultName }, options.signal);
+    opened.push(destinationStore);
+    return await work(source, destination, sourceStore, destinationStore);
+  } catch (error) {
+    return reportFailure(options.reporter, source, destination, error, sourceText, destinationText);
+  } finally {
+    for (const store of opened) await store.close().catch(() => undefined);
+  }
+}
+
+async function copyOne(source: Location, destination: Location, sourceStore: ImageStore, destinationStore: ImageStore, tag: Tag | undefined, options: TransferOptions): Promise<void> {
+  const { reporter } = options;
+  reporter.report({ event: 'image-started', source: label(source), destination: label(destination) });
+  const result = await copyImage(sourceStore, source.reference, destinationStore, tag, {
+    ...options,
+    // Archives hold layers uncompressed; elsewhere they are stored compressed, as skopeo does.
+    ...(source.transport === 'docker-archive' ? { compressUncompressed: 'gzip' as const } : {}),
+    onEvent: (event) => reporter.report(event),
+  });
+  reporter.report({ event: 'image-copied', source: label(source), destination: label(destination), ...result });
+}
+
+/** The destination's digest when it already holds exactly what a copy would write. */
+async function upToDate(sourceStore: ImageStore, destinationStore: ImageStore, tag: Tag, options: TransferOptions, source: Location): Promise<Digest | undefined> {
+  if (options.compress !== undefined || source.transport === 'docker-archive' || destinationStore.storesUncompressedLayers === true) return undefined;
+  const current = await destinationStore.getManifest({ kind: 'tag', tag }, options.signal).catch(() => undefined);
+  if (current === undefined) return undefined;
+  const top = await sourceStore.getManifest({ kind: 'tag', tag }, options.signal);
+  let expected = top.digest;
+  if (options.platforms !== 'all' && isManifestMediaType(top.mediaType) && isIndexMediaType(top.mediaType)) {
+    const index = JSON.parse(Buffer.from(top.bytes).toString('utf8')) as { manifests: { digest: Digest; platform?: { os?: string; architecture?: string } }[] };
+    const entry = choosePlatform(index.manifests, options.platforms ?? hostPlatform());
+    if (entry === undefined) return undefined;
+    expected = entry.digest;
+  }
+  return current.digest === expected ? current.digest : undefined;
+}
+
+function reportFailure(reporter: Reporter, source: Location | undefined, destination: Location | undefined, error: unknown, sourceText = '', destinationText = ''): number {
+  const { exitCode, code } = classifyFailure(error);
+  const message = error instanceof Error ? error.message : String(error);
+  reporter.report({
+    event: 'image-failed',
+    source: source === undefined ? sourceText : label(source),
+    destination: destination === undefined ? destinationText : label(destination),
+    code,
+    message,
+    exitCode,
+  });
+  return exitCode;
+}
+
+function sourceTag(source: Location): Tag | undefined {
+  if (source.reference?.kind === 'tag') return source.reference.tag;
+  if (source.reference === undefined && source.transport === 'docker') return 'latest' as Tag;
+  return undefined;
+}
+
+/** How `docker images` would name the source: what a docker archive records. */
+function familiarName(source: Location): string | undefined {
+  if (source.transport !== 'docker') return undefined;
+  if (source.registry === 'docker.io') return source.repository.replace(/^library\//, '');
+  return `${source.registry}/${source.repository}`;
+}
+
+function label(location: Location): string {
+  const base = describeLocation(location);
+  const reference = location.reference;
+  if (reference === undefined) return base;
+  return reference.kind === 'digest' ? `${base}@${reference.digest}` : `${base}:${reference.tag}`;
+}
