@@ -30,8 +30,8 @@ export interface AppDependencies {
   resolveNamespace?: (name: RepositoryName, namespace: string) => RepositoryName;
   /** Told about every request (metrics, events). */
   observers?: readonly RequestObserver[];
-  /** Endpoints beside the registry API (metrics, usage), each registering its routes. */
-  extensions?: readonly ((app: FastifyInstance) => void)[];
+  /** Endpoints beside the registry API (metrics, usage), each registering its routes (with the access policy, when there is one). */
+  extensions?: readonly ((app: FastifyInstance, access?: AccessPolicy) => void)[];
 }
 
 /** Headers that describe the error response itself, kept when an error replaces a half-built reply. */
@@ -87,7 +87,7 @@ export function createApp(dependencies: AppDependencies): FastifyInstance {
   if (dependencies.tokens !== undefined) registerTokenEndpoint(app, dependencies.tokens);
 
   if (dependencies.observers !== undefined && dependencies.observers.length > 0) observeRequests(app, dependencies.observers);
-  for (const extend of dependencies.extensions ?? []) extend(app);
+  for (const extend of dependencies.extensions ?? []) extend(app, access);
 
   app.get('/healthz', async (_request, reply) => {
     await dependencies.health?.();

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { RegistryError } from '../errors/registry-error.ts';
+import type { AccessPolicy } from './access.ts';
 import { queryValues } from './body.ts';
 
 /** `GET /metrics`: Prometheus text exposition. */
@@ -29,11 +30,13 @@ const repositoryGlob = /^[a-z0-9._\-/*?]{1,255}$/;
 
 /**
  * `GET /berth/usage[?repositories=GLOB…]`: every quota with its current
- * usage, and the usage of the repositories the given globs match.
+ * usage, and the usage of the repositories the given globs match. With
+ * access control, for signed-in callers (as `GET /v2/`).
  */
-export function usageRoute(report: (globs: readonly string[]) => Promise<UsageReport>): (app: FastifyInstance) => void {
-  return (app) => {
+export function usageRoute(report: (globs: readonly string[]) => Promise<UsageReport>): (app: FastifyInstance, access?: AccessPolicy) => void {
+  return (app, access) => {
     app.get('/berth/usage', async (request, reply) => {
+      await access?.authorize(request, [{ kind: 'signed-in' }]);
       const globs = queryValues(request.query, 'repositories');
       const invalid = globs.find((glob) => !repositoryGlob.test(glob));
       if (invalid !== undefined) {

@@ -6,6 +6,7 @@ import { WebhookDispatcher } from '../events/dispatcher.ts';
 import { EventRecorder } from '../events/recorder.ts';
 import { BlobGuard } from '../gc/blob-guard.ts';
 import { GarbageCollector, type GcReport } from '../gc/collector.ts';
+import type { AccessPolicy } from '../http/access.ts';
 import type { RequestObserver } from '../http/observer.ts';
 import { metricsRoute, usageRoute, type UsageReport } from '../http/operations-routes.ts';
 import type { Logger } from '../log.ts';
@@ -145,8 +146,8 @@ export class Operations {
     return [metricsObserver(this.metrics), eventsObserver(this.events, this.pulls)];
   }
 
-  extensions(): ((app: FastifyInstance) => void)[] {
-    const routes = [usageRoute((globs) => this.usage(globs))];
+  extensions(): ((app: FastifyInstance, access?: AccessPolicy) => void)[] {
+    const routes: ((app: FastifyInstance, access?: AccessPolicy) => void)[] = [usageRoute((globs) => this.usage(globs))];
     if (this.#parts.config.metrics.enabled) routes.push(metricsRoute(() => this.metrics.exposition()));
     return routes;
   }

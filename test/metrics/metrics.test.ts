@@ -8,6 +8,7 @@ import { call } from '../helpers/http.ts';
 import { blobOf, pushImage, randomImage } from '../helpers/images.ts';
 import { startTestRegistry, type TestRegistry } from '../helpers/registry.ts';
 import { tempDir } from '../helpers/tmp.ts';
+import { startProxySetup } from '../proxy/setup.ts';
 import { writeOciArchive } from '../sources/archive/fixtures.ts';
 
 /** Samples of the exposition, by name with labels as printed (`name{a="b"}`). */
@@ -90,6 +91,26 @@ describe('Prometheus metrics', () => {
     } finally {
       await registry.close();
       await directory.remove();
+    }
+  });
+
+  it('counts hits and misses of the pull-through cache', async () => {
+    const setup = await startProxySetup({ tagTtl: '1h' });
+    try {
+      const image = randomImage({ layers: 1 });
+      await pushImage(setup.upstream.url, 'lib/app', 'v1', image);
+      const accept = { accept: image.manifest.mediaType };
+      for (let pull = 0; pull < 3; pull++) {
+        assert.equal((await call(setup.proxy.url, 'GET', '/v2/up/lib/app/manifests/v1', { headers: accept })).status, 200);
+        assert.equal((await call(setup.proxy.url, 'GET', `/v2/up/lib/app/blobs/${image.layers[0]?.digest}`)).status, 200);
+      }
+      const samples = await scrape(setup.proxy);
+      assert.equal(samples.get('berth_cache_requests_total{kind="proxy",cache="manifest",result="miss"}'), 1);
+      assert.equal(samples.get('berth_cache_requests_total{kind="proxy",cache="manifest",result="hit"}'), 2);
+      assert.equal(samples.get('berth_cache_requests_total{kind="proxy",cache="blob",result="miss"}'), 1);
+      assert.equal(samples.get('berth_cache_requests_total{kind="proxy",cache="blob",result="hit"}'), 2);
+    } finally {
+      await setup.close();
     }
   });
 

@@ -3,7 +3,9 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { call, type Reply } from '../helpers/http.ts';
 import { blobOf, manifestOf, type TestBlob } from '../helpers/images.ts';
+import { authSettings, basic } from '../helpers/auth.ts';
 import { startTestRegistry, type TestRegistry } from '../helpers/registry.ts';
+import { tempDir } from '../helpers/tmp.ts';
 import { mediaTypes } from '../../src/oci/media-types.ts';
 
 const blobs = {
@@ -99,5 +101,19 @@ describe('quotas', () => {
     const bad = await call(registry.url, 'GET', '/berth/usage?repositories=Team%20A');
     assert.equal(bad.status, 400);
     assert.equal(bad.json<{ errors: { code: string }[] }>().errors[0]?.code, 'NAME_INVALID');
+  });
+
+  it('answers usage only to signed-in callers when access control is on', async () => {
+    const dir = await tempDir('berth-usage-auth');
+    const guarded = await startTestRegistry({ 'gc.interval': 0, ...(await authSettings(dir.path, { users: { alice: 'secret' } })) });
+    try {
+      assert.equal((await call(guarded.url, 'GET', '/berth/usage')).status, 401);
+      const reply = await call(guarded.url, 'GET', '/berth/usage', { headers: { authorization: basic('alice', 'secret') } });
+      assert.equal(reply.status, 200);
+      assert.deepEqual(reply.json(), { quotas: [] });
+    } finally {
+      await guarded.close();
+      await dir.remove();
+    }
   });
 });
