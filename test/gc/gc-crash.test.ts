@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { blobOf, pushBlob, pushImage, randomImage, type TestImage } from '../helpers/images.ts';
-import { postgresMissing, startTestPostgres, type TestPostgres } from '../helpers/postgres.ts';
+import { postgresMetadataEnvironment, postgresMetadataSettings, postgresMissing, startTestPostgres, type TestPostgres } from '../helpers/postgres.ts';
 import { spawnBerth } from '../helpers/process.ts';
 import { startTestRegistry, type TestSettings } from '../helpers/registry.ts';
 import { tempDir } from '../helpers/tmp.ts';
@@ -87,22 +87,7 @@ describe('a garbage collection pass killed midway', () => {
 
     it('leaves consistent stores; the next pass finishes', async () => {
       const database = await cluster.createDatabase();
-      await checkKilledPass(
-        {
-          'metadata.driver': 'postgres',
-          'metadata.postgres.host': database.host,
-          'metadata.postgres.port': database.port,
-          'metadata.postgres.user': database.user,
-          'metadata.postgres.database': database.database,
-        },
-        {
-          BERTH_METADATA_DRIVER: 'postgres',
-          BERTH_METADATA_POSTGRES_HOST: database.host,
-          BERTH_METADATA_POSTGRES_PORT: String(database.port),
-          BERTH_METADATA_POSTGRES_USER: database.user,
-          BERTH_METADATA_POSTGRES_DATABASE: database.database,
-        },
-      );
+      await checkKilledPass(postgresMetadataSettings(database), postgresMetadataEnvironment(database));
     });
   });
 });

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { blobOf, manifestOf, pushBlob, pushManifest, type TestBlob, type TestManifest } from '../helpers/images.ts';
-import { postgresMissing, startTestPostgres, type TestPostgres } from '../helpers/postgres.ts';
+import { postgresMetadataSettings, postgresMissing, startTestPostgres, type TestPostgres } from '../helpers/postgres.ts';
 import { startTestRegistry, type TestRegistry, type TestSettings } from '../helpers/registry.ts';
 import { mediaTypes } from '../../src/oci/media-types.ts';
 import { assertConsistent, assertReadable, rows, storedDigests } from './state.ts';
@@ -127,14 +127,7 @@ describe('garbage collection under load', () => {
     after(() => cluster?.close());
 
     it('concurrent pushes of images sharing layers while passes run: no push fails, nothing referenced goes, garbage goes', async () => {
-      const database = await cluster.createDatabase();
-      await checkGcUnderLoad({
-        'metadata.driver': 'postgres',
-        'metadata.postgres.host': database.host,
-        'metadata.postgres.port': database.port,
-        'metadata.postgres.user': database.user,
-        'metadata.postgres.database': database.database,
-      });
+      await checkGcUnderLoad(postgresMetadataSettings(await cluster.createDatabase()));
     });
   });
 });

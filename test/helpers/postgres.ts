@@ -112,3 +112,25 @@ export async function startTestPostgres(): Promise<TestPostgres> {
     },
   };
 }
+
+/** Registry settings (key paths) for metadata in `database`. */
+export function postgresMetadataSettings(database: PostgresDatabase): Record<string, unknown> {
+  return {
+    'metadata.driver': 'postgres',
+    'metadata.postgres.host': database.host,
+    'metadata.postgres.port': database.port,
+    'metadata.postgres.user': database.user,
+    'metadata.postgres.database': database.database,
+  };
+}
+
+/** The same as BERTH_* variables, for a `berth` child process. */
+export function postgresMetadataEnvironment(database: PostgresDatabase): Record<string, string> {
+  return {
+    BERTH_METADATA_DRIVER: 'postgres',
+    BERTH_METADATA_POSTGRES_HOST: database.host,
+    BERTH_METADATA_POSTGRES_PORT: String(database.port),
+    BERTH_METADATA_POSTGRES_USER: database.user,
+    BERTH_METADATA_POSTGRES_DATABASE: database.database,
+  };
+}

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { call, type Reply } from '../helpers/http.ts';
+import { call } from '../helpers/http.ts';
 import { pushImage, randomImage, type TestImage } from '../helpers/images.ts';
 import { startTestRegistry, type TestRegistry } from '../helpers/registry.ts';
+import { runPolicyCases, type PolicyCase } from './cases.ts';
 
 const [a, b] = [randomImage(), randomImage()];
 
@@ -10,17 +11,10 @@ const put = (registry: TestRegistry, repository: string, reference: string, imag
   call(registry.url, 'PUT', `/v2/${repository}/manifests/${reference}${query}`, { body: image.manifest.bytes, headers: { 'content-type': image.manifest.mediaType } });
 const remove = (registry: TestRegistry, repository: string, reference: string) => call(registry.url, 'DELETE', `/v2/${repository}/manifests/${reference}`);
 
-interface Case {
-  step: string;
-  request: (registry: TestRegistry) => Promise<Reply>;
-  status: number;
-  message?: RegExp;
-}
-
 const rule = /immutableTags\[0\] \(repositories prod\/\*\*; tags v\*, stable\)/;
 
 // Steps in order against one registry; a and b have all their blobs in every repository used.
-const cases: Case[] = [
+const cases: PolicyCase[] = [
   { step: 'a first push of an immutable tag', request: (r) => put(r, 'prod/app', 'v1', a), status: 201 },
   { step: 'the same manifest again', request: (r) => put(r, 'prod/app', 'v1', a), status: 201 },
   { step: 'moving it to another manifest', request: (r) => put(r, 'prod/app', 'v1', b), status: 403, message: /tag v1 is immutable \(immutableTags\[0\].*\): it names sha256:\w+ and cannot be moved/ },
@@ -48,17 +42,7 @@ describe('immutable tags', () => {
   });
   after(() => registry.close());
 
-  for (const { step, request, status, message } of cases) {
-    it(step, async () => {
-      const reply = await request(registry);
-      assert.equal(reply.status, status, reply.text);
-      if (status === 403) {
-        const error = reply.json<{ errors: { code: string; message: string }[] }>().errors[0];
-        assert.equal(error?.code, 'DENIED');
-        assert.match(error?.message ?? '', message as RegExp);
-      }
-    });
-  }
+  runPolicyCases(cases, () => registry);
 
   it('lets exactly one of several racing pushes create the tag', async () => {
     const images = Array.from({ length: 5 }, () => randomImage({ layers: 1 }));

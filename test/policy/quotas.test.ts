@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { call, type Reply } from '../helpers/http.ts';
+import { call } from '../helpers/http.ts';
 import { blobOf, manifestOf, type TestBlob } from '../helpers/images.ts';
 import { authSettings, basic } from '../helpers/auth.ts';
 import { startTestRegistry, type TestRegistry } from '../helpers/registry.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { mediaTypes } from '../../src/oci/media-types.ts';
+import { runPolicyCases, type PolicyCase } from './cases.ts';
 
 const blobs = {
   a: blobOf(randomBytes(4000)),
@@ -29,16 +30,8 @@ const manifest = manifestOf(
 const pushBlob = (registry: TestRegistry, repository: string, blob: TestBlob) =>
   call(registry.url, 'POST', `/v2/${repository}/blobs/uploads/?digest=${blob.digest}`, { body: blob.bytes, headers: { 'content-type': 'application/octet-stream' } });
 
-interface Case {
-  step: string;
-  request: (registry: TestRegistry) => Promise<Reply>;
-  status: number;
-  /** The DENIED message names the quota. */
-  message?: RegExp;
-}
-
 // One registry, steps in order: each case sees what the ones before it stored.
-const cases: Case[] = [
+const cases: PolicyCase[] = [
   { step: 'a blob within the quota', request: (r) => pushBlob(r, 'team-a/app', blobs.a), status: 201 },
   { step: 'another repository of the quota shares it', request: (r) => pushBlob(r, 'team-a/lib', blobs.b), status: 201 },
   { step: 'a blob past the quota', request: (r) => pushBlob(r, 'team-a/lib', blobs.c), status: 403, message: /quota "team-a" is full: 7\.8 KiB of 9\.8 KiB used; blob sha256:\w+ needs 2\.9 KiB/ },
@@ -75,17 +68,7 @@ describe('quotas', () => {
   });
   after(() => registry.close());
 
-  for (const { step, request, status, message } of cases) {
-    it(step, async () => {
-      const reply = await request(registry);
-      assert.equal(reply.status, status, reply.text);
-      if (status === 403) {
-        const error = reply.json<{ errors: { code: string; message: string }[] }>().errors[0];
-        assert.equal(error?.code, 'DENIED');
-        assert.match(error?.message ?? '', message as RegExp);
-      }
-    });
-  }
+  runPolicyCases(cases, () => registry);
 
   it('reports usage through GET /berth/usage', async () => {
     const reply = await call(registry.url, 'GET', '/berth/usage?repositories=few/**&repositories=other/*');
