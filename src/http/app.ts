@@ -7,7 +7,7 @@ import { queryValue } from './body.ts';
 import type { AccessPolicy, TokenIssuer } from './access.ts';
 import { sendError } from './errors.ts';
 import { listCatalog } from './listings.ts';
-import { observeRequests, type RequestObserver } from './observer.ts';
+import { declareTargets, noteTarget, observeRequests, type RequestObserver } from './observer.ts';
 import { registerRateLimit } from './rate-limit.ts';
 import { serverOptions, type ServerSettings } from './server-options.ts';
 import { registerTokenEndpoint } from './token.ts';
@@ -86,6 +86,7 @@ export function createApp(dependencies: AppDependencies): FastifyInstance {
   if (dependencies.server?.rateLimit !== undefined) registerRateLimit(app, dependencies.server.rateLimit);
   if (dependencies.tokens !== undefined) registerTokenEndpoint(app, dependencies.tokens);
 
+  declareTargets(app);
   if (dependencies.observers !== undefined && dependencies.observers.length > 0) observeRequests(app, dependencies.observers);
   for (const extend of dependencies.extensions ?? []) extend(app, access);
 
@@ -110,6 +111,7 @@ export function createApp(dependencies: AppDependencies): FastifyInstance {
     // A containerd mirror request names its registry in ?ns=: the access check is for the name it maps to.
     const namespace = queryValue(request.query, 'ns');
     if (namespace !== undefined && dependencies.resolveNamespace !== undefined) match.name = dependencies.resolveNamespace(match.name, namespace);
+    noteTarget(request, match);
     const caller = await access?.authorize(request, [{ kind: 'repository', name: match.name, action: match.action }]);
     noteCaller(request, caller?.user);
     return runV2(match, request, reply, router, settings, caller);

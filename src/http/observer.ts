@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { queryValues } from './body.ts';
-import { classifyV2 } from './v2-routes.ts';
+import { classifyV2, type V2Target } from './v2-routes.ts';
 
 /** A request as observers see it: what it addressed and how it was answered. */
 export interface ObservedRequest {
@@ -33,6 +33,23 @@ export interface RequestObserver {
   afterResponse?(request: CompletedRequest): void;
 }
 
+const observedProperty = 'berthObserved';
+const targetProperty = 'berthTarget';
+
+/** Declares where the /v2/ handler notes what a request addresses (createApp calls it once). */
+export function declareTargets(app: FastifyInstance): void {
+  app.decorateRequest(targetProperty, null);
+}
+
+/**
+ * Notes the matched endpoint and repository (after `?ns=` mapping), so that
+ * observers need not match the path again.
+ */
+export function noteTarget(request: FastifyRequest, match: { label: string; name: string; params: Record<string, string> }): void {
+  (request as unknown as Record<typeof targetProperty, V2Target | null>)[targetProperty] = { endpoint: match.label, name: match.name, params: match.params };
+}
+const marksProperty = Symbol('berth.byteMarks');
+
 /** Where a connection's byte counts stood when its previous response was done. */
 interface Marks {
   read: number;
@@ -41,18 +58,14 @@ interface Marks {
 
 /** Registers the hooks that feed `observers`. */
 export function observeRequests(app: FastifyInstance, observers: readonly RequestObserver[]): void {
-  // Per connection, not per request: a small body is often read together
-  // with the headers, before any hook runs. Clients send a request after
-  // the previous response, so the bytes between two responses are the
-  // second request's (pipelining would shift a little between requests).
-  const marks = new WeakMap<object, Marks>();
-  const described = new WeakMap<FastifyRequest, ObservedRequest>();
-  const describe = (request: FastifyRequest, reply: FastifyReply): ObservedRequest => {
-    let observed = described.get(request);
-    if (observed === undefined) {
-      observed = observe(request, reply);
-      described.set(request, observed);
-    }
+  // Kept on the request and the socket themselves, not in WeakMaps: a weak
+  // map's entries outlive young-generation collections, which under load
+  // let every request reach the old generation (150 MB more at 10k req/s).
+  app.decorateRequest(observedProperty, null);
+  const describe = (request: FastifyRequest, reply: FastifyReply): Observation => {
+    const holder = request as unknown as Record<typeof observedProperty, Observation | null>;
+    const observed = holder[observedProperty] ?? new Observation(request, reply);
+    holder[observedProperty] = observed;
     observed.status = reply.statusCode;
     return observed;
   };
@@ -67,15 +80,18 @@ export function observeRequests(app: FastifyInstance, observers: readonly Reques
     });
   }
   app.addHook('onResponse', async (request, reply) => {
-    const socket = request.raw.socket;
-    const previous = marks.get(socket) ?? { read: 0, written: 0 };
+    // Per connection, not per request: a small body is often read together
+    // with the headers, before any hook runs. Clients send a request after
+    // the previous response, so the bytes between two responses are the
+    // second request's (pipelining would shift a little between requests).
+    const socket = request.raw.socket as typeof request.raw.socket & { [marksProperty]?: Marks };
+    const previous = socket[marksProperty] ?? { read: 0, written: 0 };
     const now = { read: socket.bytesRead, written: socket.bytesWritten };
-    marks.set(socket, now);
-    const completed: CompletedRequest = Object.assign(describe(request, reply), {
-      durationSeconds: reply.elapsedTime / 1000,
-      bytesReceived: Math.max(0, now.read - previous.read),
-      bytesSent: Math.max(0, now.written - previous.written),
-    });
+    socket[marksProperty] = now;
+    const completed = describe(request, reply);
+    completed.durationSeconds = reply.elapsedTime / 1000;
+    completed.bytesReceived = Math.max(0, now.read - previous.read);
+    completed.bytesSent = Math.max(0, now.written - previous.written);
     for (const observer of observers) {
       try {
         observer.afterResponse?.(completed);
@@ -86,22 +102,45 @@ export function observeRequests(app: FastifyInstance, observers: readonly Reques
   });
 }
 
-function observe(request: FastifyRequest, reply: FastifyReply): ObservedRequest {
-  const route = request.routeOptions.url;
-  const wildcard = (request.params as { '*'?: string } | undefined)?.['*'];
-  const target = route === '/v2/*' || route === '/v2' ? classifyV2(route === '/v2' ? '' : (wildcard ?? '')) : undefined;
-  const endpoint = target?.endpoint ?? (route === undefined ? 'unknown' : route.replace(/^\//, '').replace(/[^a-z0-9]+/gi, '_') || 'root');
-  const observed: ObservedRequest = {
-    endpoint,
-    method: request.method,
-    status: reply.statusCode,
-    params: target?.params ?? {},
-    query: (name) => queryValues(request.query, name),
-    requestHeader: (name) => headerValue(request.headers[name]),
-    responseHeader: (name) => headerValue(reply.getHeader(name)),
-  };
-  if (target?.name !== undefined) observed.repository = target.name;
-  return observed;
+/** One per observed request; methods on the prototype, so that nothing is allocated per request but the object itself. */
+class Observation implements CompletedRequest {
+  readonly endpoint: string;
+  readonly method: string;
+  status: number;
+  readonly repository?: string;
+  readonly params: Record<string, string>;
+  durationSeconds = 0;
+  bytesReceived = 0;
+  bytesSent = 0;
+  readonly #request: FastifyRequest;
+  readonly #reply: FastifyReply;
+
+  constructor(request: FastifyRequest, reply: FastifyReply) {
+    this.#request = request;
+    this.#reply = reply;
+    // The registry API by its path (cheap); other routes by their (fixed) route pattern.
+    const noted = (request as unknown as Record<typeof targetProperty, V2Target | null | undefined>)[targetProperty] ?? undefined;
+    const wildcard = (request.params as { '*'?: string } | undefined)?.['*'];
+    const target = noted ?? (wildcard !== undefined || /^\/v2\/?(\?|$)/.test(request.url) ? classifyV2(wildcard ?? '') : undefined);
+    const route = target === undefined ? request.routeOptions.url : undefined;
+    this.endpoint = target?.endpoint ?? (route === undefined ? 'unknown' : route.replace(/^\//, '').replace(/[^a-z0-9]+/gi, '_') || 'root');
+    this.method = request.method;
+    this.status = reply.statusCode;
+    this.params = target?.params ?? {};
+    if (target?.name !== undefined) this.repository = target.name;
+  }
+
+  query(name: string): string[] {
+    return queryValues(this.#request.query, name);
+  }
+
+  requestHeader(name: string): string | undefined {
+    return headerValue(this.#request.headers[name]);
+  }
+
+  responseHeader(name: string): string | undefined {
+    return headerValue(this.#reply.getHeader(name));
+  }
 }
 
 function headerValue(value: unknown): string | undefined {

@@ -77,6 +77,8 @@ export interface V2Match {
   params: Record<string, string>;
   handler: Handler;
   action: Action;
+  /** The endpoint's label, for metrics. */
+  label: string;
 }
 
 /** Finds the endpoint for a path below /v2/; NOT_FOUND, UNSUPPORTED (405) or NAME_INVALID otherwise. */
@@ -91,7 +93,7 @@ export function matchV2(path: string, method: string): V2Match {
       });
     }
     const { name = '', ...params } = groups;
-    return { name: parseRepositoryName(name), params, handler: route.handler, action: route.action };
+    return { name: parseRepositoryName(name), params, handler: route.handler, action: route.action, label: endpoint.label };
   }
   throw new RegistryError('NOT_FOUND', `no endpoint at /v2/${path.slice(0, 200)}`);
 }

@@ -143,7 +143,9 @@ export class Operations {
   }
 
   observers(): RequestObserver[] {
-    return [metricsObserver(this.metrics), eventsObserver(this.events, this.pulls)];
+    const observers = [metricsObserver(this.metrics)];
+    if (this.events !== undefined || this.pulls !== undefined) observers.push(eventsObserver(this.events, this.pulls));
+    return observers;
   }
 
   extensions(): ((app: FastifyInstance, access?: AccessPolicy) => void)[] {
