@@ -10,6 +10,7 @@ import { gcSection } from './gc.ts';
 import { machine, markdown, type Row } from './report.ts';
 import { listingSection, loadManyBlobs, manifestSection, pullSection, pushSection, randomFile, type BenchContext, type Sizes } from './sections.ts';
 import { startBerth, startDistribution, startNginx, type BenchServer } from './servers.ts';
+import { benchArchive, defaultArchiveBenchOptions } from './archive.ts';
 
 const { values: flags } = parseArgs({
   options: {
@@ -68,6 +69,8 @@ try {
   rows.push(...(await pullSection(context, big)));
   log('listings');
   rows.push(...(await listingSection(context)));
+  log('archives');
+  rows.push(...(await archiveSection(flags.quick ? 100 : 1000, sizes.seconds)));
   await loadManyBlobs(context);
   log('garbage collection with pushes running');
   rows.push(...(await gcSection(context)));
@@ -107,6 +110,28 @@ try {
 } finally {
   await Promise.all(servers.map((server) => server.stop()));
   await nginx.stop();
+}
+
+/** Archive repositories (Berth only): indexing, and blob GETs from archives against the hosted store. */
+async function archiveSection(archives: number, seconds: number): Promise<Row[]> {
+  const result = await benchArchive({ ...defaultArchiveBenchOptions, archives, seconds });
+  const { indexing, blobGet } = result;
+  const mib = blobGet.blobBytes / 2 ** 20;
+  const fromArchive = (metric: string, value: { mebibytesPerSecond: number }): Row => ({
+    section: 'archive',
+    metric: `${metric}, ${mib} MiB blob, ${blobGet.connections} conn`,
+    unit: 'B/s',
+    better: 'higher',
+    berth: value.mebibytesPerSecond * 2 ** 20,
+    reference: blobGet.hosted.mebibytesPerSecond * 2 ** 20,
+    referenceName: 'hosted store',
+  });
+  return [
+    { section: 'archive', metric: `index ${indexing.archives} archives, cold (${indexing.failed} failed)`, unit: 'ms', better: 'lower', berth: indexing.coldMs },
+    { section: 'archive', metric: 'rescan with nothing changed', unit: 'ms', better: 'lower', berth: indexing.warmRescanMs },
+    fromArchive('blob GET from a tar byte range', blobGet.archiveTar),
+    fromArchive('blob GET from a gzip archive (extracted once)', blobGet.archiveGzip),
+  ];
 }
 
 const report = markdown(rows, info);
