@@ -68,7 +68,8 @@ function manage(name: string, child: ChildProcess, url: string, startupMs: numbe
 export async function startBerth(dataDir: string): Promise<BenchServer> {
   const port = await freePort();
   const started = performance.now();
-  const child = spawn(process.execPath, [berthMain, 'serve', '--listen', `127.0.0.1:${port}`, '--data', dataDir], {
+  // The same V8 flag `npm start` and the berth bin use.
+  const child = spawn(process.execPath, ['--max-semi-space-size=4', berthMain, 'serve', '--listen', `127.0.0.1:${port}`, '--data', dataDir], {
     env: { PATH: process.env['PATH'], BERTH_LOG_FORMAT: 'json' },
     stdio: ['ignore', 'ignore', 'inherit'],
   });

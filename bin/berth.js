@@ -1,4 +1,5 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=4
+// The V8 flag keeps the young generation small: see docs/decisions.md ("Young generation").
 // Node 24 runs the TypeScript sources directly (type stripping).
 import { main } from '../src/cli/main.ts';
 
