@@ -1,7 +1,7 @@
 // `npm run bench [-- --quick] [-- --no-distribution]`: Berth side by side
 // with CNCF Distribution and the machine's own limits, in one run. See
 // docs/benchmarks.md.
-import { execFileSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -24,13 +24,12 @@ const sizes: Sizes = flags.quick
   ? { bigBlob: 32 * 2 ** 20, smallBlobs: 20, tags: 300, repositories: 300, blobs: 1000, seconds: 2, repeats: 1 }
   : { bigBlob: 512 * 2 ** 20, smallBlobs: 200, tags: 10_000, repositories: 10_000, blobs: 100_000, seconds: 8, repeats: 3 };
 
+/** The first line a tool prints about its version, on stdout or stderr (nginx and wrk use stderr). */
 function version(command: string, args: string[]): string {
-  try {
-    return execFileSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).split('\n')[0]?.trim() ?? '';
-  } catch (error) {
-    const stderr = (error as { stderr?: string }).stderr ?? '';
-    return stderr.split('\n')[0]?.trim() || 'not installed';
-  }
+  const result = spawnSync(command, args, { encoding: 'utf8' });
+  if (result.error !== undefined) return 'not installed';
+  const text = `${result.stdout}\n${result.stderr}`;
+  return text.split('\n').find((line) => /\d+\.\d+/.test(line))?.trim() ?? 'unknown';
 }
 
 const out = resolve(flags.out);
