@@ -1,8 +1,20 @@
+import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { Digest } from '../oci/digest.ts';
 
 /** An inclusive byte range, as HTTP states it. */
 export interface ByteRange {
+  start: number;
+  end: number;
+}
+
+/**
+ * Bytes that lie in a local file: whoever receives it sends
+ * `[start, end]` (inclusive) and closes the handle. Lets the HTTP layer send
+ * with reused buffers instead of a stream allocating one per chunk.
+ */
+export interface FileRegion {
+  handle: FileHandle;
   start: number;
   end: number;
 }
@@ -23,6 +35,8 @@ export interface BlobStore {
   stat(digest: Digest, signal?: AbortSignal): Promise<number | undefined>;
   /** Streams a stored blob, or the inclusive range of it. Throws BLOB_UNKNOWN. */
   open(digest: Digest, range?: ByteRange, signal?: AbortSignal): Promise<Readable>;
+  /** The blob's bytes as a region of a local file, for drivers that keep files. Throws BLOB_UNKNOWN. */
+  openRegion?(digest: Digest, range?: ByteRange): Promise<FileRegion>;
   /** Removes a blob's bytes; a missing blob is not an error. */
   delete(digest: Digest): Promise<void>;
   /** Where a client may fetch the blob directly (HTTP 307), when the driver can say. */

@@ -81,6 +81,7 @@ export class BlobGuard {
       uploads,
       chunkMinLength: store.chunkMinLength,
     };
+    if (store.openRegion !== undefined) wrapped.openRegion = (digest, range) => (store.openRegion as NonNullable<BlobStore['openRegion']>).call(store, digest, range);
     if (store.redirectUrl !== undefined) wrapped.redirectUrl = (digest) => (store.redirectUrl as NonNullable<BlobStore['redirectUrl']>).call(store, digest);
     if (store.list !== undefined) wrapped.list = () => (store.list as NonNullable<BlobStore['list']>).call(store);
     if (store.close !== undefined) wrapped.close = () => (store.close as NonNullable<BlobStore['close']>).call(store);

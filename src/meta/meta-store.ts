@@ -107,6 +107,12 @@ export interface TagIndex {
   list(repository: RepositoryName, page: Page): Promise<Tag[]>;
   /** Removes one tag (not the manifest); false when absent. */
   delete(repository: RepositoryName, tag: Tag): Promise<boolean>;
+  /**
+   * A value that changes whenever any tag of the repository changes, read
+   * with one indexed lookup; undefined when the repository does not exist.
+   * Lets tag lists be cached and revalidated per request.
+   */
+  version?(repository: RepositoryName): Promise<string | undefined>;
 }
 
 export interface UploadSessions {

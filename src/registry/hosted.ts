@@ -6,6 +6,7 @@ import type { MediaTypeAcceptance } from '../oci/accept.ts';
 import type { Digest } from '../oci/digest.ts';
 import type { Descriptor } from '../oci/manifest.ts';
 import type { Reference, RepositoryName, Tag } from '../oci/names.ts';
+import { storedBlobBody } from './blob-body.ts';
 import { getManifest, manifestUnknown, putManifest } from './manifests.ts';
 import type {
   BlobBody,
@@ -17,6 +18,7 @@ import type {
   RepositoryWriter,
   UploadState,
 } from './repository.ts';
+import { TagListCache } from './tag-cache.ts';
 import { Uploads } from './uploads.ts';
 import type { WritePolicy } from './write-policy.ts';
 
@@ -35,6 +37,7 @@ export interface HostedContext {
   meta: MetaStore;
   uploads: Uploads;
   options: HostedOptions;
+  tagLists: TagListCache;
   /** Quotas, immutable tags and garbage collection's protection; absent, every write is admitted. */
   policy?: WritePolicy;
 }
@@ -44,7 +47,7 @@ export function createHostedContext(blobs: BlobStore, meta: MetaStore, options: 
     ...(options.maxBlobBytes === undefined ? {} : { maxBlobBytes: options.maxBlobBytes }),
     ...(policy === undefined ? {} : { policy }),
   };
-  const context: HostedContext = { blobs, meta, uploads: new Uploads(blobs, meta, uploadOptions), options };
+  const context: HostedContext = { blobs, meta, uploads: new Uploads(blobs, meta, uploadOptions), options, tagLists: new TagListCache() };
   if (policy !== undefined) context.policy = policy;
   return context;
 }
@@ -86,19 +89,15 @@ export class HostedRepository implements Repository, RepositoryWriter {
     return size;
   }
 
-  async openBlob(digest: Digest, range: ByteRange | undefined, signal?: AbortSignal): Promise<BlobBody> {
+  openBlob(digest: Digest, range: ByteRange | undefined, signal?: AbortSignal): Promise<BlobBody> {
     const { blobs, options } = this.#context;
-    if (options.redirects && blobs.redirectUrl !== undefined) {
-      const url = await blobs.redirectUrl(digest);
-      if (url !== undefined) return { kind: 'redirect', url };
-    }
-    return { kind: 'stream', stream: await blobs.open(digest, range, signal) };
+    return storedBlobBody(blobs, digest, range, { redirects: options.redirects, signal });
   }
 
   async tags(page: Page): Promise<Tag[]> {
-    const { meta } = this.#context;
-    const tags = await meta.tags.list(this.name, page);
-    if (tags.length === 0 && !(await meta.repositories.exists(this.name))) {
+    const { meta, tagLists } = this.#context;
+    const tags = await tagLists.page(meta, this.name, page);
+    if (tags === undefined || (tags.length === 0 && !(await meta.repositories.exists(this.name)))) {
       throw new RegistryError('NAME_UNKNOWN', `repository ${this.name} is not known`, { detail: { name: this.name } });
     }
     return tags;

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import type { ByteRange } from '../blobs/blob-store.ts';
+import type { ByteRange, FileRegion } from '../blobs/blob-store.ts';
 import type { Page } from '../meta/meta-store.ts';
 import type { MediaTypeAcceptance } from '../oci/accept.ts';
 import type { Digest } from '../oci/digest.ts';
@@ -14,8 +14,11 @@ export interface ManifestContent {
   subject?: Digest;
 }
 
-/** A blob's bytes: streamed by Berth, or fetched by the client from elsewhere (HTTP 307). */
-export type BlobBody = { kind: 'stream'; stream: Readable } | { kind: 'redirect'; url: string };
+/**
+ * A blob's bytes: streamed by Berth, sent from a region of a local file
+ * (the receiver closes it), or fetched by the client from elsewhere (HTTP 307).
+ */
+export type BlobBody = { kind: 'stream'; stream: Readable } | { kind: 'file'; region: FileRegion } | { kind: 'redirect'; url: string };
 
 /**
  * One repository, whatever its kind (hosted, proxy, archive, droplet). The

@@ -101,3 +101,46 @@ describe('DELETE /v2/<name>/blobs/<digest>', () => {
     }
   });
 });
+
+describe('large blobs', () => {
+  const large = blobOf(randomBytes(3 * 1024 * 1024 + 12345));
+  before(() => pushBlob(registry.url, 'blobs/large', large));
+
+  it('sends every byte of a blob larger than the send buffers, whole and in ranges', async () => {
+    const whole = await call(registry.url, 'GET', `/v2/blobs/large/blobs/${large.digest}`);
+    assert.equal(whole.status, 200);
+    assert.ok(whole.body.equals(large.bytes));
+    const start = 1024 * 1024 - 7;
+    const end = 2 * 1024 * 1024 + 9;
+    const part = await call(registry.url, 'GET', `/v2/blobs/large/blobs/${large.digest}`, { headers: { range: `bytes=${start}-${end}` } });
+    assert.equal(part.status, 206);
+    assert.ok(part.body.equals(large.bytes.subarray(start, end + 1)));
+  });
+
+  it('keeps serving after clients hang up in the middle of a download', async () => {
+    const { request } = await import('node:http');
+    const { hostname, port } = new URL(registry.url);
+    for (let attempt = 0; attempt < 5; attempt++) {
+      await new Promise<void>((resolve, reject) => {
+        const outgoing = request({ host: hostname, port, path: `/v2/blobs/large/blobs/${large.digest}` }, (response) => {
+          response.once('data', () => {
+            response.destroy();
+            resolve();
+          });
+        });
+        outgoing.on('error', reject);
+        outgoing.end();
+      });
+    }
+    const after = await call(registry.url, 'GET', `/v2/blobs/large/blobs/${large.digest}`);
+    assert.ok(after.body.equals(large.bytes));
+    // Every blob file opened for those downloads is closed again.
+    const { readdir, readlink } = await import('node:fs/promises');
+    const openBlobFiles = async () => {
+      const targets = await Promise.all((await readdir('/proc/self/fd')).map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => '')));
+      return targets.filter((target) => target.startsWith(`${registry.dataDir}/blobs/`)).length;
+    };
+    for (let attempt = 0; attempt < 50 && (await openBlobFiles()) > 0; attempt++) await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(await openBlobFiles(), 0);
+  });
+});

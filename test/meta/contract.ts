@@ -280,6 +280,31 @@ export function runMetaStoreContract(label: string, openStore: OpenStore<MetaSto
         assert.equal((await meta.manifests.get(repository, { kind: 'digest', digest: record.digest }))?.digest, record.digest);
       });
 
+      it('changes the tag version with every change to the tags, and only then', async () => {
+        const version = meta.tags.version?.bind(meta.tags);
+        assert.ok(version, 'both stores keep a tag version');
+        const repository = freshRepository();
+        assert.equal(await version(repository), undefined);
+        const first = manifest();
+        await meta.manifests.put(repository, first, { blobs: [], children: [] }, [parseTag('a')]);
+        const seen = [await version(repository)];
+        const record = async (work: () => Promise<unknown>) => {
+          await work();
+          seen.push(await version(repository));
+        };
+        await meta.blobs.link(repository, blobDigest(), 1);
+        assert.equal(await version(repository), seen[0], 'a blob link is not a tag change');
+        const second = manifest();
+        await record(() => meta.manifests.put(repository, second, { blobs: [], children: [] }, [parseTag('a')]));
+        await record(() => meta.manifests.put(repository, second, { blobs: [], children: [] }, [parseTag('b')]));
+        await record(() => meta.tags.delete(repository, parseTag('a')));
+        await record(() => meta.manifests.delete(repository, second.digest));
+        assert.equal(new Set(seen).size, seen.length, `every change gives a new version: ${seen.join(', ')}`);
+        const other = freshRepository();
+        await meta.manifests.put(other, manifest(), { blobs: [], children: [] }, [parseTag('x')]);
+        assert.equal(await version(repository), seen[seen.length - 1], 'another repository does not change it');
+      });
+
       it('catalogs repositories holding manifests, in byte order, page by page', async () => {
         const base = `cat${randomUUID().slice(0, 6)}`;
         const names = ['a-b', 'a.b', 'a/b', 'a0', 'a_b', 'ab', 'a__b'].map((suffix) => parseRepositoryName(`${base}/${suffix}`));

@@ -5,7 +5,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { RegistryError } from '../../errors/registry-error.ts';
 import { algorithmOf, digestAlgorithms, hexOf, tryParseDigest, type Digest } from '../../oci/digest.ts';
-import { uploadIdPattern, type BlobStore, type ByteRange, type StoredItem, type UploadArea } from '../blob-store.ts';
+import { uploadIdPattern, type BlobStore, type ByteRange, type FileRegion, type StoredItem, type UploadArea } from '../blob-store.ts';
 
 const readChunkBytes = 1024 * 1024;
 // Chunks arriving while a write is in flight queue up to this much and go out
@@ -43,6 +43,13 @@ export class FsBlobStore implements BlobStore {
   }
 
   async open(digest: Digest, range?: ByteRange, signal?: AbortSignal): Promise<Readable> {
+    const { handle, start, end } = await this.openRegion(digest, range);
+    // Bounding the stream by the region keeps a 10 KiB blob from costing a 1 MiB buffer.
+    const options = { highWaterMark: readChunkBytes, ...(signal === undefined ? {} : { signal }) };
+    return handle.createReadStream(end < start ? options : { ...options, start, end });
+  }
+
+  async openRegion(digest: Digest, range?: ByteRange): Promise<FileRegion> {
     let handle;
     try {
       handle = await open(this.#path(digest), 'r');
@@ -50,11 +57,13 @@ export class FsBlobStore implements BlobStore {
       if (isNotFound(error)) throw new RegistryError('BLOB_UNKNOWN', undefined, { detail: { digest } });
       throw error;
     }
-    // A stream reads in buffers of highWaterMark bytes unless it knows where it
-    // ends; bounding the range keeps a 10 KiB blob from costing a 1 MiB buffer.
-    const bounds = range ?? { start: 0, end: (await handle.stat()).size - 1 };
-    const options = { highWaterMark: readChunkBytes, ...(signal === undefined ? {} : { signal }) };
-    return handle.createReadStream(bounds.end < bounds.start ? options : { ...options, start: bounds.start, end: bounds.end });
+    if (range !== undefined) return { handle, ...range };
+    try {
+      return { handle, start: 0, end: (await handle.stat()).size - 1 };
+    } catch (error) {
+      await handle.close();
+      throw error;
+    }
   }
 
   async delete(digest: Digest): Promise<void> {

@@ -96,4 +96,22 @@ export const postgresMigrations: readonly string[] = [
   );
   CREATE INDEX manifest_pulls_by_time ON manifest_pulls(pulled_at);
   `,
+  // A per-repository counter every tag change bumps (a trigger catches every
+  // path that writes tags), so tag lists can be cached and revalidated cheaply.
+  // The update takes no key lock, so it does not conflict with foreign keys.
+  `
+  ALTER TABLE repositories ADD COLUMN tag_version BIGINT NOT NULL DEFAULT 0;
+  CREATE FUNCTION berth_bump_tag_version() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    IF TG_OP <> 'INSERT' THEN
+      UPDATE repositories SET tag_version = tag_version + 1 WHERE id = OLD.repository_id;
+    END IF;
+    IF TG_OP <> 'DELETE' AND (TG_OP = 'INSERT' OR NEW.repository_id <> OLD.repository_id) THEN
+      UPDATE repositories SET tag_version = tag_version + 1 WHERE id = NEW.repository_id;
+    END IF;
+    RETURN NULL;
+  END $$;
+  CREATE TRIGGER tags_bump_version AFTER INSERT OR UPDATE OR DELETE ON tags
+    FOR EACH ROW EXECUTE FUNCTION berth_bump_tag_version();
+  `,
 ];

@@ -111,6 +111,10 @@ export class PostgresMetaStore implements MetaStore {
           repository,
           tag,
         ])) > 0,
+      version: async (repository) => {
+        const version = (await this.#rows('SELECT tag_version FROM repositories WHERE name = $1', [repository]))[0]?.['tag_version'];
+        return version === undefined ? undefined : String(version);
+      },
     };
     this.uploads = {
       create: async (session) => {

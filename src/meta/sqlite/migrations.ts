@@ -101,4 +101,15 @@ export const sqliteMigrations: readonly string[] = [
   ) WITHOUT ROWID;
   CREATE INDEX manifest_pulls_by_time ON manifest_pulls(pulled_at);
   `,
+  // A per-repository counter every tag change bumps (triggers catch every
+  // path that writes tags), so tag lists can be cached and revalidated cheaply.
+  `
+  ALTER TABLE repositories ADD COLUMN tag_version INTEGER NOT NULL DEFAULT 0;
+  CREATE TRIGGER tags_bump_version_on_insert AFTER INSERT ON tags
+    BEGIN UPDATE repositories SET tag_version = tag_version + 1 WHERE id = NEW.repository_id; END;
+  CREATE TRIGGER tags_bump_version_on_update AFTER UPDATE ON tags
+    BEGIN UPDATE repositories SET tag_version = tag_version + 1 WHERE id IN (OLD.repository_id, NEW.repository_id); END;
+  CREATE TRIGGER tags_bump_version_on_delete AFTER DELETE ON tags
+    BEGIN UPDATE repositories SET tag_version = tag_version + 1 WHERE id = OLD.repository_id; END;
+  `,
 ];

@@ -100,6 +100,10 @@ export class SqliteMetaStore implements MetaStore {
         ).map((row) => row['name'] as Tag),
       delete: async (repository, tag) =>
         q.run('DELETE FROM tags WHERE repository_id = (SELECT id FROM repositories WHERE name = ?) AND name = ?', repository, tag) > 0,
+      version: async (repository) => {
+        const version = q.get('SELECT tag_version FROM repositories WHERE name = ?', repository)?.['tag_version'];
+        return version === undefined ? undefined : String(version);
+      },
     };
     this.uploads = {
       create: async (session) => {

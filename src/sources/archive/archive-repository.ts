@@ -8,6 +8,7 @@ import type { MediaTypeAcceptance } from '../../oci/accept.ts';
 import type { Digest } from '../../oci/digest.ts';
 import type { Descriptor } from '../../oci/manifest.ts';
 import type { Reference, RepositoryName, Tag } from '../../oci/names.ts';
+import { storedBlobBody } from '../../registry/blob-body.ts';
 import { blobUnknown } from '../../registry/hosted.ts';
 import { manifestUnknown, negotiateManifest } from '../../registry/manifests.ts';
 import type { BlobBody, ManifestContent, Repository } from '../../registry/repository.ts';
@@ -33,9 +34,6 @@ interface LocatedBlob {
   archive: FoundArchive;
   location: BlobLocation;
 }
-
-/** Blob bytes are read from the archive in slices of this size. */
-const readChunkBytes = 1024 * 1024;
 
 /**
  * One name's images, read from the archives the name rules select. Made
@@ -68,8 +66,8 @@ export class ArchiveRepository implements Repository {
 
   async openBlob(digest: Digest, range: ByteRange | undefined, signal?: AbortSignal): Promise<BlobBody> {
     for (let attempt = 0; attempt < 2; attempt++) {
-      const stream = await this.#read(await this.#locate(digest), digest, range, signal);
-      if (stream !== undefined) return { kind: 'stream', stream };
+      const body = await this.#read(await this.#locate(digest), digest, range, signal);
+      if (body !== undefined) return body;
       this.#located.delete(digest);
     }
     throw new RegistryError('BLOB_UNKNOWN', `the archive holding blob ${digest} changed while it was being read; try again`, { detail: { digest } });
@@ -137,11 +135,11 @@ export class ArchiveRepository implements Repository {
    * The blob's bytes, or undefined when the archive changed since it was
    * indexed (so the offsets may be wrong) or its extracted copy is gone.
    */
-  async #read({ archive, location }: LocatedBlob, digest: Digest, range: ByteRange | undefined, signal?: AbortSignal): Promise<Readable | undefined> {
+  async #read({ archive, location }: LocatedBlob, digest: Digest, range: ByteRange | undefined, signal?: AbortSignal): Promise<BlobBody | undefined> {
     const { cache, store } = this.#library;
     if (location.kind === 'store') {
       try {
-        return await store.open(digest, range, signal);
+        return await storedBlobBody(store, digest, range, { redirects: false, signal });
       } catch (error) {
         if (!isRegistryError(error) || error.code !== 'BLOB_UNKNOWN') throw error;
         cache.purge(archive.file.path);
@@ -160,15 +158,11 @@ export class ArchiveRepository implements Repository {
       }
       if (location.size === 0) {
         await handle.close();
-        return Readable.from([]);
+        return { kind: 'stream', stream: Readable.from([]) };
       }
-      // The stream owns the handle from here and closes it when done or destroyed.
-      return handle.createReadStream({
-        start: location.offset + (range?.start ?? 0),
-        end: location.offset + (range?.end ?? location.size - 1),
-        highWaterMark: readChunkBytes,
-        ...(signal === undefined ? {} : { signal }),
-      });
+      // The receiver owns the handle from here and closes it when done.
+      const start = location.offset + (range?.start ?? 0);
+      return { kind: 'file', region: { handle, start, end: location.offset + (range?.end ?? location.size - 1) } };
     } catch (error) {
       await handle.close().catch(() => undefined);
       throw error;

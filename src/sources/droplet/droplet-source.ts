@@ -12,6 +12,7 @@ import { writeBlob } from '../../registry/blob-writer.ts';
 import { blobUnknown } from '../../registry/hosted.ts';
 import { manifestUnknown } from '../../registry/manifests.ts';
 import type { BlobBody, DropletReceiver, ManifestContent, Repository, RepositorySource } from '../../registry/repository.ts';
+import { storedBlobBody } from '../../registry/blob-body.ts';
 import { compareNames } from '../../registry/router.ts';
 import type { AppDirectory, AppRef } from './apps.ts';
 import type { DropletIndex } from './droplet-index.ts';
@@ -146,13 +147,9 @@ class DropletRepository implements Repository {
     return size;
   }
 
-  async openBlob(digest: Digest, range: ByteRange | undefined, signal?: AbortSignal): Promise<BlobBody> {
+  openBlob(digest: Digest, range: ByteRange | undefined, signal?: AbortSignal): Promise<BlobBody> {
     const { blobs, redirects } = this.#context;
-    if (redirects && blobs.redirectUrl !== undefined) {
-      const url = await blobs.redirectUrl(digest);
-      if (url !== undefined) return { kind: 'redirect', url };
-    }
-    return { kind: 'stream', stream: await blobs.open(digest, range, signal) };
+    return storedBlobBody(blobs, digest, range, { redirects, signal });
   }
 
   async tags(page: Page, signal?: AbortSignal): Promise<Tag[]> {
