@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
@@ -102,6 +102,19 @@ export async function opensslSha256(seconds: number): Promise<number> {
   const { stdout } = await execFileAsync('openssl', ['speed', '-evp', 'sha256', '-seconds', String(seconds), '-bytes', '1048576']);
   const match = /^sha256\s+([\d.]+)k\s*$/m.exec(stdout);
   return match === null ? Number.NaN : Number(match[1]) * 1000;
+}
+
+/**
+ * Copies `source` to a new file and fsyncs it with dd: how fast this
+ * machine writes new data durably, the ceiling for any registry that does.
+ */
+export async function durableWrite(source: string, target: string): Promise<number> {
+  const started = performance.now();
+  await execFileAsync('dd', [`if=${source}`, `of=${target}`, 'bs=8M', 'conv=fsync', 'status=none']);
+  const seconds = (performance.now() - started) / 1000;
+  const { size } = await stat(target);
+  await rm(target, { force: true });
+  return size / seconds;
 }
 
 export function median(values: number[]): number {

@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { opensslSha256, median } from './measure.ts';
+import { durableWrite, opensslSha256, median } from './measure.ts';
 import { gcSection } from './gc.ts';
 import { machine, markdown, type Row } from './report.ts';
 import { listingSection, loadManyBlobs, manifestSection, pullSection, pushSection, randomFile, type BenchContext, type Sizes } from './sections.ts';
@@ -60,6 +60,10 @@ const context: BenchContext = { sizes, work, servers, nginxUrl: nginx.url, sha25
 const rows: Row[] = [];
 try {
   rows.push({ section: 'machine', metric: 'SHA-256, one core (OpenSSL)', unit: 'B/s', better: 'higher', berth: sha256Limit });
+  const diskRuns: number[] = [];
+  for (let run = 0; run < 3; run++) diskRuns.push(await durableWrite(bigFile, join(work, 'dd.bin')));
+  const diskLimit = median(diskRuns);
+  rows.push({ section: 'machine', metric: `new ${sizes.bigBlob / 2 ** 20} MiB file written and fsynced (dd)`, unit: 'B/s', better: 'higher', berth: diskLimit });
   log('manifests');
   rows.push(...(await manifestSection(context)));
   log('blob push');
