@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { access } from 'node:fs/promises';
 import { authSettings } from '../helpers/auth.ts';
+import { containerdUnavailable, startContainerd } from '../helpers/containerd.ts';
 import { writeOciLayout } from '../helpers/oci-layout.ts';
 import { startTestRegistry, type TestRegistry } from '../helpers/registry.ts';
 import { runnableImage } from '../helpers/runnable-image.ts';
@@ -28,38 +27,6 @@ async function fails(command: string, args: string[]): Promise<string> {
     return (error as Error).message;
   }
   assert.fail(`${command} ${args.join(' ')} succeeded`);
-}
-
-/** A containerd of its own (no CRI, temp root), for `ctr`; root only. */
-async function startContainerd(directory: string): Promise<{ socket: string; stop(): Promise<void> }> {
-  await mkdir(directory, { recursive: true });
-  const socket = join(directory, 'containerd.sock');
-  const config = join(directory, 'config.toml');
-  await writeFile(
-    config,
-    [`version = 2`, `root = "${join(directory, 'root')}"`, `state = "${join(directory, 'state')}"`, `disabled_plugins = ["io.containerd.grpc.v1.cri"]`, `[grpc]`, `  address = "${socket}"`].join('\n'),
-  );
-  const child: ChildProcess = spawn('containerd', ['--config', config], { stdio: 'ignore' });
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  for (let attempt = 0; ; attempt += 1) {
-    try {
-      await run('ctr', ['--address', socket, 'version']);
-      break;
-    } catch (error) {
-      if (attempt > 100 || child.exitCode !== null) {
-        child.kill();
-        throw error;
-      }
-      await sleep(100);
-    }
-  }
-  return {
-    socket,
-    async stop() {
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
 }
 
 for (const challenge of ['basic', 'token'] as const) {
@@ -121,7 +88,7 @@ for (const challenge of ['basic', 'token'] as const) {
       assert.match(await fails('podman', [...storage, 'push', '--cert-dir', certs, '--creds', `bob:${users.bob}`, `${host}/team/base:v1`, `${host}/team/bob:v1`]), /denied|unauthorized/i);
     });
 
-    it('containerd (ctr) pulls and pushes with credentials', { skip: missingCommands('containerd', 'ctr', 'skopeo') || (process.getuid?.() !== 0 && 'needs root to run containerd') }, async () => {
+    it('containerd (ctr) pulls and pushes with credentials', { skip: containerdUnavailable() || missingCommands('skopeo') }, async () => {
       await access(layout);
       await run('skopeo', ['copy', '--dest-cert-dir', certs, '--dest-creds', `alice:${users.alice}`, `oci:${layout}:v1`, `docker://${host}/team/ctr-base:v1`]);
       const hosts = join(temp.path, 'hosts');
