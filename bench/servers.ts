@@ -17,6 +17,8 @@ export interface BenchServer {
   startupMs: number;
   /** Peak resident memory so far (VmHWM), in bytes. */
   peakRss(): Promise<number>;
+  /** Starts a new peak from the current resident size (Linux: /proc/PID/clear_refs). */
+  resetPeakRss(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -56,6 +58,7 @@ function manage(name: string, child: ChildProcess, url: string, startupMs: numbe
     pid: child.pid ?? 0,
     startupMs,
     peakRss: () => peakRssOf(child.pid ?? 0),
+    resetPeakRss: () => writeFile(`/proc/${child.pid ?? 0}/clear_refs`, '5').catch(() => undefined),
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill('SIGTERM');
