@@ -44,14 +44,15 @@ export class PostgresMetaStore implements MetaStore {
     this.repositories = {
       exists: async (repository) => (await this.#rows('SELECT 1 FROM repositories WHERE name = $1', [repository])).length > 0,
       list: async (page) =>
-        (
+        splitNames<RepositoryName>(
           await this.#rows(
-            `SELECT name FROM repositories r
-             WHERE name > $1 AND EXISTS (SELECT 1 FROM manifests m WHERE m.repository_id = r.id)
-             ORDER BY name LIMIT $2`,
+            `SELECT string_agg(name, E'\\n' ORDER BY name) AS names FROM (
+               SELECT name FROM repositories r
+               WHERE name > $1 AND EXISTS (SELECT 1 FROM manifests m WHERE m.repository_id = r.id)
+               ORDER BY name LIMIT $2) AS page`,
             [page.last ?? '', page.limit ?? null],
-          )
-        ).map((row) => row['name'] as RepositoryName),
+          ),
+        ),
     };
     this.blobs = {
       linkedSize: async (repository, digest) =>
@@ -99,13 +100,14 @@ export class PostgresMetaStore implements MetaStore {
     };
     this.tags = {
       list: async (repository, page) =>
-        (
+        splitNames<Tag>(
           await this.#rows(
-            `SELECT t.name FROM tags t JOIN repositories r ON r.id = t.repository_id
-             WHERE r.name = $1 AND t.name > $2 ORDER BY t.name LIMIT $3`,
+            `SELECT string_agg(name, E'\\n' ORDER BY name) AS names FROM (
+               SELECT t.name FROM tags t JOIN repositories r ON r.id = t.repository_id
+               WHERE r.name = $1 AND t.name > $2 ORDER BY t.name LIMIT $3) AS page`,
             [repository, page.last ?? '', page.limit ?? null],
-          )
-        ).map((row) => row['name'] as Tag),
+          ),
+        ),
       delete: async (repository, tag) =>
         (await this.#count('DELETE FROM tags WHERE repository_id = (SELECT id FROM repositories WHERE name = $1) AND name = $2', [
           repository,
@@ -345,4 +347,10 @@ function toUploadSession(row: Row): UploadSession {
     updatedAt: row['updated_at'] as Date,
     ...(typeof row['owner'] === 'string' ? { owner: row['owner'] } : {}),
   };
+}
+
+/** Names aggregated into one newline-separated value (one row to transfer and parse, not one per name). */
+function splitNames<T extends string>(rows: Row[]): T[] {
+  const names = rows[0]?.['names'];
+  return typeof names === 'string' ? (names.split('\n') as T[]) : [];
 }
