@@ -97,6 +97,20 @@ export async function curlUpload(method: string, url: string, file: string): Pro
   return { status, location };
 }
 
+/**
+ * PUTs each file to its URL with one curl process, `parallel` transfers at a
+ * time (a C client, so the client takes little of the machine); the HTTP
+ * status of each transfer, in order.
+ */
+export async function curlParallelPuts(uploads: { url: string; file: string }[], parallel: number, configFile: string): Promise<number[]> {
+  const quote = (value: string) => `"${value.replace(/["\\]/g, '\\$&')}"`;
+  const lines = ['request = "PUT"', 'header = "Content-Type: application/octet-stream"', 'header = "Expect:"'];
+  for (const { url, file } of uploads) lines.push(`url = ${quote(url)}`, `upload-file = ${quote(file)}`, 'output = "/dev/null"', 'write-out = "%{http_code}\\n"');
+  await writeFile(configFile, `${lines.join('\n')}\n`);
+  const { stdout } = await execFileAsync('curl', ['-sS', '--parallel', '--parallel-max', String(parallel), '-K', configFile], { maxBuffer: 1024 * 1024 });
+  return stdout.trim().split('\n').map(Number);
+}
+
 /** Single-core SHA-256 throughput as OpenSSL measures it (bytes per second, 1 MiB blocks). */
 export async function opensslSha256(seconds: number): Promise<number> {
   const { stdout } = await execFileAsync('openssl', ['speed', '-evp', 'sha256', '-seconds', String(seconds), '-bytes', '1048576']);

@@ -5,11 +5,11 @@ import { spawnSync } from 'node:child_process';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { durableWrite, opensslSha256, median } from './measure.ts';
+import { curlUpload, durableWrite, opensslSha256, median } from './measure.ts';
 import { gcSection } from './gc.ts';
 import { machine, markdown, type Row } from './report.ts';
 import { listingSection, loadManyBlobs, manifestSection, pullSection, pushSection, randomFile, type BenchContext, type Sizes } from './sections.ts';
-import { startBerth, startDistribution, startNginx, type BenchServer } from './servers.ts';
+import { startBerth, startDistribution, startNginx, startPlainReceiver, type BenchServer } from './servers.ts';
 import { benchArchive, defaultArchiveBenchOptions } from './archive.ts';
 
 const { values: flags } = parseArgs({
@@ -64,6 +64,7 @@ try {
   for (let run = 0; run < 3; run++) diskRuns.push(await durableWrite(bigFile, join(work, 'dd.bin')));
   const diskLimit = median(diskRuns);
   rows.push({ section: 'machine', metric: `new ${sizes.bigBlob / 2 ** 20} MiB file written and fsynced (dd)`, unit: 'B/s', better: 'higher', berth: diskLimit });
+  rows.push(...(await plainNodeReceive(join(work, 'plain'), big)));
   // Peak memory per section: each section starts a new peak.
   const peaks: { section: string; values: Record<string, number> }[] = [];
   const measured = async (section: string, work: () => Promise<Row[]>) => {
@@ -121,6 +122,32 @@ try {
 } finally {
   await Promise.all(servers.map((server) => server.stop()));
   await nginx.stop();
+}
+
+/** How fast a plain Node HTTP server receives the big blob: dropped, hashed, hashed and written durably. */
+async function plainNodeReceive(dir: string, blob: { file: string; size: number }): Promise<Row[]> {
+  const receiver = await startPlainReceiver(dir);
+  const modes: [string, string][] = [
+    ['/drop', 'body dropped'],
+    ['/hash', 'SHA-256'],
+    ['/durable', 'SHA-256, written to a new file and fsynced'],
+  ];
+  const rows: Row[] = [];
+  try {
+    for (const [path, what] of modes) {
+      const runs: number[] = [];
+      for (let run = 0; run < 3; run++) {
+        const started = performance.now();
+        const { status } = await curlUpload('PUT', `${receiver.url}${path}`, blob.file);
+        if (status !== 201) throw new Error(`plain Node receiver ${path}: ${status}`);
+        runs.push(blob.size / ((performance.now() - started) / 1000));
+      }
+      rows.push({ section: 'machine', metric: `plain Node HTTP server receiving ${blob.size / 2 ** 20} MiB: ${what}`, unit: 'B/s', better: 'higher', berth: median(runs) });
+    }
+  } finally {
+    await receiver.stop();
+  }
+  return rows;
 }
 
 /** Archive repositories (Berth only): indexing, and blob GETs from archives against the hosted store. */

@@ -1,8 +1,9 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { benchImage, mountBlob, ociManifest, pool, pushBlob, pushImage, putManifest, resolveLocation, sha256, startUpload } from './load.ts';
-import { abHead, concurrentDownloads, curlDownload, curlUpload, repeated, wrk } from './measure.ts';
+import { abHead, concurrentDownloads, curlDownload, curlParallelPuts, curlUpload, repeated, wrk } from './measure.ts';
 import type { Row } from './report.ts';
 import type { BenchServer } from './servers.ts';
 
@@ -92,7 +93,6 @@ export async function manifestSection(context: BenchContext): Promise<Row[]> {
 
 /** Writes `bytes` of random data to a file, returning its digest. */
 async function randomFile(path: string, bytes: number): Promise<string> {
-  const { createHash } = await import('node:crypto');
   const hash = createHash('sha256');
   const output = createWriteStream(path);
   const chunk = 8 * 1024 * 1024;
@@ -146,16 +146,29 @@ export async function pushSection(context: BenchContext, big: BigBlob): Promise<
     },
   );
   rows.push(judge({ ...chunked, target: '≥ 1.5× Distribution' }, (row) => (row.distribution === undefined ? undefined : row.berth >= 1.5 * row.distribution)));
+  // Many small pushes: sessions opened with fetch, bodies PUT by one curl
+  // process 4 at a time, so the client takes little CPU from the servers.
+  await mkdir(join(context.work, 'small'), { recursive: true });
+  const smallFiles = await Promise.all(
+    Array.from({ length: context.sizes.smallBlobs }, async (_, index) => {
+      const file = join(context.work, 'small', `${index}.bin`);
+      return { file, digest: await randomFile(file, 2 ** 20) };
+    }),
+  );
   const small = await sideBySide(
     context,
-    { section: 'blob push', metric: `${context.sizes.smallBlobs} × 1 MiB, 4 at a time`, unit: 'B/s', better: 'higher' },
+    { section: 'blob push', metric: `${context.sizes.smallBlobs} × 1 MiB (POST + PUT), 4 at a time`, unit: 'B/s', better: 'higher' },
     async (server) => {
-      const blobs = Array.from({ length: context.sizes.smallBlobs }, () => randomBytes(2 ** 20));
       const started = performance.now();
-      await pool(blobs, 4, async (blob) => {
-        await pushBlob(server.url, 'bench/small-push', blob);
+      const uploads: { url: string; file: string }[] = [];
+      await pool(smallFiles, 4, async ({ file, digest }) => {
+        const target = await startUpload(server.url, 'bench/small-push');
+        target.searchParams.set('digest', digest);
+        uploads.push({ url: target.toString(), file });
       });
-      return (blobs.length * 2 ** 20) / ((performance.now() - started) / 1000);
+      const statuses = await curlParallelPuts(uploads, 4, join(context.work, 'small', `${server.name}.curl`));
+      if (statuses.length !== uploads.length || statuses.some((status) => status !== 201)) throw new Error(`${server.name} small pushes: ${statuses.join(' ')}`);
+      return (smallFiles.length * 2 ** 20) / ((performance.now() - started) / 1000);
     },
   );
   rows.push(judge({ ...small, target: '≥ 1.5× Distribution' }, (row) => (row.distribution === undefined ? undefined : row.berth >= 1.5 * row.distribution)));
@@ -253,12 +266,18 @@ export async function listingSection(context: BenchContext): Promise<Row[]> {
     [`catalog, ${repositories}+ repos, n=100 pages walked`, '/v2/_catalog?n=100', 'repositories'],
   ];
   for (const [metric, path, key] of paged) {
+    const requests: Record<string, number> = {};
     const row = await sideBySide(context, { section: 'listing', metric, unit: 'ms', better: 'lower' }, async (server) => {
       const result = await walk(server.url, path, key);
       context.log(`${server.name} ${metric}: ${result.entries} entries in ${result.requests} requests`);
+      requests[server.name] = result.requests;
       return result.ms;
     });
-    rows.push(judge({ ...row, target: '≥ 10× faster than Distribution' }, (it) => (it.distribution === undefined ? undefined : it.distribution >= 10 * it.berth)));
+    // Distribution 2.8 ignores n on tag lists and answers the whole list at once:
+    // a walk of one request against a walk of many is not a comparison.
+    const comparable = requests['distribution'] === undefined || requests['distribution'] === requests['berth'];
+    const named = comparable ? row : { ...row, metric: `${metric} (Distribution ignored n: ${requests['distribution']} request against ${requests['berth']})` };
+    rows.push(judge({ ...named, target: '≥ 10× faster than Distribution' }, (it) => (it.distribution === undefined || !comparable ? undefined : it.distribution >= 10 * it.berth)));
   }
   return rows;
 }

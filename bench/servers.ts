@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 
 const berthMain = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
+const plainReceiverMain = fileURLToPath(new URL('./plain-receiver.ts', import.meta.url));
 
 /** A server process under measurement. */
 export interface BenchServer {
@@ -80,7 +81,10 @@ export async function startBerth(dataDir: string): Promise<BenchServer> {
   return manage('berth', child, url, await waitUntilServing(url, child, started));
 }
 
-/** CNCF Distribution (Debian's docker-registry) on the filesystem driver, deletes on, access log on. */
+/**
+ * CNCF Distribution (Debian's docker-registry) on the filesystem driver, deletes on, access log on,
+ * with the in-memory blob descriptor cache its packaged configuration turns on.
+ */
 export async function startDistribution(dataDir: string): Promise<BenchServer> {
   const port = await freePort();
   await mkdir(dataDir, { recursive: true });
@@ -90,7 +94,7 @@ export async function startDistribution(dataDir: string): Promise<BenchServer> {
     [
       'version: 0.1',
       'log: { level: info, formatter: json }',
-      `storage: { filesystem: { rootdirectory: ${dataDir} }, delete: { enabled: true }, redirect: { disable: true } }`,
+      `storage: { filesystem: { rootdirectory: ${dataDir} }, cache: { blobdescriptor: inmemory }, delete: { enabled: true }, redirect: { disable: true } }`,
       `http: { addr: 127.0.0.1:${port} }`,
       '',
     ].join('\n'),
@@ -140,4 +144,14 @@ http {
       await once(child, 'exit');
     },
   };
+}
+
+/** A plain Node HTTP server that only receives bodies (bench/plain-receiver.ts): the push ceiling for Node. */
+export async function startPlainReceiver(workDir: string): Promise<BenchServer> {
+  const port = await freePort();
+  await mkdir(workDir, { recursive: true });
+  const started = performance.now();
+  const child = spawn(process.execPath, [plainReceiverMain, String(port), workDir], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const url = `http://127.0.0.1:${port}`;
+  return manage('plain node', child, url, await waitUntilServing(url, child, started));
 }
