@@ -73,7 +73,7 @@ export async function startBerth(dataDir: string): Promise<BenchServer> {
   const port = await freePort();
   const started = performance.now();
   // The same V8 flag `npm start` and the berth bin use.
-  const child = spawn(process.execPath, ['--max-semi-space-size=4', berthMain, 'serve', '--listen', `127.0.0.1:${port}`, '--data', dataDir], {
+  const child = spawn(process.execPath, ['--max-semi-space-size=1', berthMain, 'serve', '--listen', `127.0.0.1:${port}`, '--data', dataDir], {
     env: { PATH: process.env['PATH'], BERTH_LOG_FORMAT: 'json' },
     stdio: ['ignore', 'ignore', 'inherit'],
   });

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=4
+#!/usr/bin/env -S node --max-semi-space-size=1
 // The V8 flag keeps the young generation small: see docs/decisions.md ("Young generation").
 // Node 24 runs the TypeScript sources directly (type stripping).
 import { main } from '../src/cli/main.ts';
