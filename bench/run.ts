@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { curlUpload, durableWrite, opensslSha256, median } from './measure.ts';
+import { curlUpload, durableWrite, opensslSha256, median, repeated } from './measure.ts';
 import { gcSection } from './gc.ts';
 import { machine, markdown, type Row } from './report.ts';
 import { listingSection, loadManyBlobs, manifestSection, pullSection, pushSection, randomFile, type BenchContext, type Sizes } from './sections.ts';
@@ -60,10 +60,8 @@ const context: BenchContext = { sizes, work, servers, nginxUrl: nginx.url, sha25
 const rows: Row[] = [];
 try {
   rows.push({ section: 'machine', metric: 'SHA-256, one core (OpenSSL)', unit: 'B/s', better: 'higher', berth: sha256Limit });
-  const diskRuns: number[] = [];
-  for (let run = 0; run < 3; run++) diskRuns.push(await durableWrite(bigFile, join(work, 'dd.bin')));
-  const diskLimit = median(diskRuns);
-  rows.push({ section: 'machine', metric: `new ${sizes.bigBlob / 2 ** 20} MiB file written and fsynced (dd)`, unit: 'B/s', better: 'higher', berth: diskLimit });
+  const disk = await repeated(3, async () => ({ value: await durableWrite(bigFile, join(work, 'dd.bin')) }));
+  rows.push({ section: 'machine', metric: `new ${sizes.bigBlob / 2 ** 20} MiB file written and fsynced (dd)`, unit: 'B/s', better: 'higher', berth: disk.value });
   rows.push(...(await plainNodeReceive(join(work, 'plain'), big)));
   // Peak memory per section: each section starts a new peak.
   const peaks: { section: string; values: Record<string, number> }[] = [];
@@ -135,14 +133,13 @@ async function plainNodeReceive(dir: string, blob: { file: string; size: number 
   const rows: Row[] = [];
   try {
     for (const [path, what] of modes) {
-      const runs: number[] = [];
-      for (let run = 0; run < 3; run++) {
+      const received = await repeated(3, async () => {
         const started = performance.now();
         const { status } = await curlUpload('PUT', `${receiver.url}${path}`, blob.file);
         if (status !== 201) throw new Error(`plain Node receiver ${path}: ${status}`);
-        runs.push(blob.size / ((performance.now() - started) / 1000));
-      }
-      rows.push({ section: 'machine', metric: `plain Node HTTP server receiving ${blob.size / 2 ** 20} MiB: ${what}`, unit: 'B/s', better: 'higher', berth: median(runs) });
+        return { value: blob.size / ((performance.now() - started) / 1000) };
+      });
+      rows.push({ section: 'machine', metric: `plain Node HTTP server receiving ${blob.size / 2 ** 20} MiB: ${what}`, unit: 'B/s', better: 'higher', berth: received.value });
     }
   } finally {
     await receiver.stop();

@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 
 const berthMain = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
+const berthBin = fileURLToPath(new URL('../bin/berth.js', import.meta.url));
 const plainReceiverMain = fileURLToPath(new URL('./plain-receiver.ts', import.meta.url));
 
 /** A server process under measurement. */
@@ -72,13 +73,18 @@ function manage(name: string, child: ChildProcess, url: string, startupMs: numbe
 export async function startBerth(dataDir: string): Promise<BenchServer> {
   const port = await freePort();
   const started = performance.now();
-  // The same V8 flag `npm start` and the berth bin use.
-  const child = spawn(process.execPath, ['--max-semi-space-size=1', berthMain, 'serve', '--listen', `127.0.0.1:${port}`, '--data', dataDir], {
+  const child = spawn(process.execPath, [...(await berthNodeFlags()), berthMain, 'serve', '--listen', `127.0.0.1:${port}`, '--data', dataDir], {
     env: { PATH: process.env['PATH'], BERTH_LOG_FORMAT: 'json' },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   const url = `http://127.0.0.1:${port}`;
   return manage('berth', child, url, await waitUntilServing(url, child, started));
+}
+
+/** The Node flags `npm start` and the berth bin run with: those on bin/berth.js's `#!` line. */
+async function berthNodeFlags(): Promise<string[]> {
+  const shebang = (await readFile(berthBin, 'utf8')).split('\n', 1)[0] ?? '';
+  return shebang.split(/\s+/).filter((word) => word.startsWith('--'));
 }
 
 /**

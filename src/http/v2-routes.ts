@@ -85,23 +85,30 @@ export interface V2Match {
   label: string;
 }
 
-/** Finds the endpoint for a path below /v2/; NOT_FOUND, UNSUPPORTED (405) or NAME_INVALID otherwise. */
-export function matchV2(path: string, method: string): V2Match {
+/** The first endpoint whose pattern the path matches, with the pattern's groups. */
+function findEndpoint(path: string): { endpoint: Endpoint; groups: Record<string, string> } | undefined {
   for (const endpoint of endpoints) {
     // A substring test is far cheaper than the pattern and rules out most endpoints.
     if (!path.includes(endpoint.marker)) continue;
     const groups = endpoint.pattern.exec(path)?.groups;
-    if (groups === undefined) continue;
-    const route = endpoint.methods[method as Method];
-    if (route === undefined) {
-      throw new RegistryError('UNSUPPORTED', `${method} is not supported here`, {
-        headers: { allow: Object.keys(endpoint.methods).join(', ') },
-      });
-    }
-    const { name = '', ...params } = groups;
-    return { name: parseRepositoryName(name), params, handler: route.handler, action: route.action, label: endpoint.label };
+    if (groups !== undefined) return { endpoint, groups };
   }
-  throw new RegistryError('NOT_FOUND', `no endpoint at /v2/${path.slice(0, 200)}`);
+  return undefined;
+}
+
+/** Finds the endpoint for a path below /v2/; NOT_FOUND, UNSUPPORTED (405) or NAME_INVALID otherwise. */
+export function matchV2(path: string, method: string): V2Match {
+  const found = findEndpoint(path);
+  if (found === undefined) throw new RegistryError('NOT_FOUND', `no endpoint at /v2/${path.slice(0, 200)}`);
+  const { endpoint, groups } = found;
+  const route = endpoint.methods[method as Method];
+  if (route === undefined) {
+    throw new RegistryError('UNSUPPORTED', `${method} is not supported here`, {
+      headers: { allow: Object.keys(endpoint.methods).join(', ') },
+    });
+  }
+  const { name = '', ...params } = groups;
+  return { name: parseRepositoryName(name), params, handler: route.handler, action: route.action, label: endpoint.label };
 }
 
 /** What a request below /v2/ addresses, for metrics and events; never throws. */
@@ -117,15 +124,10 @@ export interface V2Target {
 export function classifyV2(path: string): V2Target {
   if (path === '') return { endpoint: 'base', params: {} };
   if (path === '_catalog') return { endpoint: 'catalog', params: {} };
-  for (const endpoint of endpoints) {
-    // A substring test is far cheaper than the pattern and rules out most endpoints.
-    if (!path.includes(endpoint.marker)) continue;
-    const groups = endpoint.pattern.exec(path)?.groups;
-    if (groups === undefined) continue;
-    const { name, ...params } = groups;
-    return { endpoint: endpoint.label, ...(name === undefined ? {} : { name }), params };
-  }
-  return { endpoint: 'unknown', params: {} };
+  const found = findEndpoint(path);
+  if (found === undefined) return { endpoint: 'unknown', params: {} };
+  const { name, ...params } = found.groups;
+  return { endpoint: found.endpoint.label, ...(name === undefined ? {} : { name }), params };
 }
 
 /** Runs a matched endpoint. */

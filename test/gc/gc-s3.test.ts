@@ -6,7 +6,7 @@ import { call } from '../helpers/http.ts';
 import { pushImage, randomImage } from '../helpers/images.ts';
 import { postgresMetadataSettings, postgresMissing, startTestPostgres, type TestPostgres } from '../helpers/postgres.ts';
 import { startTestRegistry, type TestRegistry } from '../helpers/registry.ts';
-import { startTestS3, type TestS3 } from '../helpers/s3.ts';
+import { s3StorageSettings, startTestS3, type TestS3 } from '../helpers/s3.ts';
 import { assertConsistent, storedDigests } from './state.ts';
 
 describe('garbage collection on S3 and PostgreSQL', { skip: postgresMissing() }, () => {
@@ -21,8 +21,7 @@ describe('garbage collection on S3 and PostgreSQL', { skip: postgresMissing() },
       'gc.interval': 0,
       'gc.gracePeriod': 0,
       'gc.uploadExpiry': '50ms',
-      'storage.driver': 's3',
-      'storage.s3': { bucket: s3.bucket, prefix: 'gc', endpoint: s3.endpoint, forcePathStyle: true, credentials: s3.credentials, multipartExpiry: 0 },
+      ...s3StorageSettings(s3, 'gc', { multipartExpiry: 0 }),
       ...postgresMetadataSettings(await postgres.createDatabase()),
     });
   });

@@ -63,3 +63,11 @@ export function s3Options(s3: TestS3, prefix: string): S3BlobStoreOptions {
     multipartExpiry: 0,
   };
 }
+
+/** Registry settings (as `startTestRegistry` takes them) for blobs on the test server under `prefix`. */
+export function s3StorageSettings(s3: TestS3, prefix: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    'storage.driver': 's3',
+    'storage.s3': { bucket: s3.bucket, prefix, endpoint: s3.endpoint, forcePathStyle: true, credentials: s3.credentials, ...extra },
+  };
+}

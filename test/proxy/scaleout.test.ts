@@ -3,8 +3,8 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { mediaTypes } from '../../src/oci/media-types.ts';
 import { blobOf, pushBlob, pushImage, randomImage } from '../helpers/images.ts';
-import { postgresMissing, startTestPostgres, type TestPostgres } from '../helpers/postgres.ts';
-import { startTestS3, type TestS3 } from '../helpers/s3.ts';
+import { postgresMetadataSettings, postgresMissing, startTestPostgres, type TestPostgres } from '../helpers/postgres.ts';
+import { s3StorageSettings, startTestS3, type TestS3 } from '../helpers/s3.ts';
 import { startProxySetup, type ProxySetup } from './setup.ts';
 
 const accept = [mediaTypes.ociIndex, mediaTypes.ociManifest, mediaTypes.dockerManifestList, mediaTypes.dockerManifest].join(', ');
@@ -18,15 +18,9 @@ describe('pull-through cache on S3 and PostgreSQL', { skip: postgresMissing() },
   before(async () => {
     postgres = await startTestPostgres();
     s3 = await startTestS3();
-    const database = await postgres.createDatabase();
     setup = await startProxySetup(
       { tagTtl: 0, failureBackoff: '1h' },
-      {
-        'storage.driver': 's3',
-        'storage.s3': { bucket: s3.bucket, prefix: 'cache', endpoint: s3.endpoint, forcePathStyle: true, credentials: s3.credentials },
-        'metadata.driver': 'postgres',
-        'metadata.postgres': { host: database.host, port: database.port, user: database.user, database: database.database, pool: { max: 4 } },
-      },
+      { ...s3StorageSettings(s3, 'cache'), ...postgresMetadataSettings(await postgres.createDatabase()), 'metadata.postgres.pool.max': 4 },
     );
   });
   after(async () => {

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { mediaTypes } from '../../src/oci/media-types.ts';
 import { pushImage, randomImage } from '../helpers/images.ts';
-import { postgresMissing, startTestPostgres, type TestPostgres } from '../helpers/postgres.ts';
+import { postgresMetadataSettings, postgresMissing, startTestPostgres, type TestPostgres } from '../helpers/postgres.ts';
 import { startTestRegistry, type TestRegistry } from '../helpers/registry.ts';
-import { startTestS3, type TestS3 } from '../helpers/s3.ts';
+import { s3StorageSettings, startTestS3, type TestS3 } from '../helpers/s3.ts';
 import { assertSameBytes } from '../helpers/stores.ts';
 
 /**
@@ -19,13 +19,11 @@ describe('the registry on S3 and PostgreSQL', { skip: postgresMissing() }, () =>
   before(async () => {
     postgres = await startTestPostgres();
     s3 = await startTestS3();
-    const database = await postgres.createDatabase();
     registry = await startTestRegistry({
-      'storage.driver': 's3',
+      ...s3StorageSettings(s3, 'http'),
       'storage.redirects': false,
-      'storage.s3': { bucket: s3.bucket, prefix: 'http', endpoint: s3.endpoint, forcePathStyle: true, credentials: s3.credentials },
-      'metadata.driver': 'postgres',
-      'metadata.postgres': { host: database.host, port: database.port, user: database.user, database: database.database, pool: { max: 4 } },
+      ...postgresMetadataSettings(await postgres.createDatabase()),
+      'metadata.postgres.pool.max': 4,
     });
   });
 
