@@ -4,32 +4,20 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { call } from '../helpers/http.ts';
 import { pushImage, randomImage } from '../helpers/images.ts';
-import { postgresMetadataSettings, postgresMissing, startTestPostgres, type TestPostgres } from '../helpers/postgres.ts';
-import { startTestRegistry, type TestRegistry } from '../helpers/registry.ts';
-import { s3StorageSettings, startTestS3, type TestS3 } from '../helpers/s3.ts';
+import { postgresMissing } from '../helpers/postgres.ts';
+import type { TestRegistry } from '../helpers/registry.ts';
+import { startScaleOutRegistry } from '../helpers/scaleout.ts';
 import { assertConsistent, storedDigests } from './state.ts';
 
 describe('garbage collection on S3 and PostgreSQL', { skip: postgresMissing() }, () => {
-  let postgres: TestPostgres;
-  let s3: TestS3;
   let registry: TestRegistry;
 
   before(async () => {
-    postgres = await startTestPostgres();
-    s3 = await startTestS3();
-    registry = await startTestRegistry({
-      'gc.interval': 0,
-      'gc.gracePeriod': 0,
-      'gc.uploadExpiry': '50ms',
-      ...s3StorageSettings(s3, 'gc', { multipartExpiry: 0 }),
-      ...postgresMetadataSettings(await postgres.createDatabase()),
-    });
+    registry = await startScaleOutRegistry('gc', { 'gc.interval': 0, 'gc.gracePeriod': 0, 'gc.uploadExpiry': '50ms' }, { multipartExpiry: 0 });
   });
 
   after(async () => {
     await registry?.close();
-    await s3?.close();
-    await postgres?.close();
   });
 
   it('deletes objects of unreferenced blobs and expired uploads, keeping referenced ones', async () => {

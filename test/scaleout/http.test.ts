@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { mediaTypes } from '../../src/oci/media-types.ts';
 import { pushImage, randomImage } from '../helpers/images.ts';
-import { postgresMetadataSettings, postgresMissing, startTestPostgres, type TestPostgres } from '../helpers/postgres.ts';
-import { startTestRegistry, type TestRegistry } from '../helpers/registry.ts';
-import { s3StorageSettings, startTestS3, type TestS3 } from '../helpers/s3.ts';
+import { postgresMissing } from '../helpers/postgres.ts';
+import type { TestRegistry } from '../helpers/registry.ts';
+import { startScaleOutRegistry } from '../helpers/scaleout.ts';
 import { assertSameBytes } from '../helpers/stores.ts';
 
 /**
@@ -12,25 +12,14 @@ import { assertSameBytes } from '../helpers/stores.ts';
  * with redirects off so that Berth streams blobs from S3 itself.
  */
 describe('the registry on S3 and PostgreSQL', { skip: postgresMissing() }, () => {
-  let postgres: TestPostgres;
-  let s3: TestS3;
   let registry: TestRegistry;
 
   before(async () => {
-    postgres = await startTestPostgres();
-    s3 = await startTestS3();
-    registry = await startTestRegistry({
-      ...s3StorageSettings(s3, 'http'),
-      'storage.redirects': false,
-      ...postgresMetadataSettings(await postgres.createDatabase()),
-      'metadata.postgres.pool.max': 4,
-    });
+    registry = await startScaleOutRegistry('http', { 'storage.redirects': false, 'metadata.postgres.pool.max': 4 });
   });
 
   after(async () => {
     await registry?.close();
-    await s3?.close();
-    await postgres?.close();
   });
 
   it('advertises S3 part size as the chunk minimum', async () => {
