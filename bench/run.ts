@@ -11,6 +11,7 @@ import { machine, markdown, type Row } from './report.ts';
 import { listingSection, loadManyBlobs, manifestSection, pullSection, pushSection, randomFile, type BenchContext, type Sizes } from './sections.ts';
 import { startBerth, startDistribution, startNginx, startPlainReceiver, type BenchServer } from './servers.ts';
 import { benchArchive, defaultArchiveBenchOptions } from './archive.ts';
+import { scaleSection } from './scale.ts';
 
 const { values: flags } = parseArgs({
   options: {
@@ -77,6 +78,8 @@ try {
   await measured('blob push', () => pushSection(context, big));
   await measured('blob GET', () => pullSection(context, big));
   await measured('listings', () => listingSection(context));
+  const scale = flags.quick ? 10_000 : 1_000_000;
+  rows.push(...(await scaleSection(context, { tags: scale, repositories: scale })));
   rows.push(...(await archiveSection(flags.quick ? 100 : 1000, sizes.seconds)));
   await measured('loading many blobs', async () => {
     await loadManyBlobs(context);

@@ -18,7 +18,6 @@ import type {
   RepositoryWriter,
   UploadState,
 } from './repository.ts';
-import { TagListCache } from './tag-cache.ts';
 import { Uploads } from './uploads.ts';
 import type { WritePolicy } from './write-policy.ts';
 
@@ -37,7 +36,6 @@ export interface HostedContext {
   meta: MetaStore;
   uploads: Uploads;
   options: HostedOptions;
-  tagLists: TagListCache;
   /** Quotas, immutable tags and garbage collection's protection; absent, every write is admitted. */
   policy?: WritePolicy;
 }
@@ -47,7 +45,7 @@ export function createHostedContext(blobs: BlobStore, meta: MetaStore, options: 
     ...(options.maxBlobBytes === undefined ? {} : { maxBlobBytes: options.maxBlobBytes }),
     ...(policy === undefined ? {} : { policy }),
   };
-  const context: HostedContext = { blobs, meta, uploads: new Uploads(blobs, meta, uploadOptions), options, tagLists: new TagListCache() };
+  const context: HostedContext = { blobs, meta, uploads: new Uploads(blobs, meta, uploadOptions), options };
   if (policy !== undefined) context.policy = policy;
   return context;
 }
@@ -95,9 +93,10 @@ export class HostedRepository implements Repository, RepositoryWriter {
   }
 
   async tags(page: Page): Promise<Tag[]> {
-    const { meta, tagLists } = this.#context;
-    const tags = await tagLists.page(meta, this.name, page);
-    if (tags === undefined || (tags.length === 0 && !(await meta.repositories.exists(this.name)))) {
+    // One page read from the tag index by key, whatever the list's length.
+    const { meta } = this.#context;
+    const tags = await meta.tags.list(this.name, page);
+    if (tags.length === 0 && !(await meta.repositories.exists(this.name))) {
       throw new RegistryError('NAME_UNKNOWN', `repository ${this.name} is not known`, { detail: { name: this.name } });
     }
     return tags;
