@@ -1,3 +1,4 @@
+import { setImmediate as yieldToOtherRequests } from 'node:timers/promises';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { RegistryError } from '../errors/registry-error.ts';
 import type { Page } from '../meta/meta-store.ts';
@@ -62,6 +63,8 @@ async function visibleCatalog(router: RepositoryRouter, page: Page, visible: (na
     }
     if (batch.length < catalogBatch) return shown;
     last = batch[batch.length - 1];
+    // Past many hidden names this loop could hold the thread: let other requests in between batches.
+    await yieldToOtherRequests();
   }
 }
 
@@ -79,18 +82,22 @@ function parsePage(query: unknown): Page {
   return page;
 }
 
-/** Fetches one entry more than asked, to know whether a next page exists. */
+/**
+ * Fetches one entry more than asked, to know whether a next page exists.
+ * Without `n` a page holds at most `maxPageSize` entries and the Link header
+ * leads on (clients follow it, as they do for Docker Hub), so no request
+ * reads or holds a list in proportion to its length.
+ */
 async function paginate<T extends string>(page: Page, fetch: (probe: Page) => Promise<T[]>): Promise<{ entries: T[]; next?: string }> {
-  if (page.limit === 0) return { entries: [] };
-  const probe: Page = { ...page };
-  if (page.limit !== undefined) probe.limit = page.limit + 1;
-  const entries = await fetch(probe);
-  if (page.limit === undefined || entries.length <= page.limit) return { entries };
-  const shown = entries.slice(0, page.limit);
+  const limit = page.limit ?? maxPageSize;
+  if (limit === 0) return { entries: [] };
+  const entries = await fetch({ ...page, limit: limit + 1 });
+  if (entries.length <= limit) return { entries };
+  const shown = entries.slice(0, limit);
   return { entries: shown, next: shown[shown.length - 1] as string };
 }
 
 function nextLink(path: string, page: Page, last: string): string {
-  const query = new URLSearchParams({ n: String(page.limit), last });
+  const query = new URLSearchParams({ n: String(page.limit ?? maxPageSize), last });
   return `<${path}?${query.toString()}>; rel="next"`;
 }

@@ -4,7 +4,9 @@ import { digestOf } from '../../src/oci/digest.ts';
 import { mediaTypes } from '../../src/oci/media-types.ts';
 import { assertError, call } from '../helpers/http.ts';
 import { pushImage, pushManifest, randomImage } from '../helpers/images.ts';
-import { registryForFile, startTestRegistry } from '../helpers/registry.ts';
+import { createTestApp, registryForFile, startTestRegistry } from '../helpers/registry.ts';
+import { maxPageSize } from '../../src/http/listings.ts';
+import { parseRepositoryName, parseTag } from '../../src/oci/names.ts';
 
 const registry = registryForFile();
 
@@ -44,6 +46,25 @@ describe('GET /v2/<name>/tags/list', () => {
 
   it('an unknown repository is 404 NAME_UNKNOWN', async () => {
     assertError(await call(registry.url, 'GET', '/v2/list/nothing/tags/list'), 404, 'NAME_UNKNOWN');
+  });
+
+  it('without n, a page stops at the largest page size and links on', async () => {
+    const test = await createTestApp();
+    try {
+      const bytes = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: mediaTypes.ociIndex, manifests: [] }));
+      const tags = Array.from({ length: maxPageSize + 5 }, (_, index) => parseTag(`t${String(index).padStart(6, '0')}`));
+      const record = { digest: digestOf(bytes), mediaType: mediaTypes.ociIndex, bytes };
+      await test.registry.meta.manifests.put(parseRepositoryName('many/tags'), record, { blobs: [], children: [] }, tags);
+      const first = await test.app.inject({ method: 'GET', url: '/v2/many/tags/tags/list' });
+      assert.equal(first.json<{ tags: string[] }>().tags.length, maxPageSize);
+      const last = tags[maxPageSize - 1] as string;
+      assert.equal(first.headers['link'], `</v2/many/tags/tags/list?n=${maxPageSize}&last=${last}>; rel="next"`);
+      const rest = await test.app.inject({ method: 'GET', url: `/v2/many/tags/tags/list?n=${maxPageSize}&last=${last}` });
+      assert.deepEqual(rest.json<{ tags: string[] }>().tags, tags.slice(maxPageSize));
+      assert.equal(rest.headers['link'], undefined);
+    } finally {
+      await test.close();
+    }
   });
 });
 
