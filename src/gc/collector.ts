@@ -1,3 +1,4 @@
+import { setImmediate as yieldToRequests } from 'node:timers/promises';
 import type { BlobStore } from '../blobs/blob-store.ts';
 import type { Logger } from '../log.ts';
 import type { MetaStore } from '../meta/meta-store.ts';
@@ -283,6 +284,8 @@ class Pass {
       const batch = await next(cursor);
       if (batch.items.length > 0) yield batch.items;
       cursor = batch.cursor;
+      // Queries on an embedded store run on this thread: let requests in between batches.
+      await yieldToRequests();
     } while (cursor !== undefined);
   }
 }

@@ -18,7 +18,12 @@ export interface OperationsStore {
   close?(): Promise<void>;
 }
 
-/** One batch of a scan; pass `cursor` back for the next, absent after the last. */
+/**
+ * One batch of a scan; pass `cursor` back for the next, absent after the
+ * last. A batch covers at most `limit` rows of the scanned table, whatever
+ * matches among them, so each query costs the same however sparse the
+ * matches are: a batch may hold no items and still have a cursor.
+ */
 export interface Batch<T> {
   items: T[];
   cursor?: string;

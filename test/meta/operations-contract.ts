@@ -158,6 +158,31 @@ export function runOperationsStoreContract(label: string, open: () => Promise<Op
       });
     });
 
+    describe('scans', () => {
+      it('read a bounded range of rows per batch, however few of them match', async () => {
+        const repository = fresh();
+        const linked = Array.from({ length: 20 }, digest);
+        for (const each of linked) await meta.blobs.link(repository, each, 3);
+        await meta.manifests.put(repository, record(), { blobs: linked, children: [] }, [parseTag('v0')]);
+        for (let index = 1; index < 20; index++) await meta.manifests.put(repository, record(), { blobs: [], children: [] }, [parseTag(`v${index}`)]);
+        const cutoff = future();
+        // 20 rows that never match, each scan 2 rows a batch: at least 10 batches,
+        // where a scan that read on until it found 2 matches would need few.
+        const batchCount = async <T>(scan: (cursor: string | undefined) => Promise<Batch<T>>) => {
+          let count = 0;
+          let cursor: string | undefined;
+          do {
+            cursor = (await scan(cursor)).cursor;
+            count++;
+          } while (cursor !== undefined);
+          return count;
+        };
+        assert.ok((await batchCount((cursor) => ops.blobs.unlinked(cutoff, cursor, 2))) >= 10, 'blob scan');
+        assert.ok((await batchCount((cursor) => ops.namespace.unreferencedLinks(cutoff, cursor, 2))) >= 10, 'link scan');
+        assert.ok((await batchCount((cursor) => ops.namespace.unreachableManifests(cutoff, cursor, 2))) >= 10, 'manifest scan');
+      });
+    });
+
     describe('namespace', () => {
       it('finds and removes links no manifest references, re-checking each', async () => {
         const repository = fresh();

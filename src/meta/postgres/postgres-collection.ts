@@ -62,14 +62,14 @@ export class PostgresBlobCollection implements BlobCollection {
 
   async unlinked(cutoff: Date, cursor: string | undefined, limit: number): Promise<Batch<SizedBlob>> {
     const { rows } = await this.#pool.query<Row>(
-      `SELECT b.digest, b.size FROM blobs b
-       WHERE b.digest > $1 AND b.created_at < $2 AND ${blobUnlinked} AND ${notTouchedSince('b.digest', '$2')}
-       ORDER BY b.digest LIMIT $3`,
+      `SELECT b.digest, b.size, (b.created_at < $2 AND ${blobUnlinked} AND ${notTouchedSince('b.digest', '$2')}) AS eligible
+       FROM (SELECT digest, size, created_at FROM blobs WHERE digest > $1 ORDER BY digest LIMIT $3) AS b
+       ORDER BY b.digest`,
       [cursor ?? '', cutoff, limit],
     );
-    const items = rows.map(sizedBlob);
-    const last = items[items.length - 1];
-    return items.length < limit || last === undefined ? { items } : { items, cursor: last.digest };
+    const items = rows.filter(isEligible).map(sizedBlob);
+    const last = rows[rows.length - 1];
+    return rows.length < limit || last === undefined ? { items } : { items, cursor: last['digest'] as string };
   }
 
   async known(digests: readonly Digest[]): Promise<Set<Digest>> {
@@ -139,12 +139,14 @@ export class PostgresNamespaceCollection implements NamespaceCollection {
   async unreferencedLinks(cutoff: Date, cursor: string | undefined, limit: number): Promise<Batch<BlobLink>> {
     const [afterId, afterDigest] = parseRowCursor(cursor);
     const { rows } = await this.#pool.query<Row>(
-      `SELECT rb.repository_id, r.name, rb.digest FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id
-       WHERE (rb.repository_id, rb.digest) > ($1, $2) AND rb.linked_at < $3 AND ${linkUnreferenced}
-       ORDER BY rb.repository_id, rb.digest LIMIT $4`,
+      `SELECT rb.repository_id, r.name, rb.digest, (rb.linked_at < $3 AND ${linkUnreferenced}) AS eligible
+       FROM (SELECT repository_id, digest, linked_at FROM repository_blobs
+             WHERE (repository_id, digest) > ($1, $2) ORDER BY repository_id, digest LIMIT $4) AS rb
+       JOIN repositories r ON r.id = rb.repository_id
+       ORDER BY rb.repository_id, rb.digest`,
       [afterId, afterDigest, cutoff, limit],
     );
-    return { items: rows.map((row) => ({ repository: row['name'] as RepositoryName, digest: row['digest'] as Digest })), ...nextRowCursor(rows, limit) };
+    return { items: rows.filter(isEligible).map((row) => ({ repository: row['name'] as RepositoryName, digest: row['digest'] as Digest })), ...nextRowCursor(rows, limit) };
   }
 
   unlink(links: readonly BlobLink[], cutoff: Date): Promise<BlobLink[]> {
@@ -172,12 +174,14 @@ export class PostgresNamespaceCollection implements NamespaceCollection {
   async unreachableManifests(cutoff: Date, cursor: string | undefined, limit: number): Promise<Batch<ManifestKey>> {
     const [afterId, afterDigest] = parseRowCursor(cursor);
     const { rows } = await this.#pool.query<Row>(
-      `SELECT m.repository_id, r.name, m.digest FROM manifests m JOIN repositories r ON r.id = m.repository_id
-       WHERE (m.repository_id, m.digest) > ($1, $2) AND ${manifestUnreachable('$3')}
-       ORDER BY m.repository_id, m.digest LIMIT $4`,
+      `SELECT m.repository_id, r.name, m.digest, (${manifestUnreachable('$3')}) AS eligible
+       FROM (SELECT repository_id, digest, created_at, subject FROM manifests
+             WHERE (repository_id, digest) > ($1, $2) ORDER BY repository_id, digest LIMIT $4) AS m
+       JOIN repositories r ON r.id = m.repository_id
+       ORDER BY m.repository_id, m.digest`,
       [afterId, afterDigest, cutoff, limit],
     );
-    return { items: rows.map((row) => ({ repository: row['name'] as RepositoryName, digest: row['digest'] as Digest })), ...nextRowCursor(rows, limit) };
+    return { items: rows.filter(isEligible).map((row) => ({ repository: row['name'] as RepositoryName, digest: row['digest'] as Digest })), ...nextRowCursor(rows, limit) };
   }
 
   deleteUnreachable(manifest: ManifestKey, cutoff: Date): Promise<number | undefined> {
@@ -245,4 +249,9 @@ async function lockDigests(client: pg.PoolClient, digests: readonly Digest[]): P
 
 function sizedBlob(row: Row): SizedBlob {
   return { digest: row['digest'] as Digest, size: row['size'] as number };
+}
+
+/** Scans read a bounded range of rows and flag the ones that qualify. */
+function isEligible(row: Row): boolean {
+  return row['eligible'] === true;
 }

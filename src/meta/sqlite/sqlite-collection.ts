@@ -51,13 +51,14 @@ export class SqliteBlobCollection implements BlobCollection {
   async unlinked(cutoff: Date, cursor: string | undefined, limit: number): Promise<Batch<SizedBlob>> {
     const rows = allNamed(
       this.#q,
-      `SELECT b.digest, b.size FROM blobs b
-       WHERE b.digest > :after AND b.created_at < :cutoff AND ${blobUnlinked} AND ${notTouchedSince('b.digest')}
-       ORDER BY b.digest LIMIT :limit`,
+      `SELECT b.digest, b.size, (b.created_at < :cutoff AND ${blobUnlinked} AND ${notTouchedSince('b.digest')}) AS eligible
+       FROM (SELECT digest, size, created_at FROM blobs WHERE digest > :after ORDER BY digest LIMIT :limit) AS b
+       ORDER BY b.digest`,
       { after: cursor ?? '', cutoff: cutoff.getTime(), limit },
     );
-    const items = rows.map((row) => ({ digest: row['digest'] as Digest, size: row['size'] as number }));
-    return batch(items, limit, (last) => last.digest);
+    const items = rows.filter(isEligible).map((row) => ({ digest: row['digest'] as Digest, size: row['size'] as number }));
+    const last = rows[rows.length - 1];
+    return rows.length < limit || last === undefined ? { items } : { items, cursor: last['digest'] as string };
   }
 
   async known(digests: readonly Digest[]): Promise<Set<Digest>> {
@@ -129,12 +130,14 @@ export class SqliteNamespaceCollection implements NamespaceCollection {
     const [afterId, afterDigest] = parseRowCursor(cursor);
     const rows = allNamed(
       this.#q,
-      `SELECT rb.repository_id, r.name, rb.digest FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id
-       WHERE (rb.repository_id, rb.digest) > (:id, :digest) AND rb.linked_at < :cutoff AND ${linkUnreferenced}
-       ORDER BY rb.repository_id, rb.digest LIMIT :limit`,
+      `SELECT rb.repository_id, r.name, rb.digest, (rb.linked_at < :cutoff AND ${linkUnreferenced}) AS eligible
+       FROM (SELECT repository_id, digest, linked_at FROM repository_blobs
+             WHERE (repository_id, digest) > (:id, :digest) ORDER BY repository_id, digest LIMIT :limit) AS rb
+       JOIN repositories r ON r.id = rb.repository_id
+       ORDER BY rb.repository_id, rb.digest`,
       { id: afterId, digest: afterDigest, cutoff: cutoff.getTime(), limit },
     );
-    const items = rows.map((row) => ({ repository: row['name'] as RepositoryName, digest: row['digest'] as Digest }));
+    const items = rows.filter(isEligible).map((row) => ({ repository: row['name'] as RepositoryName, digest: row['digest'] as Digest }));
     return { items, ...nextRowCursor(rows, limit) };
   }
 
@@ -158,12 +161,14 @@ export class SqliteNamespaceCollection implements NamespaceCollection {
     const [afterId, afterDigest] = parseRowCursor(cursor);
     const rows = allNamed(
       this.#q,
-      `SELECT m.repository_id, r.name, m.digest FROM manifests m JOIN repositories r ON r.id = m.repository_id
-       WHERE (m.repository_id, m.digest) > (:id, :digest) AND ${manifestUnreachable}
-       ORDER BY m.repository_id, m.digest LIMIT :limit`,
+      `SELECT m.repository_id, r.name, m.digest, (${manifestUnreachable}) AS eligible
+       FROM (SELECT repository_id, digest, created_at, subject FROM manifests
+             WHERE (repository_id, digest) > (:id, :digest) ORDER BY repository_id, digest LIMIT :limit) AS m
+       JOIN repositories r ON r.id = m.repository_id
+       ORDER BY m.repository_id, m.digest`,
       { id: afterId, digest: afterDigest, cutoff: cutoff.getTime(), limit },
     );
-    const items = rows.map((row) => ({ repository: row['name'] as RepositoryName, digest: row['digest'] as Digest }));
+    const items = rows.filter(isEligible).map((row) => ({ repository: row['name'] as RepositoryName, digest: row['digest'] as Digest }));
     return { items, ...nextRowCursor(rows, limit) };
   }
 
@@ -219,9 +224,9 @@ export class SqliteNamespaceCollection implements NamespaceCollection {
   }
 }
 
-function batch<T>(items: T[], limit: number, keyOf: (last: T) => string): Batch<T> {
-  const last = items[items.length - 1];
-  return items.length < limit || last === undefined ? { items } : { items, cursor: keyOf(last) };
+/** Scans read a bounded range of rows and flag the ones that qualify. */
+function isEligible(row: Row): boolean {
+  return row['eligible'] === 1;
 }
 
 type Named = Record<string, SQLInputValue>;
