@@ -48,6 +48,20 @@ export class SqliteStatements {
   }
 }
 
+/** SQL functions Berth's queries use, on every connection: `regexp(pattern, value)` for repository scopes. */
+export function registerFunctions(db: DatabaseSync): void {
+  const patterns = new Map<string, RegExp>();
+  db.function('regexp', { deterministic: true }, (pattern, value) => {
+    let expression = patterns.get(String(pattern));
+    if (expression === undefined) {
+      expression = new RegExp(String(pattern));
+      if (patterns.size > 1000) patterns.clear();
+      patterns.set(String(pattern), expression);
+    }
+    return expression.test(String(value)) ? 1 : 0;
+  });
+}
+
 /**
  * Opens (creating when absent) a SQLite database in WAL mode, with foreign
  * keys on, and brings its schema up to date with `migrations`.

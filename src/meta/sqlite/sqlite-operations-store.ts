@@ -15,7 +15,8 @@ import type {
   RepositoryScope,
   UsageIndex,
 } from '../operations-store.ts';
-import { SqliteStatements, type Row } from './database.ts';
+import { registerFunctions, SqliteStatements, type Row } from './database.ts';
+import { SqliteReadThread } from './read-thread.ts';
 import { SqliteBlobCollection, SqliteNamespaceCollection } from './sqlite-collection.ts';
 
 /** Every allowed repository name character sorts below this, so `[prefix, prefix + "~")` is the prefix's range. */
@@ -34,25 +35,22 @@ export class SqliteOperationsStore implements OperationsStore {
   readonly events: EventQueue;
   readonly usage: UsageIndex;
   readonly pulls: PullLog;
+  readonly #reader: SqliteReadThread;
 
   constructor(db: DatabaseSync, options: { leaseTtl?: number } = {}) {
-    const patterns = new Map<string, RegExp>();
-    db.function('regexp', { deterministic: true }, (pattern, value) => {
-      let expression = patterns.get(String(pattern));
-      if (expression === undefined) {
-        expression = new RegExp(String(pattern));
-        if (patterns.size > 1000) patterns.clear();
-        patterns.set(String(pattern), expression);
-      }
-      return expression.test(String(value)) ? 1 : 0;
-    });
+    registerFunctions(db);
     const q = new SqliteStatements(db);
     this.blobs = new SqliteBlobCollection(q);
     this.namespace = new SqliteNamespaceCollection(q);
     this.leases = new SqliteLeases(q, options.leaseTtl ?? 30_000);
     this.events = sqliteEventQueue(q);
-    this.usage = sqliteUsage(q);
+    this.#reader = new SqliteReadThread(db);
+    this.usage = sqliteUsage(q, this.#reader);
     this.pulls = sqlitePullLog(q);
+  }
+
+  close(): Promise<void> {
+    return this.#reader.close();
   }
 }
 
@@ -60,19 +58,21 @@ function scopeParams(scope: RepositoryScope): { low: string; high: string; patte
   return { low: scope.prefix, high: scope.prefix + afterNameCharacters, pattern: scope.pattern };
 }
 
-function sqliteUsage(q: SqliteStatements): UsageIndex {
+/** Usage sums and scope listings read every repository a scope matches: at scale they run on the read thread. */
+function sqliteUsage(q: SqliteStatements, reader: SqliteReadThread): UsageIndex {
   const occupied = `(EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.repository_id = r.id) OR EXISTS (SELECT 1 FROM manifests m WHERE m.repository_id = r.id))`;
   return {
     usage: async (scope) => {
-      const row = q.statement(
+      const [row] = await reader.all(
         `WITH scoped AS (SELECT id FROM repositories WHERE ${scoped('name')})
          SELECT
            (SELECT COALESCE(SUM(size), 0) FROM blobs WHERE digest IN
               (SELECT rb.digest FROM repository_blobs rb WHERE rb.repository_id IN (SELECT id FROM scoped))) +
            (SELECT COALESCE(SUM(size), 0) FROM manifests WHERE repository_id IN (SELECT id FROM scoped)) AS bytes,
            (SELECT COUNT(*) FROM repositories r WHERE r.id IN (SELECT id FROM scoped) AND ${occupied}) AS repositories`,
-      ).get(scopeParams(scope)) as Row;
-      return { bytes: row['bytes'] as number, repositories: row['repositories'] as number };
+        scopeParams(scope),
+      );
+      return { bytes: Number(row?.['bytes'] ?? 0), repositories: Number(row?.['repositories'] ?? 0) };
     },
     holds: async (scope, digest) =>
       q
@@ -82,10 +82,15 @@ function sqliteUsage(q: SqliteStatements): UsageIndex {
         )
         .get({ digest, ...scopeParams(scope) }) !== undefined,
     occupied: async (repository) => q.get(`SELECT 1 FROM repositories r WHERE r.name = ? AND ${occupied}`, repository) !== undefined,
-    repositories: async (scope) =>
-      (q.statement(`SELECT name FROM repositories r WHERE ${scoped('r.name')} AND ${occupied} ORDER BY name`).all(scopeParams(scope)) as Row[]).map(
-        (row) => row['name'] as RepositoryName,
-      ),
+    repositories: async (scope) => {
+      // One newline-joined value: a million names cross the thread as one string, not a million rows.
+      const [row] = await reader.all(
+        `SELECT group_concat(name, char(10) ORDER BY name) AS names FROM repositories r WHERE ${scoped('r.name')} AND ${occupied}`,
+        scopeParams(scope),
+      );
+      const names = row?.['names'];
+      return typeof names === 'string' ? (names.split('\n') as RepositoryName[]) : [];
+    },
   };
 }
 
