@@ -4,6 +4,7 @@ import type { RepositoryScope, UsageIndex } from '../meta/operations-store.ts';
 import type { Digest } from '../oci/digest.ts';
 import type { RepositoryName } from '../oci/names.ts';
 import { repositoryScope, scopeMatcher } from './globs.ts';
+import { UsageSnapshots, type UsageSnapshotOptions } from './usage-snapshots.ts';
 
 /** One quota with what its repositories hold now, for the usage API and CLI. */
 export interface QuotaUsage {
@@ -34,9 +35,11 @@ interface Quota {
 export class Quotas {
   readonly #quotas: Quota[];
   readonly #usage: UsageIndex;
+  readonly #sums: UsageSnapshots;
 
-  constructor(rules: readonly QuotaConfig[], usage: UsageIndex) {
+  constructor(rules: readonly QuotaConfig[], usage: UsageIndex, snapshots: UsageSnapshotOptions = {}) {
     this.#usage = usage;
+    this.#sums = new UsageSnapshots(usage, snapshots);
     this.#quotas = rules.map((rule) => {
       const scope = repositoryScope(rule.repositories);
       return {
@@ -59,7 +62,7 @@ export class Quotas {
     for (const quota of this.#applying(repository)) {
       await this.#checkRepositories(quota, repository);
       if (quota.maxBytes !== undefined) {
-        const { bytes } = await this.#usage.usage(quota.scope);
+        const { bytes } = await this.#sums.usage(quota.scope);
         if (bytes >= quota.maxBytes) throw full(quota, bytes, `no room is left for uploads into ${repository}`);
       }
     }
@@ -84,7 +87,7 @@ export class Quotas {
   async report(): Promise<QuotaUsage[]> {
     return Promise.all(
       this.#quotas.map(async (quota) => {
-        const usage = await this.#usage.usage(quota.scope);
+        const usage = await this.#sums.usage(quota.scope);
         return {
           name: quota.name,
           repositories: quota.globs,
@@ -103,7 +106,7 @@ export class Quotas {
 
   async #checkRepositories(quota: Quota, repository: RepositoryName): Promise<void> {
     if (quota.maxRepositories === undefined || (await this.#usage.occupied(repository))) return;
-    const { repositories } = await this.#usage.usage(quota.scope);
+    const { repositories } = await this.#sums.usage(quota.scope);
     if (repositories >= quota.maxRepositories) {
       throw new RegistryError(
         'DENIED',
@@ -114,8 +117,9 @@ export class Quotas {
   }
 
   async #checkBytes(quota: Quota, size: number, what: string): Promise<void> {
-    const { bytes } = await this.#usage.usage(quota.scope);
+    const { bytes } = await this.#sums.usage(quota.scope);
     if (bytes + size > (quota.maxBytes as number)) throw full(quota, bytes, what);
+    this.#sums.admitted(quota.scope, size);
   }
 }
 
