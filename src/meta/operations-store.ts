@@ -1,5 +1,6 @@
 import type { Digest } from '../oci/digest.ts';
 import type { RepositoryName, Tag } from '../oci/names.ts';
+import type { OutboxRow } from './meta-store.ts';
 
 /**
  * What garbage collection, retention, quotas, events and leases keep in the
@@ -149,9 +150,14 @@ export interface QueuedEvent {
   nextAttemptAt: Date;
 }
 
-/** The durable outbox of webhook deliveries; one row per event and webhook. */
+/**
+ * The durable outbox of webhook deliveries; one row per event and webhook.
+ * Changes to the namespace put their rows in with the change
+ * (`WriteOptions.outbox`); `enqueue` is for events of no such change
+ * (pulls, finished GC passes).
+ */
 export interface EventQueue {
-  enqueue(events: readonly { webhook: string; body: string }[]): Promise<void>;
+  enqueue(events: readonly OutboxRow[]): Promise<void>;
   /** The oldest undelivered events of a webhook, in the order they were enqueued. */
   head(webhook: string, limit: number): Promise<QueuedEvent[]>;
   /** Delivered (or given up): removed. */

@@ -3,6 +3,7 @@ import type { BlobStore } from '../blobs/blob-store.ts';
 import type { Config } from '../config/schema.ts';
 import { cloudEvent } from '../events/cloudevents.ts';
 import { WebhookDispatcher } from '../events/dispatcher.ts';
+import { ChangeEvents } from '../events/change-events.ts';
 import { EventRecorder } from '../events/recorder.ts';
 import { BlobGuard } from '../gc/blob-guard.ts';
 import { GarbageCollector, type GcReport } from '../gc/collector.ts';
@@ -21,8 +22,11 @@ import { PullRecorder } from '../policy/pull-recorder.ts';
 import { Quotas } from '../policy/quotas.ts';
 import { Retention, type RetentionReport } from '../policy/retention.ts';
 import { operationsPolicy } from '../policy/write-policy.ts';
+import type { ChangeLog } from '../registry/change-log.ts';
+import type { RepositorySource } from '../registry/repository.ts';
 import type { WritePolicy } from '../registry/write-policy.ts';
-import { eventsObserver, metricsObserver } from './observers.ts';
+import { metricsObserver } from './observers.ts';
+import { recordingPulls } from './pull-records.ts';
 import { Schedules } from './schedules.ts';
 
 export interface OperationsParts {
@@ -53,6 +57,8 @@ export class Operations {
   readonly immutableTags: ImmutableTags;
   readonly retention: Retention;
   readonly events: EventRecorder | undefined;
+  /** What the hosted write path commits with its changes: their events. */
+  readonly changes: ChangeLog | undefined;
   readonly pulls: PullRecorder | undefined;
   readonly #parts: OperationsParts;
   readonly #dispatcher: WebhookDispatcher | undefined;
@@ -79,6 +85,7 @@ export class Operations {
         ? undefined
         : new WebhookDispatcher(events, store.events, store.leases, logger, (webhook, outcome) => this.metrics.events.inc({ webhook, outcome }));
     if (this.#dispatcher !== undefined) this.events?.onQueued(() => this.#dispatcher?.wake());
+    this.changes = this.events === undefined ? undefined : new ChangeEvents(this.events);
     this.retention = new Retention(config.retention.policies, {
       operations: store,
       immutable: (repository, tag) => this.immutableTags.ruleFor(repository, tag) !== undefined,
@@ -142,10 +149,16 @@ export class Operations {
     return { quotas, selection: { repositories: globs, usedBytes: selection.bytes, usedRepositories: selection.repositories } };
   }
 
+  /** Observers of HTTP traffic: request metrics. (Events and pulls come from the repositories, see `changes` and `recordPulls`.) */
   observers(): RequestObserver[] {
-    const observers = [metricsObserver(this.metrics)];
-    if (this.events !== undefined || this.pulls !== undefined) observers.push(eventsObserver(this.events, this.pulls));
-    return observers;
+    return [metricsObserver(this.metrics)];
+  }
+
+  /** The source, its repositories' pulls recorded (pull events, pull times for retention); itself when nothing listens. */
+  recordPulls(source: RepositorySource): RepositorySource {
+    const { events, pulls } = this;
+    if ((events === undefined || !events.wants('pull')) && pulls === undefined) return source;
+    return recordingPulls(source, { ...(events === undefined ? {} : { events }), ...(pulls === undefined ? {} : { pulls }) });
   }
 
   extensions(): ((app: FastifyInstance, access?: AccessPolicy) => void)[] {

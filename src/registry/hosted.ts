@@ -1,12 +1,13 @@
 import type { Readable } from 'node:stream';
 import type { BlobStore, ByteRange } from '../blobs/blob-store.ts';
 import { RegistryError } from '../errors/registry-error.ts';
-import type { MetaStore, Page } from '../meta/meta-store.ts';
+import type { MetaStore, Page, WriteOptions } from '../meta/meta-store.ts';
 import type { MediaTypeAcceptance } from '../oci/accept.ts';
 import type { Digest } from '../oci/digest.ts';
 import type { Descriptor } from '../oci/manifest.ts';
 import type { Reference, RepositoryName, Tag } from '../oci/names.ts';
 import { storedBlobBody } from './blob-body.ts';
+import type { Change, ChangeLog } from './change-log.ts';
 import { getManifest, manifestUnknown, putManifest } from './manifests.ts';
 import type {
   BlobBody,
@@ -40,15 +41,18 @@ export interface HostedContext {
   tagLists: TagListCache;
   /** Quotas, immutable tags and garbage collection's protection; absent, every write is admitted. */
   policy?: WritePolicy;
+  /** Events committed with each change; absent, none are recorded. */
+  changes?: ChangeLog;
 }
 
-export function createHostedContext(blobs: BlobStore, meta: MetaStore, options: HostedOptions, policy?: WritePolicy): HostedContext {
+export function createHostedContext(blobs: BlobStore, meta: MetaStore, options: HostedOptions, policy?: WritePolicy, changes?: ChangeLog): HostedContext {
   const uploadOptions = {
     ...(options.maxBlobBytes === undefined ? {} : { maxBlobBytes: options.maxBlobBytes }),
     ...(policy === undefined ? {} : { policy }),
   };
   const context: HostedContext = { blobs, meta, uploads: new Uploads(blobs, meta, uploadOptions), options, tagLists: new TagListCache() };
   if (policy !== undefined) context.policy = policy;
+  if (changes !== undefined) context.changes = changes;
   return context;
 }
 
@@ -142,20 +146,37 @@ export class HostedRepository implements Repository, RepositoryWriter {
   }
 
   putManifest(reference: Reference, bytes: Uint8Array, contentType: string | undefined, extraTags: readonly Tag[]): Promise<PutManifestResult> {
-    return putManifest(this.#context.meta, this.name, reference, bytes, contentType, extraTags, this.#context.policy);
+    const { meta, policy, changes } = this.#context;
+    return putManifest(meta, this.name, reference, bytes, contentType, extraTags, policy, changes);
   }
 
   async deleteManifest(reference: Reference): Promise<void> {
     this.#checkDeletes();
     const { meta, policy } = this.#context;
     await policy?.admitDelete?.(this.name, reference);
-    const removed = reference.kind === 'tag' ? await meta.tags.delete(this.name, reference.tag) : await meta.manifests.delete(this.name, reference.digest);
+    const removed =
+      reference.kind === 'tag'
+        ? await this.#change({ kind: 'tag-deleted', repository: this.name, tag: reference.tag }, (options) => meta.tags.delete(this.name, reference.tag, options))
+        : await this.#change({ kind: 'manifest-deleted', repository: this.name, digest: reference.digest }, (options) =>
+            meta.manifests.delete(this.name, reference.digest, options),
+          );
     if (!removed) throw manifestUnknown(reference);
   }
 
   async deleteBlob(digest: Digest): Promise<void> {
     this.#checkDeletes();
-    if (!(await this.#context.meta.blobs.unlink(this.name, digest))) throw blobUnknown(digest);
+    const { meta } = this.#context;
+    const removed = await this.#change({ kind: 'blob-deleted', repository: this.name, digest }, (options) => meta.blobs.unlink(this.name, digest, options));
+    if (!removed) throw blobUnknown(digest);
+  }
+
+  /** Makes a removal with the events describing it, committed together. */
+  async #change(change: Change, remove: (options: WriteOptions | undefined) => Promise<boolean>): Promise<boolean> {
+    const { changes } = this.#context;
+    const outbox = (await changes?.rows(change)) ?? [];
+    const removed = await remove(outbox.length === 0 ? undefined : { outbox });
+    if (removed && outbox.length > 0) changes?.committed(outbox);
+    return removed;
   }
 
   #checkDeletes(): void {
