@@ -1,13 +1,9 @@
 import type { OutboxRow } from '../meta/meta-store.ts';
-import type { Change, ChangeLog } from '../registry/change-log.ts';
+import type { Change, ChangeLog } from '../meta/change-log.ts';
 import { cloudEvent, type CloudEvent } from './cloudevents.ts';
 import type { EventRecorder } from './recorder.ts';
 
-/**
- * The CloudEvents of the hosted write path's changes, as queue rows the
- * write commits with the change (see ChangeLog). Deletes through the
- * registry API have `reason: 'api'`; retention and GC describe their own.
- */
+/** The CloudEvents of changes, as queue rows the write commits with the change (see ChangeLog). */
 export class ChangeEvents implements ChangeLog {
   readonly #recorder: EventRecorder;
 
@@ -36,11 +32,13 @@ export class ChangeEvents implements ChangeLog {
         return cloudEvent(source, 'io.berth.manifest.pushed', subject, { repository, digest, mediaType, size, tags: [...tags] });
       }
       case 'manifest-deleted':
-        return cloudEvent(source, 'io.berth.manifest.deleted', `${repository}@${change.digest}`, { repository, digest: change.digest, reason: 'api' });
-      case 'tag-deleted':
-        return cloudEvent(source, 'io.berth.tag.deleted', `${repository}:${change.tag}`, { repository, tag: change.tag, reason: 'api' });
+        return cloudEvent(source, 'io.berth.manifest.deleted', `${repository}@${change.digest}`, { repository, digest: change.digest, reason: change.reason });
+      case 'tag-deleted': {
+        const { tag, digest, reason } = change;
+        return cloudEvent(source, 'io.berth.tag.deleted', `${repository}:${tag}`, { repository, tag, ...(digest === undefined ? {} : { digest }), reason });
+      }
       case 'blob-deleted':
-        return cloudEvent(source, 'io.berth.blob.deleted', `${repository}@${change.digest}`, { repository, digest: change.digest, reason: 'api' });
+        return cloudEvent(source, 'io.berth.blob.deleted', `${repository}@${change.digest}`, { repository, digest: change.digest, reason: change.reason });
     }
   }
 }

@@ -1,6 +1,6 @@
 import type { Digest } from '../oci/digest.ts';
 import type { RepositoryName, Tag } from '../oci/names.ts';
-import type { OutboxRow } from './meta-store.ts';
+import type { OutboxRow, WriteOptions } from './meta-store.ts';
 
 /**
  * What garbage collection, retention, quotas, events and leases keep in the
@@ -95,10 +95,14 @@ export interface NamespaceCollection {
    * repository lists, and whose subject (if any) is gone.
    */
   unreachableManifests(cutoff: Date, cursor: string | undefined, limit: number): Promise<Batch<ManifestKey>>;
-  /** Deletes the manifest when, re-checked in the transaction, it is still unreachable and created before `cutoff`; its size, or undefined. */
-  deleteUnreachable(manifest: ManifestKey, cutoff: Date): Promise<number | undefined>;
-  /** Deletes the tag only while it still names `digest` and has not been pushed since `unchangedSince`. */
-  deleteTag(repository: RepositoryName, tag: Tag, digest: Digest, unchangedSince: Date): Promise<boolean>;
+  /**
+   * Deletes the manifest when, re-checked in the transaction, it is still
+   * unreachable and created before `cutoff`; its size, or undefined. The
+   * outbox rows are committed with the deletion, and only with it.
+   */
+  deleteUnreachable(manifest: ManifestKey, cutoff: Date, options?: WriteOptions): Promise<number | undefined>;
+  /** Deletes the tag only while it still names `digest` and has not been pushed since `unchangedSince` (with its outbox rows, as above). */
+  deleteTag(repository: RepositoryName, tag: Tag, digest: Digest, unchangedSince: Date, options?: WriteOptions): Promise<boolean>;
   contents(repository: RepositoryName): Promise<RepositoryContents>;
 }
 

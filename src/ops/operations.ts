@@ -15,14 +15,13 @@ import type { MetaStore } from '../meta/meta-store.ts';
 import type { OperationsStore } from '../meta/operations-store.ts';
 import { RegistryMetrics } from '../metrics/metrics.ts';
 import type { Digest } from '../oci/digest.ts';
-import type { RepositoryName } from '../oci/names.ts';
 import { repositoryScope } from '../policy/globs.ts';
 import { ImmutableTags } from '../policy/immutable-tags.ts';
 import { PullRecorder } from '../policy/pull-recorder.ts';
 import { Quotas } from '../policy/quotas.ts';
 import { Retention, type RetentionReport } from '../policy/retention.ts';
 import { operationsPolicy } from '../policy/write-policy.ts';
-import type { ChangeLog } from '../registry/change-log.ts';
+import type { ChangeLog } from '../meta/change-log.ts';
 import type { RepositorySource } from '../registry/repository.ts';
 import type { WritePolicy } from '../registry/write-policy.ts';
 import { metricsObserver } from './observers.ts';
@@ -90,14 +89,9 @@ export class Operations {
       operations: store,
       immutable: (repository, tag) => this.immutableTags.ruleFor(repository, tag) !== undefined,
       logger,
-      onTagDeleted: (repository, tag, digest) => {
-        this.metrics.retentionDeleted.inc({ kind: 'tag' });
-        void this.#deleted('io.berth.tag.deleted', `${repository}:${tag}`, { repository, tag, digest, reason: 'retention' }, repository);
-      },
-      onManifestDeleted: (repository, digest) => {
-        this.metrics.retentionDeleted.inc({ kind: 'manifest' });
-        void this.#deleted('io.berth.manifest.deleted', `${repository}@${digest}`, { repository, digest, reason: 'retention' }, repository);
-      },
+      ...(this.changes === undefined ? {} : { changes: this.changes }),
+      onTagDeleted: () => this.metrics.retentionDeleted.inc({ kind: 'tag' }),
+      onManifestDeleted: () => this.metrics.retentionDeleted.inc({ kind: 'manifest' }),
     });
     this.pulls = this.retention.usesPulls ? new PullRecorder(store.pulls, logger) : undefined;
     this.#schedules = new Schedules(logger);
@@ -119,8 +113,7 @@ export class Operations {
       logger,
       ...(this.#parts.sweepMultipart === undefined ? {} : { sweepMultipart: this.#parts.sweepMultipart }),
       ...(options.afterCondemn === undefined ? {} : { afterCondemn: options.afterCondemn }),
-      onManifestDeleted: ({ repository, digest }) =>
-        void this.#deleted('io.berth.manifest.deleted', `${repository}@${digest}`, { repository, digest, reason: 'gc' }, repository),
+      ...(this.changes === undefined ? {} : { changes: this.changes }),
     });
     const started = performance.now();
     let report: GcReport | undefined;
@@ -223,10 +216,6 @@ export class Operations {
     metrics.gcLastSuccess.set(Date.now() / 1000);
     const { startedAt, cutoff, ...summary } = report;
     void this.events?.record(cloudEvent(this.events.source, 'io.berth.gc.completed', undefined, { ...summary, startedAt: startedAt.toISOString(), cutoff: cutoff.toISOString() }));
-  }
-
-  #deleted(type: 'io.berth.tag.deleted' | 'io.berth.manifest.deleted', subject: string, data: Record<string, unknown>, repository: RepositoryName): Promise<void> {
-    return this.events?.record(cloudEvent(this.events.source, type, subject, data), repository) ?? Promise.resolve();
   }
 }
 

@@ -1,13 +1,13 @@
 import type { Readable } from 'node:stream';
 import type { BlobStore, ByteRange } from '../blobs/blob-store.ts';
 import { RegistryError } from '../errors/registry-error.ts';
-import type { MetaStore, Page, WriteOptions } from '../meta/meta-store.ts';
+import type { MetaStore, Page } from '../meta/meta-store.ts';
 import type { MediaTypeAcceptance } from '../oci/accept.ts';
 import type { Digest } from '../oci/digest.ts';
 import type { Descriptor } from '../oci/manifest.ts';
 import type { Reference, RepositoryName, Tag } from '../oci/names.ts';
 import { storedBlobBody } from './blob-body.ts';
-import type { Change, ChangeLog } from './change-log.ts';
+import { withChange, type ChangeLog } from '../meta/change-log.ts';
 import { getManifest, manifestUnknown, putManifest } from './manifests.ts';
 import type {
   BlobBody,
@@ -152,31 +152,21 @@ export class HostedRepository implements Repository, RepositoryWriter {
 
   async deleteManifest(reference: Reference): Promise<void> {
     this.#checkDeletes();
-    const { meta, policy } = this.#context;
+    const { meta, policy, changes } = this.#context;
     await policy?.admitDelete?.(this.name, reference);
+    const { name } = this;
     const removed =
       reference.kind === 'tag'
-        ? await this.#change({ kind: 'tag-deleted', repository: this.name, tag: reference.tag }, (options) => meta.tags.delete(this.name, reference.tag, options))
-        : await this.#change({ kind: 'manifest-deleted', repository: this.name, digest: reference.digest }, (options) =>
-            meta.manifests.delete(this.name, reference.digest, options),
-          );
+        ? await withChange(changes, { kind: 'tag-deleted', repository: name, tag: reference.tag, reason: 'api' }, (options) => meta.tags.delete(name, reference.tag, options), isTrue)
+        : await withChange(changes, { kind: 'manifest-deleted', repository: name, digest: reference.digest, reason: 'api' }, (options) => meta.manifests.delete(name, reference.digest, options), isTrue);
     if (!removed) throw manifestUnknown(reference);
   }
 
   async deleteBlob(digest: Digest): Promise<void> {
     this.#checkDeletes();
-    const { meta } = this.#context;
-    const removed = await this.#change({ kind: 'blob-deleted', repository: this.name, digest }, (options) => meta.blobs.unlink(this.name, digest, options));
-    if (!removed) throw blobUnknown(digest);
-  }
-
-  /** Makes a removal with the events describing it, committed together. */
-  async #change(change: Change, remove: (options: WriteOptions | undefined) => Promise<boolean>): Promise<boolean> {
-    const { changes } = this.#context;
-    const outbox = (await changes?.rows(change)) ?? [];
-    const removed = await remove(outbox.length === 0 ? undefined : { outbox });
-    if (removed && outbox.length > 0) changes?.committed(outbox);
-    return removed;
+    const { meta, changes } = this.#context;
+    const change = { kind: 'blob-deleted', repository: this.name, digest, reason: 'api' } as const;
+    if (!(await withChange(changes, change, (options) => meta.blobs.unlink(this.name, digest, options), isTrue))) throw blobUnknown(digest);
   }
 
   #checkDeletes(): void {
@@ -185,6 +175,8 @@ export class HostedRepository implements Repository, RepositoryWriter {
     }
   }
 }
+
+const isTrue = (removed: boolean) => removed;
 
 export function blobUnknown(digest: Digest): RegistryError {
   return new RegistryError('BLOB_UNKNOWN', `blob ${digest} is not in this repository`, { detail: { digest } });

@@ -52,8 +52,15 @@ for (const driver of drivers) {
       registry = await startTestRegistry({
         ...(await driver.settings()),
         'gc.interval': 0,
+        'gc.gracePeriod': 0,
+        'gc.untaggedManifests': true,
         immutableTags: [{ repositories: ['fixed/**'], tags: ['v*'] }],
-        retention: { policies: [{ repositories: ['kept/**'], keepPulledWithin: '1d' }] },
+        retention: {
+          policies: [
+            { repositories: ['kept/**'], keepPulledWithin: '1d' },
+            { repositories: ['pruned/**'], keepLatest: 1 },
+          ],
+        },
         events: { retry: { initialDelay: '1h', maxDelay: '1h' }, webhooks: [{ name: 'audit', url: receiver.url }] },
       });
     });
@@ -133,6 +140,31 @@ for (const driver of drivers) {
         ['io.berth.manifest.pulled', `kept/app@${image.manifest.digest}`],
       ]);
       assert.deepEqual([...(await operations.store.pulls.lastPulls('kept/app' as never)).keys()], [image.manifest.digest], 'the pull time retention keeps');
+    });
+
+    it('has retention’s and collection’s deletions’ events queued when they return', async () => {
+      const [older, newer] = [randomImage(), randomImage()];
+      await pushImage(registry.url, 'pruned/app', 'old', older);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      await pushImage(registry.url, 'pruned/app', 'new', newer);
+      const { operations } = registry.server.registry;
+      const start = (await queued()).length;
+      await operations.applyRetention({ dryRun: false });
+      assert.deepEqual(await since(start), [
+        ['io.berth.tag.deleted', 'pruned/app:old'],
+        ['io.berth.manifest.deleted', `pruned/app@${older.manifest.digest}`],
+      ]);
+      const [tag, manifest] = (await operations.store.events.head('audit', 1000)).slice(start).map((row) => (JSON.parse(row.body) as { data: unknown }).data);
+      assert.deepEqual(tag, { repository: 'pruned/app', tag: 'old', digest: older.manifest.digest, reason: 'retention' });
+      assert.deepEqual(manifest, { repository: 'pruned/app', digest: older.manifest.digest, reason: 'retention' });
+
+      const untagged = randomImage();
+      await pushImage(registry.url, 'loose/app', untagged.manifest.digest, untagged);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      const collected = (await queued()).length;
+      await operations.collect();
+      const gc = (await since(collected)).filter(([, subject]) => subject?.startsWith('loose/'));
+      assert.deepEqual(gc, [['io.berth.manifest.deleted', `loose/app@${untagged.manifest.digest}`]], 'the untagged manifest, collected');
     });
 
     it('makes no change whose event cannot be written: the client gets an error, not a silent loss', async () => {

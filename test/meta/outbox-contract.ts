@@ -94,6 +94,23 @@ export function runOutboxContract(label: string, open: () => Promise<OutboxStore
       }
     });
 
+    it('commits retention’s and collection’s deletions with their rows, and only those that happen', async () => {
+      const { namespace } = stores.operations;
+      const repository = fresh();
+      const manifest = record();
+      await meta.manifests.put(repository, manifest, { blobs: [], children: [] }, [parseTag('old')]);
+      const later = new Date(Date.now() + 60_000);
+      const refused = hook();
+      assert.equal(await namespace.deleteTag(repository, parseTag('old'), digest(), later, { outbox: refused.rows }), false, 'the tag names another manifest');
+      const tag = hook();
+      assert.equal(await namespace.deleteTag(repository, parseTag('old'), manifest.digest, later, { outbox: tag.rows }), true);
+      const early = hook();
+      assert.equal(await namespace.deleteUnreachable({ repository, digest: manifest.digest }, new Date(0), { outbox: early.rows }), undefined, 'newer than the cutoff');
+      const gone = hook();
+      assert.equal(await namespace.deleteUnreachable({ repository, digest: manifest.digest }, later, { outbox: gone.rows }), manifest.bytes.length);
+      assert.deepEqual([await queued(refused.webhook), await queued(tag.webhook), await queued(early.webhook), await queued(gone.webhook)], [[], ['{"n":0}'], [], ['{"n":0}']]);
+    });
+
     it('makes no change when its rows cannot be written', async () => {
       const repository = fresh();
       const { webhook, rows } = hook();
@@ -111,6 +128,12 @@ export function runOutboxContract(label: string, open: () => Promise<OutboxStore
       await assert.rejects(meta.blobs.unlink(repository, blob, { outbox: rows }));
       assert.equal((await meta.manifests.get(repository, { kind: 'tag', tag: parseTag('v2') }))?.digest, kept.digest, 'the tag and manifest stay');
       assert.equal(await meta.blobs.linkedSize(repository, blob), 10, 'the link stays');
+      const later = new Date(Date.now() + 60_000);
+      await assert.rejects(stores.operations.namespace.deleteTag(repository, parseTag('v2'), kept.digest, later, { outbox: rows }));
+      assert.equal((await meta.manifests.get(repository, { kind: 'tag', tag: parseTag('v2') }))?.digest, kept.digest, 'retention left the tag');
+      await meta.tags.delete(repository, parseTag('v2'));
+      await assert.rejects(stores.operations.namespace.deleteUnreachable({ repository, digest: kept.digest }, later, { outbox: rows }));
+      assert.notEqual(await meta.manifests.get(repository, { kind: 'digest', digest: kept.digest }), undefined, 'collection left the manifest');
       assert.deepEqual(await queued(webhook), []);
     });
   });
