@@ -58,10 +58,16 @@ export async function openRegistry(config: Config, logger: PinoLogger = createLo
       ...(config.limits.maxBlobBytes === undefined ? {} : { maxBlobBytes: config.limits.maxBlobBytes }),
     },
     operations.policy,
+    operations.changes,
   );
-  const hostedSource = new HostedSource(hosted);
+  const hostedSource = operations.recordPulls(new HostedSource(hosted));
   const context: SourceContext = { blobs: operations.blobs, dataDir, redirects: hosted.options.redirects, logger, config, hosted, metrics: operations.metrics };
-  const routes = await Promise.all(config.repositories.map(async (entry) => ({ prefix: entry.prefix, source: await sourceFor(entry, hostedSource, context) })));
+  const routes = await Promise.all(
+    config.repositories.map(async (entry) => ({
+      prefix: entry.prefix,
+      source: entry.kind === 'hosted' ? hostedSource : operations.recordPulls(await sourceFor(entry, hostedSource, context)),
+    })),
+  );
   // Configured routes first: for an equal prefix (a kind configured at ""), the configured one wins over the default.
   const router = new RepositoryRouter([...routes, { prefix: '', source: hostedSource }]);
   operations.retainFrom(() => router.retainedBlobs());
@@ -145,7 +151,7 @@ interface SourceContext {
   metrics: RegistryMetrics;
 }
 
-async function sourceFor(entry: Config['repositories'][number], hostedSource: HostedSource, context: SourceContext): Promise<RepositorySource> {
+async function sourceFor(entry: Config['repositories'][number], hostedSource: RepositorySource, context: SourceContext): Promise<RepositorySource> {
   switch (entry.kind) {
     case 'hosted':
       return hostedSource;

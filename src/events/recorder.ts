@@ -1,5 +1,6 @@
 import type { EventsConfig } from '../config/operations.ts';
 import type { Logger } from '../log.ts';
+import type { OutboxRow } from '../meta/meta-store.ts';
 import type { EventQueue } from '../meta/operations-store.ts';
 import { repositoryScope, scopeMatcher } from '../policy/globs.ts';
 import { eventTypes, type CloudEvent } from './cloudevents.ts';
@@ -17,10 +18,11 @@ interface Subscriber {
 
 /**
  * Puts events into the durable queue, one row per subscribed webhook.
- * Writes go one after another, so events of this process keep their order
- * in the queue. Pushes, deletes and GC are written before the caller goes
- * on; pulls are gathered for a moment and written together, so that pulls
- * never wait for the metadata store.
+ * Changes to repositories give their rows (`rows`) to the write that makes
+ * the change, which commits them in its own transaction. Other events are
+ * written here, one write after another so that they keep their order: GC
+ * passes before the caller goes on, pulls gathered for a moment and written
+ * together, so that pulls never wait for the metadata store.
  */
 export class EventRecorder {
   readonly #source: string;
@@ -28,7 +30,7 @@ export class EventRecorder {
   readonly #logger: Logger;
   readonly #subscribers: Subscriber[];
   readonly #count: (webhook: string, outcome: 'queued' | 'lost') => void;
-  #buffer: { webhook: string; body: string }[] = [];
+  #buffer: OutboxRow[] = [];
   #writing: Promise<void> = Promise.resolve();
   #timer: NodeJS.Timeout | undefined;
   readonly #listeners: (() => void)[] = [];
@@ -63,6 +65,23 @@ export class EventRecorder {
     this.#listeners.push(listener);
   }
 
+  /**
+   * The queue rows of an event, one per webhook that takes it, for a write
+   * to commit with the change it describes; `committed` once it has.
+   */
+  rows(event: CloudEvent, repository?: string): OutboxRow[] {
+    const takers = this.#subscribers.filter((subscriber) => subscriber.wants(event, repository));
+    if (takers.length === 0) return [];
+    const body = JSON.stringify(event);
+    return takers.map((subscriber) => ({ webhook: subscriber.name, body }));
+  }
+
+  /** Rows from `rows` were committed with their change. */
+  committed(rows: readonly OutboxRow[]): void {
+    for (const row of rows) this.#count(row.webhook, 'queued');
+    for (const listener of this.#listeners) listener();
+  }
+
   /** Writes the event now; resolves once it is in the queue (or could not be written, which is logged). */
   async record(event: CloudEvent, repository?: string): Promise<void> {
     if (this.#add(event, repository)) await this.flush();
@@ -91,8 +110,7 @@ export class EventRecorder {
       if (rows.length === 0) return;
       try {
         await this.#queue.enqueue(rows);
-        for (const row of rows) this.#count(row.webhook, 'queued');
-        for (const listener of this.#listeners) listener();
+        this.committed(rows);
       } catch (error) {
         for (const row of rows) this.#count(row.webhook, 'lost');
         this.#logger.error({ err: error, events: rows.length }, 'could not queue events; they are lost');
@@ -102,13 +120,8 @@ export class EventRecorder {
   }
 
   #add(event: CloudEvent, repository: string | undefined): boolean {
-    const body = JSON.stringify(event);
-    let added = false;
-    for (const subscriber of this.#subscribers) {
-      if (!subscriber.wants(event, repository)) continue;
-      this.#buffer.push({ webhook: subscriber.name, body });
-      added = true;
-    }
-    return added;
+    const rows = this.rows(event, repository);
+    this.#buffer.push(...rows);
+    return rows.length > 0;
   }
 }

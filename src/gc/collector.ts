@@ -1,8 +1,9 @@
 import { setImmediate as yieldToRequests } from 'node:timers/promises';
 import type { BlobStore } from '../blobs/blob-store.ts';
 import type { Logger } from '../log.ts';
+import { withChange, type ChangeLog } from '../meta/change-log.ts';
 import type { MetaStore } from '../meta/meta-store.ts';
-import type { Batch, ManifestKey, OperationsStore, SizedBlob } from '../meta/operations-store.ts';
+import type { Batch, OperationsStore, SizedBlob } from '../meta/operations-store.ts';
 import type { Digest } from '../oci/digest.ts';
 import { collectorLease } from './blob-guard.ts';
 import { removeExpiredUploads, type ExpiredUploads } from './expired-uploads.ts';
@@ -26,8 +27,8 @@ export interface CollectorDependencies {
   /** Aborts the store's multipart uploads started before the cutoff (S3). */
   sweepMultipart?: (cutoff: Date) => Promise<number>;
   logger: Logger;
-  /** Told of each manifest the pass deletes (for events). */
-  onManifestDeleted?: (manifest: ManifestKey) => void;
+  /** Events of each manifest the pass deletes, committed with the deletion. */
+  changes?: ChangeLog;
   /** Test hook: runs after a batch is condemned, before its bytes are deleted. */
   afterCondemn?: (blobs: readonly SizedBlob[]) => Promise<void>;
 }
@@ -178,9 +179,9 @@ class Pass {
           continue;
         }
         for (const manifest of batch) {
-          if ((await namespace.deleteUnreachable(manifest, this.#cutoff)) === undefined) continue;
-          deleted++;
-          this.#deps.onManifestDeleted?.(manifest);
+          const change = { kind: 'manifest-deleted', ...manifest, reason: 'gc' } as const;
+          const freed = await withChange(this.#deps.changes, change, (options) => namespace.deleteUnreachable(manifest, this.#cutoff, options), (size) => size !== undefined);
+          if (freed !== undefined) deleted++;
         }
         this.#log.debug({ phase: 'manifests', deleted }, 'deleted unreachable manifests');
       }

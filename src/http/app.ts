@@ -28,7 +28,7 @@ export interface AppDependencies {
   server?: ServerSettings;
   /** Maps a request naming its registry with `?ns=` (containerd mirrors) to the repository serving it. */
   resolveNamespace?: (name: RepositoryName, namespace: string) => RepositoryName;
-  /** Told about every request (metrics, events). */
+  /** Told about every request (metrics of the HTTP traffic). */
   observers?: readonly RequestObserver[];
   /** Endpoints beside the registry API (metrics, usage), each registering its routes (with the access policy, when there is one). */
   extensions?: readonly ((app: FastifyInstance, access?: AccessPolicy) => void)[];

@@ -6,14 +6,15 @@ import type { V2Request } from './v2-routes.ts';
 /** GET and HEAD /v2/<name>/manifests/<reference>, negotiated by Accept. */
 export async function getManifest({ request, reply, params, signal, repository }: V2Request): Promise<unknown> {
   const reference = parseReference(params['reference'] ?? '');
-  const manifest = await (await repository()).manifest(reference, parseAccept(request.headers.accept), signal);
+  const head = request.method === 'HEAD';
+  const manifest = await (await repository()).manifest(reference, parseAccept(request.headers.accept), signal, head ? 'head' : 'pull');
   reply.headers({
     'content-type': manifest.mediaType,
     'content-length': manifest.bytes.byteLength,
     'docker-content-digest': manifest.digest,
     etag: `"${manifest.digest}"`,
   });
-  return reply.send(request.method === 'HEAD' ? undefined : Buffer.from(manifest.bytes.buffer, manifest.bytes.byteOffset, manifest.bytes.byteLength));
+  return reply.send(head ? undefined : Buffer.from(manifest.bytes.buffer, manifest.bytes.byteOffset, manifest.bytes.byteLength));
 }
 
 /** PUT /v2/<name>/manifests/<reference>[?tag=…]: exact bytes stored, 201 with the digest. */

@@ -14,8 +14,6 @@ export interface ObservedRequest {
   params: Record<string, string>;
   /** Values of a query parameter. */
   query(name: string): string[];
-  requestHeader(name: string): string | undefined;
-  responseHeader(name: string): string | undefined;
 }
 
 export interface CompletedRequest extends ObservedRequest {
@@ -26,14 +24,16 @@ export interface CompletedRequest extends ObservedRequest {
   bytesSent: number;
 }
 
-/** Told about requests: metrics, events. Observers never change a response; their failures are logged, not answered. */
+/**
+ * Told about requests once answered: metrics of the HTTP traffic. Observers
+ * never change a response; their failures are logged, not answered. What
+ * changes or reads a repository is recorded by the repository (events, pull
+ * times), never from here.
+ */
 export interface RequestObserver {
-  /** Awaited before the response is sent: for what must be recorded before the client hears of it. Keep it short. */
-  beforeSend?(request: ObservedRequest): Promise<void>;
-  afterResponse?(request: CompletedRequest): void;
+  afterResponse(request: CompletedRequest): void;
 }
 
-const observedProperty = 'berthObserved';
 const targetProperty = 'berthTarget';
 
 /** Declares where the /v2/ handler notes what a request addresses (createApp calls it once). */
@@ -59,28 +59,10 @@ interface Marks {
 
 /** Registers the hooks that feed `observers`. */
 export function observeRequests(app: FastifyInstance, observers: readonly RequestObserver[]): void {
-  // Kept on the request and the socket themselves, not in WeakMaps: a weak
-  // map's entries outlive young-generation collections, which under load
-  // let every request reach the old generation (140 MB more at 10k req/s).
-  app.decorateRequest(observedProperty, null);
-  const describe = (request: FastifyRequest, reply: FastifyReply): Observation => {
-    const holder = request as unknown as Record<typeof observedProperty, Observation | null>;
-    const observed = holder[observedProperty] ?? new Observation(request, reply);
-    holder[observedProperty] = observed;
-    observed.status = reply.statusCode;
-    return observed;
-  };
-  const before = observers.filter((observer) => observer.beforeSend !== undefined);
-  if (before.length > 0) {
-    app.addHook('onSend', async (request, reply, payload) => {
-      const observed = describe(request, reply);
-      for (const observer of before) {
-        await observer.beforeSend?.(observed).catch((error: unknown) => request.log.error({ err: error }, 'a request observer failed'));
-      }
-      return payload;
-    });
-  }
   app.addHook('onResponse', async (request, reply) => {
+    // Kept on the socket itself, not in a WeakMap: a weak map's entries
+    // outlive young-generation collections, which under load let every
+    // request reach the old generation (140 MB more at 10k req/s).
     // Per connection, not per request: a small body is often read together
     // with the headers, before any hook runs. Clients send a request after
     // the previous response, so the bytes between two responses are the
@@ -89,13 +71,13 @@ export function observeRequests(app: FastifyInstance, observers: readonly Reques
     const previous = socket[marksProperty] ?? { read: 0, written: 0 };
     const now = { read: socket.bytesRead, written: socket.bytesWritten };
     socket[marksProperty] = now;
-    const completed = describe(request, reply);
+    const completed = new Observation(request, reply);
     completed.durationSeconds = reply.elapsedTime / 1000;
     completed.bytesReceived = Math.max(0, now.read - previous.read);
     completed.bytesSent = Math.max(0, now.written - previous.written);
     for (const observer of observers) {
       try {
-        observer.afterResponse?.(completed);
+        observer.afterResponse(completed);
       } catch (error) {
         request.log.error({ err: error }, 'a request observer failed');
       }
@@ -107,18 +89,16 @@ export function observeRequests(app: FastifyInstance, observers: readonly Reques
 class Observation implements CompletedRequest {
   readonly endpoint: string;
   readonly method: string;
-  status: number;
+  readonly status: number;
   readonly repository?: string;
   readonly params: Record<string, string>;
   durationSeconds = 0;
   bytesReceived = 0;
   bytesSent = 0;
   readonly #request: FastifyRequest;
-  readonly #reply: FastifyReply;
 
   constructor(request: FastifyRequest, reply: FastifyReply) {
     this.#request = request;
-    this.#reply = reply;
     // The registry API by its path (cheap); other routes by their (fixed) route pattern.
     const noted = (request as unknown as Record<typeof targetProperty, V2Target | null | undefined>)[targetProperty] ?? undefined;
     const wildcard = (request.params as { '*'?: string } | undefined)?.['*'];
@@ -135,16 +115,4 @@ class Observation implements CompletedRequest {
     return queryValues(this.#request.query, name);
   }
 
-  requestHeader(name: string): string | undefined {
-    return headerValue(this.#request.headers[name]);
-  }
-
-  responseHeader(name: string): string | undefined {
-    return headerValue(this.#reply.getHeader(name));
-  }
-}
-
-function headerValue(value: unknown): string | undefined {
-  if (value === undefined || value === null) return undefined;
-  return Array.isArray(value) ? String(value[0]) : String(value);
 }

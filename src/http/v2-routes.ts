@@ -111,7 +111,7 @@ export function matchV2(path: string, method: string): V2Match {
   return { name: parseRepositoryName(name), params, handler: route.handler, action: route.action, label: endpoint.label };
 }
 
-/** What a request below /v2/ addresses, for metrics and events; never throws. */
+/** What a request below /v2/ addresses, for metrics; never throws. */
 export interface V2Target {
   /** The endpoint's label ('manifest', 'blob', …), 'base', 'catalog' or 'unknown'. */
   endpoint: string;

@@ -25,7 +25,24 @@ export interface ManifestReferences {
   children: readonly Digest[];
 }
 
-export interface PutOptions {
+/**
+ * A row of the durable event queue (the outbox), committed in the same
+ * transaction as the change it describes: the change and its event are
+ * either both stored or neither is.
+ */
+export interface OutboxRow {
+  webhook: string;
+  /** The CloudEvent, serialised. */
+  body: string;
+}
+
+/** What a write commits beside the change itself. */
+export interface WriteOptions {
+  /** Inserted into the event queue in the write's transaction, only when the write changed something. */
+  outbox?: readonly OutboxRow[];
+}
+
+export interface PutOptions extends WriteOptions {
   /**
    * Tags among `tags` that must not move (immutable tags): when one already
    * names another manifest, nothing is stored and DENIED is thrown. Checked
@@ -78,7 +95,7 @@ export interface BlobLinks {
   /** Records a durable blob and links it into `repository` (creating the repository). */
   link(repository: RepositoryName, digest: Digest, size: number): Promise<void>;
   /** Removes the link; false when there was none. */
-  unlink(repository: RepositoryName, digest: Digest): Promise<boolean>;
+  unlink(repository: RepositoryName, digest: Digest, options?: WriteOptions): Promise<boolean>;
 }
 
 export interface ManifestIndex {
@@ -97,7 +114,7 @@ export interface ManifestIndex {
    */
   putUnchecked?(repository: RepositoryName, manifest: ManifestRecord, references: ManifestReferences, tags: readonly Tag[]): Promise<void>;
   /** Removes the manifest and every tag pointing at it; false when absent. */
-  delete(repository: RepositoryName, digest: Digest): Promise<boolean>;
+  delete(repository: RepositoryName, digest: Digest, options?: WriteOptions): Promise<boolean>;
   /** Manifests whose subject is `subject`, optionally of one artifact type, sorted by digest. */
   referrers(repository: RepositoryName, subject: Digest, artifactType?: string): Promise<Descriptor[]>;
 }
@@ -106,7 +123,7 @@ export interface TagIndex {
   /** Tags of the repository, sorted lexically (byte order). */
   list(repository: RepositoryName, page: Page): Promise<Tag[]>;
   /** Removes one tag (not the manifest); false when absent. */
-  delete(repository: RepositoryName, tag: Tag): Promise<boolean>;
+  delete(repository: RepositoryName, tag: Tag, options?: WriteOptions): Promise<boolean>;
   /**
    * A value that changes whenever any tag of the repository changes, read
    * with one indexed lookup; undefined when the repository does not exist.

@@ -1,5 +1,6 @@
 import type { Digest } from '../oci/digest.ts';
 import type { RepositoryName, Tag } from '../oci/names.ts';
+import type { OutboxRow, WriteOptions } from './meta-store.ts';
 
 /**
  * What garbage collection, retention, quotas, events and leases keep in the
@@ -99,10 +100,14 @@ export interface NamespaceCollection {
    * repository lists, and whose subject (if any) is gone.
    */
   unreachableManifests(cutoff: Date, cursor: string | undefined, limit: number): Promise<Batch<ManifestKey>>;
-  /** Deletes the manifest when, re-checked in the transaction, it is still unreachable and created before `cutoff`; its size, or undefined. */
-  deleteUnreachable(manifest: ManifestKey, cutoff: Date): Promise<number | undefined>;
-  /** Deletes the tag only while it still names `digest` and has not been pushed since `unchangedSince`. */
-  deleteTag(repository: RepositoryName, tag: Tag, digest: Digest, unchangedSince: Date): Promise<boolean>;
+  /**
+   * Deletes the manifest when, re-checked in the transaction, it is still
+   * unreachable and created before `cutoff`; its size, or undefined. The
+   * outbox rows are committed with the deletion, and only with it.
+   */
+  deleteUnreachable(manifest: ManifestKey, cutoff: Date, options?: WriteOptions): Promise<number | undefined>;
+  /** Deletes the tag only while it still names `digest` and has not been pushed since `unchangedSince` (with its outbox rows, as above). */
+  deleteTag(repository: RepositoryName, tag: Tag, digest: Digest, unchangedSince: Date, options?: WriteOptions): Promise<boolean>;
   contents(repository: RepositoryName): Promise<RepositoryContents>;
 }
 
@@ -154,9 +159,14 @@ export interface QueuedEvent {
   nextAttemptAt: Date;
 }
 
-/** The durable outbox of webhook deliveries; one row per event and webhook. */
+/**
+ * The durable outbox of webhook deliveries; one row per event and webhook.
+ * Changes to the namespace put their rows in with the change
+ * (`WriteOptions.outbox`); `enqueue` is for events of no such change
+ * (pulls, finished GC passes).
+ */
 export interface EventQueue {
-  enqueue(events: readonly { webhook: string; body: string }[]): Promise<void>;
+  enqueue(events: readonly OutboxRow[]): Promise<void>;
   /** The oldest undelivered events of a webhook, in the order they were enqueued. */
   head(webhook: string, limit: number): Promise<QueuedEvent[]>;
   /** Delivered (or given up): removed. */

@@ -3,6 +3,7 @@ import type { BlobStore } from '../blobs/blob-store.ts';
 import type { Config } from '../config/schema.ts';
 import { cloudEvent } from '../events/cloudevents.ts';
 import { WebhookDispatcher } from '../events/dispatcher.ts';
+import { ChangeEvents } from '../events/change-events.ts';
 import { EventRecorder } from '../events/recorder.ts';
 import { BlobGuard } from '../gc/blob-guard.ts';
 import { GarbageCollector, type GcReport } from '../gc/collector.ts';
@@ -14,15 +15,17 @@ import type { MetaStore } from '../meta/meta-store.ts';
 import type { OperationsStore } from '../meta/operations-store.ts';
 import { RegistryMetrics } from '../metrics/metrics.ts';
 import type { Digest } from '../oci/digest.ts';
-import type { RepositoryName } from '../oci/names.ts';
 import { repositoryScope } from '../policy/globs.ts';
 import { ImmutableTags } from '../policy/immutable-tags.ts';
 import { PullRecorder } from '../policy/pull-recorder.ts';
 import { Quotas } from '../policy/quotas.ts';
 import { Retention, type RetentionReport } from '../policy/retention.ts';
 import { operationsPolicy } from '../policy/write-policy.ts';
+import type { ChangeLog } from '../meta/change-log.ts';
+import type { RepositorySource } from '../registry/repository.ts';
 import type { WritePolicy } from '../registry/write-policy.ts';
-import { eventsObserver, metricsObserver } from './observers.ts';
+import { metricsObserver } from './observers.ts';
+import { recordingPulls } from './pull-records.ts';
 import { Schedules } from './schedules.ts';
 
 export interface OperationsParts {
@@ -53,6 +56,8 @@ export class Operations {
   readonly immutableTags: ImmutableTags;
   readonly retention: Retention;
   readonly events: EventRecorder | undefined;
+  /** What the hosted write path commits with its changes: their events. */
+  readonly changes: ChangeLog | undefined;
   readonly pulls: PullRecorder | undefined;
   readonly #parts: OperationsParts;
   readonly #dispatcher: WebhookDispatcher | undefined;
@@ -79,18 +84,14 @@ export class Operations {
         ? undefined
         : new WebhookDispatcher(events, store.events, store.leases, logger, (webhook, outcome) => this.metrics.events.inc({ webhook, outcome }));
     if (this.#dispatcher !== undefined) this.events?.onQueued(() => this.#dispatcher?.wake());
+    this.changes = this.events === undefined ? undefined : new ChangeEvents(this.events);
     this.retention = new Retention(config.retention.policies, {
       operations: store,
       immutable: (repository, tag) => this.immutableTags.ruleFor(repository, tag) !== undefined,
       logger,
-      onTagDeleted: (repository, tag, digest) => {
-        this.metrics.retentionDeleted.inc({ kind: 'tag' });
-        void this.#deleted('io.berth.tag.deleted', `${repository}:${tag}`, { repository, tag, digest, reason: 'retention' }, repository);
-      },
-      onManifestDeleted: (repository, digest) => {
-        this.metrics.retentionDeleted.inc({ kind: 'manifest' });
-        void this.#deleted('io.berth.manifest.deleted', `${repository}@${digest}`, { repository, digest, reason: 'retention' }, repository);
-      },
+      ...(this.changes === undefined ? {} : { changes: this.changes }),
+      onTagDeleted: () => this.metrics.retentionDeleted.inc({ kind: 'tag' }),
+      onManifestDeleted: () => this.metrics.retentionDeleted.inc({ kind: 'manifest' }),
     });
     this.pulls = this.retention.usesPulls ? new PullRecorder(store.pulls, logger) : undefined;
     this.#schedules = new Schedules(logger);
@@ -112,8 +113,7 @@ export class Operations {
       logger,
       ...(this.#parts.sweepMultipart === undefined ? {} : { sweepMultipart: this.#parts.sweepMultipart }),
       ...(options.afterCondemn === undefined ? {} : { afterCondemn: options.afterCondemn }),
-      onManifestDeleted: ({ repository, digest }) =>
-        void this.#deleted('io.berth.manifest.deleted', `${repository}@${digest}`, { repository, digest, reason: 'gc' }, repository),
+      ...(this.changes === undefined ? {} : { changes: this.changes }),
     });
     const started = performance.now();
     let report: GcReport | undefined;
@@ -142,10 +142,16 @@ export class Operations {
     return { quotas, selection: { repositories: globs, usedBytes: selection.bytes, usedRepositories: selection.repositories } };
   }
 
+  /** Observers of HTTP traffic: request metrics. (Events and pulls come from the repositories, see `changes` and `recordPulls`.) */
   observers(): RequestObserver[] {
-    const observers = [metricsObserver(this.metrics)];
-    if (this.events !== undefined || this.pulls !== undefined) observers.push(eventsObserver(this.events, this.pulls));
-    return observers;
+    return [metricsObserver(this.metrics)];
+  }
+
+  /** The source, its repositories' pulls recorded (pull events, pull times for retention); itself when nothing listens. */
+  recordPulls(source: RepositorySource): RepositorySource {
+    const { events, pulls } = this;
+    if ((events === undefined || !events.wants('pull')) && pulls === undefined) return source;
+    return recordingPulls(source, { ...(events === undefined ? {} : { events }), ...(pulls === undefined ? {} : { pulls }) });
   }
 
   extensions(): ((app: FastifyInstance, access?: AccessPolicy) => void)[] {
@@ -210,10 +216,6 @@ export class Operations {
     metrics.gcLastSuccess.set(Date.now() / 1000);
     const { startedAt, cutoff, ...summary } = report;
     void this.events?.record(cloudEvent(this.events.source, 'io.berth.gc.completed', undefined, { ...summary, startedAt: startedAt.toISOString(), cutoff: cutoff.toISOString() }));
-  }
-
-  #deleted(type: 'io.berth.tag.deleted' | 'io.berth.manifest.deleted', subject: string, data: Record<string, unknown>, repository: RepositoryName): Promise<void> {
-    return this.events?.record(cloudEvent(this.events.source, type, subject, data), repository) ?? Promise.resolve();
   }
 }
 

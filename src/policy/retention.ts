@@ -1,5 +1,6 @@
 import type { RetentionPolicyConfig } from '../config/operations.ts';
 import type { Logger } from '../log.ts';
+import { withChange, type ChangeLog } from '../meta/change-log.ts';
 import type { OperationsStore, RepositoryContents } from '../meta/operations-store.ts';
 import type { Digest } from '../oci/digest.ts';
 import type { RepositoryName, Tag } from '../oci/names.ts';
@@ -108,6 +109,9 @@ export interface RetentionDependencies {
   /** Whether a tag is immutable in a repository (never deleted). */
   immutable: (repository: RepositoryName, tag: Tag) => boolean;
   logger: Logger;
+  /** Events of each deletion, committed with it. */
+  changes?: ChangeLog;
+  /** Told after each deletion (metrics). */
   onTagDeleted?: (repository: RepositoryName, tag: Tag, digest: Digest) => void;
   onManifestDeleted?: (repository: RepositoryName, digest: Digest) => void;
 }
@@ -159,7 +163,7 @@ export class Retention {
   }
 
   async #apply(repository: RepositoryName, config: RetentionPolicyConfig, dryRun: boolean, report: RetentionReport): Promise<void> {
-    const { operations } = this.#deps;
+    const { operations, changes } = this.#deps;
     const now = new Date();
     const contents = await operations.namespace.contents(repository);
     const pulls = config.keepPulledWithin === undefined ? new Map<Digest, Date>() : await operations.pulls.lastPulls(repository);
@@ -174,14 +178,22 @@ export class Retention {
     const plan = planRetention(rule, contents, pulls, now);
     for (const { tag, digest } of plan.tags) {
       // Only while unchanged since the plan: a tag pushed meanwhile stays.
-      if (dryRun || (await operations.namespace.deleteTag(repository, tag, digest, now))) {
+      const deleted = (): Promise<boolean> =>
+        withChange(changes, { kind: 'tag-deleted', repository, tag, digest, reason: 'retention' }, (options) =>
+          operations.namespace.deleteTag(repository, tag, digest, now, options),
+        (removed) => removed);
+      if (dryRun || (await deleted())) {
         report.tags.push({ repository, tag, digest });
         if (!dryRun) this.#deps.onTagDeleted?.(repository, tag, digest);
       }
     }
     for (const { digest, size } of plan.manifests) {
       // The store re-checks reachability; a manifest pushed or tagged since the plan stays.
-      if (dryRun || (await operations.namespace.deleteUnreachable({ repository, digest }, now)) !== undefined) {
+      const deleted = async (): Promise<boolean> =>
+        (await withChange(changes, { kind: 'manifest-deleted', repository, digest, reason: 'retention' }, (options) =>
+          operations.namespace.deleteUnreachable({ repository, digest }, now, options),
+        (freed) => freed !== undefined)) !== undefined;
+      if (dryRun || (await deleted())) {
         report.manifests.push({ repository, digest, size });
         if (!dryRun) this.#deps.onManifestDeleted?.(repository, digest);
       }

@@ -7,6 +7,7 @@ import type { Digest } from '../oci/digest.ts';
 import type { Descriptor } from '../oci/manifest.ts';
 import type { Reference, RepositoryName, Tag } from '../oci/names.ts';
 import { storedBlobBody } from './blob-body.ts';
+import { withChange, type ChangeLog } from '../meta/change-log.ts';
 import { getManifest, manifestUnknown, putManifest } from './manifests.ts';
 import type {
   BlobBody,
@@ -38,15 +39,18 @@ export interface HostedContext {
   options: HostedOptions;
   /** Quotas, immutable tags and garbage collection's protection; absent, every write is admitted. */
   policy?: WritePolicy;
+  /** Events committed with each change; absent, none are recorded. */
+  changes?: ChangeLog;
 }
 
-export function createHostedContext(blobs: BlobStore, meta: MetaStore, options: HostedOptions, policy?: WritePolicy): HostedContext {
+export function createHostedContext(blobs: BlobStore, meta: MetaStore, options: HostedOptions, policy?: WritePolicy, changes?: ChangeLog): HostedContext {
   const uploadOptions = {
     ...(options.maxBlobBytes === undefined ? {} : { maxBlobBytes: options.maxBlobBytes }),
     ...(policy === undefined ? {} : { policy }),
   };
   const context: HostedContext = { blobs, meta, uploads: new Uploads(blobs, meta, uploadOptions), options };
   if (policy !== undefined) context.policy = policy;
+  if (changes !== undefined) context.changes = changes;
   return context;
 }
 
@@ -141,20 +145,27 @@ export class HostedRepository implements Repository, RepositoryWriter {
   }
 
   putManifest(reference: Reference, bytes: Uint8Array, contentType: string | undefined, extraTags: readonly Tag[]): Promise<PutManifestResult> {
-    return putManifest(this.#context.meta, this.name, reference, bytes, contentType, extraTags, this.#context.policy);
+    const { meta, policy, changes } = this.#context;
+    return putManifest(meta, this.name, reference, bytes, contentType, extraTags, policy, changes);
   }
 
   async deleteManifest(reference: Reference): Promise<void> {
     this.#checkDeletes();
-    const { meta, policy } = this.#context;
+    const { meta, policy, changes } = this.#context;
     await policy?.admitDelete?.(this.name, reference);
-    const removed = reference.kind === 'tag' ? await meta.tags.delete(this.name, reference.tag) : await meta.manifests.delete(this.name, reference.digest);
+    const { name } = this;
+    const removed =
+      reference.kind === 'tag'
+        ? await withChange(changes, { kind: 'tag-deleted', repository: name, tag: reference.tag, reason: 'api' }, (options) => meta.tags.delete(name, reference.tag, options), isTrue)
+        : await withChange(changes, { kind: 'manifest-deleted', repository: name, digest: reference.digest, reason: 'api' }, (options) => meta.manifests.delete(name, reference.digest, options), isTrue);
     if (!removed) throw manifestUnknown(reference);
   }
 
   async deleteBlob(digest: Digest): Promise<void> {
     this.#checkDeletes();
-    if (!(await this.#context.meta.blobs.unlink(this.name, digest))) throw blobUnknown(digest);
+    const { meta, changes } = this.#context;
+    const change = { kind: 'blob-deleted', repository: this.name, digest, reason: 'api' } as const;
+    if (!(await withChange(changes, change, (options) => meta.blobs.unlink(this.name, digest, options), isTrue))) throw blobUnknown(digest);
   }
 
   #checkDeletes(): void {
@@ -163,6 +174,8 @@ export class HostedRepository implements Repository, RepositoryWriter {
     }
   }
 }
+
+const isTrue = (removed: boolean) => removed;
 
 export function blobUnknown(digest: Digest): RegistryError {
   return new RegistryError('BLOB_UNKNOWN', `blob ${digest} is not in this repository`, { detail: { digest } });

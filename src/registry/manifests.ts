@@ -5,6 +5,7 @@ import { algorithmOf, digestOf, type Digest } from '../oci/digest.ts';
 import { parseManifest } from '../oci/manifest.ts';
 import { isIndexMediaType, isManifestMediaType } from '../oci/media-types.ts';
 import type { Reference, RepositoryName, Tag } from '../oci/names.ts';
+import { withChange, type ChangeLog } from '../meta/change-log.ts';
 import type { ManifestContent, PutManifestResult } from './repository.ts';
 import type { WritePolicy } from './write-policy.ts';
 
@@ -26,6 +27,7 @@ export async function putManifest(
   contentType: string | undefined,
   extraTags: readonly Tag[],
   policy?: WritePolicy,
+  changes?: ChangeLog,
 ): Promise<PutManifestResult> {
   const parsed = parseManifest(bytes, contentType);
   let digest: Digest;
@@ -46,7 +48,13 @@ export async function putManifest(
   const tags = [...new Set(reference.kind === 'tag' ? [reference.tag, ...extraTags] : extraTags)];
   const admission = await policy?.admitManifest?.(repository, { digest, mediaType: parsed.mediaType, size: bytes.byteLength }, tags);
   const fixedTags = admission?.fixedTags ?? [];
-  await meta.manifests.put(repository, record, parsed, tags, fixedTags.length === 0 ? undefined : { fixedTags });
+  const pushed = { kind: 'manifest-pushed', repository, digest, mediaType: parsed.mediaType, size: bytes.byteLength, tags } as const;
+  await withChange(
+    changes,
+    pushed,
+    (events) => meta.manifests.put(repository, record, parsed, tags, { ...(fixedTags.length === 0 ? {} : { fixedTags }), ...events }),
+    () => true,
+  );
   return parsed.subject === undefined ? { digest } : { digest, subject: parsed.subject };
 }
 

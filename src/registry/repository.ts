@@ -14,6 +14,9 @@ export interface ManifestContent {
   subject?: Digest;
 }
 
+/** Why a manifest is read: served to the client ('pull'), or only described (a HEAD request). */
+export type ManifestRead = 'pull' | 'head';
+
 /**
  * A blob's bytes: streamed by Berth, sent from a region of a local file
  * (the receiver closes it), or fetched by the client from elsewhere (HTTP 307).
@@ -27,8 +30,13 @@ export type BlobBody = { kind: 'stream'; stream: Readable } | { kind: 'file'; re
  */
 export interface Repository {
   readonly name: RepositoryName;
-  /** The manifest a reference names, in a media type the client accepts. */
-  manifest(reference: Reference, accept: MediaTypeAcceptance, signal?: AbortSignal): Promise<ManifestContent>;
+  /**
+   * The manifest a reference names, in a media type the client accepts.
+   * `read` says what it is for: 'pull' (the default) serves the bytes, 'head'
+   * only what describes them, which is no pull (wrappers that record pulls
+   * tell them apart; kinds may ignore it).
+   */
+  manifest(reference: Reference, accept: MediaTypeAcceptance, signal?: AbortSignal, read?: ManifestRead): Promise<ManifestContent>;
   /** Size of a blob readable in this repository. */
   blobSize(digest: Digest, signal?: AbortSignal): Promise<number>;
   /** The blob's bytes, or the inclusive range of them (already checked against the size). */

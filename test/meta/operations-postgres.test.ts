@@ -3,6 +3,7 @@ import { PostgresMetaStore } from '../../src/meta/postgres/postgres-meta-store.t
 import { PostgresOperationsStore } from '../../src/meta/postgres/postgres-operations-store.ts';
 import { postgresMissing, startTestPostgres, type TestPostgres } from '../helpers/postgres.ts';
 import { runOperationsStoreContract } from './operations-contract.ts';
+import { runOutboxContract } from './outbox-contract.ts';
 
 describe('PostgreSQL OperationsStore', { skip: postgresMissing() }, () => {
   let cluster: TestPostgres;
@@ -17,6 +18,24 @@ describe('PostgreSQL OperationsStore', { skip: postgresMissing() }, () => {
     return {
       meta,
       operations,
+      async close() {
+        await operations.close();
+        await meta.close();
+      },
+    };
+  });
+
+  runOutboxContract('postgres', async () => {
+    const meta = await PostgresMetaStore.open(await cluster.createDatabase());
+    const operations = new PostgresOperationsStore(meta.pool);
+    return {
+      meta,
+      operations,
+      async refuseEvents(webhook) {
+        const name = `refuse_${webhook.replace(/\W/g, '_')}`;
+        await meta.pool.query(`CREATE FUNCTION ${name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'event queue refused'; END $$`);
+        await meta.pool.query(`CREATE TRIGGER ${name} BEFORE INSERT ON event_queue FOR EACH ROW WHEN (NEW.webhook = '${webhook}') EXECUTE FUNCTION ${name}()`);
+      },
       async close() {
         await operations.close();
         await meta.close();

@@ -11,6 +11,8 @@ import type {
   SizedBlob,
 } from '../operations-store.ts';
 import { nextRowCursor, parseRowCursor } from '../cursors.ts';
+import type { WriteOptions } from '../meta-store.ts';
+import { insertOutbox } from './outbox.ts';
 import { inTransaction } from './transaction.ts';
 
 type Row = Record<string, unknown>;
@@ -184,7 +186,7 @@ export class PostgresNamespaceCollection implements NamespaceCollection {
     return { items: rows.filter(isEligible).map((row) => ({ repository: row['name'] as RepositoryName, digest: row['digest'] as Digest })), ...nextRowCursor(rows, limit) };
   }
 
-  deleteUnreachable(manifest: ManifestKey, cutoff: Date): Promise<number | undefined> {
+  deleteUnreachable(manifest: ManifestKey, cutoff: Date, options?: WriteOptions): Promise<number | undefined> {
     return inTransaction(this.#pool, async (client) => {
       const found = await client.query<Row>('SELECT id FROM repositories WHERE name = $1', [manifest.repository]);
       const repositoryId = found.rows[0]?.['id'];
@@ -197,16 +199,21 @@ export class PostgresNamespaceCollection implements NamespaceCollection {
       );
       if (rows[0] === undefined) return undefined;
       await client.query('DELETE FROM manifest_references WHERE repository_id = $1 AND manifest_digest = $2', [repositoryId, manifest.digest]);
+      await insertOutbox(client, options?.outbox);
       return rows[0]['size'] as number;
     });
   }
 
-  async deleteTag(repository: RepositoryName, tag: Tag, digest: Digest, unchangedSince: Date): Promise<boolean> {
-    const result = await this.#pool.query(
-      `DELETE FROM tags WHERE repository_id = (SELECT id FROM repositories WHERE name = $1) AND name = $2 AND digest = $3 AND updated_at < $4`,
-      [repository, tag, digest, unchangedSince],
-    );
-    return (result.rowCount ?? 0) > 0;
+  async deleteTag(repository: RepositoryName, tag: Tag, digest: Digest, unchangedSince: Date, options?: WriteOptions): Promise<boolean> {
+    const sql = `DELETE FROM tags WHERE repository_id = (SELECT id FROM repositories WHERE name = $1) AND name = $2 AND digest = $3 AND updated_at < $4`;
+    const params = [repository, tag, digest, unchangedSince];
+    const outbox = options?.outbox ?? [];
+    if (outbox.length === 0) return ((await this.#pool.query(sql, params)).rowCount ?? 0) > 0;
+    return inTransaction(this.#pool, async (client) => {
+      const removed = ((await client.query(sql, params)).rowCount ?? 0) > 0;
+      if (removed) await insertOutbox(client, outbox);
+      return removed;
+    });
   }
 
   async contents(repository: RepositoryName): Promise<RepositoryContents> {

@@ -13,9 +13,11 @@ import type {
   TagIndex,
   UploadSession,
   UploadSessions,
+  WriteOptions,
 } from '../meta-store.ts';
 import { fixedAmong, fixedTagMoved, manifestRecordFromRow, missingReference, referrerFromRow } from '../rows.ts';
 import { postgresMigrations } from './migrations.ts';
+import { insertOutbox } from './outbox.ts';
 import { inTransaction } from './transaction.ts';
 
 type Row = Record<string, unknown>;
@@ -74,27 +76,32 @@ export class PostgresMetaStore implements MetaStore {
             [repositoryId, digest],
           );
         }),
-      unlink: async (repository, digest) =>
-        (await this.#count(
+      unlink: (repository, digest, options) =>
+        this.#changing(
           'DELETE FROM repository_blobs WHERE repository_id = (SELECT id FROM repositories WHERE name = $1) AND digest = $2',
           [repository, digest],
-        )) > 0,
+          options,
+        ),
     };
     this.manifests = {
       get: (repository, reference) => this.#manifest(repository, reference),
       put: (repository, manifest, references, tags, options) =>
-        this.#transaction((client) => putManifest(client, repository, manifest, references, tags, fixedAmong(tags, options))),
+        this.#transaction(async (client) => {
+          await putManifest(client, repository, manifest, references, tags, fixedAmong(tags, options));
+          await insertOutbox(client, options?.outbox);
+        }),
       putUnchecked: (repository, manifest, references, tags) =>
         this.#transaction((client) => putManifest(client, repository, manifest, references, tags, [], false)),
-      delete: (repository, digest) =>
+      delete: (repository, digest, options) =>
         this.#transaction(async (client) => {
           const found = await client.query('SELECT id FROM repositories WHERE name = $1', [repository]);
           const repositoryId = found.rows[0]?.['id'] as number | undefined;
           if (repositoryId === undefined) return false;
           await client.query('DELETE FROM tags WHERE repository_id = $1 AND digest = $2', [repositoryId, digest]);
           await client.query('DELETE FROM manifest_references WHERE repository_id = $1 AND manifest_digest = $2', [repositoryId, digest]);
-          const removed = await client.query('DELETE FROM manifests WHERE repository_id = $1 AND digest = $2', [repositoryId, digest]);
-          return (removed.rowCount ?? 0) > 0;
+          const removed = ((await client.query('DELETE FROM manifests WHERE repository_id = $1 AND digest = $2', [repositoryId, digest])).rowCount ?? 0) > 0;
+          if (removed) await insertOutbox(client, options?.outbox);
+          return removed;
         }),
       referrers: (repository, subject, artifactType) => this.#referrers(repository, subject, artifactType),
     };
@@ -108,11 +115,8 @@ export class PostgresMetaStore implements MetaStore {
             [repository, page.last ?? '', page.limit ?? null],
           ),
         ),
-      delete: async (repository, tag) =>
-        (await this.#count('DELETE FROM tags WHERE repository_id = (SELECT id FROM repositories WHERE name = $1) AND name = $2', [
-          repository,
-          tag,
-        ])) > 0,
+      delete: (repository, tag, options) =>
+        this.#changing('DELETE FROM tags WHERE repository_id = (SELECT id FROM repositories WHERE name = $1) AND name = $2', [repository, tag], options),
       version: async (repository) => {
         const version = (await this.#rows('SELECT tag_version FROM repositories WHERE name = $1', [repository]))[0]?.['tag_version'];
         return version === undefined ? undefined : String(version);
@@ -176,6 +180,17 @@ export class PostgresMetaStore implements MetaStore {
 
   #transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     return inTransaction(this.#pool, work);
+  }
+
+  /** A one-statement removal, in one transaction with its outbox rows when it has any (written only when it removed something). */
+  async #changing(sql: string, params: unknown[], options: WriteOptions | undefined): Promise<boolean> {
+    const outbox = options?.outbox ?? [];
+    if (outbox.length === 0) return (await this.#count(sql, params)) > 0;
+    return this.#transaction(async (client) => {
+      const removed = ((await client.query(prepared(sql, params))).rowCount ?? 0) > 0;
+      if (removed) await insertOutbox(client, outbox);
+      return removed;
+    });
   }
 
   async #manifest(repository: RepositoryName, reference: Reference): Promise<ManifestRecord | undefined> {

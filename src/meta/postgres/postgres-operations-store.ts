@@ -13,6 +13,7 @@ import type {
   UsageIndex,
 } from '../operations-store.ts';
 import { PostgresBlobCollection, PostgresNamespaceCollection } from './postgres-collection.ts';
+import { insertOutbox } from './outbox.ts';
 import { inTransaction } from './transaction.ts';
 
 type Row = Record<string, unknown>;
@@ -86,14 +87,7 @@ function postgresUsage(pool: pg.Pool): UsageIndex {
 
 function postgresEventQueue(pool: pg.Pool): EventQueue {
   return {
-    enqueue: async (events) => {
-      if (events.length === 0) return;
-      await pool.query(
-        `INSERT INTO event_queue (webhook, body, enqueued_at, next_attempt_at)
-         SELECT webhook, body, now(), now() FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS e(webhook, body, position) ORDER BY position`,
-        [events.map((event) => event.webhook), events.map((event) => event.body)],
-      );
-    },
+    enqueue: (events) => insertOutbox(pool, events),
     head: async (webhook, limit) =>
       (await pool.query<Row>('SELECT * FROM event_queue WHERE webhook = $1 ORDER BY id LIMIT $2', [webhook, limit])).rows.map((row) => ({
         id: Number(row['id']),

@@ -10,8 +10,10 @@ import type {
   SizedBlob,
 } from '../operations-store.ts';
 import { nextRowCursor, parseRowCursor } from '../cursors.ts';
+import type { WriteOptions } from '../meta-store.ts';
 import type { SQLInputValue } from 'node:sqlite';
 import type { Row, SqliteStatements } from './database.ts';
+import { insertOutbox } from './outbox.ts';
 
 // The predicates of collection, shared by the scans and by the re-checks
 // inside the deleting transactions, so that both always agree.
@@ -172,7 +174,7 @@ export class SqliteNamespaceCollection implements NamespaceCollection {
     return { items, ...nextRowCursor(rows, limit) };
   }
 
-  async deleteUnreachable(manifest: ManifestKey, cutoff: Date): Promise<number | undefined> {
+  async deleteUnreachable(manifest: ManifestKey, cutoff: Date, options?: WriteOptions): Promise<number | undefined> {
     const q = this.#q;
     return q.transaction(() => {
       const repositoryId = q.get('SELECT id FROM repositories WHERE name = ?', manifest.repository)?.['id'];
@@ -182,20 +184,25 @@ export class SqliteNamespaceCollection implements NamespaceCollection {
       if (row === undefined) return undefined;
       q.run('DELETE FROM manifest_references WHERE repository_id = ? AND manifest_digest = ?', repositoryId, manifest.digest);
       q.run('DELETE FROM manifests WHERE repository_id = ? AND digest = ?', repositoryId, manifest.digest);
+      insertOutbox(q, options?.outbox);
       return row['size'] as number;
     });
   }
 
-  async deleteTag(repository: RepositoryName, tag: Tag, digest: Digest, unchangedSince: Date): Promise<boolean> {
-    return (
-      this.#q.run(
-        `DELETE FROM tags WHERE repository_id = (SELECT id FROM repositories WHERE name = ?) AND name = ? AND digest = ? AND updated_at < ?`,
-        repository,
-        tag,
-        digest,
-        unchangedSince.getTime(),
-      ) > 0
-    );
+  async deleteTag(repository: RepositoryName, tag: Tag, digest: Digest, unchangedSince: Date, options?: WriteOptions): Promise<boolean> {
+    const q = this.#q;
+    return q.transaction(() => {
+      const removed =
+        q.run(
+          `DELETE FROM tags WHERE repository_id = (SELECT id FROM repositories WHERE name = ?) AND name = ? AND digest = ? AND updated_at < ?`,
+          repository,
+          tag,
+          digest,
+          unchangedSince.getTime(),
+        ) > 0;
+      if (removed) insertOutbox(q, options?.outbox);
+      return removed;
+    });
   }
 
   async contents(repository: RepositoryName): Promise<RepositoryContents> {

@@ -8,14 +8,17 @@ import type {
   ManifestRecord,
   ManifestReferences,
   MetaStore,
+  OutboxRow,
   Page,
   RepositoryIndex,
   TagIndex,
   UploadSession,
   UploadSessions,
+  WriteOptions,
 } from '../meta-store.ts';
 import { fixedAmong, fixedTagMoved, manifestRecordFromRow, missingReference, referrerFromRow } from '../rows.ts';
 import { openDatabase, SqliteStatements, type Row } from './database.ts';
+import { insertOutbox } from './outbox.ts';
 import { sqliteMigrations } from './migrations.ts';
 
 /**
@@ -70,25 +73,32 @@ export class SqliteMetaStore implements MetaStore {
             now,
           );
         }),
-      unlink: async (repository, digest) =>
-        q.run(
-          'DELETE FROM repository_blobs WHERE repository_id = (SELECT id FROM repositories WHERE name = ?) AND digest = ?',
-          repository,
-          digest,
-        ) > 0,
+      unlink: async (repository, digest, options) =>
+        q.changing(options, () =>
+          q.run(
+            'DELETE FROM repository_blobs WHERE repository_id = (SELECT id FROM repositories WHERE name = ?) AND digest = ?',
+            repository,
+            digest,
+          ) > 0,
+        ),
     };
     this.manifests = {
       get: async (repository, reference) => q.manifest(repository, reference),
       put: async (repository, manifest, references, tags, options) =>
-        q.transaction(() => q.putManifest(repository, manifest, references, tags, fixedAmong(tags, options))),
+        q.transaction(() => {
+          q.putManifest(repository, manifest, references, tags, fixedAmong(tags, options));
+          q.outbox(options?.outbox);
+        }),
       putUnchecked: async (repository, manifest, references, tags) => q.transaction(() => q.putManifest(repository, manifest, references, tags, [], false)),
-      delete: async (repository, digest) =>
+      delete: async (repository, digest, options) =>
         q.transaction(() => {
           const repositoryId = q.repositoryId(repository);
           if (repositoryId === undefined) return false;
           q.run('DELETE FROM tags WHERE repository_id = ? AND digest = ?', repositoryId, digest);
           q.run('DELETE FROM manifest_references WHERE repository_id = ? AND manifest_digest = ?', repositoryId, digest);
-          return q.run('DELETE FROM manifests WHERE repository_id = ? AND digest = ?', repositoryId, digest) > 0;
+          const removed = q.run('DELETE FROM manifests WHERE repository_id = ? AND digest = ?', repositoryId, digest) > 0;
+          if (removed) q.outbox(options?.outbox);
+          return removed;
         }),
       referrers: async (repository, subject, artifactType) => q.referrers(repository, subject, artifactType),
     };
@@ -104,8 +114,11 @@ export class SqliteMetaStore implements MetaStore {
             limitOf(page),
           ),
         ),
-      delete: async (repository, tag) =>
-        q.run('DELETE FROM tags WHERE repository_id = (SELECT id FROM repositories WHERE name = ?) AND name = ?', repository, tag) > 0,
+      delete: async (repository, tag, options) =>
+        q.changing(
+          options,
+          () => q.run('DELETE FROM tags WHERE repository_id = (SELECT id FROM repositories WHERE name = ?) AND name = ?', repository, tag) > 0,
+        ),
       version: async (repository) => {
         const version = q.get('SELECT tag_version FROM repositories WHERE name = ?', repository)?.['tag_version'];
         return version === undefined ? undefined : String(version);
@@ -151,6 +164,21 @@ export class SqliteMetaStore implements MetaStore {
 }
 
 class Queries extends SqliteStatements {
+  /** Runs a one-statement removal in one transaction with its outbox rows, which are written only when it removed something. */
+  changing(options: WriteOptions | undefined, remove: () => boolean): boolean {
+    const outbox = options?.outbox ?? [];
+    if (outbox.length === 0) return remove();
+    return this.transaction(() => {
+      const removed = remove();
+      if (removed) this.outbox(outbox);
+      return removed;
+    });
+  }
+
+  outbox(rows: readonly OutboxRow[] | undefined): void {
+    insertOutbox(this, rows);
+  }
+
   repositoryId(repository: RepositoryName): number | undefined {
     return this.get('SELECT id FROM repositories WHERE name = ?', repository)?.['id'] as number | undefined;
   }

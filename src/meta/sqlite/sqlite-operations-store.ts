@@ -16,6 +16,7 @@ import type {
   UsageIndex,
 } from '../operations-store.ts';
 import { registerFunctions, SqliteStatements, type Row } from './database.ts';
+import { insertOutbox } from './outbox.ts';
 import { SqliteReadThread } from './read-thread.ts';
 import { SqliteBlobCollection, SqliteNamespaceCollection } from './sqlite-collection.ts';
 
@@ -97,12 +98,7 @@ function sqliteUsage(q: SqliteStatements, reader: SqliteReadThread): UsageIndex 
 function sqliteEventQueue(q: SqliteStatements): EventQueue {
   return {
     enqueue: async (events) => {
-      if (events.length === 0) return;
-      q.transaction(() => {
-        const now = Date.now();
-        const insert = q.statement('INSERT INTO event_queue (webhook, body, enqueued_at, next_attempt_at) VALUES (?, ?, ?, ?)');
-        for (const event of events) insert.run(event.webhook, event.body, now, now);
-      });
+      if (events.length > 0) q.transaction(() => insertOutbox(q, events));
     },
     head: async (webhook, limit) =>
       q.all('SELECT * FROM event_queue WHERE webhook = ? ORDER BY id LIMIT ?', webhook, limit).map(

@@ -1,0 +1,10 @@
+import type { OutboxRow } from '../meta-store.ts';
+import type { SqliteStatements } from './database.ts';
+
+/** Inserts event queue rows, in queue order; inside a write's transaction when there is one. */
+export function insertOutbox(q: SqliteStatements, rows: readonly OutboxRow[] | undefined): void {
+  if (rows === undefined || rows.length === 0) return;
+  const now = Date.now();
+  const insert = q.statement('INSERT INTO event_queue (webhook, body, enqueued_at, next_attempt_at) VALUES (?, ?, ?, ?)');
+  for (const row of rows) insert.run(row.webhook, row.body, now, now);
+}
