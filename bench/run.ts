@@ -79,7 +79,7 @@ try {
   await measured('blob GET', () => pullSection(context, big));
   await measured('listings', () => listingSection(context));
   const scale = flags.quick ? 10_000 : 1_000_000;
-  rows.push(...(await scaleSection(context, { tags: scale, repositories: scale })));
+  rows.push(...(await scaleSection(context, { tags: scale, repositories: scale, garbage: scale })));
   rows.push(...(await archiveSection(flags.quick ? 100 : 1000, sizes.seconds)));
   await measured('loading many blobs', async () => {
     await loadManyBlobs(context);

@@ -4,10 +4,13 @@
 // take most of an hour), then read through Berth's HTTP API. Page times at
 // several depths, a full walk, and manifest-GET latency on other connections
 // while a client walks. See docs/benchmarks.md.
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { once } from 'node:events';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
+import { fileURLToPath } from 'node:url';
 import { SqliteMetaStore } from '../src/meta/sqlite/sqlite-meta-store.ts';
 import { wrk } from './measure.ts';
 import type { Row } from './report.ts';
@@ -16,9 +19,13 @@ import { startBerth } from './servers.ts';
 
 export interface ScaleSizes {
   tags: number;
+  /** Each holds one tagged manifest that references one linked blob. */
   repositories: number;
+  /** Blob rows no repository links, for a garbage collection pass to delete. */
+  garbage: number;
 }
 
+const berthMain = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
 const bigRepository = 'scale/big';
 const manifest = Buffer.from(
   JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: `sha256:${'0'.repeat(64)}`, size: 2 }, layers: [] }),
@@ -41,14 +48,26 @@ async function load(dataDir: string, sizes: ScaleSizes): Promise<void> {
     'INSERT INTO manifests (repository_id, digest, media_type, content, size, created_at) VALUES (?, ?, ?, ?, ?, ?)',
   );
   const tag = db.prepare('INSERT INTO tags (repository_id, name, digest, updated_at) VALUES (?, ?, ?, ?)');
+  const blob = db.prepare('INSERT INTO blobs (digest, size, created_at) VALUES (?, 64, 0)');
+  const link = db.prepare('INSERT INTO repository_blobs (repository_id, digest, linked_at) VALUES (?, ?, 0)');
+  const reference = db.prepare("INSERT INTO manifest_references (repository_id, manifest_digest, target, kind) VALUES (?, ?, ?, 'blob')");
   const add = (name: string) => {
     const id = Number(repository.run(name, now).lastInsertRowid);
     putManifest.run(id, manifestDigest, 'application/vnd.oci.image.manifest.v1+json', manifest, manifest.length, now);
     return id;
   };
+  const blobDigest = (index: number) => `sha256:${index.toString(16).padStart(64, '0')}`;
   const big = add(bigRepository);
   for (let index = 0; index < sizes.tags; index++) tag.run(big, `t${padded(index)}`, manifestDigest, now);
-  for (let index = 0; index < sizes.repositories; index++) tag.run(add(`scale/r${padded(index)}`), 'latest', manifestDigest, now);
+  for (let index = 0; index < sizes.repositories; index++) {
+    const id = add(`scale/r${padded(index)}`);
+    tag.run(id, 'latest', manifestDigest, now);
+    blob.run(blobDigest(index));
+    link.run(id, blobDigest(index));
+    reference.run(id, manifestDigest, blobDigest(index));
+  }
+  // Rows only: deleting a blob whose file is absent costs the collector a failed unlink, as a real one costs an unlink.
+  for (let index = 0; index < sizes.garbage; index++) blob.run(blobDigest(sizes.repositories + index));
   db.exec('COMMIT');
   db.close();
 }
@@ -85,6 +104,21 @@ async function walk(base: string, path: string, stop: () => boolean = () => fals
   return { pages, seconds: (performance.now() - started) / 1000 };
 }
 
+/** Runs `measure` while a `berth gc` process collects beside the server (load starts with the pass). */
+async function whileCollecting<T>(dataDir: string, measure: () => Promise<T>): Promise<{ result: T; passMs: number }> {
+  const started = performance.now();
+  const child = spawn(process.execPath, [berthMain, 'gc', '--json', '--data', dataDir], {
+    env: { PATH: process.env['PATH'], BERTH_GC_GRACE_PERIOD: '1s', BERTH_GC_INTERVAL: '0' },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const exited = once(child, 'exit').then(([code]) => {
+    if (code !== 0) throw new Error(`berth gc exited with ${String(code)}`);
+    return performance.now() - started;
+  });
+  const result = await measure();
+  return { result, passMs: await exited };
+}
+
 /** A page time row: p50 against the 2 ms target, p99 in the metric's name. */
 function pageRow(what: string, page: { p50: number; p99: number }): Row {
   return { section: 'scale', metric: `${what} (p99 ${page.p99.toFixed(2)} ms)`, unit: 'ms', better: 'lower', berth: page.p50, target: 'p50 ≤ 2 ms', met: page.p50 <= 2 };
@@ -92,7 +126,7 @@ function pageRow(what: string, page: { p50: number; p99: number }): Row {
 
 export async function scaleSection(context: BenchContext, sizes: ScaleSizes): Promise<Row[]> {
   const dataDir = join(context.work, 'scale');
-  context.log(`scale: loading ${sizes.tags} tags and ${sizes.repositories} repositories`);
+  context.log(`scale: loading ${sizes.tags} tags, ${sizes.repositories} repositories and ${sizes.garbage} unlinked blobs`);
   const loadStarted = performance.now();
   await load(dataDir, sizes);
   context.log(`scale: loaded in ${((performance.now() - loadStarted) / 1000).toFixed(1)} s`);
@@ -140,6 +174,19 @@ export async function scaleSection(context: BenchContext, sizes: ScaleSizes): Pr
         met: busy.p99Ms <= 2 * quiet.p99Ms,
       });
     }
+    const during = await whileCollecting(dataDir, () => wrk(`${base}${manifestPath}`, load));
+    rows.push({
+      section: 'scale',
+      metric: `manifest GET p99 while \`berth gc\` deletes ${sizes.garbage} of ${sizes.repositories + sizes.garbage} blobs`,
+      unit: 'ms',
+      better: 'lower',
+      berth: during.result.p99Ms,
+      reference: quiet.p99Ms,
+      referenceName: 'quiet',
+      target: '≤ 2× quiet',
+      met: during.result.p99Ms <= 2 * quiet.p99Ms,
+    });
+    rows.push({ section: 'scale', metric: `GC pass over ${sizes.repositories + sizes.garbage} blobs, requests running`, unit: 'ms', better: 'lower', berth: during.passMs });
     rows.push({ section: 'scale', metric: 'peak RSS', unit: 'B', better: 'lower', berth: await berth.peakRss() });
   } finally {
     await berth.stop();
