@@ -17,7 +17,7 @@ import { Operations } from './ops/operations.ts';
 import { createHostedContext, HostedSource, type HostedContext } from './registry/hosted.ts';
 import type { RepositorySource } from './registry/repository.ts';
 import { RepositoryRouter } from './registry/router.ts';
-import { openSecurity, type Security } from './security.ts';
+import { openSecurity, type Security } from './access-tls-limits.ts';
 import { namespaceResolver, proxyNamespaces } from './sources/proxy/namespaces.ts';
 
 /** The stores and the router built from a configuration: everything a command needs. */

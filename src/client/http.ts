@@ -1,4 +1,4 @@
-import { Authenticator } from './auth.ts';
+import { Authenticator } from './authenticator.ts';
 import { readLimited } from './response-body.ts';
 import type { CredentialSource } from './credentials.ts';
 import { displayUrl, isTemporaryStatus, networkError, UpstreamError } from './errors.ts';

@@ -3,7 +3,7 @@ import fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRepl
 import type { RepositoryName } from '../oci/names.ts';
 import type { RepositoryRouter } from '../registry/router.ts';
 import { AccessLog, noteCaller } from './access-log.ts';
-import { queryValue } from './body.ts';
+import { queryValue } from './request-parts.ts';
 import type { AccessPolicy, TokenIssuer } from './access.ts';
 import { sendError } from './errors.ts';
 import { listCatalog } from './listings.ts';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { RateLimiter } from '../../src/http/rate-limit.ts';
+import { RateLimiter } from '../../src/io/rate-limiter.ts';
 import { digestOf } from '../../src/oci/digest.ts';
 import { startTestRegistry, type TestRegistry } from '../helpers/registry.ts';
 

@@ -3,7 +3,7 @@ import { after, before } from 'node:test';
 import { pino } from 'pino';
 import { loadConfig } from '../../src/config/load.ts';
 import { createApp } from '../../src/http/app.ts';
-import { openSecurity } from '../../src/security.ts';
+import { openSecurity } from '../../src/access-tls-limits.ts';
 import { openRegistry, startServer, type Registry, type RunningServer } from '../../src/server.ts';
 import { tempDir } from './tmp.ts';
 

@@ -11,8 +11,8 @@ import { finishDigest, hexOf, tryParseDigest, type Digest } from '../../oci/dige
 import type { Descriptor } from '../../oci/manifest.ts';
 import { isIndexMediaType, isManifestMediaType } from '../../oci/media-types.ts';
 import { isTag, type Reference, type Tag } from '../../oci/names.ts';
-import { ArchiveFormatError, parseJsonFile, type BlobLocation } from '../../sources/archive/archive-contents.ts';
-import { parseDockerArchiveImages, readDockerArchive } from '../../sources/archive/docker-archive.ts';
+import { ArchiveFormatError, parseJsonFile, type BlobLocation } from '../../archives/archive-contents.ts';
+import { parseDockerArchiveImages, readDockerArchive } from '../../archives/docker-archive.ts';
 import { decompressor, sniffFileCompression } from '../compression.ts';
 import { writeDurably } from '../../io/durable-file.ts';
 import { blobNotFound, manifestNotFound, type BlobOpener, type ImageStore, type ManifestData, type PutBlobOptions, type PutManifestOptions } from '../image-store.ts';

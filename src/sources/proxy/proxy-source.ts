@@ -6,7 +6,7 @@ import type { Logger } from '../../log.ts';
 import { parseRepositoryName, type RepositoryName } from '../../oci/names.ts';
 import type { HostedContext } from '../../registry/hosted.ts';
 import type { Repository, RepositorySource } from '../../registry/repository.ts';
-import type { CacheCounter } from '../../registry/cache-counter.ts';
+import type { CacheCounter } from '../../registry/cache-metrics.ts';
 import { ProxyRepository } from './proxy-repository.ts';
 import { dockerHubHosts } from './namespaces.ts';
 import { ProxyState } from './proxy-state.ts';

@@ -4,7 +4,7 @@ import type { ManifestReferences, ManifestRecord } from '../../meta/meta-store.t
 import type { Digest } from '../../oci/digest.ts';
 import type { RepositoryName, Tag } from '../../oci/names.ts';
 import type { HostedContext } from '../../registry/hosted.ts';
-import { uncounted, type CacheCounter } from '../../registry/cache-counter.ts';
+import { uncounted, type CacheCounter } from '../../registry/cache-metrics.ts';
 import { BlobFill, type FillContext, type UpstreamBlobOpener } from './blob-fill.ts';
 import { SingleFlight } from './single-flight.ts';
 
