@@ -64,7 +64,7 @@ export class Operations {
     this.#parts = parts;
     this.store = store;
     this.metrics = new RegistryMetrics({
-      openUploads: async () => (await meta.uploads.staleSince(new Date(8.64e15))).length,
+      openUploads: () => meta.uploads.count(),
       eventBacklog: () => store.events.backlog(),
     });
     this.guard = new BlobGuard(store.blobs, store.leases, parts.blobs);

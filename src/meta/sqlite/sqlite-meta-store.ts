@@ -80,8 +80,7 @@ export class SqliteMetaStore implements MetaStore {
     this.manifests = {
       get: async (repository, reference) => q.manifest(repository, reference),
       put: async (repository, manifest, references, tags, options) =>
-        q.transaction(() => q.putManifest(repository, manifest, references, tags, fixedAmong(tags, options))),
-      putUnchecked: async (repository, manifest, references, tags) => q.transaction(() => q.putManifest(repository, manifest, references, tags, [], false)),
+        q.transaction(() => q.putManifest(repository, manifest, references, tags, fixedAmong(tags, options), options?.referencesPending !== true)),
       delete: async (repository, digest) =>
         q.transaction(() => {
           const repositoryId = q.repositoryId(repository);
@@ -132,6 +131,7 @@ export class SqliteMetaStore implements MetaStore {
       delete: async (id) => q.run('DELETE FROM uploads WHERE id = ?', id) > 0,
       staleSince: async (cutoff) =>
         q.all('SELECT * FROM uploads WHERE updated_at < ? ORDER BY updated_at', cutoff.getTime()).map(toUploadSession),
+      count: async () => q.get('SELECT count(*) AS n FROM uploads')?.['n'] as number,
     };
   }
 

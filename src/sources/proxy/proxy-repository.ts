@@ -171,7 +171,7 @@ export class ProxyRepository implements Repository {
   async #store(manifest: FetchedManifest, tags: Tag[]): Promise<void> {
     const parsed = parseManifest(manifest.bytes, manifest.mediaType);
     const record = { digest: manifest.digest, mediaType: parsed.mediaType, bytes: manifest.bytes, ...optional(parsed) };
-    await this.#state.putUnchecked(this.name, record, parsed, tags);
+    await this.#state.putCached(this.name, record, parsed, tags);
   }
 
   /**

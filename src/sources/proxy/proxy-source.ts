@@ -27,9 +27,6 @@ export class ProxySource implements RepositorySource {
     config: ProxyRepositoryConfig,
     context: { hosted: HostedContext; logger: Logger; spoolDir: string; counters?: { manifest: CacheCounter; blob: CacheCounter } },
   ) {
-    if (context.hosted.meta.manifests.putUnchecked === undefined) {
-      throw new Error(`repositories: proxy "${config.prefix}" needs a metadata store that can hold cached manifests (ManifestIndex.putUnchecked)`);
-    }
     const upstream = new URL(config.upstream);
     const client = new RegistryClient({
       host: upstream.host,
