@@ -64,4 +64,3 @@ export class RateLimiter {
     return Math.max(1, Math.ceil((1 - bucket.tokens) / (requests / per) / 1000));
   }
 }
-

@@ -62,10 +62,7 @@ export async function writeObject(target: ObjectTarget, source: Readable, partBy
       current = next.value;
     }
     beforeComplete?.();
-    await client.send(
-      new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId, MultipartUpload: { Parts: completed } }),
-      options,
-    );
+    await client.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId, MultipartUpload: { Parts: completed } }), options);
     return written;
   } catch (error) {
     await abortMultipart(target, uploadId);

@@ -11,7 +11,7 @@ import { HostedRepository } from '../../registry/hosted.ts';
 import { getManifest, platformChild } from '../../registry/manifests.ts';
 import type { BlobBody, ManifestContent, Repository, RepositoryWriter } from '../../registry/repository.ts';
 import type { FetchedManifest } from '../../client/registry-client.ts';
-import { BlobFill } from './blob-fill.ts';
+import type { BlobFill } from './blob-fill.ts';
 import type { ProxyState } from './proxy-state.ts';
 import { isUpstreamNotFound, isUpstreamOutage, upstreamFailure } from './upstream-errors.ts';
 
