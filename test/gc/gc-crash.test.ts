@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { blobOf, pushBlob, pushImage, randomImage, type TestImage } from '../helpers/images.ts';
-import { postgresMetadataEnvironment, postgresMetadataSettings, postgresMissing, startTestPostgres, type TestPostgres } from '../helpers/postgres.ts';
+import { postgresMetadataEnvironment, postgresMetadataSettings, postgresMissing, postgresForSuite } from '../helpers/postgres.ts';
 import { spawnBerth } from '../helpers/process.ts';
 import { startTestRegistry, type TestSettings } from '../helpers/registry.ts';
 import { tempDir } from '../helpers/tmp.ts';
@@ -79,11 +79,7 @@ describe('a garbage collection pass killed midway', () => {
   });
 
   describe('PostgreSQL', { skip: postgresMissing() }, () => {
-    let cluster: TestPostgres;
-    before(async () => {
-      cluster = await startTestPostgres();
-    });
-    after(() => cluster?.close());
+    const cluster = postgresForSuite();
 
     it('leaves consistent stores; the next pass finishes', async () => {
       const database = await cluster.createDatabase();
