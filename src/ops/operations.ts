@@ -102,7 +102,7 @@ export class Operations {
   }
 
   /** One garbage collection pass; undefined when another replica is collecting. */
-  async collect(options: { dryRun?: boolean; signal?: AbortSignal; afterCondemn?: GcReportHook } = {}): Promise<GcReport | undefined> {
+  async collect(options: { dryRun?: boolean; signal?: AbortSignal; afterCondemn?: GcReportHook; clock?: () => number } = {}): Promise<GcReport | undefined> {
     const { config, meta, store, logger, blobs } = this.#parts;
     const collector = new GarbageCollector(config.gc, {
       blobs,
@@ -112,6 +112,7 @@ export class Operations {
       logger,
       ...(this.#parts.sweepMultipart === undefined ? {} : { sweepMultipart: this.#parts.sweepMultipart }),
       ...(options.afterCondemn === undefined ? {} : { afterCondemn: options.afterCondemn }),
+      ...(options.clock === undefined ? {} : { clock: options.clock }),
       onManifestDeleted: ({ repository, digest }) =>
         void this.#deleted('io.berth.manifest.deleted', `${repository}@${digest}`, { repository, digest, reason: 'gc' }, repository),
     });
