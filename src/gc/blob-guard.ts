@@ -49,7 +49,7 @@ export class BlobGuard {
   }
 
   async protect(digests: readonly Digest[]): Promise<void> {
-    let pending = await this.#collection.touch(digests);
+    const pending = await this.#collection.touch(digests);
     if (pending.length === 0) return;
     this.#waiting += 1;
     try {
