@@ -37,7 +37,7 @@ export interface OperationsParts {
 }
 
 /**
- * Everything issue 9 adds around the registry, built once per process:
+ * Operations around the registry (docs/operations.md), built once per process:
  * the guarded blob store and write policy the hosted kind uses, garbage
  * collection, retention, quotas, events and metrics, and the schedules
  * `berth serve` runs. The CLI uses the same object for one-off passes.
