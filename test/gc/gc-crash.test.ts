@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
 import { blobOf, pushBlob, pushImage, randomImage, type TestImage } from '../helpers/images.ts';
+import { eventually } from '../helpers/eventually.ts';
 import { postgresMetadataEnvironment, postgresMetadataSettings, postgresMissing, postgresForSuite } from '../helpers/postgres.ts';
 import { spawnBerth } from '../helpers/process.ts';
 import { startTestRegistry, type TestSettings } from '../helpers/registry.ts';
@@ -38,7 +39,8 @@ async function checkKilledPass(settings: TestSettings, childEnvironment: NodeJS.
     try {
       // Some batches in: blobs deleted, the current batch likely condemned with its bytes still there.
       await child.waitFor(/condemned blobs/, 60_000);
-      while (child.lines.filter((line) => line.includes('condemned blobs')).length < 5 && child.child.exitCode === null) await sleep(1);
+      const condemnedBatches = () => child.lines.filter((line) => line.includes('condemned blobs')).length;
+      await eventually(() => condemnedBatches() >= 5 || child.child.exitCode !== null, { interval: 1, timeout: 60_000 });
       child.child.kill('SIGKILL');
       assert.equal(await child.exited, null, 'killed, not finished');
     } finally {
