@@ -1,7 +1,7 @@
+import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { pino, type Logger as PinoLogger } from 'pino';
-import PinoPretty from 'pino-pretty';
 import type { BlobStore } from './blobs/blob-store.ts';
 import { FsBlobStore } from './blobs/fs/fs-blob-store.ts';
 import type { Config } from './config/schema.ts';
@@ -9,7 +9,6 @@ import { splitHostPort } from './config/units.ts';
 import { createApp } from './http/app.ts';
 import type { MetaStore } from './meta/meta-store.ts';
 import type { OperationsStore } from './meta/operations-store.ts';
-import type { PostgresMetaStore } from './meta/postgres/postgres-meta-store.ts';
 import { SqliteMetaStore } from './meta/sqlite/sqlite-meta-store.ts';
 import { SqliteOperationsStore } from './meta/sqlite/sqlite-operations-store.ts';
 import type { RegistryMetrics } from './metrics/metrics.ts';
@@ -17,8 +16,8 @@ import { Operations } from './ops/operations.ts';
 import { createHostedContext, HostedSource, type HostedContext } from './registry/hosted.ts';
 import type { RepositorySource } from './registry/repository.ts';
 import { RepositoryRouter } from './registry/router.ts';
-import { openSecurity, type Security } from './security.ts';
-import { namespaceResolver, proxyNamespaces } from './sources/proxy/namespaces.ts';
+import { openSecurity, type Security } from './access-tls-limits.ts';
+import { proxyNamespaces } from './sources/proxy/namespaces.ts';
 
 /** The stores and the router built from a configuration: everything a command needs. */
 export interface Registry {
@@ -37,7 +36,7 @@ export interface Registry {
 export async function openRegistry(config: Config, logger: PinoLogger = createLogger(config)): Promise<Registry> {
   const dataDir = resolve(config.dataDir);
   const { blobs, sweepMultipart } = await openBlobStore(config, dataDir, logger);
-  const meta: MetaStore = await openMetaStore(config, dataDir).catch(async (error: unknown) => {
+  const { meta, operationsStore } = await openMetaStore(config, dataDir).catch(async (error: unknown) => {
     await blobs.close?.();
     throw error;
   });
@@ -45,7 +44,7 @@ export async function openRegistry(config: Config, logger: PinoLogger = createLo
     config,
     blobs,
     meta,
-    store: await operationsStoreFor(config, meta),
+    store: operationsStore,
     logger,
     ...(sweepMultipart === undefined ? {} : { sweepMultipart }),
   });
@@ -66,6 +65,7 @@ export async function openRegistry(config: Config, logger: PinoLogger = createLo
     config.repositories.map(async (entry) => ({
       prefix: entry.prefix,
       source: entry.kind === 'hosted' ? hostedSource : operations.recordPulls(await sourceFor(entry, hostedSource, context)),
+      ...(entry.kind === 'proxy' ? { mirrors: proxyNamespaces(entry) } : {}),
     })),
   );
   // Configured routes first: for an equal prefix (a kind configured at ""), the configured one wins over the default.
@@ -112,29 +112,22 @@ async function openBlobStore(config: Config, dataDir: string, logger: PinoLogger
   }
 }
 
-async function openMetaStore(config: Config, dataDir: string): Promise<MetaStore> {
+/** The MetaStore, and the operations store over the same database. */
+async function openMetaStore(config: Config, dataDir: string): Promise<{ meta: MetaStore; operationsStore: OperationsStore }> {
   const metadata = config.metadata;
   switch (metadata.driver) {
-    case 'sqlite':
-      return SqliteMetaStore.open(resolve(metadata.sqlite.path ?? join(dataDir, 'berth.db')));
+    case 'sqlite': {
+      const meta = await SqliteMetaStore.open(resolve(metadata.sqlite.path ?? join(dataDir, 'berth.db')));
+      return { meta, operationsStore: new SqliteOperationsStore(meta.database) };
+    }
     case 'postgres': {
-      const [{ PostgresMetaStore }, { poolConfig }] = await Promise.all([
+      const [{ PostgresMetaStore }, { PostgresOperationsStore }, { poolConfig }] = await Promise.all([
         import('./meta/postgres/postgres-meta-store.ts'),
+        import('./meta/postgres/postgres-operations-store.ts'),
         import('./meta/postgres/pool-config.ts'),
       ]);
-      return PostgresMetaStore.open(poolConfig(metadata.postgres));
-    }
-  }
-}
-
-/** The operations store over the same database as the MetaStore. */
-async function operationsStoreFor(config: Config, meta: MetaStore): Promise<OperationsStore> {
-  switch (config.metadata.driver) {
-    case 'sqlite':
-      return new SqliteOperationsStore((meta as SqliteMetaStore).database);
-    case 'postgres': {
-      const { PostgresOperationsStore } = await import('./meta/postgres/postgres-operations-store.ts');
-      return new PostgresOperationsStore((meta as PostgresMetaStore).pool);
+      const meta = await PostgresMetaStore.open(poolConfig(metadata.postgres));
+      return { meta, operationsStore: new PostgresOperationsStore(meta.pool) };
     }
   }
 }
@@ -211,9 +204,6 @@ export async function startServer(config: Config, logger: PinoLogger = createLog
       chunkMinLength: config.registry.chunkMinLength ?? registry.blobs.chunkMinLength,
     },
     logger,
-    resolveNamespace: namespaceResolver(
-      config.repositories.flatMap((entry) => (entry.kind === 'proxy' ? [{ prefix: entry.prefix, namespaces: proxyNamespaces(entry) }] : [])),
-    ),
     observers: registry.operations.observers(),
     extensions: registry.operations.extensions(),
   });
@@ -247,5 +237,7 @@ export function createLogger(config: Config): PinoLogger {
   const pretty = config.log.format === 'pretty' || (config.log.format === 'auto' && process.stdout.isTTY === true);
   const options = { level: config.log.level, base: null, timestamp: pino.stdTimeFunctions.isoTime };
   if (!pretty) return pino(options);
-  return pino(options, PinoPretty({ colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' }));
+  // Loaded only for a terminal: servers writing JSON lines never pay for it.
+  const pinoPretty = createRequire(import.meta.url)('pino-pretty') as typeof import('pino-pretty');
+  return pino(options, pinoPretty({ colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' }));
 }

@@ -4,7 +4,7 @@ import { RegistryError } from '../errors/registry-error.ts';
 import type { AccessPolicy, Caller, Need, TokenGrant, TokenGrantRequest, TokenIssuer } from '../http/access.ts';
 import { isRepositoryName, type RepositoryName } from '../oci/names.ts';
 import type { AccessRules, RepositoryAction } from './access-rules.ts';
-import type { RateLimiter } from '../http/rate-limit.ts';
+import type { RateLimiter } from '../io/rate-limiter.ts';
 import type { CredentialCache } from './credential-cache.ts';
 import type { Htpasswd } from './htpasswd.ts';
 import type { PasswordChecker } from './password-checker.ts';

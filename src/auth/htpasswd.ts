@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import bcrypt from 'bcryptjs';
-import { writeWhole } from './write-whole.ts';
+import { writeWhole } from '../io/durable-file.ts';
 
 /** Users and their bcrypt hashes, in file order. */
 export type Htpasswd = Map<string, string>;

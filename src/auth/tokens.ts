@@ -1,5 +1,5 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, randomUUID, X509Certificate, type KeyObject } from 'node:crypto';
-import { mkdir, open, readFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import {
   calculateJwkThumbprint,
@@ -15,6 +15,7 @@ import {
 } from 'jose';
 import { z } from 'zod';
 import type { AuthConfig } from '../config/auth.ts';
+import { writeNewFile } from '../io/durable-file.ts';
 
 /** One entry of a token's `access` claim (Distribution's JWT token format). */
 export interface AccessEntry {
@@ -229,13 +230,7 @@ async function loadOrCreateSigningKey(path: string, create: boolean): Promise<Ke
   const pem = privateKey.export({ type: 'pkcs8', format: 'pem' });
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
   try {
-    const handle = await open(path, 'wx', 0o600);
-    try {
-      await handle.writeFile(pem);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
+    await writeNewFile(path, pem, 0o600);
   } catch (error) {
     // Another process created it first: use that one, so both sign alike.
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;

@@ -16,6 +16,7 @@ export class WatchedFile<T> {
   readonly #parse: (path: string) => Promise<T>;
   readonly #checkInterval: number;
   readonly #onError: (error: unknown) => void;
+  readonly #clock: () => number;
   #value: T;
   #version: string;
   #checkedAt = 0;
@@ -28,7 +29,8 @@ export class WatchedFile<T> {
     this.#version = version;
     this.#checkInterval = options.checkInterval ?? 1000;
     this.#onError = options.onError ?? (() => undefined);
-    this.#checkedAt = Date.now();
+    this.#clock = options.clock ?? Date.now;
+    this.#checkedAt = this.#clock();
   }
 
   /** Reads the file now; a missing or invalid file is an error here, at start-up. */
@@ -39,17 +41,20 @@ export class WatchedFile<T> {
 
   /** The current value, re-read first when the file changed since the last look. */
   async current(): Promise<T> {
-    if (Date.now() - this.#checkedAt >= this.#checkInterval) {
-      this.#checking ??= this.#refresh().finally(() => {
-        this.#checking = undefined;
-      });
-      await this.#checking;
-    }
+    if (this.#clock() - this.#checkedAt >= this.#checkInterval) await this.reload();
     return this.#value;
   }
 
+  /** Looks at the file now, whatever the interval: re-reads it when it changed (a signal to reload, a test). */
+  async reload(): Promise<void> {
+    this.#checking ??= this.#refresh().finally(() => {
+      this.#checking = undefined;
+    });
+    await this.#checking;
+  }
+
   async #refresh(): Promise<void> {
-    this.#checkedAt = Date.now();
+    this.#checkedAt = this.#clock();
     try {
       const version = versionOf(await stat(this.path));
       if (version === this.#version) return;
@@ -66,4 +71,6 @@ export interface WatchOptions {
   checkInterval?: number;
   /** Told when a changed file cannot be read or parsed; the previous value stays. */
   onError?: (error: unknown) => void;
+  /** Milliseconds since the epoch (default `Date.now`); tests advance their own. */
+  clock?: () => number;
 }

@@ -1,4 +1,5 @@
-import { Authenticator, readLimited } from './auth.ts';
+import { Authenticator } from './authenticator.ts';
+import { readLimited } from './response-body.ts';
 import type { CredentialSource } from './credentials.ts';
 import { displayUrl, isTemporaryStatus, networkError, UpstreamError } from './errors.ts';
 import { parseRetryAfter, withRetries, type RetryPolicy } from './retry.ts';

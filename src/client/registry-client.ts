@@ -4,7 +4,7 @@ import { algorithmOf, digestOf, tryParseDigest, type Digest } from '../oci/diges
 import { parseDescriptor, type Descriptor } from '../oci/manifest.ts';
 import { mediaTypes } from '../oci/media-types.ts';
 import { isTag, referenceToString, type Reference, type RepositoryName, type Tag } from '../oci/names.ts';
-import { readLimited, readLimitedBytes } from './auth.ts';
+import { readLimited, readLimitedBytes } from './response-body.ts';
 import { noCredentials, type CredentialSource } from './credentials.ts';
 import { UpstreamError } from './errors.ts';
 import { discard, RegistryHttp, type RequestSpec } from './http.ts';

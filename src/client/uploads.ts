@@ -2,7 +2,7 @@ import { Readable, Transform } from 'node:stream';
 import type { ByteRange } from '../blobs/blob-store.ts';
 import type { Digest } from '../oci/digest.ts';
 import type { RepositoryName } from '../oci/names.ts';
-import { through } from '../registry/blob-writer.ts';
+import { through } from '../io/metered-stream.ts';
 import { displayUrl, UpstreamError } from './errors.ts';
 import { discard, type RegistryHttp } from './http.ts';
 import { defaultRetryPolicy, withRetries } from './retry.ts';

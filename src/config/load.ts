@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
-import type { z } from 'zod';
+import { z } from 'zod';
 import { configSchema, type Config } from './schema.ts';
 
 export const envPrefix = 'BERTH_';
@@ -62,24 +62,29 @@ interface EnvironmentKey {
 /** Every key of the schema, objects included, by environment variable name. */
 export function environmentKeys(): Map<string, EnvironmentKey> {
   const keys = new Map<string, EnvironmentKey>();
-  const walk = (schema: z.core.$ZodType, path: string[]): void => {
-    const inner = unwrap(schema);
-    const kind = inner._zod.def.type;
-    if (path.length > 0) keys.set(environmentName(path), { path, scalar: kind !== 'object' && kind !== 'array' && kind !== 'union', kind });
-    if (kind === 'object') {
-      const shape = (inner._zod.def as unknown as { shape: Record<string, z.core.$ZodType> }).shape;
-      for (const [key, child] of Object.entries(shape)) walk(child, [...path, key]);
-    }
+  const walk = (schema: JsonSchema, path: string[]): void => {
+    const kind = kindOf(schema);
+    if (path.length > 0) keys.set(environmentName(path), { path, scalar: !['object', 'array', 'union'].includes(kind), kind });
+    for (const [key, child] of Object.entries(schema.properties ?? {})) walk(child, [...path, key]);
   };
-  walk(configSchema, []);
+  // The schema as JSON Schema (zod's supported way to inspect it): input
+  // types, so a duration is the text or number one writes, not a number.
+  walk(z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' }) as JsonSchema, []);
   return keys;
 }
 
-function unwrap(schema: z.core.$ZodType): z.core.$ZodType {
-  const def = schema._zod.def as unknown as { type: string; innerType?: z.core.$ZodType; in?: z.core.$ZodType };
-  if (def.innerType !== undefined) return unwrap(def.innerType);
-  if (def.type === 'pipe' && def.in !== undefined) return unwrap(def.in);
-  return schema;
+/** The parts of a JSON Schema node the environment mapping needs. */
+interface JsonSchema {
+  type?: string;
+  properties?: Record<string, JsonSchema>;
+  anyOf?: JsonSchema[];
+  oneOf?: JsonSchema[];
+}
+
+function kindOf(schema: JsonSchema): string {
+  if (schema.anyOf !== undefined || schema.oneOf !== undefined) return 'union';
+  if (schema.type === 'integer') return 'number';
+  return schema.type ?? 'unknown';
 }
 
 function coerceScalar(value: string, kind: string): unknown {

@@ -1,3 +1,4 @@
+import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { authConfig, limitsConfig, tlsConfig } from './auth.ts';
 import { eventsConfig, gcConfig, immutableTagsConfig, metricsConfig, quotasConfig, retentionConfig } from './operations.ts';
@@ -84,3 +85,8 @@ export const configSchema = z.strictObject({
 });
 
 export type Config = z.output<typeof configSchema>;
+
+/** The users file used when `auth.htpasswd` is not set. */
+export function defaultHtpasswdPath(config: Config): string {
+  return resolve(config.auth.htpasswd ?? join(config.dataDir, 'htpasswd'));
+}

@@ -61,7 +61,8 @@ export function transferOptions(flags: TransferFlags, signal: AbortSignal): Tran
     s3: {
       region: flags.s3Region ?? 'us-east-1',
       ...(flags.s3Endpoint === undefined ? {} : { endpoint: flags.s3Endpoint }),
-      ...(flags.s3PathStyle === true ? { forcePathStyle: true } : {}),
+      // An endpoint means an S3-compatible server, which nearly always wants path style.
+      forcePathStyle: flags.s3PathStyle === true || flags.s3Endpoint !== undefined,
     },
     ...(flags.chunkSize === undefined ? {} : { chunkSize: parseSize(flags.chunkSize) }),
   };

@@ -2,7 +2,7 @@ import { open } from 'node:fs/promises';
 import type { Transform } from 'node:stream';
 import { constants, createGunzip, createGzip, createZstdCompress, createZstdDecompress } from 'node:zlib';
 import { mediaTypes } from '../oci/media-types.ts';
-import { compressionOf } from '../sources/archive/archive-contents.ts';
+import { compressionOf } from '../archives/archive-contents.ts';
 
 export type Compression = 'gzip' | 'zstd' | 'none';
 

@@ -6,7 +6,8 @@ import type { ImageStore } from './image-store.ts';
 import { dockerHub, type Location } from './location.ts';
 import { DockerArchiveStore } from './transports/docker-archive.ts';
 import { DirectoryStorage } from './transports/layout-dir.ts';
-import { createS3Client, S3Storage, type S3Options } from './transports/layout-s3.ts';
+import { createS3Client } from '../io/s3/s3-client.ts';
+import { S3Storage, type S3Options } from './transports/layout-s3.ts';
 import { OciArchiveStore } from './transports/oci-archive.ts';
 import { OciLayoutStore } from './transports/oci-layout.ts';
 import { RegistryStore } from './transports/registry-store.ts';
@@ -37,7 +38,7 @@ export async function openStore(location: Location, options: StoreOptions, signa
     case 'oci':
       return new OciLayoutStore(new DirectoryStorage(resolve(location.path), `oci:${location.path}`));
     case 's3':
-      return new OciLayoutStore(new S3Storage(createS3Client(options.s3 ?? {}), location.bucket, location.prefix, { ownsClient: true }));
+      return new OciLayoutStore(new S3Storage(createS3Client(options.s3 ?? { region: 'us-east-1', forcePathStyle: false }), location.bucket, location.prefix, { ownsClient: true }));
     case 'oci-archive':
       return OciArchiveStore.open(resolve(location.path), options.tempDir, signal);
     case 'docker-archive':

@@ -3,11 +3,12 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { RegistryError } from '../errors/registry-error.ts';
-import { MeteredStream } from '../registry/blob-writer.ts';
+import { MeteredStream } from '../io/metered-stream.ts';
 import { algorithmOf, finishDigest, type Digest } from '../oci/digest.ts';
 import type { Descriptor } from '../oci/manifest.ts';
-import { writeDurably } from './durable-file.ts';
+import { writeDurably } from '../io/durable-file.ts';
 import { compressor, decompressor, type Compression } from './compression.ts';
+import { checkDigest } from '../io/digest-check.ts';
 
 /** A recompressed layer waiting in a local file to be uploaded. */
 export interface SpooledLayer {
@@ -42,10 +43,7 @@ export async function recompressLayer(
     const stages = [new MeteredStream(sourceHash, layer.size), ...(from === 'none' ? [] : [decompressor(from)]), new MeteredStream(diffHash), compressor(to), output];
     // A spool for this run only: no fsync needed.
     await writeDurably(path, source, stages, signal, false);
-    const actual = finishDigest(sourceHash, algorithmOf(layer.digest));
-    if (actual !== layer.digest) {
-      throw new RegistryError('DIGEST_INVALID', `layer ${layer.digest}: the source sent content with digest ${actual}`, { detail: { expected: layer.digest, actual } });
-    }
+    checkDigest(layer.digest, finishDigest(sourceHash, algorithmOf(layer.digest)), (actual) => `layer ${layer.digest}: the source sent content with digest ${actual}`);
     const uncompressed = finishDigest(diffHash, 'sha256');
     if (diffId !== undefined && uncompressed !== diffId) {
       throw new RegistryError('DIGEST_INVALID', `layer ${layer.digest} unpacks to ${uncompressed}, but the image config's diff_id is ${diffId}`);

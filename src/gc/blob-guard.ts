@@ -32,6 +32,7 @@ export class BlobGuard {
   readonly #pollInterval: number;
   readonly #abandonedAfter: number;
   readonly #maxWait: number;
+  #waiting = 0;
 
   constructor(collection: BlobCollection, leases: Leases, store: BlobStore, options: BlobGuardOptions = {}) {
     this.#collection = collection;
@@ -42,9 +43,25 @@ export class BlobGuard {
     this.#maxWait = options.maxWait ?? 60_000;
   }
 
+  /** Writes waiting right now for a collector to finish deleting their digest. */
+  get waiting(): number {
+    return this.#waiting;
+  }
+
   async protect(digests: readonly Digest[]): Promise<void> {
+    const pending = await this.#collection.touch(digests);
+    if (pending.length === 0) return;
+    this.#waiting += 1;
+    try {
+      await this.#waitFor(pending);
+    } finally {
+      this.#waiting -= 1;
+    }
+  }
+
+  async #waitFor(condemned: readonly Digest[]): Promise<void> {
     const started = Date.now();
-    let pending = await this.#collection.touch(digests);
+    let pending = condemned;
     while (pending.length > 0) {
       const waited = Date.now() - started;
       if (waited > this.#maxWait) {

@@ -31,6 +31,8 @@ export interface CollectorDependencies {
   changes?: ChangeLog;
   /** Test hook: runs after a batch is condemned, before its bytes are deleted. */
   afterCondemn?: (blobs: readonly SizedBlob[]) => Promise<void>;
+  /** Milliseconds since the epoch when a pass starts (default `Date.now`); tests run a pass "later". */
+  clock?: () => number;
 }
 
 export interface GcReport {
@@ -95,7 +97,7 @@ class Pass {
   readonly #deps: CollectorDependencies;
   readonly #dryRun: boolean;
   readonly #signal: AbortSignal;
-  readonly #startedAt = new Date();
+  readonly #startedAt: Date;
   readonly #cutoff: Date;
   readonly #report: GcReport;
   readonly #log: Logger;
@@ -107,6 +109,7 @@ class Pass {
     this.#deps = deps;
     this.#dryRun = dryRun;
     this.#signal = signal;
+    this.#startedAt = new Date((deps.clock ?? Date.now)());
     this.#cutoff = new Date(this.#startedAt.getTime() - settings.gracePeriod);
     this.#log = deps.logger.child({ gc: dryRun ? 'dry-run' : 'pass' });
     this.#report = {

@@ -1,9 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import type { RepositoryName } from '../oci/names.ts';
 import type { RepositoryRouter } from '../registry/router.ts';
 import { AccessLog, noteCaller } from './access-log.ts';
-import { queryValue } from './body.ts';
+import { queryValue } from './request-parts.ts';
 import type { AccessPolicy, TokenIssuer } from './access.ts';
 import { sendError } from './errors.ts';
 import { listCatalog } from './listings.ts';
@@ -26,8 +25,6 @@ export interface AppDependencies {
   tokens?: TokenIssuer;
   /** TLS, size limits, timeouts and rate limits of the server itself. */
   server?: ServerSettings;
-  /** Maps a request naming its registry with `?ns=` (containerd mirrors) to the repository serving it. */
-  resolveNamespace?: (name: RepositoryName, namespace: string) => RepositoryName;
   /** Told about every request (metrics of the HTTP traffic). */
   observers?: readonly RequestObserver[];
   /** Endpoints beside the registry API (metrics, usage), each registering its routes (with the access policy, when there is one). */
@@ -110,7 +107,7 @@ export function createApp(dependencies: AppDependencies): FastifyInstance {
     const match = matchV2(path, request.method);
     // A containerd mirror request names its registry in ?ns=: the access check is for the name it maps to.
     const namespace = queryValue(request.query, 'ns');
-    if (namespace !== undefined && dependencies.resolveNamespace !== undefined) match.name = dependencies.resolveNamespace(match.name, namespace);
+    if (namespace !== undefined) match.name = router.mirrorName(match.name, namespace);
     noteTarget(request, match);
     const caller = await access?.authorize(request, [{ kind: 'repository', name: match.name, action: match.action }]);
     noteCaller(request, caller?.user);

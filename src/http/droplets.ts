@@ -1,6 +1,6 @@
 import { RegistryError } from '../errors/registry-error.ts';
 import { parseTag } from '../oci/names.ts';
-import { queryValue } from './body.ts';
+import { queryValue } from './request-parts.ts';
 import type { V2Request } from './v2-routes.ts';
 
 /**

@@ -7,7 +7,7 @@ import { mediaTypes } from '../oci/media-types.ts';
 import type { RepositoryName } from '../oci/names.ts';
 import type { RepositoryRouter } from '../registry/router.ts';
 import type { Caller } from './access.ts';
-import { queryValue } from './body.ts';
+import { queryValue } from './request-parts.ts';
 import type { V2Request } from './v2-routes.ts';
 
 /** The most entries one page returns, whatever `n` asks for; the Link header leads on. */

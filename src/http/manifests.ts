@@ -1,6 +1,6 @@
 import { parseAccept } from '../oci/accept.ts';
 import { parseReference, parseTag } from '../oci/names.ts';
-import { hasBody, mediaTypeOf, queryValues, readLimitedBody } from './body.ts';
+import { hasBody, mediaTypeOf, queryValues, readLimitedBody } from './request-parts.ts';
 import type { V2Request } from './v2-routes.ts';
 
 /** GET and HEAD /v2/<name>/manifests/<reference>, negotiated by Accept. */

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { queryValues } from './body.ts';
+import { queryValues } from './request-parts.ts';
 import { classifyV2, type V2Target } from './v2-routes.ts';
 
 /** A request as observers see it: what it addressed and how it was answered. */

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { RegistryError } from '../errors/registry-error.ts';
 import type { AccessPolicy } from './access.ts';
-import { queryValues } from './body.ts';
+import { queryValues } from './request-parts.ts';
 
 /** `GET /metrics`: Prometheus text exposition. */
 export function metricsRoute(exposition: () => Promise<{ contentType: string; body: string }>): (app: FastifyInstance) => void {

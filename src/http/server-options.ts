@@ -1,4 +1,4 @@
-import type { RateLimitSettings } from './rate-limit.ts';
+import type { RateLimitSettings } from '../io/rate-limiter.ts';
 
 /** How the HTTP server itself guards against large and slow clients, and whether it speaks TLS. */
 export interface ServerSettings {

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { RegistryError } from '../errors/registry-error.ts';
 import type { TokenCredentials, TokenGrant, TokenIssuer } from './access.ts';
-import { mediaTypeOf, queryValue, queryValues, readLimitedBody } from './body.ts';
+import { mediaTypeOf, queryValue, queryValues, readLimitedBody } from './request-parts.ts';
 
 /** A form with a scope list and credentials is small; anything larger is not a token request. */
 const maxFormBytes = 16 * 1024;

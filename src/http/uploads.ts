@@ -4,7 +4,7 @@ import { parseDigest } from '../oci/digest.ts';
 import { parseRepositoryName, type RepositoryName } from '../oci/names.ts';
 import type { RepositoryWriter, UploadState } from '../registry/repository.ts';
 import type { Caller } from './access.ts';
-import { hasBody, queryValue } from './body.ts';
+import { hasBody, queryValue } from './request-parts.ts';
 import { parseChunkBounds } from './range.ts';
 import type { V2Request } from './v2-routes.ts';
 

@@ -49,6 +49,12 @@ export interface PutOptions extends WriteOptions {
    * inside the write, so two pushes racing for the tag cannot both win.
    */
   fixedTags?: readonly Tag[];
+  /**
+   * The referenced blobs and child manifests may arrive later: they are
+   * recorded (GC follows them) but not checked. A cache stores a manifest
+   * before it has fetched what the manifest names.
+   */
+  referencesPending?: boolean;
 }
 
 export interface UploadSession {
@@ -103,16 +109,10 @@ export interface ManifestIndex {
   /**
    * Stores the manifest and points `tags` at it, in one transaction, after
    * checking that every referenced blob and child manifest is in the
-   * repository (MANIFEST_BLOB_UNKNOWN otherwise). Re-putting is idempotent.
+   * repository (MANIFEST_BLOB_UNKNOWN otherwise, unless `referencesPending`).
+   * Re-putting is idempotent.
    */
   put(repository: RepositoryName, manifest: ManifestRecord, references: ManifestReferences, tags: readonly Tag[], options?: PutOptions): Promise<void>;
-  /**
-   * Like `put`, but the referenced blobs and child manifests need not be in
-   * the repository yet: a pull-through cache stores a manifest before it has
-   * fetched what the manifest names. References are still recorded (GC
-   * follows them). Optional: the proxy kind checks for it at start-up.
-   */
-  putUnchecked?(repository: RepositoryName, manifest: ManifestRecord, references: ManifestReferences, tags: readonly Tag[]): Promise<void>;
   /** Removes the manifest and every tag pointing at it; false when absent. */
   delete(repository: RepositoryName, digest: Digest, options?: WriteOptions): Promise<boolean>;
   /** Manifests whose subject is `subject`, optionally of one artifact type, sorted by digest. */
@@ -141,4 +141,6 @@ export interface UploadSessions {
   delete(id: string): Promise<boolean>;
   /** Sessions not touched since `cutoff`, for expiry. */
   staleSince(cutoff: Date): Promise<UploadSession[]>;
+  /** How many sessions are open (a metric), counted without loading them. */
+  count(): Promise<number>;
 }

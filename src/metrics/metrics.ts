@@ -1,5 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { CacheCounter } from '../registry/cache-counter.ts';
+import type { CacheCounter } from '../registry/cache-metrics.ts';
 
 /** What the metrics read from elsewhere when scraped. */
 export interface MetricSources {

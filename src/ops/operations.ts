@@ -40,7 +40,7 @@ export interface OperationsParts {
 }
 
 /**
- * Everything issue 9 adds around the registry, built once per process:
+ * Operations around the registry (docs/operations.md), built once per process:
  * the guarded blob store and write policy the hosted kind uses, garbage
  * collection, retention, quotas, events and metrics, and the schedules
  * `berth serve` runs. The CLI uses the same object for one-off passes.
@@ -69,7 +69,7 @@ export class Operations {
     this.#parts = parts;
     this.store = store;
     this.metrics = new RegistryMetrics({
-      openUploads: async () => (await meta.uploads.staleSince(new Date(8.64e15))).length,
+      openUploads: () => meta.uploads.count(),
       eventBacklog: () => store.events.backlog(),
     });
     this.guard = new BlobGuard(store.blobs, store.leases, parts.blobs);
@@ -103,7 +103,7 @@ export class Operations {
   }
 
   /** One garbage collection pass; undefined when another replica is collecting. */
-  async collect(options: { dryRun?: boolean; signal?: AbortSignal; afterCondemn?: GcReportHook } = {}): Promise<GcReport | undefined> {
+  async collect(options: { dryRun?: boolean; signal?: AbortSignal; afterCondemn?: GcReportHook; clock?: () => number } = {}): Promise<GcReport | undefined> {
     const { config, meta, store, logger, blobs } = this.#parts;
     const collector = new GarbageCollector(config.gc, {
       blobs,
@@ -114,6 +114,7 @@ export class Operations {
       ...(this.#parts.sweepMultipart === undefined ? {} : { sweepMultipart: this.#parts.sweepMultipart }),
       ...(options.afterCondemn === undefined ? {} : { afterCondemn: options.afterCondemn }),
       ...(this.changes === undefined ? {} : { changes: this.changes }),
+      ...(options.clock === undefined ? {} : { clock: options.clock }),
     });
     const started = performance.now();
     let report: GcReport | undefined;

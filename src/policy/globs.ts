@@ -40,17 +40,17 @@ function repositoryGlobSource(glob: string): string {
     } else if (char === '?') {
       source += '[^/]';
     } else {
-      source += escape(char);
+      source += escapeCharacter(char);
     }
   }
   return source;
 }
 
 function tagGlobSource(glob: string): string {
-  return [...glob].map((char) => (char === '*' ? '.*' : char === '?' ? '.' : escape(char))).join('');
+  return [...glob].map((char) => (char === '*' ? '.*' : char === '?' ? '.' : escapeCharacter(char))).join('');
 }
 
-function escape(char: string): string {
+function escapeCharacter(char: string): string {
   return /[a-zA-Z0-9_/-]/.test(char) ? char : `\\${char}`;
 }
 

@@ -8,6 +8,7 @@ import type { Reference, RepositoryName, Tag } from '../oci/names.ts';
 import { withChange, type ChangeLog } from '../meta/change-log.ts';
 import type { ManifestContent, PutManifestResult } from './repository.ts';
 import type { WritePolicy } from './write-policy.ts';
+import { checkDigest } from '../io/digest-check.ts';
 
 /** The spec's recommended limit; above it a push gets 413. */
 export const defaultMaxManifestBytes = 4 * 1024 * 1024;
@@ -33,11 +34,7 @@ export async function putManifest(
   let digest: Digest;
   if (reference.kind === 'digest') {
     digest = digestOf(bytes, algorithmOf(reference.digest));
-    if (digest !== reference.digest) {
-      throw new RegistryError('DIGEST_INVALID', `manifest digest is ${digest}, not ${reference.digest}`, {
-        detail: { expected: reference.digest, actual: digest },
-      });
-    }
+    checkDigest(reference.digest, digest, (actual) => `manifest digest is ${actual}, not ${reference.digest}`);
   } else {
     digest = digestOf(bytes);
   }

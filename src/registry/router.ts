@@ -1,20 +1,36 @@
 import type { Page } from '../meta/meta-store.ts';
 import type { Digest } from '../oci/digest.ts';
-import type { RepositoryName } from '../oci/names.ts';
+import { parseRepositoryName, type RepositoryName } from '../oci/names.ts';
 import type { Repository, RepositorySource } from './repository.ts';
 
 export interface SourceRoute {
   /** Names starting with this prefix go to `source`; '' matches every name. */
   prefix: string;
   source: RepositorySource;
+  /** Registries whose content this route mirrors, by the names clients give them in `?ns=` (containerd). */
+  mirrors?: readonly string[];
 }
 
 /** Resolves a repository name to the source serving it: the longest matching prefix wins. */
 export class RepositoryRouter {
   readonly #routes: SourceRoute[];
+  readonly #mirrors = new Map<string, string>();
 
   constructor(routes: readonly SourceRoute[]) {
     this.#routes = [...routes].sort((a, b) => b.prefix.length - a.prefix.length);
+    for (const route of routes) for (const mirrored of route.mirrors ?? []) this.#mirrors.set(mirrored.toLowerCase(), route.prefix);
+  }
+
+  /**
+   * The name a request means when it names its registry with `?ns=`
+   * (containerd's mirror convention: `GET /v2/library/alpine/manifests/3?ns=docker.io`):
+   * under the prefix of the route mirroring that registry. Unknown
+   * registries, and names that already carry the prefix, are left as they are.
+   */
+  mirrorName(name: RepositoryName, registry: string): RepositoryName {
+    const prefix = this.#mirrors.get(registry.toLowerCase());
+    if (prefix === undefined || prefix === '' || name.startsWith(prefix)) return name;
+    return parseRepositoryName(`${prefix}${name}`);
   }
 
   sourceFor(name: RepositoryName): RepositorySource | undefined {

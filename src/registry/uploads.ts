@@ -5,10 +5,11 @@ import { RegistryError } from '../errors/registry-error.ts';
 import type { MetaStore, UploadSession } from '../meta/meta-store.ts';
 import { algorithmOf, finishDigest, type Digest } from '../oci/digest.ts';
 import type { RepositoryName } from '../oci/names.ts';
-import { digestStream, MeteredStream, through } from './blob-writer.ts';
+import { digestStream, MeteredStream, through } from '../io/metered-stream.ts';
 import { KeyedLock } from './keyed-lock.ts';
 import type { ChunkBounds, UploadState } from './repository.ts';
 import type { WritePolicy } from './write-policy.ts';
+import { checkDigest } from '../io/digest-check.ts';
 
 /** A running sha256 of an upload's bytes, valid while `size` matches the session. */
 interface RunningHash {
@@ -73,12 +74,8 @@ export class Uploads {
       const session = await this.#session(repository, id);
       const size = body === undefined || bounds.length === 0 ? session.size : await this.#write(session, body, bounds, signal);
       const actual = await this.#digest(id, size, digest, signal);
-      if (actual !== digest) {
-        await this.#drop(id);
-        throw new RegistryError('DIGEST_INVALID', `uploaded content has digest ${actual}, not ${digest}`, {
-          detail: { expected: digest, actual },
-        });
-      }
+      if (actual !== digest) await this.#drop(id);
+      checkDigest(digest, actual, () => `uploaded content has digest ${actual}, not ${digest}`);
       if (this.#policy?.admitBlob !== undefined) {
         await this.#policy.admitBlob(repository, digest, size).catch(async (error: unknown) => {
           await this.#drop(id);

@@ -4,7 +4,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type * as X509 from '@peculiar/x509';
-import { writeWhole } from '../auth/write-whole.ts';
+import { writeWhole } from '../io/durable-file.ts';
 
 type Crypto = webcrypto.Crypto;
 type CryptoKey = webcrypto.CryptoKey;

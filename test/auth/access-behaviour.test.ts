@@ -2,13 +2,13 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
 import type { z } from 'zod';
 import type { accessRulesConfig } from '../../src/config/auth.ts';
 import { digestOf } from '../../src/oci/digest.ts';
 import { authSettings, basic, writeUsers } from '../helpers/auth.ts';
+import { eventually } from '../helpers/eventually.ts';
 import { randomImage } from '../helpers/images.ts';
 import { errorCode, injectPushImage } from '../helpers/inject.ts';
 import { createTestApp, type TestApp } from '../helpers/registry.ts';
@@ -26,18 +26,6 @@ const rules = {
   ],
 } satisfies z.input<typeof accessRulesConfig>;
 
-/** Retries `check` until it passes: the users and rules files are looked at once a second. */
-async function eventually(check: () => Promise<void>): Promise<void> {
-  for (let attempt = 0; ; attempt += 1) {
-    try {
-      return await check();
-    } catch (error) {
-      if (attempt >= 40) throw error;
-      await sleep(100);
-    }
-  }
-}
-
 describe('access rules, catalog, uploads and mounts', () => {
   let temp: { path: string; remove(): Promise<void> };
   let test: TestApp;
@@ -45,7 +33,7 @@ describe('access rules, catalog, uploads and mounts', () => {
 
   before(async () => {
     temp = await tempDir('berth-access');
-    test = await createTestApp(await authSettings(temp.path, { users, rules, rulesFile: true }));
+    test = await createTestApp(await authSettings(temp.path, { users, rules, rulesFile: true }), { captureLogs: true });
     for (const name of ['public/a', 'public/b', 'team/app', 'team/secret/x', 'team/tools', 'other/z']) {
       await injectPushImage(test.app, as('root'), name, 'v1', randomImage({ layers: 1 }));
     }
@@ -145,7 +133,9 @@ describe('access rules, catalog, uploads and mounts', () => {
     await writeFile(rulesFile, stringify({ ...rules, rules: [...rules.rules.slice(1)] }));
     await eventually(async () => assert.equal((await tags('dave', 'new-pw')).statusCode, 403));
     await writeFile(rulesFile, 'rules: [ {repositories: 42} ]');
-    await sleep(1200);
+    // The files are looked at once a second, on use: ask until the broken version has been seen and refused.
+    const refused = () => test.logs.some((line) => line['level'] === 50 && String(line['msg']).startsWith(`${rulesFile} changed but cannot be used`));
+    await eventually(async () => (await tags('dave', 'new-pw')).statusCode === 403 && refused(), { what: 'the broken rules file to be refused' });
     assert.equal((await tags('dave', 'new-pw')).statusCode, 403, 'a broken rules file leaves the previous rules in force');
     await writeFile(rulesFile, stringify(rules));
     await eventually(async () => assert.equal((await tags('dave', 'new-pw')).statusCode, 200));

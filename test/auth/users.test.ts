@@ -11,7 +11,7 @@ import { loadConfig } from '../../src/config/load.ts';
 import { sqliteMigrations } from '../../src/meta/sqlite/migrations.ts';
 import { SqliteMetaStore } from '../../src/meta/sqlite/sqlite-meta-store.ts';
 import type { RepositoryName } from '../../src/oci/names.ts';
-import { openSecurity } from '../../src/security.ts';
+import { openSecurity } from '../../src/access-tls-limits.ts';
 import { pino } from 'pino';
 import { runBerth as berth } from '../helpers/process.ts';
 import { tempDir } from '../helpers/tmp.ts';

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { request } from 'node:http';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { call } from '../helpers/http.ts';
 import { spawnBerth, startBerthServer } from '../helpers/process.ts';
 import { tempDir } from '../helpers/tmp.ts';
@@ -43,18 +43,21 @@ describe('berth serve', () => {
       const location = started.headers.get('location') as string;
       const { port } = new URL(berth.url);
       const chunk = randomBytes(1000);
+      // Expect: 100-continue tells us when the server has taken the request in.
+      const outgoing = request({ host: '127.0.0.1', port, method: 'PATCH', path: location, headers: { 'content-length': chunk.length * 2, expect: '100-continue' } });
       const status = new Promise<number>((resolve, reject) => {
-        const outgoing = request({ host: '127.0.0.1', port, method: 'PATCH', path: location, headers: { 'content-length': chunk.length * 2 } }, (response) => {
+        outgoing.on('response', (response) => {
           response.resume();
           resolve(response.statusCode ?? 0);
         });
         outgoing.on('error', reject);
-        outgoing.write(chunk.subarray(0, 1000));
-        // The rest arrives after SIGTERM.
-        setTimeout(() => outgoing.end(chunk), 400);
       });
-      await sleep(100);
+      await once(outgoing, 'continue');
+      outgoing.write(chunk);
       berth.child.kill('SIGTERM');
+      await berth.waitFor(/stopping: finishing in-flight requests/);
+      // The rest arrives after the server began to stop.
+      outgoing.end(chunk);
       assert.equal(await status, 202);
       assert.equal(await berth.exited, 0);
       assert.ok(berth.lines.some((line) => line.includes('"msg":"stopped"')));

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { mergeScopes } from '../../src/client/auth.ts';
+import { mergeScopes } from '../../src/client/authenticator.ts';
 import { parseChallenges } from '../../src/client/challenge.ts';
 
 const cases: [string, ReturnType<typeof parseChallenges>][] = [

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { gunzipSync, zstdDecompressSync } from 'node:zlib';
-import { compressionOf } from '../../src/sources/archive/archive-contents.ts';
+import { compressionOf } from '../../src/archives/archive-contents.ts';
 import type { ImageStore } from '../../src/copy/image-store.ts';
 import { parseLocation } from '../../src/copy/location.ts';
 import { openStore, type StoreOptions } from '../../src/copy/open-store.ts';

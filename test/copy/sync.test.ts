@@ -37,7 +37,7 @@ describe('berth sync', () => {
     const first = await sync(`docker://${registry.host}/team/app`, 's3://mirror/team/app', settings);
     assert.equal(first.code, 0, first.reporter.failure());
     assert.deepEqual(first.reporter.of('sync-done'), [{ event: 'sync-done', images: 2, copied: 2, upToDate: 0, failed: 0 }]);
-    const store = { authFiles: [], tempDir: temp.path, s3: { endpoint: s3.endpoint, forcePathStyle: true, credentials: s3.credentials } };
+    const store = { authFiles: [], tempDir: temp.path, s3: { region: 'us-east-1', endpoint: s3.endpoint, forcePathStyle: true, credentials: s3.credentials } };
     for (const tag of ['v1', 'v2']) {
       assert.equal((await imageFacts(`s3://mirror/team/app:${tag}`, store)).manifestDigest, images.get(tag)?.manifest.digest);
     }

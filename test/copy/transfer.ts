@@ -35,7 +35,7 @@ function transferOptions(settings: TransferSettings, reporter: RecordingReporter
   const shared: StoreOptions = {
     authFiles: [],
     tempDir: settings.tempDir,
-    ...(settings.s3 === undefined ? {} : { s3: { endpoint: settings.s3.endpoint, forcePathStyle: true, credentials: settings.s3.credentials } }),
+    ...(settings.s3 === undefined ? {} : { s3: { region: 'us-east-1', endpoint: settings.s3.endpoint, forcePathStyle: true, credentials: settings.s3.credentials } }),
   };
   return {
     source: { ...shared, ...settings.source },

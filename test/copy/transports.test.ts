@@ -41,7 +41,7 @@ describe('berth copy between every pair of transports', () => {
     registry = await startTestRegistry();
     s3 = await startTestS3('layouts');
     temp = await tempDir('berth-pairs');
-    store = { authFiles: [], tempDir: temp.path, s3: { endpoint: s3.endpoint, forcePathStyle: true, credentials: s3.credentials } };
+    store = { authFiles: [], tempDir: temp.path, s3: { region: 'us-east-1', endpoint: s3.endpoint, forcePathStyle: true, credentials: s3.credentials } };
     image = await realImage({ layers: 2, layerSize: 8 * 1024 });
     await pushImage(registry.url, 'seed/app', '1.0', image);
   });

@@ -32,7 +32,11 @@ export class WebhookReceiver {
             authorization: request.headers.authorization,
             body: JSON.parse(Buffer.concat(chunks).toString('utf8')),
           });
-          this.#waiters = this.#waiters.filter((waiter) => (this.events().length >= waiter.count ? (waiter.resolve(), false) : true));
+          this.#waiters = this.#waiters.filter((waiter) => {
+            if (this.events().length < waiter.count) return true;
+            waiter.resolve();
+            return false;
+          });
         }
         response.writeHead(this.status).end();
       });

@@ -4,6 +4,7 @@ import { describe, it } from 'node:test';
 import { call } from '../helpers/http.ts';
 import { pushImage, randomImage } from '../helpers/images.ts';
 import { startTestRegistry, type TestRegistry } from '../helpers/registry.ts';
+import { eventually } from '../helpers/eventually.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { WebhookReceiver } from './receiver.ts';
 
@@ -14,14 +15,6 @@ async function metric(registry: TestRegistry, line: RegExp): Promise<number | un
   const text = (await call(registry.url, 'GET', '/metrics')).text;
   const found = text.split('\n').find((each) => line.test(each));
   return found === undefined ? undefined : Number(found.split(' ').pop());
-}
-
-async function until(check: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
 }
 
 describe('CloudEvents webhooks', () => {
@@ -96,7 +89,7 @@ describe('CloudEvents webhooks', () => {
       assert.equal(gc['blobsDeleted'], 3, "the deleted image's two layers and its config (unlinked through the API); other/app keeps its own");
       assert.equal(new Set(events.map((event) => event['id'])).size, events.length, 'ids are unique');
       assert.deepEqual(pushes.events().map((event) => event['subject']), ['team/app:v1'], 'only pushes under team/');
-      await until(async () => (await metric(registry, /^berth_events_total\{webhook="audit",outcome="delivered"\}/)) === 7, 'delivered count');
+      await eventually(async () => (await metric(registry, /^berth_events_total\{webhook="audit",outcome="delivered"\}/)) === 7, { what: 'delivered count' });
     } finally {
       await registry.close();
       await audit.stop();
@@ -116,7 +109,7 @@ describe('CloudEvents webhooks', () => {
       try {
         await pushImage(first.url, 'team/a', 'v1', images[0] as never);
         await pushImage(first.url, 'team/b', 'v1', images[1] as never);
-        await until(async () => ((await metric(first, /^berth_events_total\{webhook="audit",outcome="retried"\}/)) ?? 0) >= 2, 'failed attempts');
+        await eventually(async () => ((await metric(first, /^berth_events_total\{webhook="audit",outcome="retried"\}/)) ?? 0) >= 2, { what: 'failed attempts' });
         assert.equal(await metric(first, /^berth_events_backlog\{webhook="audit"\}/), 2);
         await receiver.stop();
       } finally {
@@ -132,7 +125,7 @@ describe('CloudEvents webhooks', () => {
           receiver.events().map((event) => (event['data'] as { digest: string }).digest),
           images.map((image) => image.manifest.digest),
         );
-        await until(async () => (await metric(second, /^berth_events_backlog\{webhook="audit"\}/)) === undefined, 'an empty backlog');
+        await eventually(async () => (await metric(second, /^berth_events_backlog\{webhook="audit"\}/)) === undefined, { what: 'an empty backlog' });
       } finally {
         await second.close();
       }
@@ -149,7 +142,7 @@ describe('CloudEvents webhooks', () => {
     const registry = await startTestRegistry({ 'gc.interval': 0, events: { retry, webhooks: [{ name: 'batch', url: receiver.url, batchSize: 10, types: ['push'] }] } });
     try {
       await pushImage(registry.url, 'team/refused', 'v1', randomImage());
-      await until(async () => (await metric(registry, /^berth_events_total\{webhook="batch",outcome="dropped"\}/)) === 1, 'the refused event dropped');
+      await eventually(async () => (await metric(registry, /^berth_events_total\{webhook="batch",outcome="dropped"\}/)) === 1, { what: 'the refused event dropped' });
       receiver.status = 204;
       await pushImage(registry.url, 'team/taken', 'v1', randomImage());
       await receiver.waitFor(1);

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { blobOf, pushBlob, pushImage, randomImage, type TestImage } from '../helpers/images.ts';
-import { postgresMetadataEnvironment, postgresMetadataSettings, postgresMissing, startTestPostgres, type TestPostgres } from '../helpers/postgres.ts';
+import { eventually } from '../helpers/eventually.ts';
+import { postgresMetadataEnvironment, postgresMetadataSettings, postgresMissing, postgresForSuite } from '../helpers/postgres.ts';
 import { spawnBerth } from '../helpers/process.ts';
 import { startTestRegistry, type TestSettings } from '../helpers/registry.ts';
 import { tempDir } from '../helpers/tmp.ts';
@@ -38,7 +39,8 @@ async function checkKilledPass(settings: TestSettings, childEnvironment: NodeJS.
     try {
       // Some batches in: blobs deleted, the current batch likely condemned with its bytes still there.
       await child.waitFor(/condemned blobs/, 60_000);
-      while (child.lines.filter((line) => line.includes('condemned blobs')).length < 5 && child.child.exitCode === null) await sleep(1);
+      const condemnedBatches = () => child.lines.filter((line) => line.includes('condemned blobs')).length;
+      await eventually(() => condemnedBatches() >= 5 || child.child.exitCode !== null, { interval: 1, timeout: 60_000 });
       child.child.kill('SIGKILL');
       assert.equal(await child.exited, null, 'killed, not finished');
     } finally {
@@ -79,11 +81,7 @@ describe('a garbage collection pass killed midway', () => {
   });
 
   describe('PostgreSQL', { skip: postgresMissing() }, () => {
-    let cluster: TestPostgres;
-    before(async () => {
-      cluster = await startTestPostgres();
-    });
-    after(() => cluster?.close());
+    const cluster = postgresForSuite();
 
     it('leaves consistent stores; the next pass finishes', async () => {
       const database = await cluster.createDatabase();

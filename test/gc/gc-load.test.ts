@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { blobOf, manifestOf, pushBlob, pushManifest, type TestBlob, type TestManifest } from '../helpers/images.ts';
-import { postgresMetadataSettings, postgresMissing, startTestPostgres, type TestPostgres } from '../helpers/postgres.ts';
+import { postgresMetadataSettings, postgresMissing, postgresForSuite } from '../helpers/postgres.ts';
 import { startTestRegistry, type TestRegistry, type TestSettings } from '../helpers/registry.ts';
 import { mediaTypes } from '../../src/oci/media-types.ts';
 import { assertConsistent, assertReadable, rows, storedDigests } from './state.ts';
@@ -120,11 +120,7 @@ describe('garbage collection under load', () => {
   });
 
   describe('PostgreSQL', { skip: postgresMissing() }, () => {
-    let cluster: TestPostgres;
-    before(async () => {
-      cluster = await startTestPostgres();
-    });
-    after(() => cluster?.close());
+    const cluster = postgresForSuite();
 
     it('concurrent pushes of images sharing layers while passes run: no push fails, nothing referenced goes, garbage goes', async () => {
       await checkGcUnderLoad(postgresMetadataSettings(await cluster.createDatabase()));

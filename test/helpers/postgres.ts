@@ -2,6 +2,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { chown, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { after, before } from 'node:test';
 import pg from 'pg';
 import { run } from './tools.ts';
 import { tempDir } from './tmp.ts';
@@ -132,5 +133,23 @@ export function postgresMetadataEnvironment(database: PostgresDatabase): Record<
     BERTH_METADATA_POSTGRES_PORT: String(database.port),
     BERTH_METADATA_POSTGRES_USER: database.user,
     BERTH_METADATA_POSTGRES_DATABASE: database.database,
+  };
+}
+
+/**
+ * A throwaway cluster for the enclosing `describe`: started before its
+ * tests, stopped after them. Call `createDatabase()` inside tests.
+ */
+export function postgresForSuite(): Pick<TestPostgres, 'createDatabase'> {
+  let cluster: TestPostgres | undefined;
+  before(async () => {
+    cluster = await startTestPostgres();
+  });
+  after(() => cluster?.close());
+  return {
+    createDatabase() {
+      if (cluster === undefined) throw new Error('postgresForSuite: the cluster starts in a before hook; create databases inside tests');
+      return cluster.createDatabase();
+    },
   };
 }

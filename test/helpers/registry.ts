@@ -3,7 +3,7 @@ import { after, before } from 'node:test';
 import { pino } from 'pino';
 import { loadConfig } from '../../src/config/load.ts';
 import { createApp } from '../../src/http/app.ts';
-import { openSecurity } from '../../src/security.ts';
+import { openSecurity } from '../../src/access-tls-limits.ts';
 import { openRegistry, startServer, type Registry, type RunningServer } from '../../src/server.ts';
 import { tempDir } from './tmp.ts';
 
@@ -34,11 +34,7 @@ export async function startTestRegistry(
   const temp = options.dataDir === undefined ? await tempDir('berth-data') : undefined;
   const directory = options.dataDir ?? (temp?.path as string);
   const config = await testConfig(directory, settings);
-  const logs: Record<string, unknown>[] = [];
-  const logger =
-    options.captureLogs === true
-      ? pino({ level: 'info' }, { write: (line: string) => logs.push(JSON.parse(line) as Record<string, unknown>) })
-      : pino({ level: 'silent' });
+  const { logs, logger } = testLogger(options.captureLogs === true);
   const server = await startServer(config, logger);
   return {
     url: `${server.security.https ? 'https' : 'http'}://${server.address}`,
@@ -53,18 +49,28 @@ export async function startTestRegistry(
   };
 }
 
+/** A logger that keeps its lines, parsed, when `capture`; silent otherwise. */
+function testLogger(capture: boolean) {
+  const logs: Record<string, unknown>[] = [];
+  const logger = capture ? pino({ level: 'info' }, { write: (line: string) => logs.push(JSON.parse(line) as Record<string, unknown>) }) : pino({ level: 'silent' });
+  return { logs, logger };
+}
+
 export interface TestApp {
   app: FastifyInstance;
   registry: Registry;
+  /** Log lines, parsed (empty unless asked for with `captureLogs`). */
+  logs: Record<string, unknown>[];
   close(): Promise<void>;
 }
 
 /** The HTTP app over fresh stores, not listening: for `app.inject()` tests. */
-export async function createTestApp(settings: TestSettings = {}): Promise<TestApp> {
+export async function createTestApp(settings: TestSettings = {}, options: { captureLogs?: boolean } = {}): Promise<TestApp> {
   const temp = await tempDir('berth-app');
   const config = await testConfig(temp.path, settings);
-  const registry = await openRegistry(config, pino({ level: 'silent' }));
-  const security = await openSecurity(config, pino({ level: 'silent' }));
+  const { logs, logger } = testLogger(options.captureLogs === true);
+  const registry = await openRegistry(config, logger);
+  const security = await openSecurity(config, logger);
   const app = createApp({
     ...security.app,
     router: registry.router,
@@ -74,6 +80,7 @@ export async function createTestApp(settings: TestSettings = {}): Promise<TestAp
   return {
     app,
     registry,
+    logs,
     async close() {
       await app.close();
       await security.close();

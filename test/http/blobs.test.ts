@@ -4,6 +4,7 @@ import { before, describe, it } from 'node:test';
 import { digestOf } from '../../src/oci/digest.ts';
 import { assertError, call } from '../helpers/http.ts';
 import { blobOf, pushBlob } from '../helpers/images.ts';
+import { eventually } from '../helpers/eventually.ts';
 import { registryForFile, startTestRegistry } from '../helpers/registry.ts';
 
 const registry = registryForFile();
@@ -140,7 +141,6 @@ describe('large blobs', () => {
       const targets = await Promise.all((await readdir('/proc/self/fd')).map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => '')));
       return targets.filter((target) => target.startsWith(`${registry.dataDir}/blobs/`)).length;
     };
-    for (let attempt = 0; attempt < 50 && (await openBlobFiles()) > 0; attempt++) await new Promise((resolve) => setTimeout(resolve, 20));
-    assert.equal(await openBlobFiles(), 0);
+    await eventually(async () => assert.equal(await openBlobFiles(), 0));
   });
 });

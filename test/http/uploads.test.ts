@@ -3,11 +3,11 @@ import { randomBytes } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { before, describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { describe, it } from 'node:test';
 import { digestOf } from '../../src/oci/digest.ts';
 import { assertError, call, type Reply } from '../helpers/http.ts';
 import { blobOf, pushBlob } from '../helpers/images.ts';
+import { eventually } from '../helpers/eventually.ts';
 import { registryForFile } from '../helpers/registry.ts';
 
 const registry = registryForFile();
@@ -196,13 +196,7 @@ describe('clients that go away mid-upload', () => {
     const data = randomBytes(2000);
     await patch(location, data.subarray(0, 100), 0);
     await sendTruncated(location, 'PATCH', 1000, data.subarray(100, 600), 'Content-Range: 100-1099\r\n');
-    let range = '';
-    for (let attempt = 0; attempt < 50; attempt++) {
-      range = (await call(registry.url, 'GET', location)).headers.get('range') ?? '';
-      if (range === '0-99') break;
-      await sleep(20);
-    }
-    assert.equal(range, '0-99');
+    await eventually(async () => assert.equal((await call(registry.url, 'GET', location)).headers.get('range'), '0-99'));
     await patch(location, data.subarray(100), 100);
     assert.equal((await call(registry.url, 'PUT', `${location}?digest=${digestOf(data)}`)).status, 201);
   });
@@ -212,8 +206,7 @@ describe('clients that go away mid-upload', () => {
     const data = randomBytes(5000);
     const digest = digestOf(data);
     await sendTruncated(`/v2/cut/mono/blobs/uploads/?digest=${digest}`, 'POST', 5000, data.subarray(0, 2000));
-    for (let attempt = 0; attempt < 50 && (await uploadsLeft()).length > before.length; attempt++) await sleep(20);
-    assert.deepEqual(await uploadsLeft(), before);
+    await eventually(async () => assert.deepEqual(await uploadsLeft(), before));
     assertError(await call(registry.url, 'HEAD', `/v2/cut/mono/blobs/${digest}`), 404, 'BLOB_UNKNOWN');
   });
 });

@@ -144,13 +144,11 @@ export function runMetaStoreContract(label: string, openStore: OpenStore<MetaSto
       });
 
       it('stores a manifest ahead of what it references when asked (pull-through caches)', async () => {
-        const putUnchecked = meta.manifests.putUnchecked;
-        assert.ok(putUnchecked !== undefined, 'every Berth driver offers putUnchecked');
         const repository = freshRepository();
         const child = manifest();
         const index = manifest({ mediaType: 'application/vnd.oci.image.index.v1+json' });
-        await putUnchecked.call(meta.manifests, repository, index, { blobs: [], children: [child.digest] }, [parseTag('cached')]);
-        await putUnchecked.call(meta.manifests, repository, child, { blobs: [blobDigest()], children: [] }, []);
+        await meta.manifests.put(repository, index, { blobs: [], children: [child.digest] }, [parseTag('cached')], { referencesPending: true });
+        await meta.manifests.put(repository, child, { blobs: [blobDigest()], children: [] }, [], { referencesPending: true });
         assert.equal((await meta.manifests.get(repository, { kind: 'tag', tag: parseTag('cached') }))?.digest, index.digest);
         assert.equal((await meta.manifests.get(repository, { kind: 'digest', digest: child.digest }))?.digest, child.digest);
         assert.equal(await meta.repositories.exists(repository), true);
@@ -364,7 +362,10 @@ export function runMetaStoreContract(label: string, openStore: OpenStore<MetaSto
         assert.ok(stale.includes(old.id));
         assert.ok(!stale.includes(fresh.id));
         assert.ok(!stale.includes(touched.id), 'advancing touches a session');
+        const open = await meta.uploads.count();
+        assert.ok(open >= 3, `counts the open sessions (${open})`);
         assert.equal(await meta.uploads.delete(old.id), true);
+        assert.equal(await meta.uploads.count(), open - 1);
         assert.equal(await meta.uploads.delete(old.id), false);
         assert.equal(await meta.uploads.get(old.id), undefined);
       });

@@ -1,16 +1,12 @@
-import { after, before, describe } from 'node:test';
+import { describe } from 'node:test';
 import { PostgresMetaStore } from '../../src/meta/postgres/postgres-meta-store.ts';
 import { PostgresOperationsStore } from '../../src/meta/postgres/postgres-operations-store.ts';
-import { postgresMissing, startTestPostgres, type TestPostgres } from '../helpers/postgres.ts';
+import { postgresMissing, postgresForSuite } from '../helpers/postgres.ts';
 import { runOperationsStoreContract } from './operations-contract.ts';
 import { runOutboxContract } from './outbox-contract.ts';
 
 describe('PostgreSQL OperationsStore', { skip: postgresMissing() }, () => {
-  let cluster: TestPostgres;
-  before(async () => {
-    cluster = await startTestPostgres();
-  });
-  after(() => cluster?.close());
+  const cluster = postgresForSuite();
 
   runOperationsStoreContract('postgres', async () => {
     const meta = await PostgresMetaStore.open(await cluster.createDatabase());

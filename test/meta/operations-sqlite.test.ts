@@ -1,4 +1,6 @@
+import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import { describe, it } from 'node:test';
 import { SqliteMetaStore } from '../../src/meta/sqlite/sqlite-meta-store.ts';
 import { SqliteOperationsStore } from '../../src/meta/sqlite/sqlite-operations-store.ts';
 import { tempDir } from '../helpers/tmp.ts';
@@ -33,4 +35,28 @@ runOutboxContract('sqlite', async () => {
       await root.remove();
     },
   };
+});
+
+describe('SQLite leases', () => {
+  it('expire once their time is up on the store’s clock, so another holder may take over', async () => {
+    const root = await tempDir('berth-ops-lease');
+    const meta = SqliteMetaStore.open(join(root.path, 'berth.db'));
+    const clock = { now: 1_000_000 };
+    // Renewal runs every ttl / 3 of real time: a minute keeps it out of this test.
+    const operations = new SqliteOperationsStore(meta.database, { leaseTtl: 60_000, clock: () => clock.now });
+    try {
+      const first = await operations.leases.acquire('gc');
+      assert.ok(first !== undefined);
+      clock.now += 59_999;
+      assert.equal(await operations.leases.acquire('gc'), undefined, 'still held');
+      clock.now += 1;
+      const second = await operations.leases.acquire('gc');
+      assert.ok(second !== undefined, 'expired: taken over');
+      await second.release();
+      await first.release();
+    } finally {
+      await meta.close();
+      await root.remove();
+    }
+  });
 });

@@ -1,18 +1,14 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { postgresMigrations } from '../../src/meta/postgres/migrations.ts';
 import { PostgresMetaStore } from '../../src/meta/postgres/postgres-meta-store.ts';
-import { postgresMissing, startTestPostgres, type TestPostgres } from '../helpers/postgres.ts';
+import { postgresMissing, postgresForSuite } from '../helpers/postgres.ts';
 import { runMetaStoreContract } from './contract.ts';
 
 const skip = postgresMissing();
 
 describe('PostgreSQL MetaStore', { skip }, () => {
-  let cluster: TestPostgres;
-  before(async () => {
-    cluster = await startTestPostgres();
-  });
-  after(() => cluster?.close());
+  const cluster = postgresForSuite();
 
   runMetaStoreContract('postgres', async () => {
     const store = await PostgresMetaStore.open(await cluster.createDatabase());

@@ -25,7 +25,7 @@ describe('repository names follow the spec grammar', () => {
     ['my--app', true],
     ['my__app', true],
     ['my.app_1', true],
-    ['a' + '/b'.repeat(120), true],
+    [`a${'/b'.repeat(120)}`, true],
     ['Upper/case', false],
     ['../etc/passwd', false],
     ['a/../b', false],

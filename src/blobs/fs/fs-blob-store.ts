@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { RegistryError } from '../../errors/registry-error.ts';
+import { syncDirectory } from '../../io/durable-file.ts';
 import { algorithmOf, digestAlgorithms, hexOf, tryParseDigest, type Digest } from '../../oci/digest.ts';
 import { uploadIdPattern, type BlobStore, type ByteRange, type FileRegion, type StoredItem, type UploadArea } from '../blob-store.ts';
 
@@ -176,15 +177,6 @@ class FsUploadArea implements UploadArea {
   #path(id: string): string {
     if (!uploadIdPattern.test(id)) throw unknownUpload(id);
     return join(this.#dir, id);
-  }
-}
-
-async function syncDirectory(path: string): Promise<void> {
-  const handle = await open(path, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }
 

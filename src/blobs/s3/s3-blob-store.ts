@@ -13,7 +13,7 @@ import { RegistryError } from '../../errors/registry-error.ts';
 import { algorithmOf, hexOf, tryParseDigest, type Digest } from '../../oci/digest.ts';
 import type { BlobStore, ByteRange, StoredItem, UploadArea } from '../blob-store.ts';
 import { s3Limits } from './part-plan.ts';
-import { createS3Client, isNotFound, isNotImplemented, listObjects, normalizePrefix, type S3Location } from './s3-client.ts';
+import { createS3Client, isNotFound, isNotImplemented, listObjects, normalizePrefix, type S3Location } from '../../io/s3/s3-client.ts';
 import { S3UploadArea } from './s3-uploads.ts';
 
 export interface S3BlobStoreOptions extends S3Location {

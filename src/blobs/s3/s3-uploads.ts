@@ -16,9 +16,9 @@ import {
 import { RegistryError } from '../../errors/registry-error.ts';
 import type { Digest } from '../../oci/digest.ts';
 import { uploadIdPattern, type StoredItem, type UploadArea } from '../blob-store.ts';
-import { abortMultipart, blobContentType, writeObject, type ObjectTarget } from './object-writer.ts';
+import { abortMultipart, blobContentType, writeObject, type ObjectTarget } from '../../io/s3/object-writer.ts';
 import { planParts, s3Limits, type Part, type Piece } from './part-plan.ts';
-import { isNotFound, isNotImplemented, listObjects } from './s3-client.ts';
+import { isNotFound, isNotImplemented, listObjects } from '../../io/s3/s3-client.ts';
 import { resolveChain, type Segment } from './segments.ts';
 
 const markerName = 'started';

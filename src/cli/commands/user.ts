@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
 import { checkPassword, checkUserName, hashPassword, readHtpasswd, writeHtpasswd, type Htpasswd } from '../../auth/htpasswd.ts';
-import { defaultHtpasswdPath } from '../../security.ts';
+import { defaultHtpasswdPath } from '../../config/schema.ts';
 import { configFromOptions, type CommonOptions } from '../options.ts';
 import { readStdinLine } from '../stdin.ts';
 

@@ -1,20 +1,20 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { open, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { ByteRange } from '../../blobs/blob-store.ts';
 import { RegistryError } from '../../errors/registry-error.ts';
-import { MeteredStream } from '../../registry/blob-writer.ts';
+import { checkDigest } from '../../io/digest-check.ts';
+import { replaceFile, writeDurably, writeWhole } from '../../io/durable-file.ts';
+import { MeteredStream } from '../../io/metered-stream.ts';
 import { algorithmOf, finishDigest, type Digest } from '../../oci/digest.ts';
-import { writeDurably } from '../durable-file.ts';
 import type { BlobOpener } from '../image-store.ts';
 import type { LayoutStorage } from './layout-storage.ts';
 
 /**
- * A layout in a local directory. Files are written beside their final
- * name's directory under a temporary name, fsynced, then renamed: a
- * reader (or a crash) never sees half a blob.
+ * A layout in a local directory. Files are published with `replaceFile`:
+ * a reader (or a crash) never sees half a blob.
  */
 export class DirectoryStorage implements LayoutStorage {
   readonly description: string;
@@ -62,39 +62,14 @@ export class DirectoryStorage implements LayoutStorage {
     const hash = createHash(algorithm);
     const metered = new MeteredStream(hash, expected.size);
     if (onProgress !== undefined) metered.on('data', () => onProgress(metered.bytes));
-    await this.#atomically(path, async (temporary) => {
-      await writeDurably(temporary, await openBlob(), [metered], signal);
-      const actual = finishDigest(hash, algorithm);
-      if (actual !== expected.digest) {
-        throw new RegistryError('DIGEST_INVALID', `${expected.digest}: the source sent content with digest ${actual}`, { detail: { expected: expected.digest, actual } });
-      }
+    await replaceFile(this.#path(path), async (temporary) => {
+      await writeDurably(temporary, await openBlob(), [metered], signal, false);
+      checkDigest(expected.digest, finishDigest(hash, algorithm), (actual) => `${expected.digest}: the source sent content with digest ${actual}`);
     });
   }
 
   async writeSmall(path: string, bytes: Uint8Array): Promise<void> {
-    await this.#atomically(path, async (temporary) => {
-      const handle = await open(temporary, 'wx');
-      try {
-        await handle.writeFile(bytes);
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-    });
-  }
-
-  async #atomically(path: string, write: (temporary: string) => Promise<void>): Promise<void> {
-    const target = this.#path(path);
-    await mkdir(dirname(target), { recursive: true });
-    // Dot-named so that tools listing blobs/ skip it; same directory, so the rename is atomic.
-    const temporary = join(dirname(target), `.partial-${randomUUID()}`);
-    try {
-      await write(temporary);
-      await rename(temporary, target);
-    } catch (error) {
-      await rm(temporary, { force: true });
-      throw error;
-    }
+    await writeWhole(this.#path(path), bytes);
   }
 
   #path(path: string): string {

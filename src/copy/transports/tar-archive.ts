@@ -5,9 +5,9 @@ import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import type { ByteRange } from '../../blobs/blob-store.ts';
 import { RegistryError } from '../../errors/registry-error.ts';
-import { TarContents } from '../../sources/archive/tar-contents.ts';
-import { readTarEntries, type TarEntry } from '../../sources/archive/tar-entries.ts';
-import { writeDurably } from '../durable-file.ts';
+import { TarContents } from '../../archives/tar-contents.ts';
+import { readTarEntries, type TarEntry } from '../../archives/tar-entries.ts';
+import { writeDurably } from '../../io/durable-file.ts';
 
 /**
  * A tar archive read in place: entries located by the archive kind's tar

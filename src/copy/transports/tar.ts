@@ -1,10 +1,8 @@
-import { randomUUID } from 'node:crypto';
-import { rename, rm } from 'node:fs/promises';
-import { dirname, join, posix } from 'node:path';
+import { posix } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
-import { writeDurably } from '../durable-file.ts';
+import { replaceFile, writeDurably } from '../../io/durable-file.ts';
 
 /** A file to pack: its path in the archive, size, and where its bytes come from. */
 export interface PackedFile {
@@ -19,32 +17,31 @@ export interface PackedFile {
  * synced, so the one it replaces stays readable (and is read from) until then.
  */
 export async function packTar(files: readonly PackedFile[], output: string, signal?: AbortSignal): Promise<void> {
-  const temporary = join(dirname(output), `.${posix.basename(output)}.partial-${randomUUID()}`);
-  const pack = tar.pack();
-  const writing = writeDurably(temporary, pack as unknown as Readable, [], signal);
-  writing.catch(() => undefined);
-  try {
-    const mtime = new Date(0);
-    const directories = new Set<string>();
-    for (const file of files) {
-      for (let parent = posix.dirname(file.name); parent !== '.'; parent = posix.dirname(parent)) directories.add(parent);
+  await replaceFile(output, async (temporary) => {
+    const pack = tar.pack();
+    const writing = writeDurably(temporary, pack as unknown as Readable, [], signal, false);
+    writing.catch(() => undefined);
+    try {
+      const mtime = new Date(0);
+      const directories = new Set<string>();
+      for (const file of files) {
+        for (let parent = posix.dirname(file.name); parent !== '.'; parent = posix.dirname(parent)) directories.add(parent);
+      }
+      for (const directory of [...directories].sort()) {
+        await new Promise<void>((resolve, reject) => pack.entry({ name: `${directory}/`, type: 'directory', mode: 0o755, mtime }, Buffer.alloc(0), (error) => (error ? reject(error) : resolve())));
+      }
+      for (const file of files) {
+        await new Promise<void>((resolve, reject) => {
+          const entry = pack.entry({ name: file.name, size: file.size, mode: 0o644, mtime }, (error) => (error ? reject(error) : resolve()));
+          pipeline(file.open(), entry).catch(reject);
+        });
+      }
+      pack.finalize();
+      await writing;
+    } catch (error) {
+      pack.destroy();
+      await writing.catch(() => undefined);
+      throw error;
     }
-    for (const directory of [...directories].sort()) {
-      await new Promise<void>((resolve, reject) => pack.entry({ name: `${directory}/`, type: 'directory', mode: 0o755, mtime }, Buffer.alloc(0), (error) => (error ? reject(error) : resolve())));
-    }
-    for (const file of files) {
-      await new Promise<void>((resolve, reject) => {
-        const entry = pack.entry({ name: file.name, size: file.size, mode: 0o644, mtime }, (error) => (error ? reject(error) : resolve()));
-        pipeline(file.open(), entry).catch(reject);
-      });
-    }
-    pack.finalize();
-    await writing;
-    await rename(temporary, output);
-  } catch (error) {
-    pack.destroy();
-    await writing.catch(() => undefined);
-    await rm(temporary, { force: true });
-    throw error;
-  }
+  });
 }

@@ -87,11 +87,9 @@ export class PostgresMetaStore implements MetaStore {
       get: (repository, reference) => this.#manifest(repository, reference),
       put: (repository, manifest, references, tags, options) =>
         this.#transaction(async (client) => {
-          await putManifest(client, repository, manifest, references, tags, fixedAmong(tags, options));
+          await putManifest(client, repository, manifest, references, tags, fixedAmong(tags, options), options?.referencesPending !== true);
           await insertOutbox(client, options?.outbox);
         }),
-      putUnchecked: (repository, manifest, references, tags) =>
-        this.#transaction((client) => putManifest(client, repository, manifest, references, tags, [], false)),
       delete: (repository, digest, options) =>
         this.#transaction(async (client) => {
           const found = await client.query('SELECT id FROM repositories WHERE name = $1', [repository]);
@@ -141,6 +139,7 @@ export class PostgresMetaStore implements MetaStore {
       advance: async (id, from, to) => (await this.#count('UPDATE uploads SET size = $3, updated_at = now() WHERE id = $1 AND size = $2', [id, from, to])) > 0,
       delete: async (id) => (await this.#count('DELETE FROM uploads WHERE id = $1', [id])) > 0,
       staleSince: async (cutoff) => (await this.#rows('SELECT * FROM uploads WHERE updated_at < $1 ORDER BY updated_at', [cutoff])).map(toUploadSession),
+      count: async () => Number((await this.#rows('SELECT count(*) AS n FROM uploads', []))[0]?.['n']),
     };
   }
 

@@ -86,10 +86,9 @@ export class SqliteMetaStore implements MetaStore {
       get: async (repository, reference) => q.manifest(repository, reference),
       put: async (repository, manifest, references, tags, options) =>
         q.transaction(() => {
-          q.putManifest(repository, manifest, references, tags, fixedAmong(tags, options));
+          q.putManifest(repository, manifest, references, tags, fixedAmong(tags, options), options?.referencesPending !== true);
           q.outbox(options?.outbox);
         }),
-      putUnchecked: async (repository, manifest, references, tags) => q.transaction(() => q.putManifest(repository, manifest, references, tags, [], false)),
       delete: async (repository, digest, options) =>
         q.transaction(() => {
           const repositoryId = q.repositoryId(repository);
@@ -145,6 +144,7 @@ export class SqliteMetaStore implements MetaStore {
       delete: async (id) => q.run('DELETE FROM uploads WHERE id = ?', id) > 0,
       staleSince: async (cutoff) =>
         q.all('SELECT * FROM uploads WHERE updated_at < ? ORDER BY updated_at', cutoff.getTime()).map(toUploadSession),
+      count: async () => q.get('SELECT count(*) AS n FROM uploads')?.['n'] as number,
     };
   }
 

@@ -15,7 +15,7 @@ import type {
   RepositoryScope,
   UsageIndex,
 } from '../operations-store.ts';
-import { registerFunctions, SqliteStatements, type Row } from './database.ts';
+import { registerFunctions, SqliteStatements } from './database.ts';
 import { insertOutbox } from './outbox.ts';
 import { SqliteReadThread } from './read-thread.ts';
 import { SqliteBlobCollection, SqliteNamespaceCollection } from './sqlite-collection.ts';
@@ -38,12 +38,13 @@ export class SqliteOperationsStore implements OperationsStore {
   readonly pulls: PullLog;
   readonly #reader: SqliteReadThread;
 
-  constructor(db: DatabaseSync, options: { leaseTtl?: number } = {}) {
+  /** `clock`: milliseconds since the epoch for lease expiry (default `Date.now`). */
+  constructor(db: DatabaseSync, options: { leaseTtl?: number; clock?: () => number } = {}) {
     registerFunctions(db);
     const q = new SqliteStatements(db);
     this.blobs = new SqliteBlobCollection(q);
     this.namespace = new SqliteNamespaceCollection(q);
-    this.leases = new SqliteLeases(q, options.leaseTtl ?? 30_000);
+    this.leases = new SqliteLeases(q, options.leaseTtl ?? 30_000, options.clock ?? Date.now);
     this.events = sqliteEventQueue(q);
     this.#reader = new SqliteReadThread(db);
     this.usage = sqliteUsage(q, this.#reader);
@@ -151,11 +152,13 @@ function sqlitePullLog(q: SqliteStatements): PullLog {
 class SqliteLeases implements Leases {
   readonly #q: SqliteStatements;
   readonly #ttl: number;
+  readonly #clock: () => number;
   readonly #host = hostname();
 
-  constructor(q: SqliteStatements, ttl: number) {
+  constructor(q: SqliteStatements, ttl: number, clock: () => number) {
     this.#q = q;
     this.#ttl = ttl;
+    this.#clock = clock;
   }
 
   async acquire(name: string): Promise<Lease | undefined> {
@@ -163,7 +166,7 @@ class SqliteLeases implements Leases {
     const holder = randomUUID();
     const taken = q.transaction(() => {
       const row = q.get('SELECT host, pid, expires_at FROM leases WHERE name = ?', name);
-      if (row !== undefined && (row['expires_at'] as number) > Date.now() && !(row['host'] === this.#host && !processAlive(row['pid'] as number))) {
+      if (row !== undefined && (row['expires_at'] as number) > this.#clock() && !(row['host'] === this.#host && !processAlive(row['pid'] as number))) {
         return false;
       }
       q.run(
@@ -173,7 +176,7 @@ class SqliteLeases implements Leases {
         holder,
         this.#host,
         process.pid,
-        Date.now() + this.#ttl,
+        this.#clock() + this.#ttl,
       );
       return true;
     });
@@ -182,7 +185,7 @@ class SqliteLeases implements Leases {
     const renew = setInterval(() => {
       let renewed = false;
       try {
-        renewed = q.run('UPDATE leases SET expires_at = ? WHERE name = ? AND holder = ?', Date.now() + this.#ttl, name, holder) > 0;
+        renewed = q.run('UPDATE leases SET expires_at = ? WHERE name = ? AND holder = ?', this.#clock() + this.#ttl, name, holder) > 0;
       } catch {
         // The database is busy or closed: count it as lost rather than hold on blindly.
       }

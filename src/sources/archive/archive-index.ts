@@ -4,12 +4,12 @@ import type { BlobStore } from '../../blobs/blob-store.ts';
 import type { ManifestRecord } from '../../meta/meta-store.ts';
 import type { Digest } from '../../oci/digest.ts';
 import type { Tag } from '../../oci/names.ts';
-import { ArchiveFormatError, type ArchiveContents, type BlobLocation } from './archive-contents.ts';
-import { readDockerArchive } from './docker-archive.ts';
+import { ArchiveFormatError, type ArchiveContents, type BlobLocation } from '../../archives/archive-contents.ts';
+import { readDockerArchive } from '../../archives/docker-archive.ts';
 import { extractGzipArchive } from './gzip-contents.ts';
 import { readOciLayout } from './oci-layout.ts';
-import { TarContents } from './tar-contents.ts';
-import { readTarEntries } from './tar-entries.ts';
+import { TarContents } from '../../archives/tar-contents.ts';
+import { readTarEntries } from '../../archives/tar-entries.ts';
 
 /** What identifies one version of an archive file; any change means "index again". */
 export interface ArchiveStamp {

@@ -13,7 +13,7 @@ import { blobUnknown } from '../../registry/hosted.ts';
 import { manifestUnknown, negotiateManifest } from '../../registry/manifests.ts';
 import type { BlobBody, ManifestContent, Repository } from '../../registry/repository.ts';
 import { compareNames } from '../../registry/router.ts';
-import type { BlobLocation } from './archive-contents.ts';
+import type { BlobLocation } from '../../archives/archive-contents.ts';
 import { sameStamp, stampOf, type ArchiveIndex } from './archive-index.ts';
 import type { ArchiveIndexCache } from './index-cache.ts';
 import type { ArchiveFile, NameArchives } from './name-rules.ts';

@@ -6,7 +6,7 @@ import type { Logger } from '../../log.ts';
 import type { Page } from '../../meta/meta-store.ts';
 import type { Digest } from '../../oci/digest.ts';
 import { isRepositoryName, type RepositoryName } from '../../oci/names.ts';
-import type { CacheCounter } from '../../registry/cache-counter.ts';
+import type { CacheCounter } from '../../registry/cache-metrics.ts';
 import type { Repository, RepositorySource } from '../../registry/repository.ts';
 import { compareNames } from '../../registry/router.ts';
 import { indexArchive } from './archive-index.ts';

@@ -7,9 +7,9 @@ import { extract } from 'tar-stream';
 import type { BlobStore } from '../../blobs/blob-store.ts';
 import { writeBlob } from '../../registry/blob-writer.ts';
 import type { Digest } from '../../oci/digest.ts';
-import { ArchiveFormatError, compressionOf, digestOfBlobPath, type ArchiveContents, type BlobLocation, type DescribedFile } from './archive-contents.ts';
+import { ArchiveFormatError, compressionOf, digestOfBlobPath, type ArchiveContents, type BlobLocation, type DescribedFile } from '../../archives/archive-contents.ts';
 import type { IndexOptions } from './archive-index.ts';
-import { normalizeEntryPath } from './tar-entries.ts';
+import { normalizeEntryPath } from '../../archives/tar-entries.ts';
 
 /** Metadata files read into memory; every other entry is stored as a blob. */
 const metadataFiles = new Set(['oci-layout', 'index.json', 'manifest.json', 'repositories']);

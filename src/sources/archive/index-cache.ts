@@ -1,6 +1,6 @@
 import type { Logger } from '../../log.ts';
 import type { Digest } from '../../oci/digest.ts';
-import { uncounted, type CacheCounter } from '../../registry/cache-counter.ts';
+import { uncounted, type CacheCounter } from '../../registry/cache-metrics.ts';
 import { sameStamp, type ArchiveIndex, type ArchiveStamp } from './archive-index.ts';
 
 interface CachedIndex {

@@ -3,8 +3,8 @@ import { algorithmOf, digestOf, type Digest } from '../../oci/digest.ts';
 import { parseDescriptor, parseManifest, type Descriptor } from '../../oci/manifest.ts';
 import { isManifestMediaType } from '../../oci/media-types.ts';
 import type { Tag } from '../../oci/names.ts';
-import { ArchiveFormatError, blobPath, parseJsonFile, type ArchiveContents, type BlobLocation } from './archive-contents.ts';
-import { tagOfImageName } from './image-names.ts';
+import { ArchiveFormatError, blobPath, parseJsonFile, type ArchiveContents, type BlobLocation } from '../../archives/archive-contents.ts';
+import { tagOfImageName } from '../../archives/image-names.ts';
 
 /** oci-layout is one small JSON object. */
 const maxLayoutFileBytes = 64 * 1024;

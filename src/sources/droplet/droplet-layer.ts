@@ -7,7 +7,7 @@ import { parse as parseYaml } from 'yaml';
 import type { BlobStore } from '../../blobs/blob-store.ts';
 import { RegistryError } from '../../errors/registry-error.ts';
 import { finishDigest } from '../../oci/digest.ts';
-import { MeteredStream, through } from '../../registry/blob-writer.ts';
+import { MeteredStream, through } from '../../io/metered-stream.ts';
 import type { Conversion } from './droplet-index.ts';
 import { archiveError, storeTarAsLayer } from './layer-writer.ts';
 

@@ -4,7 +4,8 @@ import { createGunzip, createGzip } from 'node:zlib';
 import type { BlobStore } from '../../blobs/blob-store.ts';
 import { RegistryError } from '../../errors/registry-error.ts';
 import { finishDigest } from '../../oci/digest.ts';
-import { MeteredStream, through, writeBlob } from '../../registry/blob-writer.ts';
+import { writeBlob } from '../../registry/blob-writer.ts';
+import { MeteredStream, through } from '../../io/metered-stream.ts';
 import type { StoredLayer } from './droplet-index.ts';
 
 /**

@@ -4,7 +4,7 @@ import { resolve } from 'node:path';
 import type { BlobStore } from '../../blobs/blob-store.ts';
 import { RegistryError } from '../../errors/registry-error.ts';
 import type { Logger } from '../../log.ts';
-import { through } from '../../registry/blob-writer.ts';
+import { through } from '../../io/metered-stream.ts';
 import type { DropletIndex, RootfsRecord, StoredLayer } from './droplet-index.ts';
 import { archiveError, isGzip, storeGzipTarAsLayer, storeTarAsLayer, TarHeaderCheck } from './layer-writer.ts';
 

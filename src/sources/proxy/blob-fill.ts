@@ -12,6 +12,7 @@ import type { MetaStore } from '../../meta/meta-store.ts';
 import { algorithmOf, finishDigest, type Digest } from '../../oci/digest.ts';
 import type { RepositoryName } from '../../oci/names.ts';
 import { SpoolReader } from './spool-reader.ts';
+import { checkDigest } from '../../io/digest-check.ts';
 
 /** The upstream body of a blob, from `offset` on. */
 export type UpstreamBlobOpener = (offset: number, size: number | undefined) => Promise<{ stream: Readable; total: number | undefined }>;
@@ -132,8 +133,9 @@ export class BlobFill {
       toStore.end();
       const stored = await storing;
       const actual = finishDigest(hash, algorithmOf(this.digest));
-      if (actual !== this.digest || stored !== this.#written) {
-        throw new RegistryError('DIGEST_INVALID', `upstream sent content with digest ${actual} for blob ${this.digest}`, { detail: { expected: this.digest, actual } });
+      checkDigest(this.digest, actual, () => `upstream sent content with digest ${actual} for blob ${this.digest}`);
+      if (stored !== this.#written) {
+        throw new RegistryError('DIGEST_INVALID', `blob ${this.digest}: ${this.#written} bytes came from upstream, ${stored} were stored`);
       }
       await blobs.uploads.commit(uploadId, this.digest);
       uploadCreated = false;

@@ -11,7 +11,7 @@ import { HostedRepository } from '../../registry/hosted.ts';
 import { getManifest, platformChild } from '../../registry/manifests.ts';
 import type { BlobBody, ManifestContent, Repository, RepositoryWriter } from '../../registry/repository.ts';
 import type { FetchedManifest } from '../../client/registry-client.ts';
-import { BlobFill } from './blob-fill.ts';
+import type { BlobFill } from './blob-fill.ts';
 import type { ProxyState } from './proxy-state.ts';
 import { isUpstreamNotFound, isUpstreamOutage, upstreamFailure } from './upstream-errors.ts';
 
@@ -171,7 +171,7 @@ export class ProxyRepository implements Repository {
   async #store(manifest: FetchedManifest, tags: Tag[]): Promise<void> {
     const parsed = parseManifest(manifest.bytes, manifest.mediaType);
     const record = { digest: manifest.digest, mediaType: parsed.mediaType, bytes: manifest.bytes, ...optional(parsed) };
-    await this.#state.putUnchecked(this.name, record, parsed, tags);
+    await this.#state.putCached(this.name, record, parsed, tags);
   }
 
   /**

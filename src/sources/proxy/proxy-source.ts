@@ -6,7 +6,7 @@ import type { Logger } from '../../log.ts';
 import { parseRepositoryName, type RepositoryName } from '../../oci/names.ts';
 import type { HostedContext } from '../../registry/hosted.ts';
 import type { Repository, RepositorySource } from '../../registry/repository.ts';
-import type { CacheCounter } from '../../registry/cache-counter.ts';
+import type { CacheCounter } from '../../registry/cache-metrics.ts';
 import { ProxyRepository } from './proxy-repository.ts';
 import { dockerHubHosts } from './namespaces.ts';
 import { ProxyState } from './proxy-state.ts';
@@ -27,9 +27,6 @@ export class ProxySource implements RepositorySource {
     config: ProxyRepositoryConfig,
     context: { hosted: HostedContext; logger: Logger; spoolDir: string; counters?: { manifest: CacheCounter; blob: CacheCounter } },
   ) {
-    if (context.hosted.meta.manifests.putUnchecked === undefined) {
-      throw new Error(`repositories: proxy "${config.prefix}" needs a metadata store that can hold cached manifests (ManifestIndex.putUnchecked)`);
-    }
     const upstream = new URL(config.upstream);
     const client = new RegistryClient({
       host: upstream.host,

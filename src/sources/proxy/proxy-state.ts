@@ -4,7 +4,7 @@ import type { ManifestReferences, ManifestRecord } from '../../meta/meta-store.t
 import type { Digest } from '../../oci/digest.ts';
 import type { RepositoryName, Tag } from '../../oci/names.ts';
 import type { HostedContext } from '../../registry/hosted.ts';
-import { uncounted, type CacheCounter } from '../../registry/cache-counter.ts';
+import { uncounted, type CacheCounter } from '../../registry/cache-metrics.ts';
 import { BlobFill, type FillContext, type UpstreamBlobOpener } from './blob-fill.ts';
 import { SingleFlight } from './single-flight.ts';
 
@@ -91,10 +91,9 @@ export class ProxyState {
     this.logger.warn({ err: error, upstream: this.upstream, ...context }, 'upstream unavailable; serving from the cache');
   }
 
-  putUnchecked(repository: RepositoryName, record: ManifestRecord, references: ManifestReferences, tags: readonly Tag[]): Promise<void> {
-    const put = this.hosted.meta.manifests.putUnchecked;
-    if (put === undefined) throw new Error('the metadata store cannot hold cached manifests (ManifestIndex.putUnchecked)');
-    return put.call(this.hosted.meta.manifests, repository, record, references, tags);
+  /** Stores a manifest ahead of the blobs and children it names, which are fetched on demand. */
+  putCached(repository: RepositoryName, record: ManifestRecord, references: ManifestReferences, tags: readonly Tag[]): Promise<void> {
+    return this.hosted.meta.manifests.put(repository, record, references, tags, { referencesPending: true });
   }
 
   /** Stops fills in progress (their uploads are dropped; nothing half-stored is linked). */

@@ -11,6 +11,7 @@ import { parseReference, parseRepositoryName } from '../../../src/oci/names.ts';
 import { ArchiveSource } from '../../../src/sources/archive/archive-source.ts';
 import { imageIndex, randomImage, type TestImage } from '../../helpers/images.ts';
 import { createTestApp, type TestApp } from '../../helpers/registry.ts';
+import { eventually } from '../../helpers/eventually.ts';
 import { tempDir } from '../../helpers/tmp.ts';
 import { dockerManifestDigestFor, touch, writeDockerArchive, writeOciArchive } from './fixtures.ts';
 
@@ -286,20 +287,11 @@ describe('archive repositories: directory watching', () => {
     try {
       await fixture.source().rescan();
       await writeOciArchive(join(fixture.dir, 'watched.oci'), [{ image: randomImage(), tags: ['1'] }]);
-      await eventually(async () => ((await fixture.get('/v2/_catalog')).json().repositories as string[]).includes('w/watched'));
+      await eventually(async () => ((await fixture.get('/v2/_catalog')).json().repositories as string[]).includes('w/watched'), { timeout: 20_000 });
       await rm(join(fixture.dir, 'watched.oci'));
-      await eventually(async () => !((await fixture.get('/v2/_catalog')).json().repositories as string[]).includes('w/watched'));
+      await eventually(async () => !((await fixture.get('/v2/_catalog')).json().repositories as string[]).includes('w/watched'), { timeout: 20_000 });
     } finally {
       await fixture.close();
     }
   });
 });
-
-/** Polls until `check` holds (watch events arrive asynchronously); fails after 20 s. */
-async function eventually(check: () => Promise<boolean>): Promise<void> {
-  for (let attempt = 0; attempt < 200; attempt++) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  assert.fail('condition not reached');
-}

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { link, mkdir, open, readFile, stat, symlink, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { readTarEntries, TarFormatError, type TarEntry } from '../../../src/sources/archive/tar-entries.ts';
+import { readTarEntries, TarFormatError, type TarEntry } from '../../../src/archives/tar-entries.ts';
 import { tempDir } from '../../helpers/tmp.ts';
 import { missingCommands, run } from '../../helpers/tools.ts';
 

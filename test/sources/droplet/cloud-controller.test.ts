@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import { mediaTypes } from '../../../src/oci/media-types.ts';
 import type { DropletSource } from '../../../src/sources/droplet/droplet-source.ts';
@@ -184,15 +183,17 @@ describe('droplet repositories: Cloud Controller', () => {
     }
   });
 
-  test('a token is renewed before its expires_in runs out', async () => {
+  test('a token is renewed before its expires_in runs out', async (t) => {
     const local = await startTestRegistry({ repositories: [ccConfig()] });
     stub.tokenLifetimeSeconds = 2;
+    // Only Date moves, and only when told: the client and the stub share the clock.
+    t.mock.timers.enable({ apis: ['Date'], now: Date.now() });
     try {
       assert.equal((await pull(local.url, 'cf/acme/dev/shop', 'latest')).response.status, 200);
       const tokens = stub.counts.tokens;
       const unauthorized = stub.counts.unauthorized;
       // Within the token's lifetime, but inside the renewal margin (a quarter of it).
-      await sleep(1600);
+      t.mock.timers.tick(1600);
       assert.equal((await pull(local.url, 'cf/acme/dev/shop', 'latest')).response.status, 200);
       assert.equal(stub.counts.tokens, tokens + 1, 'a new token was fetched');
       assert.equal(stub.counts.unauthorized, unauthorized, 'no request went out with an expired token');

@@ -4,7 +4,7 @@ import { isRegistryError, RegistryError } from '../../../errors/registry-error.t
 import type { Logger } from '../../../log.ts';
 import type { Digest } from '../../../oci/digest.ts';
 import { isTag, type Tag } from '../../../oci/names.ts';
-import { MeteredStream, through } from '../../../registry/blob-writer.ts';
+import { MeteredStream, through } from '../../../io/metered-stream.ts';
 import { KeyedLock } from '../../../registry/keyed-lock.ts';
 import type { AppDirectory, AppRef, ResolvedDroplet } from '../apps.ts';
 import type { DropletIndex, StagedDroplet } from '../droplet-index.ts';

@@ -1,6 +1,6 @@
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import type { Logger } from '../../../log.ts';
-import { through } from '../../../registry/blob-writer.ts';
+import { through } from '../../../io/metered-stream.ts';
 import { describeErrorBody, fetchWithin, readJson, unavailable, type TimedResponse } from './http.ts';
 
 export interface CloudControllerOptions {

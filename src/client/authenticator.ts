@@ -2,6 +2,7 @@ import { parseChallenges, type Challenge } from './challenge.ts';
 import type { CredentialSource, Credentials } from './credentials.ts';
 import { networkError, UpstreamError, isTemporaryStatus } from './errors.ts';
 import { parseRetryAfter, withRetries, type RetryPolicy } from './retry.ts';
+import { readLimited } from './response-body.ts';
 
 interface CachedToken {
   token: string;
@@ -193,24 +194,4 @@ export function mergeScopes(...lists: (readonly string[])[]): string[] {
 
 function scopeKey(scopes: readonly string[]): string {
   return [...scopes].sort().join(' ');
-}
-
-/** Reads a response body of at most `limit` bytes as text. */
-export async function readLimited(response: Response, limit: number): Promise<string> {
-  return (await readLimitedBytes(response, limit)).toString('utf8');
-}
-
-/** Reads a response body of at most `limit` bytes, exactly as sent. */
-export async function readLimitedBytes(response: Response, limit: number): Promise<Buffer> {
-  if (response.body === null) return Buffer.alloc(0);
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for await (const chunk of response.body) {
-    total += chunk.byteLength;
-    if (total > limit) {
-      throw new UpstreamError(`response from ${response.url} is larger than ${limit} bytes`, { temporary: false });
-    }
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks);
 }

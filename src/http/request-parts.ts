@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { RegistryError } from '../errors/registry-error.ts';
+import { readAtMost } from '../io/bounded-read.ts';
 
 /**
  * Reads a whole request body of at most `limit` bytes (manifests). A larger
@@ -9,14 +10,7 @@ import { RegistryError } from '../errors/registry-error.ts';
 export async function readLimitedBody(request: IncomingMessage, limit: number, what: string): Promise<Buffer> {
   const declared = Number(request.headers['content-length'] ?? Number.NaN);
   if (declared > limit) throw tooLarge(what, limit);
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of request) {
-    total += (chunk as Buffer).length;
-    if (total > limit) throw tooLarge(what, limit);
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks, total);
+  return readAtMost(request, limit, () => tooLarge(what, limit));
 }
 
 /** True when the request carries a body (a length above zero, or chunked). */

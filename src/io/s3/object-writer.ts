@@ -25,8 +25,10 @@ export interface ObjectTarget {
  * object appears only when complete; on any failure nothing is left but,
  * where the store cannot abort, parts that its expiry removes. Writes
  * nothing for an empty stream. Resolves to the number of bytes written.
+ * `beforeComplete` runs once all bytes are read and before the object
+ * appears; what it throws leaves no object (a digest check, say).
  */
-export async function writeObject(target: ObjectTarget, source: Readable, partBytes: number, signal?: AbortSignal): Promise<number> {
+export async function writeObject(target: ObjectTarget, source: Readable, partBytes: number, signal?: AbortSignal, beforeComplete?: () => void): Promise<number> {
   signal?.throwIfAborted();
   const parts = new PartReader(source, partBytes);
   const first = await parts.next();
@@ -34,6 +36,7 @@ export async function writeObject(target: ObjectTarget, source: Readable, partBy
   const options = signal === undefined ? {} : { abortSignal: signal };
   const { client, bucket, key } = target;
   if (first.length < partBytes) {
+    beforeComplete?.();
     await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: first, ContentLength: first.length, ContentType: blobContentType }), options);
     return first.length;
   }
@@ -58,10 +61,8 @@ export async function writeObject(target: ObjectTarget, source: Readable, partBy
       written += body.length;
       current = next.value;
     }
-    await client.send(
-      new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId, MultipartUpload: { Parts: completed } }),
-      options,
-    );
+    beforeComplete?.();
+    await client.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId, MultipartUpload: { Parts: completed } }), options);
     return written;
   } catch (error) {
     await abortMultipart(target, uploadId);

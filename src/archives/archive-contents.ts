@@ -1,4 +1,4 @@
-import { tryParseDigest, type Digest } from '../../oci/digest.ts';
+import { tryParseDigest, type Digest } from '../oci/digest.ts';
 
 /**
  * Where a blob's bytes are: a byte range of the archive file itself, or

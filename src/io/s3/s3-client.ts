@@ -1,10 +1,7 @@
 import { ListObjectsV2Command, S3Client, type _Object } from '@aws-sdk/client-s3';
 
-/** Where the bucket is and how to reach it (config `storage.s3`). */
-export interface S3Location {
-  bucket: string;
-  /** Prepended to every key, so that one bucket can hold other things too. */
-  prefix: string;
+/** How to reach an S3 store: the one client for the blob store and `s3://` layouts. */
+export interface S3Connection {
   region: string;
   /** For S3-compatible stores (MinIO, Ceph, R2…); AWS when absent. */
   endpoint?: string | undefined;
@@ -14,7 +11,14 @@ export interface S3Location {
   credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string | undefined } | undefined;
 }
 
-export function createS3Client(location: S3Location): S3Client {
+/** Where the bucket is and how to reach it (config `storage.s3`). */
+export interface S3Location extends S3Connection {
+  bucket: string;
+  /** Prepended to every key, so that one bucket can hold other things too. */
+  prefix: string;
+}
+
+export function createS3Client(location: S3Connection): S3Client {
   return new S3Client({
     region: location.region,
     forcePathStyle: location.forcePathStyle,
@@ -30,7 +34,7 @@ export function createS3Client(location: S3Location): S3Client {
   });
 }
 
-function staticCredentials(credentials: NonNullable<S3Location['credentials']>) {
+function staticCredentials(credentials: NonNullable<S3Connection['credentials']>) {
   const { accessKeyId, secretAccessKey, sessionToken } = credentials;
   return sessionToken === undefined ? { accessKeyId, secretAccessKey } : { accessKeyId, secretAccessKey, sessionToken };
 }

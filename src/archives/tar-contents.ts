@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
-import { finishDigest, type Digest } from '../../oci/digest.ts';
+import { finishDigest, type Digest } from '../oci/digest.ts';
 import { ArchiveFormatError, compressionOf, digestOfBlobPath, type ArchiveContents, type BlobLocation, type DescribedFile } from './archive-contents.ts';
 import type { TarEntry } from './tar-entries.ts';
 

@@ -1,4 +1,4 @@
-import { isTag, type Tag } from '../../oci/names.ts';
+import { isTag, type Tag } from '../oci/names.ts';
 
 /**
  * The tag an archive gives an image. OCI layouts should carry a bare tag

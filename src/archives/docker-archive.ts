@@ -1,7 +1,7 @@
-import type { ManifestRecord } from '../../meta/meta-store.ts';
-import { digestOf, type Digest } from '../../oci/digest.ts';
-import { mediaTypes } from '../../oci/media-types.ts';
-import type { Tag } from '../../oci/names.ts';
+import type { ManifestRecord } from '../meta/meta-store.ts';
+import { digestOf, type Digest } from '../oci/digest.ts';
+import { mediaTypes } from '../oci/media-types.ts';
+import type { Tag } from '../oci/names.ts';
 import { ArchiveFormatError, parseJsonFile, type ArchiveContents, type BlobLocation, type DescribedFile } from './archive-contents.ts';
 import { tagOfImageName } from './image-names.ts';
 import { normalizeEntryPath } from './tar-entries.ts';

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from './config/schema.ts';
 import { splitHostPort } from './config/units.ts';
@@ -14,11 +14,6 @@ export interface Security {
   caCert?: string;
   /** Stops what access control started (password workers). */
   close(): Promise<void>;
-}
-
-/** The users file used when `auth.htpasswd` is not set. */
-export function defaultHtpasswdPath(config: Config): string {
-  return resolve(config.auth.htpasswd ?? join(config.dataDir, 'htpasswd'));
 }
 
 /** Builds access control, TLS material and server limits from the configuration, logging what is in force. */
