@@ -3,6 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { RegistryError } from '../errors/registry-error.ts';
 import type { Page } from '../meta/meta-store.ts';
 import { parseDigest } from '../oci/digest.ts';
+import type { Descriptor } from '../oci/manifest.ts';
 import { mediaTypes } from '../oci/media-types.ts';
 import type { RepositoryName } from '../oci/names.ts';
 import type { RepositoryRouter } from '../registry/router.ts';
@@ -32,11 +33,27 @@ export async function listCatalog(request: FastifyRequest, reply: FastifyReply, 
   return reply.header('content-type', 'application/json').send(JSON.stringify({ repositories: entries }));
 }
 
-/** GET /v2/<name>/referrers/<digest>[?artifactType=]: always an index, empty when nothing refers. */
-export async function listReferrers({ request, reply, params, signal, repository }: V2Request): Promise<unknown> {
+/** Referrers one response lists at most; the Link header leads on. */
+export const referrersPageSize = 1000;
+
+/**
+ * GET /v2/<name>/referrers/<digest>[?artifactType=][&last=]: always an
+ * index, empty when nothing refers. Pages of `referrersPageSize` in digest
+ * order, linked with `last`, as the spec allows a registry to paginate.
+ */
+export async function listReferrers({ request, reply, params, name, signal, repository }: V2Request): Promise<unknown> {
   const subject = parseDigest(params['digest'] ?? '');
   const artifactType = queryValue(request.query, 'artifactType');
-  const manifests = await (await repository()).referrers(subject, artifactType, signal);
+  const last = queryValue(request.query, 'last');
+  const page: Page = { limit: referrersPageSize + 1, ...(last === undefined ? {} : { last }) };
+  const found = await (await repository()).referrers(subject, artifactType, signal, page);
+  // Kinds with few referrers answer all of them: order and cut them the same way.
+  const after = found.filter((descriptor) => last === undefined || descriptor.digest > last).sort((a, b) => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0));
+  const manifests = after.slice(0, referrersPageSize);
+  if (after.length > referrersPageSize) {
+    const query = new URLSearchParams({ ...(artifactType === undefined ? {} : { artifactType }), last: (manifests[manifests.length - 1] as Descriptor).digest });
+    reply.header('link', `</v2/${name}/referrers/${subject}?${query.toString()}>; rel="next"`);
+  }
   if (artifactType !== undefined) reply.header('oci-filters-applied', 'artifactType');
   return reply
     .header('content-type', mediaTypes.ociIndex)

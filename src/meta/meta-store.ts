@@ -116,7 +116,7 @@ export interface ManifestIndex {
   /** Removes the manifest and every tag pointing at it; false when absent. */
   delete(repository: RepositoryName, digest: Digest, options?: WriteOptions): Promise<boolean>;
   /** Manifests whose subject is `subject`, optionally of one artifact type, sorted by digest. */
-  referrers(repository: RepositoryName, subject: Digest, artifactType?: string): Promise<Descriptor[]>;
+  referrers(repository: RepositoryName, subject: Digest, artifactType?: string, page?: Page): Promise<Descriptor[]>;
 }
 
 export interface TagIndex {

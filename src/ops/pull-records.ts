@@ -73,8 +73,8 @@ class PullRecordingRepository implements Repository {
     return this.#inner.tags(page, signal);
   }
 
-  referrers(subject: Digest, artifactType: string | undefined, signal?: AbortSignal): Promise<Descriptor[]> {
-    return this.#inner.referrers(subject, artifactType, signal);
+  referrers(subject: Digest, artifactType: string | undefined, signal?: AbortSignal, page?: Page): Promise<Descriptor[]> {
+    return this.#inner.referrers(subject, artifactType, signal, page);
   }
 
   #pulled(reference: Reference, content: ManifestContent): void {

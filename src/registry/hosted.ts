@@ -106,8 +106,8 @@ export class HostedRepository implements Repository, RepositoryWriter {
     return tags;
   }
 
-  referrers(subject: Digest, artifactType: string | undefined): Promise<Descriptor[]> {
-    return this.#context.meta.manifests.referrers(this.name, subject, artifactType);
+  referrers(subject: Digest, artifactType: string | undefined, _signal?: AbortSignal, page?: Page): Promise<Descriptor[]> {
+    return this.#context.meta.manifests.referrers(this.name, subject, artifactType, page);
   }
 
   startUpload(owner?: string): Promise<UploadState> {

@@ -44,7 +44,12 @@ export interface Repository {
   /** Tags, sorted; NAME_UNKNOWN when the repository does not exist. */
   tags(page: Page, signal?: AbortSignal): Promise<Tag[]>;
   /** Manifests whose subject is `subject`, optionally filtered by artifact type. */
-  referrers(subject: Digest, artifactType: string | undefined, signal?: AbortSignal): Promise<Descriptor[]>;
+  /**
+   * Manifests whose subject is `subject`. A kind that stores many reads at
+   * most `page.limit` of them after `page.last` in digest order; a kind with
+   * few may answer all of them (the HTTP layer orders and cuts).
+   */
+  referrers(subject: Digest, artifactType: string | undefined, signal?: AbortSignal, page?: Page): Promise<Descriptor[]>;
   /** Present only on kinds that accept writes; the others answer writes with UNSUPPORTED. */
   readonly writer?: RepositoryWriter;
   /** Present only on droplet repositories that take uploads (`POST /v2/<name>/blobs/?guid=`). */

@@ -5,7 +5,7 @@ import { mediaTypes } from '../../src/oci/media-types.ts';
 import { assertError, call } from '../helpers/http.ts';
 import { pushImage, pushManifest, randomImage } from '../helpers/images.ts';
 import { createTestApp, registryForFile, startTestRegistry } from '../helpers/registry.ts';
-import { maxPageSize } from '../../src/http/listings.ts';
+import { maxPageSize, referrersPageSize } from '../../src/http/listings.ts';
 import { parseRepositoryName, parseTag } from '../../src/oci/names.ts';
 
 const registry = registryForFile();
@@ -62,6 +62,39 @@ describe('GET /v2/<name>/tags/list', () => {
       const rest = await test.app.inject({ method: 'GET', url: `/v2/many/tags/tags/list?n=${maxPageSize}&last=${last}` });
       assert.deepEqual(rest.json<{ tags: string[] }>().tags, tags.slice(maxPageSize));
       assert.equal(rest.headers['link'], undefined);
+    } finally {
+      await test.close();
+    }
+  });
+});
+
+describe('GET /v2/<name>/referrers/<digest>, many referrers', () => {
+  it('pages in digest order with a Link that keeps the artifactType filter', async () => {
+    const test = await createTestApp();
+    try {
+      const repository = parseRepositoryName('signed/app');
+      const subjectBytes = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: mediaTypes.ociIndex, manifests: [] }));
+      const subject = digestOf(subjectBytes);
+      const { manifests } = test.registry.meta;
+      await manifests.put(repository, { digest: subject, mediaType: mediaTypes.ociIndex, bytes: subjectBytes }, { blobs: [], children: [] }, [parseTag('v1')]);
+      const digests: string[] = [];
+      for (let index = 0; index < referrersPageSize + 2; index++) {
+        const bytes = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: mediaTypes.ociIndex, manifests: [], subject: { digest: subject }, index }));
+        const record = { digest: digestOf(bytes), mediaType: mediaTypes.ociIndex, bytes, subject, artifactType: 'application/vnd.example.sig' };
+        await manifests.put(repository, record, { blobs: [], children: [] }, []);
+        digests.push(record.digest);
+      }
+      digests.sort();
+      const url = `/v2/signed/app/referrers/${subject}?artifactType=application%2Fvnd.example.sig`;
+      const first = await test.app.inject({ method: 'GET', url });
+      const firstPage = first.json<{ manifests: { digest: string }[] }>().manifests.map((descriptor) => descriptor.digest);
+      assert.deepEqual(firstPage, digests.slice(0, referrersPageSize));
+      const link = /<([^>]+)>; rel="next"/.exec(String(first.headers['link']))?.[1];
+      assert.equal(link, `/v2/signed/app/referrers/${subject}?artifactType=application%2Fvnd.example.sig&last=${encodeURIComponent(firstPage[referrersPageSize - 1] as string)}`);
+      const second = await test.app.inject({ method: 'GET', url: link as string });
+      assert.deepEqual(second.json<{ manifests: { digest: string }[] }>().manifests.map((descriptor) => descriptor.digest), digests.slice(referrersPageSize));
+      assert.equal(second.headers['link'], undefined);
+      assert.equal(second.headers['oci-filters-applied'], 'artifactType');
     } finally {
       await test.close();
     }

@@ -9,6 +9,7 @@ import type {
   ManifestRecord,
   ManifestReferences,
   MetaStore,
+  Page,
   RepositoryIndex,
   TagIndex,
   UploadSession,
@@ -101,7 +102,7 @@ export class PostgresMetaStore implements MetaStore {
           if (removed) await insertOutbox(client, options?.outbox);
           return removed;
         }),
-      referrers: (repository, subject, artifactType) => this.#referrers(repository, subject, artifactType),
+      referrers: (repository, subject, artifactType, page = {}) => this.#referrers(repository, subject, artifactType, page),
     };
     this.tags = {
       list: async (repository, page) =>
@@ -209,12 +210,13 @@ export class PostgresMetaStore implements MetaStore {
     return row === undefined ? undefined : manifestRecordFromRow(row);
   }
 
-  async #referrers(repository: RepositoryName, subject: Digest, artifactType: string | undefined): Promise<Descriptor[]> {
+  async #referrers(repository: RepositoryName, subject: Digest, artifactType: string | undefined, page: Page): Promise<Descriptor[]> {
     const rows = await this.#rows(
       `SELECT m.digest, m.media_type, m.size, m.artifact_type, m.annotations
        FROM manifests m JOIN repositories r ON r.id = m.repository_id
-       WHERE r.name = $1 AND m.subject = $2 AND ($3::text IS NULL OR m.artifact_type = $3) ORDER BY m.digest`,
-      [repository, subject, artifactType ?? null],
+       WHERE r.name = $1 AND m.subject = $2 AND ($3::text IS NULL OR m.artifact_type = $3) AND m.digest > $4
+       ORDER BY m.digest LIMIT $5`,
+      [repository, subject, artifactType ?? null, page.last ?? '', page.limit ?? null],
     );
     return rows.map(referrerFromRow);
   }

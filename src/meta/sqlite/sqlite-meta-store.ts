@@ -99,7 +99,7 @@ export class SqliteMetaStore implements MetaStore {
           if (removed) q.outbox(options?.outbox);
           return removed;
         }),
-      referrers: async (repository, subject, artifactType) => q.referrers(repository, subject, artifactType),
+      referrers: async (repository, subject, artifactType, page = {}) => q.referrers(repository, subject, artifactType, page),
     };
     this.tags = {
       list: async (repository, page) =>
@@ -256,14 +256,16 @@ class Queries extends SqliteStatements {
     for (const tag of tags) upsertTag.run(repositoryId, tag, manifest.digest, now);
   }
 
-  referrers(repository: RepositoryName, subject: Digest, artifactType: string | undefined): Descriptor[] {
+  referrers(repository: RepositoryName, subject: Digest, artifactType: string | undefined, page: Page): Descriptor[] {
     const filter = artifactType === undefined ? '' : 'AND m.artifact_type = ?';
     const params: SQLInputValue[] = artifactType === undefined ? [repository, subject] : [repository, subject, artifactType];
     return this.all(
       `SELECT m.digest, m.media_type, m.size, m.artifact_type, m.annotations
        FROM manifests m JOIN repositories r ON r.id = m.repository_id
-       WHERE r.name = ? AND m.subject = ? ${filter} ORDER BY m.digest`,
+       WHERE r.name = ? AND m.subject = ? ${filter} AND m.digest > ? ORDER BY m.digest LIMIT ?`,
       ...params,
+      page.last ?? '',
+      limitOf(page),
     ).map(referrerFromRow);
   }
 }
