@@ -18,6 +18,7 @@ import type { RepositorySource } from './registry/repository.ts';
 import { RepositoryRouter } from './registry/router.ts';
 import { openSecurity, type Security } from './access-tls-limits.ts';
 import { proxyNamespaces } from './sources/proxy/namespaces.ts';
+import { passesInThreads } from './passes-in-threads.ts';
 
 /** The stores and the router built from a configuration: everything a command needs. */
 export interface Registry {
@@ -215,7 +216,8 @@ export async function startServer(config: Config, logger: PinoLogger = createLog
     await registry.close();
     throw error;
   }
-  registry.operations.start();
+  // On the embedded store a pass's queries would run on this thread: passes get threads of their own.
+  registry.operations.start(config.metadata.driver === 'sqlite' ? passesInThreads(config) : undefined);
   const bound = app.server.address();
   const address = typeof bound === 'object' && bound !== null ? `${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}` : config.listen;
   return {

@@ -60,11 +60,15 @@ export const allowed: Record<string, readonly string[]> = {
     'metrics/',
     'ops/',
     'access-tls-limits.ts',
+    'passes-in-threads.ts',
     'log.ts',
     'pkg:fastify',
     'pkg:pino',
     'pkg:pino-pretty',
   ],
+  // Scheduled passes on the embedded store, each in a thread that opens the registry as `berth gc` does.
+  'passes-in-threads.ts': [...base, 'config/', 'gc/', 'ops/', 'policy/'],
+  'pass-thread.ts': ['config/', 'passes-in-threads.ts', 'server.ts'],
   cli: [...base, 'config/', 'server.ts', 'access-tls-limits.ts', 'auth/', 'tls/', 'copy/', 'gc/', 'policy/', 'sources/', 'log.ts', 'pkg:commander'],
 };
 

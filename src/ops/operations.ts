@@ -161,16 +161,41 @@ export class Operations {
     return routes;
   }
 
-  /** Starts webhook delivery and the periodic work `berth serve` does. */
-  start(): void {
+  /**
+   * Starts webhook delivery and the periodic work `berth serve` does.
+   * `passes` runs the scheduled passes elsewhere (threads of their own, on
+   * the embedded store); by default they run here.
+   */
+  start(passes?: ScheduledPasses): void {
     const { config } = this.#parts;
     this.#dispatcher?.start();
     this.#schedules.every('gc', config.gc.interval, async (signal) => {
-      await this.collect({ signal });
+      if (passes === undefined) {
+        await this.collect({ signal });
+        return;
+      }
+      const started = performance.now();
+      try {
+        const report = await passes.collect(signal);
+        if (report === undefined) this.metrics.gcRuns.inc({ result: 'skipped' });
+        // The pass recorded its own event where it ran: count it here, where metrics are served.
+        else this.#countPass(report, (performance.now() - started) / 1000);
+      } catch (error) {
+        this.metrics.gcRuns.inc({ result: 'failed' });
+        throw error;
+      }
     });
     if (this.retention.configured) {
-      this.#schedules.every('retention', config.retention.interval, async () => {
-        await this.applyRetention({ dryRun: config.retention.dryRun });
+      this.#schedules.every('retention', config.retention.interval, async (signal) => {
+        const { dryRun } = config.retention;
+        if (passes === undefined) {
+          await this.applyRetention({ dryRun });
+          return;
+        }
+        const report = await passes.retention(dryRun, signal);
+        if (report === undefined || report.dryRun) return;
+        this.metrics.retentionDeleted.inc({ kind: 'tag' }, report.tags.length);
+        this.metrics.retentionDeleted.inc({ kind: 'manifest' }, report.manifests.length);
       });
     }
     // Replicas each know their own retained blobs (droplet indexes are per replica): touching them
@@ -204,6 +229,12 @@ export class Operations {
   }
 
   #recordPass(report: GcReport, seconds: number): void {
+    this.#countPass(report, seconds);
+    const { startedAt, cutoff, ...summary } = report;
+    void this.events?.record(cloudEvent(this.events.source, 'io.berth.gc.completed', undefined, { ...summary, startedAt: startedAt.toISOString(), cutoff: cutoff.toISOString() }));
+  }
+
+  #countPass(report: GcReport, seconds: number): void {
     const { metrics } = this;
     metrics.gcRuns.inc({ result: 'ok' });
     metrics.gcDuration.observe(seconds);
@@ -215,9 +246,13 @@ export class Operations {
     metrics.gcDeleted.inc({ kind: 'upload' }, report.uploads.sessions + report.uploads.leftovers);
     metrics.uploads.inc({ outcome: 'expired' }, report.uploads.sessions);
     metrics.gcLastSuccess.set(Date.now() / 1000);
-    const { startedAt, cutoff, ...summary } = report;
-    void this.events?.record(cloudEvent(this.events.source, 'io.berth.gc.completed', undefined, { ...summary, startedAt: startedAt.toISOString(), cutoff: cutoff.toISOString() }));
   }
+}
+
+/** Scheduled passes run somewhere other than this thread. */
+export interface ScheduledPasses {
+  collect(signal: AbortSignal): Promise<GcReport | undefined>;
+  retention(dryRun: boolean, signal: AbortSignal): Promise<RetentionReport | undefined>;
 }
 
 type GcReportHook = NonNullable<ConstructorParameters<typeof GarbageCollector>[1]['afterCondemn']>;

@@ -1,0 +1,17 @@
+// The worker side of passesInThreads: opens the registry's stores as `berth gc` does, runs one pass, reports.
+import { parentPort, workerData } from 'node:worker_threads';
+import type { Config } from './config/schema.ts';
+import type { PassTask } from './passes-in-threads.ts';
+import { openRegistry } from './server.ts';
+
+const { config, ...task } = workerData as { config: Config } & PassTask;
+const registry = await openRegistry(config);
+try {
+  const report = task.task === 'gc' ? await registry.operations.collect() : await registry.operations.applyRetention({ dryRun: task.dryRun });
+  parentPort?.postMessage({ report });
+} catch (error) {
+  parentPort?.postMessage({ error: error instanceof Error ? error.message : String(error) });
+} finally {
+  await registry.operations.stop();
+  await registry.close();
+}
