@@ -5,7 +5,7 @@ import type { BlobStore } from '../../blobs/blob-store.ts';
 import { RegistryError } from '../../errors/registry-error.ts';
 import { finishDigest } from '../../oci/digest.ts';
 import { MeteredStream, through, writeBlob } from '../../registry/blob-writer.ts';
-import type { StoredLayer } from './droplet-index.ts';
+import type { StoredLayer } from '../../meta/droplet-store.ts';
 
 /**
  * Stores an uncompressed tar stream as a gzip layer blob. One pass: the
