@@ -5,7 +5,7 @@ import { resolve } from 'node:path';
 import type { BlobStore } from '../../blobs/blob-store.ts';
 import { RegistryError } from '../../errors/registry-error.ts';
 import type { Logger } from '../../log.ts';
-import type { DropletStore, RootfsRecord, StoredLayer } from '../../meta/droplet-store.ts';
+import type { DropletStore, RootfsEntry, RootfsRecord, StoredLayer } from '../../meta/droplet-store.ts';
 import type { Digest } from '../../oci/digest.ts';
 import type { RepositoryName } from '../../oci/names.ts';
 import { through, writeBlob } from '../../registry/blob-writer.ts';
@@ -127,6 +127,11 @@ export class RootfsBase {
     if (record === undefined) throw new Error(`prefix "${this.#source}" never had the rootfs ${target.digest}`);
     this.#logger.warn({ rootfs: record.digest, previous: current?.digest }, 'rootfs rolled back: new droplet images use an earlier rootfs');
     return record;
+  }
+
+  /** Every rootfs the prefix has had, newest import first. */
+  history(): Promise<RootfsEntry[]> {
+    return this.#store.rootfs.history(this.#source);
   }
 
   /** The rootfs as an image of its own, its config stored. */
