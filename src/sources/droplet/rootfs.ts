@@ -100,7 +100,7 @@ export class RootfsBase {
       await this.#expire(true);
     } else {
       const current = await this.#store.rootfs.latest(this.#source);
-      this.#logger.warn(
+      this.#logger.info(
         { rootfs: layer.digest, latest: current?.digest, origin },
         'this rootfs was imported before: the latest rootfs does not go back (berth rootfs rollback does that on purpose)',
       );
@@ -125,7 +125,7 @@ export class RootfsBase {
     }
     const record = await this.#store.rootfs.rollback(this.#source, target.digest, await this.#rootfsImage(target, signal), this.#options.retentionMs, new Date());
     if (record === undefined) throw new Error(`prefix "${this.#source}" never had the rootfs ${target.digest}`);
-    this.#logger.warn({ rootfs: record.digest, previous: current?.digest }, 'rootfs rolled back: new droplet images use an earlier rootfs');
+    this.#logger.info({ rootfs: record.digest, previous: current?.digest }, 'rootfs rolled back: new droplet images use an earlier rootfs');
     return record;
   }
 
