@@ -8,6 +8,7 @@ import type { Config } from './config/schema.ts';
 import { splitHostPort } from './config/units.ts';
 import { createApp } from './http/app.ts';
 import { dropletEndpoints, type DropletReceiver } from './http/droplets.ts';
+import type { V2Endpoint } from './http/v2-routes.ts';
 import type { DropletStore } from './meta/droplet-store.ts';
 import type { MetaStore } from './meta/meta-store.ts';
 import type { OperationsStore } from './meta/operations-store.ts';
@@ -33,8 +34,8 @@ export interface Registry {
   logger: PinoLogger;
   /** GC, retention, quotas, events, metrics (docs/operations.md). */
   operations: Operations;
-  /** The droplet sources, for the upload endpoint (those with a Cloud Controller refuse uploads). */
-  droplets: (RepositorySource & DropletReceiver)[];
+  /** Endpoints below /v2/<name>/ the configured kinds add (droplet uploads), for `createApp`. */
+  v2Endpoints: V2Endpoint[];
   close(): Promise<void>;
 }
 
@@ -89,7 +90,7 @@ export async function openRegistry(config: Config, logger: PinoLogger = createLo
     router,
     logger,
     operations,
-    droplets: context.droplets,
+    v2Endpoints: context.droplets.length === 0 ? [] : dropletEndpoints(dropletReceivers(router, context.droplets)),
     async close() {
       await router.close();
       await operations.close();
@@ -202,7 +203,7 @@ async function sourceFor(entry: Config['repositories'][number], hostedSource: Ho
     }
     case 'droplet': {
       const { createDropletSource } = await import('./sources/droplet/create.ts');
-      const source = createDropletSource(entry, { ...context, store: await context.dropletStore() });
+      const source = createDropletSource(entry, { ...context, store: await context.dropletStore(), deletes: context.config.registry.deletes });
       context.droplets.push(source);
       return source;
     }
@@ -252,7 +253,7 @@ export async function startServer(config: Config, logger: PinoLogger = createLog
     ),
     observers: registry.operations.observers(),
     extensions: registry.operations.extensions(),
-    ...(registry.droplets.length === 0 ? {} : { v2Endpoints: dropletEndpoints(dropletReceivers(registry)) }),
+    v2Endpoints: registry.v2Endpoints,
   });
   const { host, port } = splitHostPort(config.listen);
   try {
@@ -280,10 +281,10 @@ export async function startServer(config: Config, logger: PinoLogger = createLog
 }
 
 /** The upload droplet source serving a name, when the router sends the name to one. */
-function dropletReceivers(registry: Registry): (name: RepositoryName) => DropletReceiver | undefined {
+function dropletReceivers(router: RepositoryRouter, droplets: readonly (RepositorySource & DropletReceiver)[]): (name: RepositoryName) => DropletReceiver | undefined {
   return (name) => {
-    const source = registry.router.sourceFor(name);
-    return registry.droplets.find((receiver) => receiver === source);
+    const source = router.sourceFor(name);
+    return droplets.find((receiver) => receiver === source);
   };
 }
 

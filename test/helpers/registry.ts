@@ -69,6 +69,7 @@ export async function createTestApp(settings: TestSettings = {}): Promise<TestAp
     ...security.app,
     router: registry.router,
     settings: { maxManifestBytes: config.registry.maxManifestBytes, chunkMinLength: config.registry.chunkMinLength ?? registry.blobs.chunkMinLength },
+    v2Endpoints: registry.v2Endpoints,
   });
   await app.ready();
   return {

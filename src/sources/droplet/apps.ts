@@ -69,12 +69,15 @@ export class UploadedApps implements AppDirectory {
   readonly #store: DropletStore;
   readonly #convert: DropletConverter;
   readonly #keep: number;
+  readonly #discard: (layer: Digest) => Promise<void>;
 
-  constructor(source: string, store: DropletStore, convert: DropletConverter, keep: number) {
+  /** `discard` removes a converted layer that lost a race for its guid, unless metadata knows the digest. */
+  constructor(source: string, store: DropletStore, convert: DropletConverter, keep: number, discard: (layer: Digest) => Promise<void>) {
     this.#source = source;
     this.#store = store;
     this.#convert = convert;
     this.#keep = keep;
+    this.#discard = discard;
   }
 
   async app(path: string): Promise<AppRef> {
@@ -125,7 +128,8 @@ export class UploadedApps implements AppDirectory {
     const converted = await this.#convert(droplet, signal);
     const { dropletSize: _size, ...conversion } = converted;
     const stored = await this.#store.droplets.put(this.#source, app.key, repository, { ...conversion, guid, stagedAt: new Date() }, this.#keep);
-    // Another upload of the same guid may have been recorded first.
+    // Another upload of the same guid may have been recorded first (another replica, at the same moment).
+    if (stored.dropletDigest !== converted.dropletDigest && stored.layer.digest !== converted.layer.digest) await this.#discard(converted.layer.digest);
     return sameOrConflict(app, guid, stored, converted.dropletDigest);
   }
 

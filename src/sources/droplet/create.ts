@@ -21,6 +21,8 @@ export interface DropletDependencies {
   /** The droplet tables of the same database as `meta`. */
   store: DropletStore;
   redirects: boolean;
+  /** Whether deletes are allowed at all (`registry.deletes`). */
+  deletes: boolean;
   logger: Logger;
 }
 
@@ -31,11 +33,15 @@ export function createDropletSource(config: DropletRepositoryConfig, dependencie
   const source = config.prefix;
   const owner = { uid: config.owner.uid, gid: config.owner.gid };
   const convert = (droplet: Parameters<typeof convertDroplet>[1], signal?: AbortSignal) => convertDroplet(blobs, droplet, owner, signal);
+  // A converted layer that is not kept (lost a race, or not the droplet) goes at once, unless metadata knows the digest (it is someone else's too).
+  const discard = async (layer: Digest) => {
+    if ((await meta.blobs.storedSize(layer)) === undefined) await blobs.delete(layer);
+  };
   let apps: AppDirectory;
   let uploads: UploadedApps | undefined;
   const cc = config.cloudController;
   if (cc === undefined) {
-    uploads = new UploadedApps(source, store, convert, config.keepDroplets);
+    uploads = new UploadedApps(source, store, convert, config.keepDroplets, discard);
     apps = uploads;
   } else {
     const secretFile = cc.clientSecretFile;
@@ -47,10 +53,6 @@ export function createDropletSource(config: DropletRepositoryConfig, dependencie
       downloadIdleTimeoutMs: cc.downloadIdleTimeout,
       logger,
     });
-    // A layer converted from bits that are not the droplet goes at once, unless metadata knows the digest (it is someone else's too).
-    const discard = async (layer: Digest) => {
-      if ((await meta.blobs.storedSize(layer)) === undefined) await blobs.delete(layer);
-    };
     apps = new CloudControllerApps({ source, store, client, convert, discard, keep: config.keepDroplets, cacheTtlMs: cc.lookupCacheTtl, logger });
   }
   const rootfs = new RootfsBase(
@@ -79,6 +81,7 @@ export function createDropletSource(config: DropletRepositoryConfig, dependencie
     ...(cc === undefined ? {} : { cfApi: cc.url }),
     environment: config.environment,
     redirects,
+    deletes: dependencies.deletes,
     logger,
   });
 }

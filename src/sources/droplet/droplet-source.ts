@@ -39,6 +39,8 @@ export interface DropletContext {
   environment: Readonly<Record<string, string>>;
   /** Whether blob GETs may answer 307 to the store's own URL. */
   redirects: boolean;
+  /** Whether uploaded droplets may be deleted (`registry.deletes`). */
+  deletes: boolean;
   logger: Logger;
 }
 
@@ -227,6 +229,7 @@ function uploadsWriter(name: RepositoryName, path: string, uploads: UploadedApps
     putManifest: refuse,
     deleteBlob: refuse,
     async deleteManifest(reference) {
+      if (!context.deletes) throw new RegistryError('UNSUPPORTED', 'deletes are disabled on this registry (registry.deletes: false)');
       const app = await uploads.app(path);
       if (reference.kind === 'tag') {
         const request = dropletRequestOf(reference.tag);

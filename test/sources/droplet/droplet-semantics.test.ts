@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { mediaTypes } from '../../../src/oci/media-types.ts';
 import type { DropletSource } from '../../../src/sources/droplet/droplet-source.ts';
+import { authSettings, basic } from '../../helpers/auth.ts';
 import { startTestRegistry, type TestRegistry } from '../../helpers/registry.ts';
 import { tempDir } from '../../helpers/tmp.ts';
 import { buildDroplet, writeRootfs } from './fixtures.ts';
@@ -99,6 +100,33 @@ describe('uploaded droplets: what CF promises', () => {
     assert.equal(again.status, 404);
     const latest = await fetch(`${registry.url}/v2/cf/dev/other/manifests/latest`, { method: 'DELETE' });
     assert.equal(latest.status, 405, 'a droplet is deleted by its guid');
+  });
+
+  test('deleting a droplet needs delete on the repository; registry.deletes: false refuses it', async () => {
+    const users = { pusher: 'p-pass', admin: 'a-pass' };
+    const grants: Record<string, ('pull' | 'push' | 'delete')[]> = { pusher: ['pull', 'push'], admin: ['pull', 'push', 'delete'] };
+    const rules = { rules: [{ repositories: 'cf/**', grants }] };
+    const secured = await startTestRegistry({
+      ...(await authSettings(files.path, { users, rules })),
+      repositories: [{ prefix: 'cf/', kind: 'droplet', rootfs: rootfsPath }],
+    });
+    try {
+      const post = await fetch(`${secured.url}/v2/cf/dev/guarded/blobs/?guid=g-1`, { method: 'POST', body: await buildDroplet(), headers: { authorization: basic('pusher', 'p-pass') } });
+      assert.equal(post.status, 201);
+      const remove = (user: string, password: string) =>
+        fetch(`${secured.url}/v2/cf/dev/guarded/manifests/g-1`, { method: 'DELETE', headers: { authorization: basic(user, password) } });
+      assert.equal((await remove('pusher', 'p-pass')).status, 403, 'push is not delete');
+      assert.equal((await remove('admin', 'a-pass')).status, 202);
+    } finally {
+      await secured.close();
+    }
+    const noDeletes = await startTestRegistry({ 'registry.deletes': false, repositories: [{ prefix: 'cf/', kind: 'droplet', rootfs: rootfsPath }] });
+    try {
+      assert.equal((await upload(noDeletes.url, 'cf/dev/kept', 'g-1', await buildDroplet())).status, 201);
+      assert.equal((await fetch(`${noDeletes.url}/v2/cf/dev/kept/manifests/g-1`, { method: 'DELETE' })).status, 405);
+    } finally {
+      await noDeletes.close();
+    }
   });
 
   test('other process types: <guid>.<type> runs the Procfile entry; an unknown type is 404', async () => {
