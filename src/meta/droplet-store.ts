@@ -56,6 +56,20 @@ export interface Composition {
   dropletLayer: StoredLayer;
 }
 
+/**
+ * A manifest the droplet kind stores as an ordinary one, with the blobs it
+ * references (linked into `repository`) and a tag of its own.
+ */
+export interface RecordImage {
+  repository: RepositoryName;
+  digest: Digest;
+  mediaType: string;
+  bytes: Uint8Array;
+  config: { digest: Digest; size: number };
+  /** A tag that keeps it reachable while the droplet kind keeps it. */
+  tag: string;
+}
+
 /** The image that keeps a rootfs layer linked while it is current or within retention. */
 export interface RootfsImage {
   /** `<prefix>rootfs`, where the rootfs is pullable as an image of its own. */
@@ -90,14 +104,16 @@ export interface DropletRecords {
   /** The most recently recorded droplet of `app`. */
   latest(source: string, app: string): Promise<StagedDroplet | undefined>;
   /**
-   * Records a droplet with its conversion, links its layer into
-   * `repository`, and forgets all but the `keep` most recent droplets of the
-   * app (with their compositions), in one transaction. A guid is recorded
-   * once: when it already is, nothing changes and the recorded droplet is
+   * Records a droplet with its conversion and stores `record` (an artifact
+   * manifest referencing the droplet layer, which keeps the layer linked as
+   * long as the droplet is kept, whether or not an image was composed), and
+   * forgets all but the `keep` most recent droplets of the app (with their
+   * records and compositions), in one transaction. A guid is recorded once:
+   * when it already is, nothing changes and the recorded droplet is
    * returned, so that the caller can tell same bytes from different ones.
    */
-  put(source: string, app: string, repository: RepositoryName, droplet: StagedDroplet, keep: number): Promise<StagedDroplet>;
-  /** Forgets a droplet and its compositions; false when there was none. */
+  put(source: string, app: string, droplet: StagedDroplet, record: RecordImage, keep: number): Promise<StagedDroplet>;
+  /** Forgets a droplet, its record and its compositions; false when there was none. */
   delete(source: string, app: string, guid: string): Promise<boolean>;
   /** Droplet guids of `app`, sorted (byte order). */
   guids(source: string, app: string): Promise<string[]>;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import type { Composition, DropletStore, RootfsImage, StagedDroplet, StoredLayer } from '../../src/meta/droplet-store.ts';
+import type { Composition, DropletStore, RecordImage, RootfsImage, StagedDroplet, StoredLayer } from '../../src/meta/droplet-store.ts';
 import type { MetaStore } from '../../src/meta/meta-store.ts';
 import type { OperationsStore } from '../../src/meta/operations-store.ts';
 import { digestOf, type Digest } from '../../src/oci/digest.ts';
@@ -25,6 +25,11 @@ function droplet(guid: string, stagedAt: Date, processTypes: Record<string, stri
 function rootfsImage(repository: RepositoryName): RootfsImage {
   const bytes = Buffer.from(JSON.stringify({ rootfs: randomUUID() }));
   return { repository, digest: digestOf(bytes), mediaType: imageType, bytes, config: { digest: randomDigest(), size: 100 } };
+}
+
+function record(repository: RepositoryName, staged: StagedDroplet): RecordImage {
+  const bytes = Buffer.from(JSON.stringify({ droplet: staged.guid, layer: staged.layer.digest }));
+  return { repository, digest: digestOf(bytes), mediaType: imageType, bytes, config: { digest: randomDigest(), size: 2 }, tag: `droplet-${randomUUID()}` };
 }
 
 function composition(repository: RepositoryName, app: string, staged: StagedDroplet, rootfs: StoredLayer): Composition {
@@ -58,14 +63,16 @@ export function runDropletStoreContract(label: string, open: () => Promise<Opene
     after(() => stores?.close());
 
     const fresh = () => `p${randomUUID().slice(0, 8)}/`;
+    const put = (source: string, app: string, repository: RepositoryName, staged: StagedDroplet, keep: number) =>
+      store.droplets.put(source, app, staged, record(repository, staged), keep);
 
     it('records droplets per app; latest is the most recent; guids are sorted', async () => {
       const source = fresh();
       const repository = parseRepositoryName(`${source}space/app`);
       const first = droplet('b-guid', new Date(1000));
       const second = droplet('a-guid', new Date(2000), { web: 'web', worker: 'work' });
-      assert.deepEqual(await store.droplets.put(source, 'space/app', repository, first, 5), first);
-      assert.deepEqual(await store.droplets.put(source, 'space/app', repository, second, 5), second);
+      assert.deepEqual(await put(source, 'space/app', repository, first, 5), first);
+      assert.deepEqual(await put(source, 'space/app', repository, second, 5), second);
       assert.deepEqual(await store.droplets.latest(source, 'space/app'), second);
       assert.deepEqual(await store.droplets.get(source, 'space/app', 'b-guid'), first);
       assert.deepEqual(await store.droplets.guids(source, 'space/app'), ['a-guid', 'b-guid']);
@@ -73,15 +80,17 @@ export function runDropletStoreContract(label: string, open: () => Promise<Opene
       assert.deepEqual(await store.droplets.apps(fresh(), {}), [], 'scoped by prefix');
       assert.deepEqual(await store.conversions.get(second.dropletDigest), { dropletDigest: second.dropletDigest, layer: second.layer, processTypes: second.processTypes });
       assert.equal(await stores.meta.blobs.linkedSize(repository, first.layer.digest), first.layer.size, 'the droplet layer is linked into the repository');
+      const links = await stores.operations.namespace.unreferencedLinks(new Date(Date.now() + 60_000), undefined, 1000);
+      assert.ok(!links.items.some((link) => link.digest === first.layer.digest), 'and referenced by its record, with no image composed yet');
     });
 
     it('a guid is recorded once: putting it again returns what was recorded', async () => {
       const source = fresh();
       const repository = parseRepositoryName(`${source}app`);
       const original = droplet('guid-1', new Date(1000));
-      await store.droplets.put(source, 'app', repository, original, 5);
+      await put(source, 'app', repository, original, 5);
       const other = droplet('guid-1', new Date(5000));
-      assert.deepEqual(await store.droplets.put(source, 'app', repository, other, 5), original);
+      assert.deepEqual(await put(source, 'app', repository, other, 5), original);
       assert.deepEqual(await store.droplets.latest(source, 'app'), original);
     });
 
@@ -89,7 +98,7 @@ export function runDropletStoreContract(label: string, open: () => Promise<Opene
       const source = fresh();
       const repository = parseRepositoryName(`${source}app`);
       const [a, b] = [droplet('same', new Date(1000)), droplet('same', new Date(1000))];
-      const results = await Promise.all([store.droplets.put(source, 'app', repository, a, 5), store.droplets.put(source, 'app', repository, b, 5)]);
+      const results = await Promise.all([put(source, 'app', repository, a, 5), put(source, 'app', repository, b, 5)]);
       assert.equal(results[0]?.dropletDigest, results[1]?.dropletDigest);
       assert.equal((await store.droplets.get(source, 'app', 'same'))?.dropletDigest, results[0]?.dropletDigest);
     });
@@ -100,12 +109,12 @@ export function runDropletStoreContract(label: string, open: () => Promise<Opene
       const rootfs = { ...layer(), origin: 'test', importedAt: new Date() };
       await store.rootfs.add(source, rootfs, rootfsImage(parseRepositoryName(`${source}rootfs`)), 1000);
       const old = droplet('old', new Date(1000));
-      await store.droplets.put(source, 'app', repository, old, 2);
+      await put(source, 'app', repository, old, 2);
       const composed = composition(repository, 'app', old, rootfs);
       await store.compositions.put(source, composed, parseTag('old'), new Date());
       assert.equal((await stores.meta.manifests.get(repository, { kind: 'tag', tag: parseTag('old') }))?.digest, composed.digest, 'an ordinary manifest, tagged');
-      await store.droplets.put(source, 'app', repository, droplet('mid', new Date(2000)), 2);
-      await store.droplets.put(source, 'app', repository, droplet('new', new Date(3000)), 2);
+      await put(source, 'app', repository, droplet('mid', new Date(2000)), 2);
+      await put(source, 'app', repository, droplet('new', new Date(3000)), 2);
       assert.deepEqual(await store.droplets.guids(source, 'app'), ['mid', 'new']);
       assert.equal(await store.compositions.get(source, repository, composed.digest, new Date()), undefined);
       assert.equal(await stores.meta.manifests.get(repository, { kind: 'digest', digest: composed.digest }), undefined, 'its manifest is gone');
@@ -118,13 +127,15 @@ export function runDropletStoreContract(label: string, open: () => Promise<Opene
       const rootfs = { ...layer(), origin: 'test', importedAt: new Date() };
       await store.rootfs.add(source, rootfs, rootfsImage(parseRepositoryName(`${source}rootfs`)), 1000);
       const staged = droplet('g', new Date(1000));
-      await store.droplets.put(source, 'app', repository, staged, 5);
+      await put(source, 'app', repository, staged, 5);
       const composed = composition(repository, 'app', staged, rootfs);
       await store.compositions.put(source, composed, parseTag('latest'), new Date());
       assert.equal(await store.droplets.delete(source, 'app', 'g'), true);
       assert.equal(await store.droplets.delete(source, 'app', 'g'), false);
       assert.equal(await store.droplets.latest(source, 'app'), undefined);
       assert.equal(await stores.meta.manifests.get(repository, { kind: 'tag', tag: parseTag('latest') }), undefined);
+      const links = await stores.operations.namespace.unreferencedLinks(new Date(Date.now() + 60_000), undefined, 1000);
+      assert.ok(links.items.some((link) => link.repository === repository && link.digest === staged.layer.digest), 'its layer is unreferenced: GC reclaims it');
     });
 
     it('rootfs moves forward only: a digest seen before is not made latest again, except by rollback', async () => {
@@ -158,7 +169,7 @@ export function runDropletStoreContract(label: string, open: () => Promise<Opene
       const v1Image = rootfsImage(images);
       await store.rootfs.add(source, v1, v1Image, 1000);
       const staged = droplet('g', new Date(1000));
-      await store.droplets.put(source, 'app', repository, staged, 5);
+      await put(source, 'app', repository, staged, 5);
       const composed = composition(repository, 'app', staged, v1);
       await store.compositions.put(source, composed, parseTag('g'), new Date());
       await store.compositions.put(source, composed, parseTag('g'), new Date());
@@ -181,6 +192,7 @@ export function runDropletStoreContract(label: string, open: () => Promise<Opene
       const unreferenced = links.items.filter((link) => link.repository === repository).map((link) => link.digest);
       assert.ok(unreferenced.includes(v1.digest), 'the old rootfs link is now unreferenced: garbage collection reclaims it');
       assert.ok(unreferenced.includes(composed.config.digest));
+      assert.ok(!unreferenced.includes(staged.layer.digest), "the droplet's record still references its layer");
     });
   });
 }

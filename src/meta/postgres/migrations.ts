@@ -130,6 +130,8 @@ export const postgresMigrations: readonly string[] = [
     guid TEXT COLLATE "C" NOT NULL,
     droplet_digest TEXT COLLATE "C" NOT NULL REFERENCES droplet_conversions(droplet_digest),
     staged_at TIMESTAMPTZ NOT NULL,
+    record_repository TEXT COLLATE "C" NOT NULL,
+    record_digest TEXT COLLATE "C" NOT NULL,
     PRIMARY KEY (source, app, guid)
   );
   CREATE INDEX droplets_by_stage ON droplets(source, app, staged_at);

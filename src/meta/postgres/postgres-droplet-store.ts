@@ -2,7 +2,7 @@ import type pg from 'pg';
 import type { Digest } from '../../oci/digest.ts';
 import type { RepositoryName } from '../../oci/names.ts';
 import { compositionFromRow, conversionFromRow, rootfsFromRow, rootfsTag, stagedDropletFromRow } from '../droplet-rows.ts';
-import type { CompositionIndex, ConversionIndex, DropletRecords, DropletStore, RootfsHistory, RootfsImage, StagedDroplet } from '../droplet-store.ts';
+import type { CompositionIndex, ConversionIndex, DropletRecords, DropletStore, RecordImage, RootfsHistory, RootfsImage, StagedDroplet } from '../droplet-store.ts';
 import { inTransaction } from './transaction.ts';
 
 type Row = Record<string, unknown>;
@@ -51,7 +51,7 @@ export class PostgresDropletStore implements DropletStore {
         const row = (await rows(pool, `${stagedSelect} WHERE d.source = $1 AND d.app = $2 ORDER BY d.staged_at DESC, d.guid DESC LIMIT 1`, [source, app]))[0];
         return row === undefined ? undefined : stagedDropletFromRow(row);
       },
-      put: (source, app, repository, droplet, keep) =>
+      put: (source, app, droplet, record, keep) =>
         transaction(async (client) => {
           await lockSource(client, 'droplets', source);
           const existing = await staged(client, source, app, droplet.guid);
@@ -61,14 +61,11 @@ export class PostgresDropletStore implements DropletStore {
              VALUES ($1, $2, $3, $4, $5, now()) ON CONFLICT DO NOTHING`,
             [droplet.dropletDigest, droplet.layer.digest, droplet.layer.size, droplet.layer.diffId, JSON.stringify(droplet.processTypes)],
           );
-          await client.query('INSERT INTO droplets (source, app, guid, droplet_digest, staged_at) VALUES ($1, $2, $3, $4, $5)', [
-            source,
-            app,
-            droplet.guid,
-            droplet.dropletDigest,
-            droplet.stagedAt,
-          ]);
-          await link(client, await ensureRepository(client, repository), droplet.layer);
+          await client.query(
+            'INSERT INTO droplets (source, app, guid, droplet_digest, staged_at, record_repository, record_digest) VALUES ($1, $2, $3, $4, $5, $6, $7)',
+            [source, app, droplet.guid, droplet.dropletDigest, droplet.stagedAt, record.repository, record.digest],
+          );
+          await storeImage(client, { ...record, blobs: [record.config, droplet.layer], tags: [record.tag] });
           const forgotten = await rows(
             client,
             `SELECT guid FROM droplets WHERE source = $1 AND app = $2 AND guid NOT IN
@@ -279,6 +276,8 @@ async function removeCompositions(client: pg.PoolClient, where: string, params: 
 
 async function forget(client: pg.PoolClient, source: string, app: string, guid: string): Promise<boolean> {
   await removeCompositions(client, 'source = $1 AND app = $2 AND guid = $3', [source, app, guid]);
+  const row = (await client.query<Row>('SELECT record_repository, record_digest FROM droplets WHERE source = $1 AND app = $2 AND guid = $3', [source, app, guid])).rows[0];
+  if (row !== undefined) await removeManifest(client, row['record_repository'] as RepositoryName, row['record_digest'] as Digest);
   const removed = await client.query('DELETE FROM droplets WHERE source = $1 AND app = $2 AND guid = $3', [source, app, guid]);
   await client.query('DELETE FROM droplet_conversions WHERE NOT EXISTS (SELECT 1 FROM droplets d WHERE d.droplet_digest = droplet_conversions.droplet_digest)');
   return (removed.rowCount ?? 0) > 0;

@@ -130,6 +130,8 @@ export const sqliteMigrations: readonly string[] = [
     guid TEXT NOT NULL,
     droplet_digest TEXT NOT NULL REFERENCES droplet_conversions(droplet_digest),
     staged_at INTEGER NOT NULL,
+    record_repository TEXT NOT NULL,
+    record_digest TEXT NOT NULL,
     PRIMARY KEY (source, app, guid)
   ) WITHOUT ROWID;
   CREATE INDEX droplets_by_stage ON droplets(source, app, staged_at);

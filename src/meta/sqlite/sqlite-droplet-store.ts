@@ -2,7 +2,7 @@ import type { DatabaseSync, SQLInputValue } from 'node:sqlite';
 import type { Digest } from '../../oci/digest.ts';
 import type { RepositoryName } from '../../oci/names.ts';
 import { compositionFromRow, conversionFromRow, rootfsFromRow, rootfsTag, stagedDropletFromRow } from '../droplet-rows.ts';
-import type { CompositionIndex, ConversionIndex, DropletRecords, DropletStore, RootfsHistory, RootfsImage, StagedDroplet } from '../droplet-store.ts';
+import type { CompositionIndex, ConversionIndex, DropletRecords, DropletStore, RecordImage, RootfsHistory, RootfsImage, StagedDroplet } from '../droplet-store.ts';
 import { SqliteStatements } from './database.ts';
 
 const stagedSelect = 'SELECT d.guid, d.staged_at, c.* FROM droplets d JOIN droplet_conversions c ON c.droplet_digest = d.droplet_digest';
@@ -47,7 +47,7 @@ export class SqliteDropletStore implements DropletStore {
         const row = q.get(`${stagedSelect} WHERE d.source = ? AND d.app = ? ORDER BY d.staged_at DESC, d.guid DESC LIMIT 1`, source, app);
         return row === undefined ? undefined : stagedDropletFromRow(row);
       },
-      put: async (source, app, repository, droplet, keep) =>
+      put: async (source, app, droplet, record, keep) =>
         q.transaction(() => {
           const existing = staged(source, app, droplet.guid);
           if (existing !== undefined) return existing;
@@ -63,14 +63,16 @@ export class SqliteDropletStore implements DropletStore {
             now,
           );
           q.run(
-            'INSERT INTO droplets (source, app, guid, droplet_digest, staged_at) VALUES (?, ?, ?, ?, ?)',
+            'INSERT INTO droplets (source, app, guid, droplet_digest, staged_at, record_repository, record_digest) VALUES (?, ?, ?, ?, ?, ?, ?)',
             source,
             app,
             droplet.guid,
             droplet.dropletDigest,
             droplet.stagedAt.getTime(),
+            record.repository,
+            record.digest,
           );
-          q.link(q.ensureRepository(repository, now), droplet.layer, now);
+          q.storeImage(recordImage(record, droplet), now);
           const forgotten = q.all(
             `SELECT guid FROM droplets WHERE source = ? AND app = ? AND guid NOT IN
                (SELECT guid FROM droplets WHERE source = ? AND app = ? ORDER BY staged_at DESC, guid DESC LIMIT ?)`,
@@ -215,6 +217,10 @@ export class SqliteDropletStore implements DropletStore {
   }
 }
 
+function recordImage(record: RecordImage, droplet: StagedDroplet): StoredImage {
+  return { ...record, blobs: [record.config, droplet.layer], tags: [record.tag] };
+}
+
 function rootfsImage(image: RootfsImage, rootfs: { digest: Digest; size: number }): StoredImage {
   return { ...image, blobs: [image.config, rootfs], tags: ['latest', rootfsTag(rootfs.digest)] };
 }
@@ -292,6 +298,8 @@ class DropletQueries extends SqliteStatements {
   /** Forgets a droplet, its compositions, and its conversion when no droplet shares it. */
   forget(source: string, app: string, guid: string): boolean {
     this.removeCompositions('source = ? AND app = ? AND guid = ?', [source, app, guid]);
+    const row = this.get('SELECT record_repository, record_digest FROM droplets WHERE source = ? AND app = ? AND guid = ?', source, app, guid);
+    if (row !== undefined) this.removeManifest(row['record_repository'] as RepositoryName, row['record_digest'] as Digest);
     const removed = this.run('DELETE FROM droplets WHERE source = ? AND app = ? AND guid = ?', source, app, guid) > 0;
     this.run('DELETE FROM droplet_conversions WHERE NOT EXISTS (SELECT 1 FROM droplets d WHERE d.droplet_digest = droplet_conversions.droplet_digest)');
     return removed;

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { RegistryError } from '../../errors/registry-error.ts';
-import type { DropletStore, StagedDroplet } from '../../meta/droplet-store.ts';
+import type { DropletStore, RecordImage, StagedDroplet } from '../../meta/droplet-store.ts';
 import type { Page } from '../../meta/meta-store.ts';
 import { finishDigest, type Digest } from '../../oci/digest.ts';
 import type { RepositoryName } from '../../oci/names.ts';
@@ -63,6 +63,9 @@ export interface AppDirectory {
 
 export type DropletConverter = (droplet: Readable, signal?: AbortSignal) => Promise<ConvertedDroplet>;
 
+/** The record image of a droplet in `repository`, its blobs stored (see composeDropletRecord). */
+export type DropletRecorder = (repository: RepositoryName, droplet: StagedDroplet, signal?: AbortSignal) => Promise<RecordImage>;
+
 /** Apps whose droplets are uploaded (the cube registry's way): everything is in the store. */
 export class UploadedApps implements AppDirectory {
   readonly #source: string;
@@ -70,14 +73,21 @@ export class UploadedApps implements AppDirectory {
   readonly #convert: DropletConverter;
   readonly #keep: number;
   readonly #discard: (layer: Digest) => Promise<void>;
+  readonly #record: DropletRecorder;
 
   /** `discard` removes a converted layer that lost a race for its guid, unless metadata knows the digest. */
-  constructor(source: string, store: DropletStore, convert: DropletConverter, keep: number, discard: (layer: Digest) => Promise<void>) {
+  constructor(
+    source: string,
+    store: DropletStore,
+    tools: { convert: DropletConverter; record: DropletRecorder; discard: (layer: Digest) => Promise<void> },
+    keep: number,
+  ) {
     this.#source = source;
     this.#store = store;
-    this.#convert = convert;
+    this.#convert = tools.convert;
+    this.#record = tools.record;
+    this.#discard = tools.discard;
     this.#keep = keep;
-    this.#discard = discard;
   }
 
   async app(path: string): Promise<AppRef> {
@@ -127,7 +137,8 @@ export class UploadedApps implements AppDirectory {
     }
     const converted = await this.#convert(droplet, signal);
     const { dropletSize: _size, ...conversion } = converted;
-    const stored = await this.#store.droplets.put(this.#source, app.key, repository, { ...conversion, guid, stagedAt: new Date() }, this.#keep);
+    const staged: StagedDroplet = { ...conversion, guid, stagedAt: new Date() };
+    const stored = await this.#store.droplets.put(this.#source, app.key, staged, await this.#record(repository, staged, signal), this.#keep);
     // Another upload of the same guid may have been recorded first (another replica, at the same moment).
     if (stored.dropletDigest !== converted.dropletDigest && stored.layer.digest !== converted.layer.digest) await this.#discard(converted.layer.digest);
     return sameOrConflict(app, guid, stored, converted.dropletDigest);

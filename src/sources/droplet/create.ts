@@ -1,16 +1,19 @@
 import { readFile } from 'node:fs/promises';
+import { Readable } from 'node:stream';
 import type { BlobStore } from '../../blobs/blob-store.ts';
 import type { RepositoryKindConfig } from '../../config/repositories.ts';
 import type { Logger } from '../../log.ts';
-import type { DropletStore } from '../../meta/droplet-store.ts';
+import type { DropletStore, StagedDroplet } from '../../meta/droplet-store.ts';
 import type { MetaStore } from '../../meta/meta-store.ts';
 import type { Digest } from '../../oci/digest.ts';
 import type { RepositoryName } from '../../oci/names.ts';
+import { writeBlob } from '../../registry/blob-writer.ts';
 import { UploadedApps, type AppDirectory } from './apps.ts';
 import { CloudControllerApps } from './cloud-controller/cc-apps.ts';
 import { CloudControllerClient } from './cloud-controller/cc-client.ts';
 import { convertDroplet } from './droplet-layer.ts';
 import { DropletSource, rootfsPath } from './droplet-source.ts';
+import { composeDropletRecord, emptyConfig } from './image.ts';
 import { RootfsBase } from './rootfs.ts';
 
 export type DropletRepositoryConfig = Extract<RepositoryKindConfig, { kind: 'droplet' }>;
@@ -37,11 +40,17 @@ export function createDropletSource(config: DropletRepositoryConfig, dependencie
   const discard = async (layer: Digest) => {
     if ((await meta.blobs.storedSize(layer)) === undefined) await blobs.delete(layer);
   };
+  const record = async (repository: RepositoryName, droplet: StagedDroplet, signal?: AbortSignal) => {
+    if ((await blobs.stat(emptyConfig.digest, signal)) === undefined) {
+      await writeBlob(blobs, Readable.from([emptyConfig.bytes]), { expected: emptyConfig.digest, ...(signal === undefined ? {} : { signal }) });
+    }
+    return composeDropletRecord(repository, droplet);
+  };
   let apps: AppDirectory;
   let uploads: UploadedApps | undefined;
   const cc = config.cloudController;
   if (cc === undefined) {
-    uploads = new UploadedApps(source, store, convert, config.keepDroplets, discard);
+    uploads = new UploadedApps(source, store, { convert, record, discard }, config.keepDroplets);
     apps = uploads;
   } else {
     const secretFile = cc.clientSecretFile;
@@ -53,7 +62,7 @@ export function createDropletSource(config: DropletRepositoryConfig, dependencie
       downloadIdleTimeoutMs: cc.downloadIdleTimeout,
       logger,
     });
-    apps = new CloudControllerApps({ source, store, client, convert, discard, keep: config.keepDroplets, cacheTtlMs: cc.lookupCacheTtl, logger });
+    apps = new CloudControllerApps({ source, store, client, convert, discard, record, keep: config.keepDroplets, cacheTtlMs: cc.lookupCacheTtl, logger });
   }
   const rootfs = new RootfsBase(
     source,

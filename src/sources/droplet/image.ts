@@ -1,6 +1,6 @@
 import { digestOf, type Digest } from '../../oci/digest.ts';
 import { mediaTypes } from '../../oci/media-types.ts';
-import type { RootfsImage, StoredLayer } from '../../meta/droplet-store.ts';
+import type { RecordImage, RootfsImage, StagedDroplet, StoredLayer } from '../../meta/droplet-store.ts';
 import type { RepositoryName } from '../../oci/names.ts';
 import type { AppRef, ProcessFacts } from './apps.ts';
 import type { DropletOwner } from './droplet-layer.ts';
@@ -178,4 +178,31 @@ export function composeRootfsImage(repository: RepositoryName, rootfs: StoredLay
     }),
   );
   return { repository, digest: digestOf(bytes), mediaType: mediaTypes.ociManifest, bytes, config, configBytes };
+}
+
+/** The empty JSON object, the config of artifact manifests (OCI image spec, "empty descriptor"). */
+export const emptyConfig = { mediaType: 'application/vnd.oci.empty.v1+json', bytes: Buffer.from('{}'), digest: digestOf(Buffer.from('{}')), size: 2 };
+
+/** The artifact type of a droplet record. */
+export const dropletArtifactType = 'application/vnd.cloudfoundry.droplet.v1';
+
+/**
+ * A droplet as an OCI artifact manifest of its app's repository: its
+ * converted layer, the guid and droplet digest as annotations. It keeps
+ * the layer linked for as long as the droplet is kept, composed or not,
+ * under the tag `droplet-<sha256 of the guid>` (guids may be as long as a tag).
+ */
+export function composeDropletRecord(repository: RepositoryName, droplet: StagedDroplet): RecordImage {
+  const bytes = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: mediaTypes.ociManifest,
+      artifactType: dropletArtifactType,
+      config: { mediaType: emptyConfig.mediaType, digest: emptyConfig.digest, size: emptyConfig.size },
+      layers: [{ mediaType: mediaTypes.ociLayerGzip, digest: droplet.layer.digest, size: droplet.layer.size }],
+      annotations: { [labels.dropletGuid]: droplet.guid, [labels.dropletDigest]: droplet.dropletDigest },
+    }),
+  );
+  const tag = `droplet-${digestOf(Buffer.from(droplet.guid)).slice('sha256:'.length)}`;
+  return { repository, digest: digestOf(bytes), mediaType: mediaTypes.ociManifest, bytes, config: { digest: emptyConfig.digest, size: emptyConfig.size }, tag };
 }

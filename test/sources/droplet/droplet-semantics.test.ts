@@ -129,6 +129,27 @@ describe('uploaded droplets: what CF promises', () => {
     }
   });
 
+  test('garbage collection keeps a kept droplet, composed or not, and reclaims a deleted one', async () => {
+    const local = await startTestRegistry({ 'gc.gracePeriod': 0, repositories: [{ prefix: 'cf/', kind: 'droplet' }] });
+    try {
+      const kept = await upload(local.url, 'cf/dev/gc', 'g-kept', await buildDroplet({ greeting: 'kept' }));
+      const gone = await upload(local.url, 'cf/dev/gc', 'g-gone', await buildDroplet({ greeting: 'gone' }));
+      const [keptLayer, goneLayer] = [await kept.text(), await gone.text()];
+      assert.equal((await fetch(`${local.url}/v2/cf/dev/gc/manifests/g-gone`, { method: 'DELETE' })).status, 202);
+      // No rootfs yet, so nothing is composed: only the droplet's own record references its layer.
+      await local.server.registry.operations.collect();
+      const { blobs } = local.server.registry;
+      assert.notEqual(await blobs.stat(keptLayer as never), undefined, 'the kept droplet keeps its layer');
+      assert.equal(await blobs.stat(goneLayer as never), undefined, 'the deleted one is reclaimed');
+      await (local.server.registry.router.sourceFor('cf/x' as never) as DropletSource).rootfs.import(rootfsPath);
+      const image = await pull(local.url, 'cf/dev/gc', 'g-kept');
+      assert.equal(image.response.status, 200, image.text);
+      for (const blob of [image.json.config, ...image.json.layers]) assert.equal((await fetch(`${local.url}/v2/cf/dev/gc/blobs/${blob.digest}`)).status, 200);
+    } finally {
+      await local.close();
+    }
+  });
+
   test('other process types: <guid>.<type> runs the Procfile entry; an unknown type is 404', async () => {
     const extra = [{ name: './app/Procfile', mode: 0o644, body: 'web: ./start.sh\nworker: ./worker.sh --queue jobs\n' }];
     assert.equal((await upload(registry.url, 'cf/dev/procs', 'g-1', await buildDroplet({ extra }))).status, 201);

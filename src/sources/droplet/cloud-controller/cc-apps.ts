@@ -7,7 +7,7 @@ import type { Digest } from '../../../oci/digest.ts';
 import { isTag, type RepositoryName } from '../../../oci/names.ts';
 import { MeteredStream, through } from '../../../registry/blob-writer.ts';
 import { KeyedLock } from '../../../registry/keyed-lock.ts';
-import type { AppDirectory, AppRef, DropletRequest, ProcessFacts, ResolvedDroplet } from '../apps.ts';
+import type { AppDirectory, AppRef, DropletRecorder, DropletRequest, ProcessFacts, ResolvedDroplet } from '../apps.ts';
 import type { ConvertedDroplet } from '../droplet-layer.ts';
 import type { CloudControllerClient } from './cc-client.ts';
 import { TtlCache } from './ttl-cache.ts';
@@ -46,6 +46,7 @@ export interface CloudControllerAppsOptions {
   convert: (droplet: Readable, signal?: AbortSignal) => Promise<ConvertedDroplet>;
   /** Removes a converted layer that turned out not to be the droplet (checksum mismatch), unless metadata knows it. */
   discard: (layer: Digest) => Promise<void>;
+  record: DropletRecorder;
   keep: number;
   cacheTtlMs: number;
   logger: Logger;
@@ -207,7 +208,7 @@ export class CloudControllerApps implements AppDirectory {
       staged = { ...conversion, guid: droplet.guid, stagedAt };
       logger.info({ app: app.name, droplet: droplet.guid, layer: converted.layer.digest, bytes: converted.dropletSize }, 'droplet converted to a layer');
     }
-    return store.droplets.put(source, app.key, repository, staged, keep);
+    return store.droplets.put(source, app.key, staged, await this.#options.record(repository, staged, signal), keep);
   }
 }
 
