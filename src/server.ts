@@ -7,6 +7,9 @@ import { FsBlobStore } from './blobs/fs/fs-blob-store.ts';
 import type { Config } from './config/schema.ts';
 import { splitHostPort } from './config/units.ts';
 import { createApp } from './http/app.ts';
+import { dropletEndpoints, type DropletReceiver } from './http/droplets.ts';
+import type { V2Endpoint } from './http/v2-routes.ts';
+import type { DropletStore } from './meta/droplet-store.ts';
 import type { MetaStore } from './meta/meta-store.ts';
 import type { OperationsStore } from './meta/operations-store.ts';
 import { SqliteMetaStore } from './meta/sqlite/sqlite-meta-store.ts';
@@ -14,6 +17,7 @@ import { SqliteOperationsStore } from './meta/sqlite/sqlite-operations-store.ts'
 import type { RegistryMetrics } from './metrics/metrics.ts';
 import { Operations } from './ops/operations.ts';
 import { createHostedContext, HostedSource, type HostedContext } from './registry/hosted.ts';
+import type { RepositoryName } from './oci/names.ts';
 import type { RepositorySource } from './registry/repository.ts';
 import { RepositoryRouter } from './registry/router.ts';
 import { openSecurity, type Security } from './access-tls-limits.ts';
@@ -30,6 +34,8 @@ export interface Registry {
   logger: PinoLogger;
   /** GC, retention, quotas, events, metrics (docs/operations.md). */
   operations: Operations;
+  /** Endpoints below /v2/<name>/ the configured kinds add (droplet uploads), for `createApp`. */
+  v2Endpoints: V2Endpoint[];
   close(): Promise<void>;
 }
 
@@ -61,7 +67,18 @@ export async function openRegistry(config: Config, logger: PinoLogger = createLo
     operations.changes,
   );
   const hostedSource = operations.recordPulls(new HostedSource(hosted));
-  const context: SourceContext = { blobs: operations.blobs, dataDir, redirects: hosted.options.redirects, logger, config, hosted, metrics: operations.metrics };
+  const context: SourceContext = {
+    blobs: operations.blobs,
+    meta,
+    dropletStore: lazyDropletStore(meta),
+    droplets: [],
+    dataDir,
+    redirects: hosted.options.redirects,
+    logger,
+    config,
+    hosted,
+    metrics: operations.metrics,
+  };
   const routes = await Promise.all(
     config.repositories.map(async (entry) => ({
       prefix: entry.prefix,
@@ -80,6 +97,7 @@ export async function openRegistry(config: Config, logger: PinoLogger = createLo
     router,
     logger,
     operations,
+    v2Endpoints: context.droplets.length === 0 ? [] : dropletEndpoints(dropletReceivers(router, context.droplets)),
     async close() {
       await router.close();
       await operations.close();
@@ -133,9 +151,35 @@ async function openMetaStore(config: Config, dataDir: string): Promise<{ meta: M
   }
 }
 
+/** The droplet tables of the MetaStore's database, opened when a droplet repository first needs them. */
+function lazyDropletStore(meta: MetaStore): () => Promise<DropletStore> {
+  let opened: Promise<DropletStore> | undefined;
+  return () => {
+    opened ??= (async () => {
+      if (meta instanceof SqliteMetaStore) {
+        const { SqliteDropletStore } = await import('./meta/sqlite/sqlite-droplet-store.ts');
+        return new SqliteDropletStore(meta.database);
+      }
+      const [{ PostgresMetaStore }, { PostgresDropletStore }] = await Promise.all([
+        import('./meta/postgres/postgres-meta-store.ts'),
+        import('./meta/postgres/postgres-droplet-store.ts'),
+      ]);
+      if (meta instanceof PostgresMetaStore) {
+        return new PostgresDropletStore(meta.pool);
+      }
+      throw new Error('droplet repositories need the sqlite or postgres metadata driver');
+    })();
+    return opened;
+  };
+}
+
 /** What sources other than hosted are built from. */
 interface SourceContext {
   blobs: BlobStore;
+  meta: MetaStore;
+  dropletStore: () => Promise<DropletStore>;
+  /** Droplet sources, collected as they are built (for the upload endpoint). */
+  droplets: (RepositorySource & DropletReceiver)[];
   dataDir: string;
   redirects: boolean;
   logger: PinoLogger;
@@ -158,11 +202,10 @@ async function sourceFor(entry: Config['repositories'][number], hostedSource: Re
       );
     }
     case 'droplet': {
-      const [{ createDropletSource }, { SqliteDropletIndex }] = await Promise.all([
-        import('./sources/droplet/create.ts'),
-        import('./sources/droplet/sqlite-droplet-index.ts'),
-      ]);
-      return createDropletSource(entry, { ...context, index: SqliteDropletIndex.open(join(context.dataDir, 'droplets.db')) });
+      const { createDropletSource } = await import('./sources/droplet/create.ts');
+      const source = createDropletSource(entry, { ...context, store: await context.dropletStore(), deletes: context.config.registry.deletes });
+      context.droplets.push(source);
+      return source;
     }
     case 'proxy': {
       const { ProxySource } = await import('./sources/proxy/proxy-source.ts');
@@ -207,6 +250,7 @@ export async function startServer(config: Config, logger: PinoLogger = createLog
     logger,
     observers: registry.operations.observers(),
     extensions: registry.operations.extensions(),
+    v2Endpoints: registry.v2Endpoints,
   });
   const { host, port } = splitHostPort(config.listen);
   try {
@@ -231,6 +275,14 @@ export async function startServer(config: Config, logger: PinoLogger = createLog
       await registry.operations.stop();
       await registry.close();
     },
+  };
+}
+
+/** The upload droplet source serving a name, when the router sends the name to one. */
+function dropletReceivers(router: RepositoryRouter, droplets: readonly (RepositorySource & DropletReceiver)[]): (name: RepositoryName) => DropletReceiver | undefined {
+  return (name) => {
+    const source = router.sourceFor(name);
+    return droplets.find((receiver) => receiver === source);
   };
 }
 

@@ -17,7 +17,7 @@ const src = join(root, 'src');
  */
 const base = ['oci/', 'errors/', 'io/'];
 const stores = ['blobs/blob-store.ts', 'meta/meta-store.ts', 'meta/operations-store.ts', 'meta/change-log.ts'];
-const metaShared = ['meta/meta-store.ts', 'meta/operations-store.ts', 'meta/change-log.ts', 'meta/rows.ts', 'meta/cursors.ts'];
+const metaShared = ['meta/meta-store.ts', 'meta/operations-store.ts', 'meta/change-log.ts', 'meta/rows.ts', 'meta/cursors.ts', 'meta/droplet-store.ts', 'meta/droplet-rows.ts'];
 export const allowed: Record<string, readonly string[]> = {
   errors: [],
   oci: ['errors/'],
@@ -43,8 +43,8 @@ export const allowed: Record<string, readonly string[]> = {
   ops: [...base, ...stores, 'config/', 'log.ts', 'registry/', 'gc/', 'policy/', 'events/', 'metrics/', 'http/', 'pkg:fastify'],
   'sources/archive': [...base, ...stores, 'registry/', 'archives/', 'config/', 'log.ts', 'pkg:tar-stream'],
   'sources/proxy': [...base, ...stores, 'registry/', 'client/', 'config/', 'log.ts'],
-  // The droplet kind still keeps its own SQLite index beside the MetaStore.
-  'sources/droplet': [...base, ...stores, 'registry/', 'config/', 'log.ts', 'meta/sqlite/database.ts', 'pkg:node:sqlite', 'pkg:tar-stream', 'pkg:yaml'],
+  // The droplet kind keeps its records in the DropletStore, beside the MetaStore on the same database.
+  'sources/droplet': [...base, ...stores, 'meta/droplet-store.ts', 'registry/', 'config/', 'log.ts', 'pkg:tar-stream', 'pkg:yaml'],
   copy: [...base, 'blobs/blob-store.ts', 'meta/meta-store.ts', 'archives/', 'client/', 'config/', 'pkg:commander', 'pkg:tar-stream', 'pkg:@aws-sdk/client-s3'],
   'access-tls-limits.ts': [...base, 'config/', 'http/app.ts', 'http/server-options.ts', 'auth/', 'tls/', 'pkg:pino'],
   // The wiring: the only place that picks concrete drivers.

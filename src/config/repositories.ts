@@ -63,6 +63,11 @@ export const dropletRepositories = z.strictObject({
   keepDroplets: z.int().min(1).max(1000).default(5),
   /** Without it, droplets are uploaded (`POST /v2/<name>/blobs/?guid=`, `berth droplet push`). */
   cloudController: cloudController.optional(),
+  /**
+   * Variables every image of the prefix gets, after (and overriding) those
+   * Berth sets. Readable by anyone who may pull: never credentials.
+   */
+  environment: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an environment variable name'), z.string()).default({}),
 });
 
 /**

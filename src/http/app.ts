@@ -10,7 +10,7 @@ import { declareTargets, noteTarget, observeRequests, type RequestObserver } fro
 import { registerRateLimit } from './rate-limit.ts';
 import { serverOptions, type ServerSettings } from './server-options.ts';
 import { registerTokenEndpoint } from './token.ts';
-import { matchV2, runV2, type HttpSettings } from './v2-routes.ts';
+import { matchV2, runV2, type HttpSettings, type V2Endpoint } from './v2-routes.ts';
 
 export interface AppDependencies {
   router: RepositoryRouter;
@@ -29,6 +29,11 @@ export interface AppDependencies {
   observers?: readonly RequestObserver[];
   /** Endpoints beside the registry API (metrics, usage), each registering its routes (with the access policy, when there is one). */
   extensions?: readonly ((app: FastifyInstance, access?: AccessPolicy) => void)[];
+  /**
+   * Endpoints below /v2/<name>/ that a repository kind adds (droplet
+   * uploads), tried after the core ones, with the same access checks.
+   */
+  v2Endpoints?: readonly V2Endpoint[];
 }
 
 /** Headers that describe the error response itself, kept when an error replaces a half-built reply. */
@@ -104,7 +109,7 @@ export function createApp(dependencies: AppDependencies): FastifyInstance {
       noteCaller(request, caller?.user);
       return listCatalog(request, reply, router, caller);
     }
-    const match = matchV2(path, request.method);
+    const match = matchV2(path, request.method, dependencies.v2Endpoints);
     // A containerd mirror request names its registry in ?ns=: the access check is for the name it maps to.
     const namespace = queryValue(request.query, 'ns');
     if (namespace !== undefined) match.name = router.mirrorName(match.name, namespace);

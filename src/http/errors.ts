@@ -21,7 +21,20 @@ export function sendError(error: unknown, request: FastifyRequest, reply: Fastif
     request.log.debug({ err: error }, 'request refused by the framework');
   }
   reply.code(registryError.status).headers(registryError.headers).header('content-type', 'application/json');
+  if (registryError.status >= 500 && isRegistryError(error)) reply.raw.statusMessage = reasonPhrase(registryError);
   return reply.send(request.method === 'HEAD' ? undefined : JSON.stringify(errorBody(registryError)));
+}
+
+/**
+ * Docker and other clients print only the status line of a 5xx, never its
+ * body: an explained failure (a Cloud Controller that refused, a rootfs not
+ * imported) carries its message in the reason phrase too, in printable
+ * ASCII, bounded. Messages never hold secrets; internal errors keep the
+ * standard phrase.
+ */
+function reasonPhrase(error: RegistryError): string {
+  const message = error.message.replace(/[^\x20-\x7e]/g, '?');
+  return message.length > 300 ? `${message.slice(0, 300)}...` : message;
 }
 
 function toRegistryError(error: unknown, requestId: string): RegistryError {

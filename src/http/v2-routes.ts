@@ -5,7 +5,6 @@ import type { Repository, RepositoryWriter } from '../registry/repository.ts';
 import type { RepositoryRouter } from '../registry/router.ts';
 import type { Caller } from './access.ts';
 import { deleteBlob, getBlob } from './blobs.ts';
-import { receiveDroplet } from './droplets.ts';
 import { listReferrers, listTags } from './listings.ts';
 import { deleteManifest, getManifest, putManifest } from './manifests.ts';
 import { cancelUpload, finishUpload, patchUpload, startUpload, uploadStatus } from './uploads.ts';
@@ -40,7 +39,8 @@ export interface V2Request {
 type Handler = (context: V2Request) => Promise<unknown>;
 type Method = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
 
-interface Endpoint {
+/** An endpoint below /v2/<name>/: the core ones, and those a repository kind adds (see AppDependencies.v2Endpoints). */
+export interface V2Endpoint {
   /** Names the endpoint in metrics: a fixed set, never a repository name. */
   label: string;
   /** A substring every path of the endpoint contains. */
@@ -49,12 +49,12 @@ interface Endpoint {
   methods: Partial<Record<Method, { handler: Handler; action: Action }>>;
 }
 
-const pull = (handler: Handler) => ({ handler, action: 'pull' as const });
-const push = (handler: Handler) => ({ handler, action: 'push' as const });
-const remove = (handler: Handler) => ({ handler, action: 'delete' as const });
+export const pull = (handler: Handler) => ({ handler, action: 'pull' as const });
+export const push = (handler: Handler) => ({ handler, action: 'push' as const });
+export const remove = (handler: Handler) => ({ handler, action: 'delete' as const });
 
 // Order matters: `blobs/uploads` must be tried before `blobs/<digest>`.
-const endpoints: readonly Endpoint[] = [
+const endpoints: readonly V2Endpoint[] = [
   { label: 'tags', marker: '/tags/list', pattern: /^(?<name>.+)\/tags\/list$/, methods: { GET: pull(listTags) } },
   {
     label: 'manifest',
@@ -63,8 +63,6 @@ const endpoints: readonly Endpoint[] = [
     methods: { GET: pull(getManifest), HEAD: pull(getManifest), PUT: push(putManifest), DELETE: remove(deleteManifest) },
   },
   { label: 'blob_upload_start', marker: '/blobs/uploads', pattern: /^(?<name>.+)\/blobs\/uploads\/?$/, methods: { POST: push(startUpload) } },
-  // Droplet upload (cube registry compatible); other kinds answer UNSUPPORTED.
-  { label: 'droplet_upload', marker: '/blobs/', pattern: /^(?<name>.+)\/blobs\/$/, methods: { POST: push(receiveDroplet) } },
   {
     label: 'blob_upload',
     marker: '/blobs/uploads/',
@@ -85,9 +83,9 @@ export interface V2Match {
   label: string;
 }
 
-/** The first endpoint whose pattern the path matches, with the pattern's groups. */
-function findEndpoint(path: string): { endpoint: Endpoint; groups: Record<string, string> } | undefined {
-  for (const endpoint of endpoints) {
+/** The first endpoint whose pattern the path matches (core ones first, then `extra`), with the pattern's groups. */
+function findEndpoint(path: string, extra: readonly V2Endpoint[]): { endpoint: V2Endpoint; groups: Record<string, string> } | undefined {
+  for (const endpoint of extra.length === 0 ? endpoints : [...endpoints, ...extra]) {
     // A substring test is far cheaper than the pattern and rules out most endpoints.
     if (!path.includes(endpoint.marker)) continue;
     const groups = endpoint.pattern.exec(path)?.groups;
@@ -97,8 +95,8 @@ function findEndpoint(path: string): { endpoint: Endpoint; groups: Record<string
 }
 
 /** Finds the endpoint for a path below /v2/; NOT_FOUND, UNSUPPORTED (405) or NAME_INVALID otherwise. */
-export function matchV2(path: string, method: string): V2Match {
-  const found = findEndpoint(path);
+export function matchV2(path: string, method: string, extra: readonly V2Endpoint[] = []): V2Match {
+  const found = findEndpoint(path, extra);
   if (found === undefined) throw new RegistryError('NOT_FOUND', `no endpoint at /v2/${path.slice(0, 200)}`);
   const { endpoint, groups } = found;
   const route = endpoint.methods[method as Method];
@@ -121,10 +119,10 @@ export interface V2Target {
   params: Record<string, string>;
 }
 
-export function classifyV2(path: string): V2Target {
+export function classifyV2(path: string, extra: readonly V2Endpoint[] = []): V2Target {
   if (path === '') return { endpoint: 'base', params: {} };
   if (path === '_catalog') return { endpoint: 'catalog', params: {} };
-  const found = findEndpoint(path);
+  const found = findEndpoint(path, extra);
   if (found === undefined) return { endpoint: 'unknown', params: {} };
   const { name, ...params } = found.groups;
   return { endpoint: found.endpoint.label, ...(name === undefined ? {} : { name }), params };

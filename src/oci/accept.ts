@@ -9,11 +9,26 @@ export interface MediaTypeAcceptance {
 /** Accepts everything: for callers that are not answering a client. */
 export const acceptAnything: MediaTypeAcceptance = { accepts: () => true, named: [] };
 
+/** Parsed single Accept headers: clients send the same few on every request. */
+const parsed = new Map<string, MediaTypeAcceptance>();
+const maxParsed = 256;
+
 /**
  * Parses Accept headers. Clients send several headers or one comma-joined
  * list; a type with `q=0` is refused. With no usable header, anything goes.
  */
 export function parseAccept(header: string | readonly string[] | undefined): MediaTypeAcceptance {
+  if (typeof header !== 'string') return parseHeaders(header);
+  let acceptance = parsed.get(header);
+  if (acceptance === undefined) {
+    acceptance = parseHeaders(header);
+    if (parsed.size >= maxParsed) parsed.clear();
+    parsed.set(header, acceptance);
+  }
+  return acceptance;
+}
+
+function parseHeaders(header: string | readonly string[] | undefined): MediaTypeAcceptance {
   const values = header === undefined ? [] : typeof header === 'string' ? [header] : header;
   const named: string[] = [];
   let wildcard = false;

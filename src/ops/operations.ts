@@ -198,7 +198,7 @@ export class Operations {
         this.metrics.retentionDeleted.inc({ kind: 'manifest' }, report.manifests.length);
       });
     }
-    // Replicas each know their own retained blobs (droplet indexes are per replica): touching them
+    // Replicas each know their own retained blobs (archive caches are per replica): touching them
     // well within the grace period keeps whichever replica collects from deleting them.
     const publish = Math.max(60_000, Math.min(config.gc.gracePeriod / 4, 3_600_000));
     this.#schedules.every('retained blobs', publish, () => this.#touchRetained(), { runAtStart: true });

@@ -9,7 +9,6 @@ import type { Reference, RepositoryName, Tag } from '../oci/names.ts';
 import type { PullRecorder } from '../policy/pull-recorder.ts';
 import type {
   BlobBody,
-  DropletReceiver,
   ManifestContent,
   ManifestRead,
   Repository,
@@ -43,14 +42,12 @@ export function recordingPulls(source: RepositorySource, listeners: PullListener
 class PullRecordingRepository implements Repository {
   readonly name: RepositoryName;
   readonly writer?: RepositoryWriter;
-  readonly droplets?: DropletReceiver;
   readonly #inner: Repository;
   readonly #listeners: PullListeners;
 
   constructor(inner: Repository, listeners: PullListeners) {
     this.name = inner.name;
     if (inner.writer !== undefined) this.writer = inner.writer;
-    if (inner.droplets !== undefined) this.droplets = inner.droplets;
     this.#inner = inner;
     this.#listeners = listeners;
   }

@@ -52,14 +52,6 @@ export interface Repository {
   referrers(subject: Digest, artifactType: string | undefined, signal?: AbortSignal, page?: Page): Promise<Descriptor[]>;
   /** Present only on kinds that accept writes; the others answer writes with UNSUPPORTED. */
   readonly writer?: RepositoryWriter;
-  /** Present only on droplet repositories that take uploads (`POST /v2/<name>/blobs/?guid=`). */
-  readonly droplets?: DropletReceiver;
-}
-
-/** Takes Cloud Foundry droplets (.tgz as staged) for a droplet repository. */
-export interface DropletReceiver {
-  /** Converts and stores the droplet; the tags `<guid>` and `latest` then name its image. Resolves to the layer digest. */
-  receive(guid: Tag, droplet: Readable, signal?: AbortSignal): Promise<Digest>;
 }
 
 /** Where an upload stands: its id and how many bytes it holds. */

@@ -132,7 +132,9 @@ describe('access matrix: every endpoint × every kind of caller', () => {
 
   before(async () => {
     temp = await tempDir('berth-matrix');
-    test = await createTestApp(await authSettings(temp.path, { users, rules, extra: { 'auth.challenge': 'token', 'auth.failedSignIns.limit': 0 } }));
+    // A droplet repository elsewhere registers the droplet upload endpoint, whose access is checked like the core ones.
+    const extra = { 'auth.challenge': 'token', 'auth.failedSignIns.limit': 0, repositories: [{ prefix: 'cf/', kind: 'droplet' }] };
+    test = await createTestApp(await authSettings(temp.path, { users, rules, extra }));
     const key = createPrivateKey(await readFile(join(test.registry.config.dataDir, 'auth', 'token-signing-key.pem'), 'utf8'));
     const now = Math.floor(Date.now() / 1000);
     const expired = await new SignJWT({ access: [{ type: 'repository', name: 'team/app', actions: ['pull', 'push', 'delete'] }] })

@@ -75,6 +75,7 @@ export async function createTestApp(settings: TestSettings = {}, options: { capt
     ...security.app,
     router: registry.router,
     settings: { maxManifestBytes: config.registry.maxManifestBytes, chunkMinLength: config.registry.chunkMinLength ?? registry.blobs.chunkMinLength },
+    v2Endpoints: registry.v2Endpoints,
   });
   await app.ready();
   return {

@@ -1,9 +1,11 @@
 import type { Command } from 'commander';
 import type { Config } from '../../config/schema.ts';
+import { parseDigest } from '../../oci/digest.ts';
 import { isRepositoryName } from '../../oci/names.ts';
+import type { RootfsBase } from '../../sources/droplet/rootfs.ts';
 import { configFromOptions, type CommonOptions } from '../options.ts';
 
-/** `berth rootfs import FILE`: a new Cloud Foundry rootfs becomes the base of every droplet image. */
+/** `berth rootfs import FILE`, `rollback [DIGEST]`, `list`: the Cloud Foundry rootfs droplet images are composed on. */
 export function registerRootfs(program: Command): void {
   const rootfs = program.command('rootfs').description('the Cloud Foundry rootfs droplet images are composed on');
   rootfs
@@ -14,21 +16,61 @@ export function registerRootfs(program: Command): void {
     .option('--data <dir>', 'data directory (default ./data)')
     .option('--config <file>', 'YAML configuration file')
     .action(async (file: string, options: CommonOptions & { prefix?: string }) => {
-      const config = await configFromOptions(options, { 'log.level': 'warn' });
-      const prefix = dropletPrefix(config, options.prefix);
-      const [{ openRegistry }, { DropletSource }] = await Promise.all([import('../../server.ts'), import('../../sources/droplet/droplet-source.ts')]);
-      const registry = await openRegistry(config);
-      try {
-        const probe = `${prefix}rootfs-import`;
-        const source = isRepositoryName(probe) ? registry.router.sourceFor(probe) : undefined;
-        if (!(source instanceof DropletSource)) throw new Error(`no droplet repository serves the prefix "${prefix}"`);
-        const record = await source.rootfs.import(file);
+      await withRootfs(options, async (rootfs, prefix) => {
+        const record = await rootfs.import(file);
         process.stdout.write(`${record.digest}\n`);
-        process.stderr.write(`rootfs ${file} imported for "${prefix}": layer ${record.digest} (diff_id ${record.diffId}, ${record.size} bytes)\n`);
-      } finally {
-        await registry.close();
-      }
+        process.stderr.write(
+          record.latest
+            ? `rootfs ${file} imported for "${prefix}": layer ${record.digest} (diff_id ${record.diffId}, ${record.size} bytes)\n`
+            : `rootfs ${file} was imported for "${prefix}" before (layer ${record.digest}); the latest rootfs does not go back: use berth rootfs rollback to do that\n`,
+        );
+      });
     });
+  rootfs
+    .command('rollback')
+    .description('make an earlier rootfs the base of every droplet image again (the one before the current one, or DIGEST, or FILE)')
+    .argument('[digest]', 'the rootfs layer digest to go back to (berth rootfs list shows them)')
+    .option('--file <file>', 'import this rootfs tarball and make it the latest even if it was imported before')
+    .option('--prefix <prefix>', 'the droplet repository prefix (needed when several are configured)')
+    .option('--data <dir>', 'data directory (default ./data)')
+    .option('--config <file>', 'YAML configuration file')
+    .action(async (digest: string | undefined, options: CommonOptions & { prefix?: string; file?: string }) => {
+      await withRootfs(options, async (rootfs, prefix) => {
+        const target = options.file === undefined ? (digest === undefined ? undefined : parseDigest(digest)) : (await rootfs.import(options.file)).digest;
+        const record = await rootfs.rollback(target);
+        process.stdout.write(`${record.digest}\n`);
+        process.stderr.write(`rootfs of "${prefix}" rolled back to ${record.digest}: droplet images are composed on it from now on\n`);
+      });
+    });
+  rootfs
+    .command('list')
+    .description('the rootfs history of a droplet repository prefix, newest import first')
+    .option('--prefix <prefix>', 'the droplet repository prefix (needed when several are configured)')
+    .option('--data <dir>', 'data directory (default ./data)')
+    .option('--config <file>', 'YAML configuration file')
+    .action(async (options: CommonOptions & { prefix?: string }) => {
+      await withRootfs(options, async (rootfs) => {
+        for (const entry of await rootfs.history()) {
+          const state = entry.expiresAt === undefined ? 'latest' : `replaced, served until ${entry.expiresAt.toISOString()}`;
+          process.stdout.write(`${entry.digest}\t${entry.importedAt.toISOString()}\t${state}\t${entry.origin}\n`);
+        }
+      });
+    });
+}
+
+async function withRootfs(options: CommonOptions & { prefix?: string }, work: (rootfs: RootfsBase, prefix: string) => Promise<void>): Promise<void> {
+  const config = await configFromOptions(options, { 'log.level': 'warn' });
+  const prefix = dropletPrefix(config, options.prefix);
+  const [{ openRegistry }, { DropletSource }] = await Promise.all([import('../../server.ts'), import('../../sources/droplet/droplet-source.ts')]);
+  const registry = await openRegistry(config);
+  try {
+    const probe = `${prefix}rootfs-import`;
+    const source = isRepositoryName(probe) ? registry.router.sourceFor(probe) : undefined;
+    if (!(source instanceof DropletSource)) throw new Error(`no droplet repository serves the prefix "${prefix}"`);
+    await work(source.rootfs, prefix);
+  } finally {
+    await registry.close();
+  }
 }
 
 function dropletPrefix(config: Config, wanted: string | undefined): string {

@@ -114,4 +114,54 @@ export const postgresMigrations: readonly string[] = [
   CREATE TRIGGER tags_bump_version AFTER INSERT OR UPDATE OR DELETE ON tags
     FOR EACH ROW EXECUTE FUNCTION berth_bump_tag_version();
   `,
+  // The droplet kind's records (docs/cloudfoundry.md), as in SQLite.
+  `
+  CREATE TABLE droplet_conversions (
+    droplet_digest TEXT COLLATE "C" PRIMARY KEY,
+    layer_digest TEXT COLLATE "C" NOT NULL,
+    layer_size BIGINT NOT NULL,
+    diff_id TEXT COLLATE "C" NOT NULL,
+    process_types TEXT NOT NULL,
+    converted_at TIMESTAMPTZ NOT NULL
+  );
+  CREATE TABLE droplets (
+    source TEXT COLLATE "C" NOT NULL,
+    app TEXT COLLATE "C" NOT NULL,
+    guid TEXT COLLATE "C" NOT NULL,
+    droplet_digest TEXT COLLATE "C" NOT NULL REFERENCES droplet_conversions(droplet_digest),
+    staged_at TIMESTAMPTZ NOT NULL,
+    record_repository TEXT COLLATE "C" NOT NULL,
+    record_digest TEXT COLLATE "C" NOT NULL,
+    PRIMARY KEY (source, app, guid)
+  );
+  CREATE INDEX droplets_by_stage ON droplets(source, app, staged_at);
+  CREATE TABLE droplet_rootfs (
+    source TEXT COLLATE "C" NOT NULL,
+    layer_digest TEXT COLLATE "C" NOT NULL,
+    layer_size BIGINT NOT NULL,
+    diff_id TEXT COLLATE "C" NOT NULL,
+    origin TEXT NOT NULL,
+    imported_at TIMESTAMPTZ NOT NULL,
+    expires_at TIMESTAMPTZ,
+    image_repository TEXT COLLATE "C",
+    image_digest TEXT COLLATE "C",
+    PRIMARY KEY (source, layer_digest)
+  );
+  CREATE TABLE droplet_compositions (
+    source TEXT COLLATE "C" NOT NULL,
+    repository TEXT COLLATE "C" NOT NULL,
+    digest TEXT COLLATE "C" NOT NULL,
+    app TEXT COLLATE "C" NOT NULL,
+    guid TEXT COLLATE "C" NOT NULL,
+    rootfs_digest TEXT COLLATE "C" NOT NULL,
+    config_digest TEXT COLLATE "C" NOT NULL,
+    config_size BIGINT NOT NULL,
+    droplet_layer TEXT COLLATE "C" NOT NULL,
+    droplet_layer_size BIGINT NOT NULL,
+    droplet_diff_id TEXT COLLATE "C" NOT NULL,
+    PRIMARY KEY (source, repository, digest)
+  );
+  CREATE INDEX droplet_compositions_by_droplet ON droplet_compositions(source, app, guid);
+  CREATE INDEX droplet_compositions_by_rootfs ON droplet_compositions(source, rootfs_digest);
+  `,
 ];

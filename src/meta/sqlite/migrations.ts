@@ -112,4 +112,56 @@ export const sqliteMigrations: readonly string[] = [
   CREATE TRIGGER tags_bump_version_on_delete AFTER DELETE ON tags
     BEGIN UPDATE repositories SET tag_version = tag_version + 1 WHERE id = OLD.repository_id; END;
   `,
+  // The droplet kind's records (docs/cloudfoundry.md): conversions of droplets
+  // into layers, droplets per app, rootfs history, and which manifests are
+  // compositions. Composed images are ordinary manifests with ordinary links.
+  `
+  CREATE TABLE droplet_conversions (
+    droplet_digest TEXT PRIMARY KEY,
+    layer_digest TEXT NOT NULL,
+    layer_size INTEGER NOT NULL,
+    diff_id TEXT NOT NULL,
+    process_types TEXT NOT NULL,
+    converted_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE TABLE droplets (
+    source TEXT NOT NULL,
+    app TEXT NOT NULL,
+    guid TEXT NOT NULL,
+    droplet_digest TEXT NOT NULL REFERENCES droplet_conversions(droplet_digest),
+    staged_at INTEGER NOT NULL,
+    record_repository TEXT NOT NULL,
+    record_digest TEXT NOT NULL,
+    PRIMARY KEY (source, app, guid)
+  ) WITHOUT ROWID;
+  CREATE INDEX droplets_by_stage ON droplets(source, app, staged_at);
+  CREATE TABLE droplet_rootfs (
+    source TEXT NOT NULL,
+    layer_digest TEXT NOT NULL,
+    layer_size INTEGER NOT NULL,
+    diff_id TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    imported_at INTEGER NOT NULL,
+    expires_at INTEGER,
+    image_repository TEXT,
+    image_digest TEXT,
+    PRIMARY KEY (source, layer_digest)
+  ) WITHOUT ROWID;
+  CREATE TABLE droplet_compositions (
+    source TEXT NOT NULL,
+    repository TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    app TEXT NOT NULL,
+    guid TEXT NOT NULL,
+    rootfs_digest TEXT NOT NULL,
+    config_digest TEXT NOT NULL,
+    config_size INTEGER NOT NULL,
+    droplet_layer TEXT NOT NULL,
+    droplet_layer_size INTEGER NOT NULL,
+    droplet_diff_id TEXT NOT NULL,
+    PRIMARY KEY (source, repository, digest)
+  ) WITHOUT ROWID;
+  CREATE INDEX droplet_compositions_by_droplet ON droplet_compositions(source, app, guid);
+  CREATE INDEX droplet_compositions_by_rootfs ON droplet_compositions(source, rootfs_digest);
+  `,
 ];

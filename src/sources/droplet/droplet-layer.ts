@@ -8,7 +8,7 @@ import type { BlobStore } from '../../blobs/blob-store.ts';
 import { RegistryError } from '../../errors/registry-error.ts';
 import { finishDigest } from '../../oci/digest.ts';
 import { MeteredStream, through } from '../../io/metered-stream.ts';
-import type { Conversion } from './droplet-index.ts';
+import type { Conversion } from '../../meta/droplet-store.ts';
 import { archiveError, storeTarAsLayer } from './layer-writer.ts';
 
 /** Where Cloud Foundry unpacks a droplet, and so where its entries go in the layer. */
@@ -58,15 +58,14 @@ export async function convertDroplet(blobs: BlobStore, droplet: Readable, owner:
   const extract = tar.extract();
   const stored = storeTarAsLayer(blobs, Readable.from(pack), signal);
   const rewritten = rewriteEntries(tarStream, extract, pack, owner);
-  const [layer, startCommand] = await Promise.allSettled([stored, rewritten]);
-  if (startCommand.status === 'rejected') throw archiveError(startCommand.reason, 'the droplet');
+  const [layer, processTypes] = await Promise.allSettled([stored, rewritten]);
+  if (processTypes.status === 'rejected') throw archiveError(processTypes.reason, 'the droplet');
   if (layer.status === 'rejected') throw archiveError(layer.reason, 'the droplet');
-  const conversion: ConvertedDroplet = { dropletDigest: finishDigest(dropletHash, 'sha256'), dropletSize: metered.bytes, layer: layer.value };
-  if (startCommand.value !== undefined) conversion.startCommand = startCommand.value;
-  return conversion;
+  return { dropletDigest: finishDigest(dropletHash, 'sha256'), dropletSize: metered.bytes, layer: layer.value, processTypes: processTypes.value };
 }
 
-async function rewriteEntries(source: Readable, extract: tar.Extract, pack: Pack, owner: DropletOwner): Promise<string | undefined> {
+/** Rewrites every entry into `pack`; resolves to the droplet's process types (Procfile, then staging_info.yml's start_command as web). */
+async function rewriteEntries(source: Readable, extract: tar.Extract, pack: Pack, owner: DropletOwner): Promise<Record<string, string>> {
   const parsing = pipeline(source, extract);
   // Awaited after the entries; until then its failure surfaces through the entry loop.
   parsing.catch(() => undefined);
@@ -76,6 +75,7 @@ async function rewriteEntries(source: Readable, extract: tar.Extract, pack: Pack
     await writeEntry(pack, { name: `${path}/`, type: 'directory', mode, uid: ids.uid, gid: ids.gid, mtime });
   };
   let startCommand: string | undefined;
+  let procfile: Record<string, string> = {};
   try {
     // Parents first: home/ belongs to root as in any rootfs, home/vcap/ to the app's user.
     await addDirectory('home', 0o755, { uid: 0, gid: 0 }, new Date(0));
@@ -96,6 +96,10 @@ async function rewriteEntries(source: Readable, extract: tar.Extract, pack: Pack
         const bytes = await readAll(entry);
         startCommand = startCommandOf(bytes);
         await writeEntry(pack, header, bytes);
+      } else if (path === 'app/Procfile' && header.type === 'file' && (header.size ?? 0) <= maxStagingInfoBytes) {
+        const bytes = await readAll(entry);
+        procfile = processTypesOf(bytes);
+        await writeEntry(pack, header, bytes);
       } else {
         await pipeline(entry, pack.entry(header));
       }
@@ -104,7 +108,7 @@ async function rewriteEntries(source: Readable, extract: tar.Extract, pack: Pack
     // TMPDIR points here; staged droplets have it, hand-made ones may not.
     if (!directories.has(`${dropletRoot}/tmp`)) await addDirectory(`${dropletRoot}/tmp`, 0o755, owner, new Date(0));
     pack.finalize();
-    return startCommand;
+    return startCommand === undefined ? procfile : { ...procfile, web: startCommand };
   } catch (error) {
     extract.destroy();
     await parsing.catch(() => undefined);
@@ -167,6 +171,20 @@ export function startCommandOf(bytes: Buffer): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Process types of a Procfile (`<type>: <command>` per line), as the
+ * buildpack lifecycle reads it; staging_info.yml's start_command, which
+ * already accounts for the Procfile's web entry, takes precedence for web.
+ */
+export function processTypesOf(bytes: Buffer): Record<string, string> {
+  const types: Record<string, string> = {};
+  for (const line of bytes.toString('utf8').split(/\r?\n/)) {
+    const match = /^([A-Za-z0-9_-]+):\s*(.+?)\s*$/.exec(line);
+    if (match?.[1] !== undefined && match[2] !== undefined) types[match[1]] = match[2];
+  }
+  return types;
 }
 
 function parentsOf(path: string): string[] {

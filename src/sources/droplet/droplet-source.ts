@@ -2,45 +2,56 @@ import { Readable } from 'node:stream';
 import type { BlobStore, ByteRange } from '../../blobs/blob-store.ts';
 import { RegistryError } from '../../errors/registry-error.ts';
 import type { Logger } from '../../log.ts';
-import type { Page } from '../../meta/meta-store.ts';
+import type { DropletStore } from '../../meta/droplet-store.ts';
+import type { MetaStore, Page } from '../../meta/meta-store.ts';
 import type { MediaTypeAcceptance } from '../../oci/accept.ts';
 import type { Digest } from '../../oci/digest.ts';
 import type { Descriptor } from '../../oci/manifest.ts';
 import { mediaTypes } from '../../oci/media-types.ts';
 import type { Reference, RepositoryName, Tag } from '../../oci/names.ts';
+import { storedBlobBody } from '../../registry/blob-body.ts';
 import { writeBlob } from '../../registry/blob-writer.ts';
 import { blobUnknown } from '../../registry/hosted.ts';
-import { manifestUnknown } from '../../registry/manifests.ts';
-import type { BlobBody, DropletReceiver, ManifestContent, Repository, RepositorySource } from '../../registry/repository.ts';
-import { storedBlobBody } from '../../registry/blob-body.ts';
+import { getManifest, manifestUnknown } from '../../registry/manifests.ts';
+import type { BlobBody, ManifestContent, Repository, RepositorySource, RepositoryWriter } from '../../registry/repository.ts';
 import { compareNames } from '../../registry/router.ts';
-import type { AppDirectory, AppRef } from './apps.ts';
-import type { DropletIndex } from './droplet-index.ts';
+import type { AppDirectory, AppRef, DropletRequest, UploadedApps } from './apps.ts';
 import type { DropletOwner } from './droplet-layer.ts';
 import { composeImage, type ImageFormat } from './image.ts';
 import type { RootfsBase } from './rootfs.ts';
 
 /** Everything the droplet repositories of one prefix share. */
 export interface DropletContext {
-  /** The prefix served, which also scopes this source's records in the index. */
+  /** The prefix served, which also scopes this source's records in the store. */
   prefix: string;
   blobs: BlobStore;
-  index: DropletIndex;
+  meta: MetaStore;
+  store: DropletStore;
   apps: AppDirectory;
+  /** Present when droplets are uploaded rather than fetched from a Cloud Controller. */
+  uploads?: UploadedApps;
   rootfs: RootfsBase;
   architecture: string;
   owner: DropletOwner;
+  /** The Cloud Controller's API URL (VCAP_APPLICATION's cf_api). */
+  cfApi?: string;
+  /** Variables the operator configured for every image of the prefix. */
+  environment: Readonly<Record<string, string>>;
   /** Whether blob GETs may answer 307 to the store's own URL. */
   redirects: boolean;
+  /** Whether uploaded droplets may be deleted (`registry.deletes`). */
+  deletes: boolean;
   logger: Logger;
-  /** Closes what the context owns (the index). */
-  close(): Promise<void>;
 }
 
+/** The path below a prefix where each rootfs is kept as an image of its own. */
+export const rootfsPath = 'rootfs';
+
 /**
- * Cloud Foundry apps as images: each pull composes the app's droplet layer
- * onto the latest rootfs. Compositions are remembered so that a digest
- * stays pullable while its rootfs is current or within retention.
+ * Cloud Foundry apps as images: each pull composes a droplet layer onto the
+ * latest rootfs. Compositions are ordinary manifests of the app's
+ * repository, so that a digest stays pullable while its rootfs is current
+ * or within retention, and garbage collection sees their blobs as links.
  */
 export class DropletSource implements RepositorySource {
   readonly #context: DropletContext;
@@ -49,13 +60,40 @@ export class DropletSource implements RepositorySource {
     this.#context = context;
   }
 
+  get prefix(): string {
+    return this.#context.prefix;
+  }
+
   get rootfs(): RootfsBase {
     return this.#context.rootfs;
+  }
+
+  /** The uploaded apps of this prefix; undefined when droplets come from a Cloud Controller. */
+  get uploads(): UploadedApps | undefined {
+    return this.#context.uploads;
+  }
+
+  /**
+   * Takes an uploaded droplet for the app `name` names; resolves to its
+   * layer. UNSUPPORTED when droplets come from a Cloud Controller.
+   */
+  async receive(name: RepositoryName, guid: string, droplet: Readable, signal?: AbortSignal): Promise<Digest> {
+    const { uploads, prefix } = this.#context;
+    if (uploads === undefined) {
+      throw new RegistryError('UNSUPPORTED', `repository ${name} does not take droplets: its droplets come from the Cloud Controller`, { detail: { name } });
+    }
+    const path = name.slice(prefix.length);
+    if (path === '' || path === rootfsPath) {
+      throw new RegistryError('NAME_INVALID', `${name} is not an app: ${prefix}${rootfsPath} holds the rootfs`, { detail: { name } });
+    }
+    const stored = await uploads.receive(await uploads.app(path), guid, name, droplet, signal);
+    return stored.layer.digest;
   }
 
   async open(name: RepositoryName): Promise<Repository> {
     const path = name.slice(this.#context.prefix.length);
     if (path === '') throw new RegistryError('NAME_UNKNOWN', `repository ${name} names no app`, { detail: { name } });
+    if (path === rootfsPath) return new RootfsRepository(name, this.#context);
     return new DropletRepository(name, path, this.#context);
   }
 
@@ -68,20 +106,20 @@ export class DropletSource implements RepositorySource {
     return (await apps.paths(within)).map((path) => `${prefix}${path}` as RepositoryName);
   }
 
-  /** Droplet layers, rootfs layers within retention and generated configs: none is linked in the MetaStore. */
-  retainedBlobs(): AsyncIterable<Digest> {
-    return this.#context.index.retainedBlobs(new Date());
-  }
-
   async close(): Promise<void> {
     await this.#context.rootfs.close();
-    await this.#context.close();
   }
+}
+
+/** `<tag>.<process>` names another process type than web; guids and `latest` hold no ".". */
+export function dropletRequestOf(tag: Tag): DropletRequest {
+  const dot = tag.lastIndexOf('.');
+  return dot <= 0 ? { droplet: tag, process: 'web' } : { droplet: tag.slice(0, dot), process: tag.slice(dot + 1) };
 }
 
 class DropletRepository implements Repository {
   readonly name: RepositoryName;
-  readonly droplets?: DropletReceiver;
+  readonly writer?: RepositoryWriter;
   readonly #path: string;
   readonly #context: DropletContext;
 
@@ -89,16 +127,13 @@ class DropletRepository implements Repository {
     this.name = name;
     this.#path = path;
     this.#context = context;
-    const receive = context.apps.receive?.bind(context.apps);
-    if (receive !== undefined) {
-      this.droplets = { receive: async (guid, droplet, signal) => receive(await context.apps.app(path, signal), guid, droplet, signal) };
-    }
+    if (context.uploads !== undefined) this.writer = uploadsWriter(name, path, context.uploads, context);
   }
 
   async manifest(reference: Reference, accept: MediaTypeAcceptance, signal?: AbortSignal): Promise<ManifestContent> {
-    const { index, prefix } = this.#context;
+    const { store, prefix } = this.#context;
     if (reference.kind === 'digest') {
-      const composition = await index.compositions.get(prefix, this.name, reference.digest, new Date());
+      const composition = await store.compositions.get(prefix, this.name, reference.digest, new Date());
       if (composition === undefined) throw manifestUnknown(reference);
       return { digest: composition.digest, mediaType: composition.mediaType, bytes: composition.bytes };
     }
@@ -108,8 +143,9 @@ class DropletRepository implements Repository {
   }
 
   async #compose(app: AppRef, tag: Tag, format: ImageFormat, signal?: AbortSignal): Promise<ManifestContent> {
-    const { index, prefix, blobs, apps } = this.#context;
-    const { droplet, startCommand } = await apps.droplet(app, tag, signal);
+    const { store, prefix, blobs, apps } = this.#context;
+    const request = dropletRequestOf(tag);
+    const { droplet, command, created, process } = await apps.droplet(app, request, this.name, signal);
     const rootfs = await this.#context.rootfs.current();
     const image = composeImage(
       {
@@ -117,32 +153,42 @@ class DropletRepository implements Repository {
         droplet: droplet.layer,
         architecture: this.#context.architecture,
         owner: this.#context.owner,
-        startCommand,
-        appName: app.name,
-        ...(app.guid === undefined ? {} : { appGuid: app.guid }),
+        startCommand: command,
+        app,
+        processType: request.process,
+        process,
+        ...(this.#context.cfApi === undefined ? {} : { cfApi: this.#context.cfApi }),
+        environment: this.#context.environment,
         dropletGuid: droplet.guid,
         dropletDigest: droplet.dropletDigest,
-        stagedAt: droplet.stagedAt,
+        created,
       },
       format,
     );
     const now = new Date();
     const { manifest, config } = image;
-    if ((await index.compositions.get(prefix, this.name, manifest.digest, now)) === undefined) {
+    if ((await store.compositions.get(prefix, this.name, manifest.digest, now)) === undefined) {
       if ((await blobs.stat(config.digest, signal)) === undefined) {
         await writeBlob(blobs, Readable.from([config.bytes]), { expected: config.digest, ...(signal === undefined ? {} : { signal }) });
       }
-      await index.compositions.put(
-        prefix,
-        { repository: this.name, digest: manifest.digest, mediaType: manifest.mediaType, bytes: manifest.bytes, config, rootfs, dropletLayer: droplet.layer },
-        now,
-      );
+      const composition = {
+        repository: this.name,
+        app: app.key,
+        dropletGuid: droplet.guid,
+        digest: manifest.digest,
+        mediaType: manifest.mediaType,
+        bytes: manifest.bytes,
+        config,
+        rootfs,
+        dropletLayer: droplet.layer,
+      };
+      await store.compositions.put(prefix, composition, tag, now);
     }
     return { digest: manifest.digest, mediaType: manifest.mediaType, bytes: manifest.bytes };
   }
 
   async blobSize(digest: Digest): Promise<number> {
-    const size = await this.#context.index.compositions.blobSize(this.#context.prefix, this.name, digest, new Date());
+    const size = await this.#context.store.compositions.blobSize(this.#context.prefix, this.name, digest, new Date());
     if (size === undefined) throw blobUnknown(digest);
     return size;
   }
@@ -157,6 +203,76 @@ class DropletRepository implements Repository {
     const all = [...new Set([...(await this.#context.apps.guids(app, signal)), 'latest'])].sort(compareNames) as Tag[];
     const after = page.last === undefined ? all : all.filter((tag) => compareNames(tag, page.last as string) > 0);
     return page.limit === undefined ? after : after.slice(0, page.limit);
+  }
+
+  async referrers(): Promise<Descriptor[]> {
+    return [];
+  }
+}
+
+/**
+ * The write side of an upload droplet repository: deleting a droplet by
+ * its guid (or by the digest of one of its images). Uploads themselves go
+ * through `POST /v2/<name>/blobs/?guid=`; every other write is refused.
+ */
+function uploadsWriter(name: RepositoryName, path: string, uploads: UploadedApps, context: DropletContext): RepositoryWriter {
+  const refuse = async (): Promise<never> => {
+    throw new RegistryError('UNSUPPORTED', `${name} is a droplet repository: upload droplets with POST /v2/${name}/blobs/?guid=<droplet guid>`, { detail: { name } });
+  };
+  return {
+    startUpload: refuse,
+    uploadStatus: refuse,
+    appendUpload: refuse,
+    finishUpload: refuse,
+    cancelUpload: refuse,
+    mountBlob: refuse,
+    putManifest: refuse,
+    deleteBlob: refuse,
+    async deleteManifest(reference) {
+      if (!context.deletes) throw new RegistryError('UNSUPPORTED', 'deletes are disabled on this registry (registry.deletes: false)');
+      const app = await uploads.app(path);
+      if (reference.kind === 'tag') {
+        const request = dropletRequestOf(reference.tag);
+        if (request.droplet === 'latest' || request.process !== 'web') {
+          throw new RegistryError('UNSUPPORTED', `delete a droplet by its guid, not by ${reference.tag}`, { detail: { tag: reference.tag } });
+        }
+        await uploads.remove(app, request.droplet);
+        return;
+      }
+      const composition = await context.store.compositions.get(context.prefix, name, reference.digest, new Date());
+      if (composition === undefined) throw manifestUnknown(reference);
+      await uploads.remove(app, composition.dropletGuid);
+    },
+  };
+}
+
+/** `<prefix>rootfs`: every rootfs kept (current or within retention) as an image, `latest` the current one. */
+class RootfsRepository implements Repository {
+  readonly name: RepositoryName;
+  readonly #context: DropletContext;
+
+  constructor(name: RepositoryName, context: DropletContext) {
+    this.name = name;
+    this.#context = context;
+  }
+
+  manifest(reference: Reference, accept: MediaTypeAcceptance): Promise<ManifestContent> {
+    return getManifest(this.#context.meta, this.name, reference, accept);
+  }
+
+  async blobSize(digest: Digest): Promise<number> {
+    const size = await this.#context.meta.blobs.linkedSize(this.name, digest);
+    if (size === undefined) throw blobUnknown(digest);
+    return size;
+  }
+
+  openBlob(digest: Digest, range: ByteRange | undefined, signal?: AbortSignal): Promise<BlobBody> {
+    const { blobs, redirects } = this.#context;
+    return storedBlobBody(blobs, digest, range, { redirects, signal });
+  }
+
+  async tags(page: Page): Promise<Tag[]> {
+    return this.#context.meta.tags.list(this.name, page);
   }
 
   async referrers(): Promise<Descriptor[]> {

@@ -6,7 +6,7 @@ import { RegistryError } from '../../errors/registry-error.ts';
 import { finishDigest } from '../../oci/digest.ts';
 import { writeBlob } from '../../registry/blob-writer.ts';
 import { MeteredStream, through } from '../../io/metered-stream.ts';
-import type { StoredLayer } from './droplet-index.ts';
+import type { StoredLayer } from '../../meta/droplet-store.ts';
 
 /**
  * Stores an uncompressed tar stream as a gzip layer blob. One pass: the

@@ -1,11 +1,16 @@
 import { createReadStream } from 'node:fs';
+import { Readable } from 'node:stream';
 import { open, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { BlobStore } from '../../blobs/blob-store.ts';
 import { RegistryError } from '../../errors/registry-error.ts';
 import type { Logger } from '../../log.ts';
+import type { DropletStore, RootfsEntry, RootfsRecord, StoredLayer } from '../../meta/droplet-store.ts';
+import type { Digest } from '../../oci/digest.ts';
+import type { RepositoryName } from '../../oci/names.ts';
 import { through } from '../../io/metered-stream.ts';
-import type { DropletIndex, RootfsRecord, StoredLayer } from './droplet-index.ts';
+import { writeBlob } from '../../registry/blob-writer.ts';
+import { composeRootfsImage } from './image.ts';
 import { archiveError, isGzip, storeGzipTarAsLayer, storeTarAsLayer, TarHeaderCheck } from './layer-writer.ts';
 
 export interface RootfsOptions {
@@ -14,6 +19,9 @@ export interface RootfsOptions {
   checkIntervalMs: number;
   /** How long compositions on a replaced rootfs stay readable. */
   retentionMs: number;
+  /** `<prefix>rootfs`, where each rootfs is kept as an image of its own. */
+  repository: RepositoryName;
+  architecture: string;
 }
 
 /** Stores a rootfs tarball (.tar or .tar.gz) as a gzip layer. */
@@ -37,24 +45,27 @@ export async function storeRootfs(blobs: BlobStore, file: string, signal?: Abort
 
 /**
  * The base layer of every droplet image of one droplet repository: the
- * latest rootfs in the index. A configured file is checked for replacement
+ * latest rootfs in the store. A configured file is checked for replacement
  * at most every `checkIntervalMs`, on demand; a changed file is imported in
- * the background while pulls keep using the previous rootfs.
+ * the background while pulls keep using the previous rootfs. The latest
+ * only moves forward: a rootfs whose content the prefix had before becomes
+ * the latest again only through `rollback`.
  */
 export class RootfsBase {
   readonly #source: string;
-  readonly #index: DropletIndex;
+  readonly #store: DropletStore;
   readonly #blobs: BlobStore;
   readonly #options: RootfsOptions;
   readonly #logger: Logger;
   readonly #stopping = new AbortController();
   #lastCheck = Number.NEGATIVE_INFINITY;
+  #lastExpiry = Number.NEGATIVE_INFINITY;
   #importing: Promise<void> | undefined;
   #lastFailure: string | undefined;
 
-  constructor(source: string, index: DropletIndex, blobs: BlobStore, options: RootfsOptions, logger: Logger) {
+  constructor(source: string, store: DropletStore, blobs: BlobStore, options: RootfsOptions, logger: Logger) {
     this.#source = source;
-    this.#index = index;
+    this.#store = store;
     this.#blobs = blobs;
     this.#options = options;
     this.#logger = logger;
@@ -63,10 +74,11 @@ export class RootfsBase {
   /** The rootfs to compose on now; waits for the first import when there is none yet. */
   async current(): Promise<RootfsRecord> {
     this.#checkConfiguredFile();
-    let latest = await this.#index.rootfs.latest(this.#source);
+    await this.#expire();
+    let latest = await this.#store.rootfs.latest(this.#source);
     if (latest === undefined && this.#importing !== undefined) {
       await this.#importing;
-      latest = await this.#index.rootfs.latest(this.#source);
+      latest = await this.#store.rootfs.latest(this.#source);
     }
     if (latest !== undefined) return latest;
     const reason =
@@ -75,13 +87,70 @@ export class RootfsBase {
     throw new RegistryError('UNKNOWN', `droplet images cannot be composed: ${reason}`, { status: 503 });
   }
 
-  /** Imports a rootfs tarball and makes it the base of every image from now on. */
-  async import(file: string, origin = `import:${resolve(file)}`, signal?: AbortSignal): Promise<RootfsRecord> {
+  /**
+   * Imports a rootfs tarball; it becomes the base of every image from now on
+   * when its content is new to the prefix (`latest: true`). A rootfs the
+   * prefix had before is stored but does not become the latest again.
+   */
+  async import(file: string, origin = `import:${resolve(file)}`, signal?: AbortSignal): Promise<RootfsRecord & { latest: boolean }> {
     const layer = await storeRootfs(this.#blobs, file, signal);
     const record: RootfsRecord = { ...layer, origin, importedAt: new Date() };
-    await this.#index.rootfs.add(this.#source, record, this.#options.retentionMs);
-    this.#logger.info({ rootfs: layer.digest, diffId: layer.diffId, size: layer.size, origin }, 'rootfs imported: new droplet images use it');
+    const latest = await this.#store.rootfs.add(this.#source, record, await this.#rootfsImage(layer, signal), this.#options.retentionMs);
+    if (latest) {
+      this.#logger.info({ rootfs: layer.digest, diffId: layer.diffId, size: layer.size, origin }, 'rootfs imported: new droplet images use it');
+      await this.#expire(true);
+    } else {
+      const current = await this.#store.rootfs.latest(this.#source);
+      this.#logger.info(
+        { rootfs: layer.digest, latest: current?.digest, origin },
+        'this rootfs was imported before: the latest rootfs does not go back (berth rootfs rollback does that on purpose)',
+      );
+    }
+    return { ...record, latest };
+  }
+
+  /**
+   * Makes an earlier rootfs the latest again: `digest`, or the one imported
+   * before the current one. Its layer must still be stored.
+   */
+  async rollback(digest?: Digest, signal?: AbortSignal): Promise<RootfsRecord> {
+    const history = await this.#store.rootfs.history(this.#source);
+    const current = history.find((entry) => entry.expiresAt === undefined);
+    const target =
+      digest === undefined ? history.find((entry) => entry.expiresAt !== undefined && entry.digest !== current?.digest) : history.find((entry) => entry.digest === digest);
+    if (target === undefined) {
+      throw new Error(digest === undefined ? `prefix "${this.#source}" has no earlier rootfs to roll back to` : `prefix "${this.#source}" never had the rootfs ${digest}`);
+    }
+    if ((await this.#blobs.stat(target.digest, signal)) !== target.size) {
+      throw new Error(`the layer of rootfs ${target.digest} is no longer stored (garbage collected after its retention); roll back to its file instead: berth rootfs rollback --file FILE`);
+    }
+    const record = await this.#store.rootfs.rollback(this.#source, target.digest, await this.#rootfsImage(target, signal), this.#options.retentionMs, new Date());
+    if (record === undefined) throw new Error(`prefix "${this.#source}" never had the rootfs ${target.digest}`);
+    this.#logger.info({ rootfs: record.digest, previous: current?.digest }, 'rootfs rolled back: new droplet images use an earlier rootfs');
     return record;
+  }
+
+  /** Every rootfs the prefix has had, newest import first. */
+  history(): Promise<RootfsEntry[]> {
+    return this.#store.rootfs.history(this.#source);
+  }
+
+  /** The rootfs as an image of its own, its config stored. */
+  async #rootfsImage(layer: StoredLayer, signal?: AbortSignal) {
+    const { configBytes, ...image } = composeRootfsImage(this.#options.repository, layer, this.#options.architecture);
+    if ((await this.#blobs.stat(image.config.digest, signal)) === undefined) {
+      await writeBlob(this.#blobs, Readable.from([configBytes]), { expected: image.config.digest, ...(signal === undefined ? {} : { signal }) });
+    }
+    return image;
+  }
+
+  /** Forgets compositions whose rootfs retention has passed, at most once per check interval. */
+  async #expire(force = false): Promise<void> {
+    const now = Date.now();
+    if (!force && now - this.#lastExpiry < Math.max(this.#options.checkIntervalMs, 1000)) return;
+    this.#lastExpiry = now;
+    const removed = await this.#store.compositions.expire(this.#source, new Date(now));
+    if (removed > 0) this.#logger.info({ removed }, 'images on a rootfs past its retention forgotten; garbage collection reclaims their blobs');
   }
 
   /** Starts the import of a configured file that changed since it was last imported. */
@@ -106,7 +175,7 @@ export class RootfsBase {
 
   async #importIfChanged(path: string): Promise<void> {
     const origin = await fileOrigin(path);
-    if ((await this.#index.rootfs.byOrigin(this.#source, origin)) !== undefined) return;
+    if ((await this.#store.rootfs.byOrigin(this.#source, origin)) !== undefined) return;
     this.#logger.info({ path }, 'rootfs file is new or replaced: importing it');
     await this.import(path, origin, this.#stopping.signal);
     this.#lastFailure = undefined;

@@ -12,6 +12,8 @@ export interface StubDroplet {
   checksum?: 'sha256' | 'sha1' | 'wrong';
   lifecycle?: 'buildpack' | 'docker';
   webProcessType?: string;
+  /** Other process types the droplet declares (a Procfile's worker: …). */
+  processTypes?: Record<string, string>;
 }
 
 export interface StubApp {
@@ -21,6 +23,10 @@ export interface StubApp {
   currentDroplet?: string;
   /** The web process's command; null as the Cloud Controller shows "use the detected one". */
   webCommand?: string | null;
+  /** Commands set on other process types. */
+  processCommands?: Record<string, string>;
+  memoryInMb?: number;
+  diskInMb?: number;
 }
 
 interface Resource {
@@ -50,6 +56,8 @@ export class CloudFoundryStub {
   maxPerPage = 2;
   /** When set, the Cloud Controller accepts connections and never answers. */
   hang = false;
+  /** When set, every v3 call is answered 503 with a CF error body (as during a Cloud Controller outage behind its router). */
+  unavailable = false;
   /** When set, the blobstore sends half of a droplet and then nothing more. */
   stallDownloads = false;
   counts = { tokens: 0, unauthorized: 0, downloads: 0, blobstoreRefusedAuthorization: 0 };
@@ -133,12 +141,20 @@ export class CloudFoundryStub {
       this.counts.unauthorized += 1;
       return send(response, 401, { errors: [{ detail: 'Invalid Auth Token', title: 'CF-InvalidAuthToken', code: 1000 }] });
     }
+    if (this.unavailable) {
+      return send(response, 503, { errors: [{ detail: 'The service is currently unavailable', title: 'CF-ServiceUnavailable', code: 10015 }] });
+    }
     const query = url.searchParams;
     const names = query.get('names')?.split(',');
     const inList = (value: string | undefined, list: string | null) => list === null || list.split(',').includes(value ?? '');
     let match: RegExpExecArray | null;
     if (url.pathname === '/v3/organizations') {
       return this.#list(response, url, this.orgs.filter((org) => names === undefined || names.includes(org.name)).map((org) => this.#named(org, 'organizations')));
+    }
+    if ((match = /^\/v3\/(spaces|organizations)\/([^/]+)$/.exec(url.pathname)) !== null) {
+      const collection = match[1] as 'spaces' | 'organizations';
+      const found = (collection === 'spaces' ? this.spaces : this.orgs).find((candidate) => candidate.guid === match?.[2]);
+      return found === undefined ? notFound(response, collection === 'spaces' ? 'Space' : 'Organization') : send(response, 200, this.#named(found, collection));
     }
     if (url.pathname === '/v3/spaces') {
       const spaces = this.spaces.filter((space) => (names === undefined || names.includes(space.name)) && inList(space.parent, query.get('organization_guids')));
@@ -163,8 +179,24 @@ export class CloudFoundryStub {
         );
         return this.#list(response, url, droplets.map((droplet) => this.#droplet(droplet)));
       }
-      if (rest === '/processes/web') {
-        return send(response, 200, { guid: `${app.guid}-web`, type: 'web', command: app.webCommand ?? null, instances: 1 });
+      if ((match = /^\/processes\/([^/]+)$/.exec(rest)) !== null) {
+        const type = match[1] ?? '';
+        const command = type === 'web' ? (app.webCommand ?? null) : (app.processCommands?.[type] ?? null);
+        // As the Cloud Controller does: an app has a process for web and for each type its current droplet declares.
+        const current = this.droplets.find((candidate) => candidate.guid === app.currentDroplet);
+        if (type !== 'web' && current?.processTypes?.[type] === undefined && app.processCommands?.[type] === undefined) return notFound(response, 'Process');
+        return send(response, 200, {
+          guid: `${app.guid}-${type}`,
+          type,
+          command,
+          instances: 1,
+          memory_in_mb: app.memoryInMb ?? 1024,
+          disk_in_mb: app.diskInMb ?? 1024,
+          log_rate_limit_in_bytes_per_second: -1,
+          health_check: { type: 'port', data: { timeout: null, invocation_timeout: null } },
+          relationships: { app: { data: { guid: app.guid } } },
+          links: { self: { href: `${this.ccUrl}/v3/processes/${app.guid}-${type}` } },
+        });
       }
       return notFound(response, 'Resource');
     }
@@ -205,7 +237,15 @@ export class CloudFoundryStub {
   }
 
   #named(resource: Resource, collection: string): unknown {
-    return { guid: resource.guid, name: resource.name, created_at: '2024-01-01T00:00:00Z', links: { self: { href: `${this.ccUrl}/v3/${collection}/${resource.guid}` } } };
+    const named: Record<string, unknown> = {
+      guid: resource.guid,
+      name: resource.name,
+      created_at: '2024-01-01T00:00:00Z',
+      links: { self: { href: `${this.ccUrl}/v3/${collection}/${resource.guid}` } },
+    };
+    // A space names its organization, as v3 resources name their parents.
+    if (collection === 'spaces') named['relationships'] = { organization: { data: { guid: resource.parent ?? null } } };
+    return named;
   }
 
   #app(app: StubApp): unknown {
@@ -236,7 +276,7 @@ export class CloudFoundryStub {
       error: null,
       lifecycle: { type: docker ? 'docker' : 'buildpack', data: {} },
       execution_metadata: '',
-      process_types: droplet.webProcessType === undefined ? {} : { web: droplet.webProcessType },
+      process_types: { ...(droplet.processTypes ?? {}), ...(droplet.webProcessType === undefined ? {} : { web: droplet.webProcessType }) },
       checksum: docker ? null : checksum,
       buildpacks: [],
       stack: 'cflinuxfs4',

@@ -38,6 +38,20 @@ test('berth rootfs import and berth droplet push: the imported rootfs is the bas
     } finally {
       await registry.close();
     }
+    // A second rootfs moves forward; importing the first again does not go back; rollback does.
+    await writeRootfs(join(temp.path, 'second.tar.gz'), 'second', true);
+    const second = (await berth(['rootfs', 'import', join(temp.path, 'second.tar.gz'), '--data', data, '--config', config])).trim();
+    assert.notEqual(second, rootfs);
+    assert.equal((await berth(['rootfs', 'import', join(temp.path, 'rootfs.tar.gz'), '--data', data, '--config', config])).trim(), rootfs);
+    const listed = (await berth(['rootfs', 'list', '--data', data, '--config', config])).trim().split('\n');
+    assert.deepEqual(listed.map((line) => line.split('\t').slice(0, 1).concat(line.split('\t')[2]?.startsWith('replaced') ? 'replaced' : 'latest')), [
+      [second, 'latest'],
+      [rootfs, 'replaced'],
+    ]);
+    assert.equal((await berth(['rootfs', 'rollback', '--data', data, '--config', config])).trim(), rootfs);
+    assert.match((await berth(['rootfs', 'list', '--data', data, '--config', config])).split('\n').find((line) => line.startsWith(rootfs)) ?? '', /\tlatest\t/);
+    await assert.rejects(berth(['rootfs', 'rollback', `sha256:${'0'.repeat(64)}`, '--data', data, '--config', config]), /never had the rootfs/);
+
     await assert.rejects(berth(['rootfs', 'import', join(temp.path, 'rootfs.tar.gz'), '--data', data]), /no droplet repository is configured/);
     await assert.rejects(berth(['rootfs', 'import', config, '--data', data, '--config', config]), /not a tar archive/);
   } finally {

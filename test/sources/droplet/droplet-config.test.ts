@@ -14,6 +14,7 @@ test('droplet repositories: defaults', async () => {
     architecture: 'amd64',
     owner: { uid: 2000, gid: 2000 },
     keepDroplets: 5,
+    environment: {},
   });
   const [cc] = (await load({ cloudController: { url: 'https://api.example.com', clientId: 'c', clientSecret: 's' } })).repositories;
   assert.deepEqual(cc !== undefined && 'cloudController' in cc ? cc.cloudController : undefined, {
@@ -34,6 +35,12 @@ test('droplet repositories: invalid settings name their key', async () => {
     [{ owner: { uid: -1 } }, /repositories\.0\.owner\.uid/],
     [{ rootfsCheckInterval: 'soon' }, /repositories\.0\.rootfsCheckInterval/],
     [{ unknown: true }, /repositories\.0\.unknown: unknown key/],
+    [{ environment: { 'NOT-A-NAME': 'x' } }, /repositories\.0\.environment/],
   ];
   for (const [entry, message] of cases) await assert.rejects(load(entry), message);
+});
+
+test('droplet repositories: operator environment per prefix', async () => {
+  const [entry] = (await load({ environment: { MEMORY_LIMIT: '512m', CF_STACK: 'cflinuxfs4' } })).repositories;
+  assert.deepEqual(entry !== undefined && 'environment' in entry ? entry.environment : undefined, { MEMORY_LIMIT: '512m', CF_STACK: 'cflinuxfs4' });
 });

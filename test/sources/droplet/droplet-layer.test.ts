@@ -39,7 +39,7 @@ describe('droplet → layer conversion', () => {
 
     assert.equal(converted.dropletDigest, `sha256:${createHash('sha256').update(droplet).digest('hex')}`);
     assert.equal(converted.dropletSize, droplet.length);
-    assert.equal(converted.startCommand, 'bundle exec rackup -p $PORT');
+    assert.deepEqual(converted.processTypes, { web: 'bundle exec rackup -p $PORT' });
 
     const layer = await readBlob(converted.layer.digest);
     assert.equal(converted.layer.size, layer.length);
@@ -103,7 +103,7 @@ describe('droplet → layer conversion', () => {
     assert.equal(find('home/vcap/app/nested/dir/file')?.gid, 5678);
     assert.equal((find('home/vcap/app/with-xattr')?.pax as Record<string, string> | undefined)?.['SCHILY.xattr.user.note'], 'kept');
     assert.equal(find(`home/vcap/${longName}`)?.body.toString(), 'long');
-    assert.equal(converted.startCommand, undefined);
+    assert.deepEqual(converted.processTypes, {});
   });
 
   test('the same droplet always converts to the same layer', async () => {

@@ -47,7 +47,9 @@ before(async () => {
   rootfsPath = join(files.path, 'cflinuxfs.tar.gz');
   await writeRootfs(rootfsPath, 'one', true);
   registry = await startTestRegistry({
-    repositories: [{ prefix: 'cf/', kind: 'droplet', rootfs: rootfsPath, rootfsCheckInterval: 0, previousRootfsRetention: '1h' }],
+    repositories: [
+      { prefix: 'cf/', kind: 'droplet', rootfs: rootfsPath, rootfsCheckInterval: 0, previousRootfsRetention: '1h', environment: { RELEASE_CHANNEL: 'test' } },
+    ],
   });
 });
 after(async () => {
@@ -92,7 +94,15 @@ describe('droplet repositories: uploads (cube compatible)', () => {
       'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
       'TMPDIR=/home/vcap/tmp',
       'DEPS_DIR=/home/vcap/deps',
+      'USER=vcap',
+      'VCAP_APPLICATION={"application_id":null,"application_name":"dev/shop","application_uris":[],"limits":{"fds":16384},"name":"dev/shop","process_type":"web","uris":[]}',
+      'VCAP_APP_HOST=0.0.0.0',
+      'VCAP_APP_PORT=8080',
+      'INSTANCE_INDEX=0',
+      'CF_INSTANCE_INDEX=0',
+      'RELEASE_CHANNEL=test',
     ]);
+    assert.equal(config['created'], '1970-01-01T00:00:00.000Z', 'uploads have no creation time of their own: a fixed one');
     const cmd = runtime['Cmd'] as string[];
     assert.deepEqual([cmd[0], cmd[1], cmd.at(-1)], ['/bin/bash', '-c', './start.sh']);
     const labels = runtime['Labels'] as Record<string, string>;
@@ -215,6 +225,7 @@ describe('droplet repositories: retention of replaced rootfs', () => {
     await writeRootfs(path, 'a', false);
     const local = await startTestRegistry({
       repositories: [{ prefix: '', kind: 'droplet', rootfs: path, rootfsCheckInterval: 0, previousRootfsRetention: 0 }],
+      'gc.gracePeriod': 0,
     });
     try {
       const post = await fetch(`${local.url}/v2/space/app/blobs/?guid=g1`, { method: 'POST', body: await buildDroplet() });
@@ -230,14 +241,19 @@ describe('droplet repositories: retention of replaced rootfs', () => {
       const old = await fetch(`${local.url}/v2/space/app/manifests/${digest}`);
       assert.equal(old.status, 404);
 
-      // What GC must keep: the current composition's blobs, not the replaced rootfs nor its config.
-      const retained = new Set<string>();
-      for await (const blob of local.server.registry.router.retainedBlobs()) retained.add(blob);
+      // Garbage collection sees compositions as ordinary manifests: it keeps the current one's blobs
+      // and reclaims the replaced rootfs and the config of the composition on it.
+      const report = await local.server.registry.operations.collect();
+      assert.ok(report !== undefined && report.blobsDeleted >= 2, `blobs deleted: ${report?.blobsDeleted}`);
       const current = (await second.json()) as ManifestJson;
-      for (const blob of [current.config, ...current.layers]) assert.ok(retained.has(blob.digest), blob.digest);
+      for (const blob of [current.config, ...current.layers]) {
+        assert.equal((await fetch(`${local.url}/v2/space/app/blobs/${blob.digest}`)).status, 200, blob.digest);
+      }
       const replaced = (await first.json()) as ManifestJson;
-      assert.ok(!retained.has(replaced.layers[0]?.digest ?? ''), 'the replaced rootfs is no longer retained');
-      assert.ok(!retained.has(replaced.config.digest), 'nor the config of a composition on it');
+      const { blobs } = local.server.registry;
+      assert.equal(await blobs.stat(replaced.layers[0]?.digest as never), undefined, 'the replaced rootfs is collected');
+      assert.equal(await blobs.stat(replaced.config.digest as never), undefined, 'and the config of the composition on it');
+      assert.notEqual(await blobs.stat(replaced.layers[1]?.digest as never), undefined, 'the droplet layer stays: the new composition uses it');
     } finally {
       await local.close();
       await temp.remove();

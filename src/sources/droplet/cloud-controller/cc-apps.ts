@@ -2,12 +2,12 @@ import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { isRegistryError, RegistryError } from '../../../errors/registry-error.ts';
 import type { Logger } from '../../../log.ts';
+import type { DropletStore, StagedDroplet } from '../../../meta/droplet-store.ts';
 import type { Digest } from '../../../oci/digest.ts';
-import { isTag, type Tag } from '../../../oci/names.ts';
+import { isTag, type RepositoryName } from '../../../oci/names.ts';
 import { MeteredStream, through } from '../../../io/metered-stream.ts';
 import { KeyedLock } from '../../../registry/keyed-lock.ts';
-import type { AppDirectory, AppRef, ResolvedDroplet } from '../apps.ts';
-import type { DropletIndex, StagedDroplet } from '../droplet-index.ts';
+import type { AppDirectory, AppRef, DropletRecorder, DropletRequest, ProcessFacts, ResolvedDroplet } from '../apps.ts';
 import type { ConvertedDroplet } from '../droplet-layer.ts';
 import type { CloudControllerClient } from './cc-client.ts';
 import { TtlCache } from './ttl-cache.ts';
@@ -26,6 +26,14 @@ interface CcDroplet {
 interface CcResource {
   guid: string;
   name?: string;
+  relationships?: Record<string, { data?: { guid?: string } | null } | undefined>;
+}
+
+/** The parts of a v3 process resource used here. */
+interface CcProcess {
+  command?: string | null;
+  memory_in_mb?: number;
+  disk_in_mb?: number;
 }
 
 /** What the Cloud Controller shows instead of values the client may not read. */
@@ -33,9 +41,12 @@ const hidden = '[PRIVATE DATA HIDDEN]';
 
 export interface CloudControllerAppsOptions {
   source: string;
-  index: DropletIndex;
+  store: DropletStore;
   client: CloudControllerClient;
   convert: (droplet: Readable, signal?: AbortSignal) => Promise<ConvertedDroplet>;
+  /** Removes a converted layer that turned out not to be the droplet (checksum mismatch), unless metadata knows it. */
+  discard: (layer: Digest) => Promise<void>;
+  record: DropletRecorder;
   keep: number;
   cacheTtlMs: number;
   logger: Logger;
@@ -63,11 +74,12 @@ export class CloudControllerApps implements AppDirectory {
     return this.#apps.get(path, () => this.#lookUp(path));
   }
 
-  async droplet(app: AppRef, tag: Tag, signal?: AbortSignal): Promise<ResolvedDroplet> {
-    const droplet = tag === 'latest' ? await this.#currentDroplet(app) : await this.#dropletOf(app, tag, signal);
+  async droplet(app: AppRef, request: DropletRequest, repository: RepositoryName, signal?: AbortSignal): Promise<ResolvedDroplet> {
+    const current = request.droplet === 'latest';
+    const droplet = current ? await this.#currentDroplet(app) : await this.#dropletOf(app, request.droplet, signal);
     if (droplet === undefined) {
-      throw new RegistryError('MANIFEST_UNKNOWN', tag === 'latest' ? `app ${app.name} has no current droplet` : `app ${app.name} has no droplet ${tag}`, {
-        detail: { app: app.name, tag },
+      throw new RegistryError('MANIFEST_UNKNOWN', current ? `app ${app.name} has no current droplet` : `app ${app.name} has no droplet ${request.droplet}`, {
+        detail: { app: app.name, tag: request.droplet },
       });
     }
     if (droplet.lifecycle?.type === 'docker') {
@@ -80,8 +92,20 @@ export class CloudControllerApps implements AppDirectory {
         detail: { app: app.name, droplet: droplet.guid, state: droplet.state ?? null },
       });
     }
-    const staged = await this.#layerOf(app, droplet, signal);
-    return { droplet: staged, startCommand: await this.#startCommand(app, droplet, staged, signal) };
+    const staged = await this.#layerOf(app, droplet, repository, signal);
+    const process = (await this.#options.client.get(`/v3/apps/${app.key}/processes/${encodeURIComponent(request.process)}`, signal)) as CcProcess | undefined;
+    // The command a user set on the app's process is what runs now: it applies to the current droplet only.
+    const candidates = [current ? process?.command : undefined, droplet.process_types?.[request.process], staged.processTypes[request.process]];
+    const command = candidates.find((candidate): candidate is string => typeof candidate === 'string' && candidate.trim() !== '' && candidate !== hidden);
+    if (command === undefined && process === undefined && request.process !== 'web') {
+      throw new RegistryError('MANIFEST_UNKNOWN', `app ${app.name} has no process type ${request.process}`, {
+        detail: { app: app.name, process: request.process },
+      });
+    }
+    const facts: ProcessFacts = {};
+    if (typeof process?.memory_in_mb === 'number') facts.memoryMb = process.memory_in_mb;
+    if (typeof process?.disk_in_mb === 'number') facts.diskMb = process.disk_in_mb;
+    return { droplet: staged, command, created: parseTime(droplet.created_at), process: facts };
   }
 
   async guids(app: AppRef, signal?: AbortSignal): Promise<string[]> {
@@ -103,7 +127,11 @@ export class CloudControllerApps implements AppDirectory {
     if (parts.length === 1) {
       const app = (await client.get(`/v3/apps/${encodeURIComponent(path)}`)) as CcResource | undefined;
       if (app === undefined) throw nameUnknown(`no app has the guid ${path}`, path);
-      return toAppRef(app);
+      const spaceGuid = app.relationships?.['space']?.data?.guid;
+      const space = spaceGuid === undefined ? undefined : ((await client.get(`/v3/spaces/${encodeURIComponent(spaceGuid)}`)) as CcResource | undefined);
+      const orgGuid = space?.relationships?.['organization']?.data?.guid;
+      const org = orgGuid === undefined ? undefined : ((await client.get(`/v3/organizations/${encodeURIComponent(orgGuid)}`)) as CcResource | undefined);
+      return toAppRef(app, space, org);
     }
     const [orgName, spaceName, appName] = parts;
     if (parts.length !== 3 || orgName === undefined || spaceName === undefined || appName === undefined) {
@@ -115,7 +143,7 @@ export class CloudControllerApps implements AppDirectory {
     if (space === undefined) throw nameUnknown(`org ${orgName} has no space ${spaceName}`, path);
     const app = await this.#first(`/v3/apps?names=${encodeURIComponent(appName)}&space_guids=${space.guid}`);
     if (app === undefined) throw nameUnknown(`space ${orgName}/${spaceName} has no app ${appName}`, path);
-    return toAppRef(app);
+    return toAppRef(app, space, org);
   }
 
   async #first(path: string): Promise<CcResource | undefined> {
@@ -139,22 +167,21 @@ export class CloudControllerApps implements AppDirectory {
     return page?.resources?.find((droplet) => droplet.guid === guid);
   }
 
-  async #layerOf(app: AppRef, droplet: CcDroplet, signal?: AbortSignal): Promise<StagedDroplet> {
-    const { index, source } = this.#options;
-    const known = await index.droplets.get(source, app.key, droplet.guid);
+  async #layerOf(app: AppRef, droplet: CcDroplet, repository: RepositoryName, signal?: AbortSignal): Promise<StagedDroplet> {
+    const { store, source } = this.#options;
+    const known = await store.droplets.get(source, app.key, droplet.guid);
     if (known !== undefined) return known;
-    // One download per droplet however many pulls ask at once.
+    // One download per droplet however many pulls ask at once (in this process; replicas agree through the store).
     return this.#conversions.run(droplet.guid, async () => {
-      const converted = (await index.droplets.get(source, app.key, droplet.guid)) ?? (await this.#convert(app, droplet, signal));
-      return converted;
+      return (await store.droplets.get(source, app.key, droplet.guid)) ?? (await this.#convert(app, droplet, repository, signal));
     });
   }
 
-  async #convert(app: AppRef, droplet: CcDroplet, signal?: AbortSignal): Promise<StagedDroplet> {
-    const { index, source, client, keep, logger } = this.#options;
+  async #convert(app: AppRef, droplet: CcDroplet, repository: RepositoryName, signal?: AbortSignal): Promise<StagedDroplet> {
+    const { store, source, client, keep, logger } = this.#options;
     const stagedAt = parseTime(droplet.created_at);
     const checksum = droplet.checksum;
-    const known = checksum?.type === 'sha256' && checksum.value !== undefined ? await index.conversions.get(`sha256:${checksum.value}` as Digest) : undefined;
+    const known = checksum?.type === 'sha256' && checksum.value !== undefined ? await store.conversions.get(`sha256:${checksum.value}` as Digest) : undefined;
     let staged: StagedDroplet;
     if (known !== undefined) {
       staged = { ...known, guid: droplet.guid, stagedAt };
@@ -172,29 +199,24 @@ export class CloudControllerApps implements AppDirectory {
       }
       const actual = checksum?.type === 'sha1' ? sha1?.digest('hex') : converted.dropletDigest.slice('sha256:'.length);
       if (checksum?.value !== undefined && (checksum.type === 'sha1' || checksum.type === 'sha256') && actual !== checksum.value) {
+        await this.#options.discard(converted.layer.digest);
         throw new RegistryError('UNKNOWN', `droplet ${droplet.guid} downloaded from the blobstore does not match the Cloud Controller's ${checksum.type} checksum`, {
           status: 502,
         });
       }
-      staged = { ...converted, guid: droplet.guid, stagedAt };
+      const { dropletSize: _size, ...conversion } = converted;
+      staged = { ...conversion, guid: droplet.guid, stagedAt };
       logger.info({ app: app.name, droplet: droplet.guid, layer: converted.layer.digest, bytes: converted.dropletSize }, 'droplet converted to a layer');
     }
-    await index.droplets.put(source, app.key, staged, keep);
-    return staged;
-  }
-
-  /** The web process's command as the Cloud Controller reports it, else the droplet's, else staging_info.yml's. */
-  async #startCommand(app: AppRef, droplet: CcDroplet, staged: StagedDroplet, signal?: AbortSignal): Promise<string | undefined> {
-    const process = (await this.#options.client.get(`/v3/apps/${app.key}/processes/web`, signal)) as { command?: unknown } | undefined;
-    for (const candidate of [process?.command, droplet.process_types?.['web']]) {
-      if (typeof candidate === 'string' && candidate.trim() !== '' && candidate !== hidden) return candidate;
-    }
-    return staged.startCommand;
+    return store.droplets.put(source, app.key, staged, await this.#options.record(repository, staged, signal), keep);
   }
 }
 
-function toAppRef(app: CcResource): AppRef {
-  return { key: app.guid, name: app.name ?? app.guid, guid: app.guid };
+function toAppRef(app: CcResource, space: CcResource | undefined, org: CcResource | undefined): AppRef {
+  const ref: AppRef = { key: app.guid, name: app.name ?? app.guid, guid: app.guid };
+  if (space !== undefined) ref.space = { name: space.name ?? space.guid, guid: space.guid };
+  if (org !== undefined) ref.organization = { name: org.name ?? org.guid, guid: org.guid };
+  return ref;
 }
 
 function nameUnknown(message: string, path: string): RegistryError {
