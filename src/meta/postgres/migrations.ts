@@ -1,3 +1,5 @@
+import { postgresBrowseMigration } from './browse-migration.ts';
+
 /**
  * PostgreSQL schema, one entry per version, the same tables as SQLite's.
  * Applied in order inside one transaction that holds an advisory lock, and
@@ -114,4 +116,6 @@ export const postgresMigrations: readonly string[] = [
   CREATE TRIGGER tags_bump_version AFTER INSERT OR UPDATE OR DELETE ON tags
     FOR EACH ROW EXECUTE FUNCTION berth_bump_tag_version();
   `,
+  // The web UI's browse index: repository stats and a trigram name index (browse-migration.ts).
+  postgresBrowseMigration,
 ];

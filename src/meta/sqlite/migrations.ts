@@ -1,3 +1,5 @@
+import { sqliteBrowseMigration } from './browse-migration.ts';
+
 /**
  * SQLite schema, one entry per version; applied in order, each in its own
  * transaction, and recorded in `schema_migrations`. Never edit a released
@@ -112,4 +114,6 @@ export const sqliteMigrations: readonly string[] = [
   CREATE TRIGGER tags_bump_version_on_delete AFTER DELETE ON tags
     BEGIN UPDATE repositories SET tag_version = tag_version + 1 WHERE id = OLD.repository_id; END;
   `,
+  // The web UI's browse index: repository stats and a trigram name index (browse-migration.ts).
+  sqliteBrowseMigration,
 ];

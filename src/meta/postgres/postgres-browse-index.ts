@@ -1,0 +1,75 @@
+import type pg from 'pg';
+import type { RepositoryName, Tag } from '../../oci/names.ts';
+import { likeLiteral, parseCursor, type BrowseIndex, type RepositoryQuery, type RepositorySummary } from '../browse-index.ts';
+
+type Row = Record<string, unknown>;
+
+/** The browse index on the PostgresMetaStore's pool (tables, triggers and the trigram index: browse-migration.ts). */
+export class PostgresBrowseIndex implements BrowseIndex {
+  readonly #pool: pg.Pool;
+
+  constructor(pool: pg.Pool) {
+    this.#pool = pool;
+  }
+
+  async repositories(query: RepositoryQuery): Promise<RepositorySummary[]> {
+    const where = ['s.manifests > 0'];
+    const params: unknown[] = [];
+    const bind = (value: unknown) => `$${params.push(value)}`;
+    const search = query.search ?? '';
+    if (search !== '' && query.match === 'prefix') {
+      where.push(`r.name >= ${bind(search)} AND r.name < ${bind(`${search}~`)}`);
+    } else if (search !== '') {
+      // Answered by the pg_trgm index for three characters or more.
+      where.push(`r.name LIKE ${bind(`%${likeLiteral(search)}%`)}`);
+    }
+    let order: string;
+    if (query.sort === 'name') {
+      if (query.after !== undefined) where.push(`r.name > ${bind(query.after)}`);
+      order = 'r.name';
+    } else {
+      const column = query.sort === 'size' ? 's.bytes' : 's.pushed_at';
+      const cursor = parseCursor(query.after);
+      if (cursor !== undefined) where.push(`(${column}, s.repository_id) < (${bind(cursor.key)}, ${bind(cursor.id)})`);
+      order = `${column} DESC, s.repository_id DESC`;
+    }
+    const { rows } = await this.#pool.query<Row>(
+      `SELECT r.id, r.name, s.tags, s.bytes, s.pushed_at FROM repository_stats s JOIN repositories r ON r.id = s.repository_id
+       WHERE ${where.join(' AND ')} ORDER BY ${order} LIMIT ${bind(query.limit)}`,
+      params,
+    );
+    return rows.map((row) => {
+      const summary = toSummary(row);
+      const key = query.sort === 'size' ? summary.bytes : Number(row['pushed_at']);
+      return { ...summary, cursor: query.sort === 'name' ? summary.name : `${key}:${String(row['id'])}` };
+    });
+  }
+
+  async summary(repository: RepositoryName): Promise<Omit<RepositorySummary, 'cursor'> | undefined> {
+    const { rows } = await this.#pool.query<Row>(
+      `SELECT r.name, s.tags, s.bytes, s.pushed_at FROM repositories r JOIN repository_stats s ON s.repository_id = r.id
+       WHERE r.name = $1 AND s.manifests > 0`,
+      [repository],
+    );
+    return rows[0] === undefined ? undefined : toSummary(rows[0]);
+  }
+
+  async tagTimes(repository: RepositoryName, tags: readonly Tag[]): Promise<Map<Tag, Date>> {
+    if (tags.length === 0) return new Map();
+    const { rows } = await this.#pool.query<Row>(
+      `SELECT t.name, t.updated_at FROM tags t JOIN repositories r ON r.id = t.repository_id WHERE r.name = $1 AND t.name = ANY($2::text[])`,
+      [repository, tags],
+    );
+    return new Map(rows.map((row) => [row['name'] as Tag, row['updated_at'] as Date]));
+  }
+}
+
+function toSummary(row: Row): Omit<RepositorySummary, 'cursor'> {
+  const pushed = Number(row['pushed_at']);
+  return {
+    name: row['name'] as RepositoryName,
+    tags: Number(row['tags']),
+    bytes: Number(row['bytes']),
+    ...(pushed > 0 ? { pushedAt: new Date(pushed) } : {}),
+  };
+}
