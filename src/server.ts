@@ -7,9 +7,11 @@ import { FsBlobStore } from './blobs/fs/fs-blob-store.ts';
 import type { Config } from './config/schema.ts';
 import { splitHostPort } from './config/units.ts';
 import { createApp } from './http/app.ts';
+import type { BrowseIndex } from './meta/browse-index.ts';
 import type { MetaStore } from './meta/meta-store.ts';
 import type { OperationsStore } from './meta/operations-store.ts';
 import type { PostgresMetaStore } from './meta/postgres/postgres-meta-store.ts';
+import { SqliteBrowseIndex } from './meta/sqlite/sqlite-browse-index.ts';
 import { SqliteMetaStore } from './meta/sqlite/sqlite-meta-store.ts';
 import { SqliteOperationsStore } from './meta/sqlite/sqlite-operations-store.ts';
 import type { RegistryMetrics } from './metrics/metrics.ts';
@@ -19,6 +21,7 @@ import type { RepositorySource } from './registry/repository.ts';
 import { RepositoryRouter } from './registry/router.ts';
 import { openSecurity, type Security } from './security.ts';
 import { namespaceResolver, proxyNamespaces } from './sources/proxy/namespaces.ts';
+import { webUi } from './ui-server.ts';
 
 /** The stores and the router built from a configuration: everything a command needs. */
 export interface Registry {
@@ -30,6 +33,11 @@ export interface Registry {
   logger: PinoLogger;
   /** GC, retention, quotas, events, metrics (docs/operations.md). */
   operations: Operations;
+  /** The web UI's reads over the namespace (docs/ui.md). */
+  browse: BrowseIndex;
+  /** Each configured prefix's kind and source, the default hosted one last. */
+  sources: { prefix: string; kind: Config['repositories'][number]['kind']; source: RepositorySource }[];
+  hostedSource: HostedSource;
   close(): Promise<void>;
 }
 
@@ -73,6 +81,12 @@ export async function openRegistry(config: Config, logger: PinoLogger = createLo
     router,
     logger,
     operations,
+    browse: await browseIndexFor(config, meta),
+    sources: [
+      ...config.repositories.map((entry, index) => ({ prefix: entry.prefix, kind: entry.kind, source: (routes[index] as { source: RepositorySource }).source })),
+      { prefix: '', kind: 'hosted' as const, source: hostedSource },
+    ],
+    hostedSource,
     async close() {
       await router.close();
       await operations.close();
@@ -129,6 +143,18 @@ async function operationsStoreFor(config: Config, meta: MetaStore): Promise<Oper
     case 'postgres': {
       const { PostgresOperationsStore } = await import('./meta/postgres/postgres-operations-store.ts');
       return new PostgresOperationsStore((meta as PostgresMetaStore).pool);
+    }
+  }
+}
+
+/** The browse index over the same database as the MetaStore. */
+async function browseIndexFor(config: Config, meta: MetaStore): Promise<BrowseIndex> {
+  switch (config.metadata.driver) {
+    case 'sqlite':
+      return new SqliteBrowseIndex((meta as SqliteMetaStore).database);
+    case 'postgres': {
+      const { PostgresBrowseIndex } = await import('./meta/postgres/postgres-browse-index.ts');
+      return new PostgresBrowseIndex((meta as PostgresMetaStore).pool);
     }
   }
 }
@@ -197,6 +223,7 @@ export async function startServer(config: Config, logger: PinoLogger = createLog
     await registry.close();
     throw error;
   }
+  const ui = config.ui.enabled ? webUi(registry, security.sessions) : undefined;
   const app = createApp({
     ...security.app,
     router: registry.router,
@@ -208,8 +235,8 @@ export async function startServer(config: Config, logger: PinoLogger = createLog
     resolveNamespace: namespaceResolver(
       config.repositories.flatMap((entry) => (entry.kind === 'proxy' ? [{ prefix: entry.prefix, namespaces: proxyNamespaces(entry) }] : [])),
     ),
-    observers: registry.operations.observers(),
-    extensions: registry.operations.extensions(),
+    observers: [...registry.operations.observers(), ...(ui === undefined ? [] : [ui.events])],
+    extensions: [...registry.operations.extensions(), ...(ui === undefined ? [] : [ui.extension])],
   });
   const { host, port } = splitHostPort(config.listen);
   try {

@@ -54,6 +54,8 @@ export class Operations {
   readonly retention: Retention;
   readonly events: EventRecorder | undefined;
   readonly pulls: PullRecorder | undefined;
+  /** The last garbage collection pass this process ran (the web UI shows it). */
+  lastGc: { report: GcReport; finishedAt: Date; seconds: number } | undefined;
   readonly #parts: OperationsParts;
   readonly #dispatcher: WebhookDispatcher | undefined;
   readonly #schedules: Schedules;
@@ -92,7 +94,8 @@ export class Operations {
         void this.#deleted('io.berth.manifest.deleted', `${repository}@${digest}`, { repository, digest, reason: 'retention' }, repository);
       },
     });
-    this.pulls = this.retention.usesPulls ? new PullRecorder(store.pulls, logger) : undefined;
+    // The web UI shows when each tag was last pulled.
+    this.pulls = this.retention.usesPulls || config.ui.enabled ? new PullRecorder(store.pulls, logger) : undefined;
     this.#schedules = new Schedules(logger);
   }
 
@@ -196,7 +199,13 @@ export class Operations {
     if (batch.length > 0) await this.store.blobs.touch(batch);
   }
 
+  /** When the next scheduled garbage collection pass starts; undefined when none is scheduled. */
+  nextGc(): Date | undefined {
+    return this.#schedules.nextRun('gc');
+  }
+
   #recordPass(report: GcReport, seconds: number): void {
+    this.lastGc = { report, finishedAt: new Date(), seconds };
     const { metrics } = this;
     metrics.gcRuns.inc({ result: 'ok' });
     metrics.gcDuration.observe(seconds);
