@@ -13,8 +13,8 @@
       } catch {
         window.prompt('Copy this:', copy.dataset.copy);
       }
-      copy.textContent = 'Copied';
-      setTimeout(() => { copy.textContent = 'Copy'; }, 1500);
+      copy.classList.add('done');
+      setTimeout(() => copy.classList.remove('done'), 1500);
       return;
     }
     const theme = event.target.closest('#theme');

@@ -19,7 +19,7 @@ export function repositoriesPage(viewer: Viewer, request: ListingRequest, listin
   return html`<h1>Repositories</h1>
 <form class="toolbar" method="get" action="/ui/" data-live="results" role="search">
   <label class="grow">Search repositories
-    <input type="search" name="q" value="${request.search}" placeholder="Part of a name, e.g. team/app" autocomplete="off" spellcheck="false" autofocus>
+    <input type="search" name="q" value="${request.search}" placeholder="Part of a name" autocomplete="off" spellcheck="false" autofocus>
   </label>
   <label>Match
     <select name="match">
