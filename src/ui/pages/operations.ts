@@ -16,6 +16,10 @@ export interface OperationsView {
   events: RecentEvent[];
 }
 
+function plural(count: number, one: string, many = `${one}s`): string {
+  return `${count} ${count === 1 ? one : many}`;
+}
+
 function usageBar(label: string, used: number, max: number | undefined, format: (value: number) => string): Html {
   if (max === undefined) return html`<p>${label}: ${format(used)} <span class="muted">(no limit)</span></p>`;
   const percent = Math.min(100, Math.round((used / Math.max(max, 1)) * 100));
@@ -26,6 +30,7 @@ function usageBar(label: string, used: number, max: number | undefined, format: 
 /** The operations page (administrators): quotas, largest repositories, GC, a retention preview, recent events. */
 export function operationsPage(view: OperationsView): Html {
   const { last } = view.gc;
+  const withUser = view.events.some((event) => event.user !== undefined);
   return html`<h1>Operations</h1>
 <div class="grid">
   <section class="panel" aria-labelledby="gc-heading">
@@ -52,9 +57,9 @@ ${view.largest.length === 0 ? html`<p class="muted">No repositories yet.</p>` : 
 ${retentionSection(view.retention)}
 <h2 id="events-heading">Recent events</h2>
 ${view.events.length === 0 ? html`<p class="muted">Nothing has happened since this process started.</p>` : html`<div class="table-wrap"><table aria-labelledby="events-heading">
-  <thead><tr><th scope="col">When</th><th scope="col">What</th><th scope="col">Repository</th><th scope="col">Reference</th><th scope="col" class="hide-narrow">By</th></tr></thead>
+  <thead><tr><th scope="col">When</th><th scope="col">What</th><th scope="col">Repository</th><th scope="col">Reference</th>${withUser ? html`<th scope="col" class="hide-narrow">By</th>` : ''}</tr></thead>
   <tbody>${view.events.map(
-    (event) => html`<tr><td>${timeAgo(event.at)}</td><td>${event.action}</td><td>${event.repository === undefined ? '—' : html`<a href="${repositoryHref(event.repository)}">${event.repository}</a>`}</td><td>${event.reference === undefined ? event.detail ?? '' : html`<code>${event.reference.includes(':') ? shortDigest(event.reference) : event.reference}</code>`}</td><td class="hide-narrow">${event.user ?? ''}</td></tr>`,
+    (event) => html`<tr><td>${timeAgo(event.at)}</td><td>${event.action}</td><td>${event.repository === undefined ? '—' : html`<a href="${repositoryHref(event.repository)}">${event.repository}</a>`}</td><td>${event.reference === undefined ? event.detail ?? '' : html`<code>${event.reference.includes(':') ? shortDigest(event.reference) : event.reference}</code>`}</td>${withUser ? html`<td class="hide-narrow">${event.user ?? ''}</td>` : ''}</tr>`,
   )}</tbody>
 </table></div>`}`;
 }
@@ -67,7 +72,7 @@ function retentionSection(retention: OperationsView['retention']): Html {
   }
   if (preview === 'busy') return html`<p class="notice">Retention is being applied elsewhere right now; try the preview again in a moment.</p>`;
   const bytes = preview.manifests.reduce((sum, manifest) => sum + manifest.size, 0);
-  return html`<p>A dry run over ${preview.repositories} repositories would delete ${preview.tags.length} tags and ${preview.manifests.length} manifests (${formatBytes(bytes)} of manifests; their blobs go at the next garbage collection).</p>
+  return html`<p>A dry run over ${plural(preview.repositories, 'repository', 'repositories')} would delete ${plural(preview.tags.length, 'tag')} and ${plural(preview.manifests.length, 'manifest')} (${formatBytes(bytes)} of manifests; their blobs go at the next garbage collection).</p>
 ${preview.tags.length === 0 ? '' : html`<div class="table-wrap"><table aria-labelledby="retention-heading"><thead><tr><th scope="col">Repository</th><th scope="col">Tag</th><th scope="col">Digest</th></tr></thead>
 <tbody>${preview.tags.slice(0, 200).map((tag) => html`<tr><td>${tag.repository}</td><td>${tag.tag}</td><td><a href="${imageHref(tag.repository, tag.digest)}">${shortDigest(tag.digest)}</a></td></tr>`)}</tbody></table></div>`}`;
 }
