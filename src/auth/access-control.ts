@@ -72,7 +72,9 @@ export class AccessControl implements AccessPolicy, TokenIssuer, SessionAccess {
     const sees = (name: string): boolean =>
       identity.kind === 'token' && identity.token.own ? rules.actions(identity.user, name).has('pull') : may(name, 'pull');
     const admin = identity.kind === 'user' || (identity.kind === 'token' && identity.token.own) ? rules.isAdmin(identity.user) : false;
-    return { ...(user === undefined ? {} : { user }), may, sees, admin };
+    // External tokens name what they grant one by one: no prefix bounds them.
+    const prefixes = identity.kind === 'token' && !identity.token.own ? undefined : rules.pullPrefixes(identity.kind === 'anonymous' ? undefined : identity.user);
+    return { ...(user === undefined ? {} : { user }), may, sees, admin, ...(prefixes === undefined ? {} : { visiblePrefixes: prefixes }) };
   }
 
   async authorize(request: FastifyRequest, needs: readonly Need[]): Promise<Caller> {

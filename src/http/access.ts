@@ -19,6 +19,8 @@ export interface Caller {
   sees(name: RepositoryName): boolean;
   /** Whether the caller is an administrator (every action everywhere; the web UI's operations page). */
   readonly admin?: boolean;
+  /** Name prefixes outside which the caller sees nothing, when known: listings need not read past them. */
+  readonly visiblePrefixes?: readonly string[];
 }
 
 /** Sign-in for the web UI: a session value the browser keeps in a cookie instead of sending a password each time. */

@@ -7,6 +7,8 @@ export interface RepositoryQuery {
   /** Names containing this (or starting with it, with `match: 'prefix'`); lowercase name characters only. */
   search?: string;
   match?: 'substring' | 'prefix';
+  /** Only names starting with one of these (what the viewer may see at most). */
+  within?: readonly string[];
   sort: RepositorySort;
   /** The `cursor` of the last row of the previous page. */
   after?: string;
@@ -39,6 +41,12 @@ export interface BrowseIndex {
   summary(repository: RepositoryName): Promise<Omit<RepositorySummary, 'cursor'> | undefined>;
   /** When each of `tags` was last pushed (moved); absent tags are left out. */
   tagTimes(repository: RepositoryName, tags: readonly Tag[]): Promise<Map<Tag, Date>>;
+}
+
+/** Every name character sorts below "~": `[prefix, prefix + "~")` is a prefix's range. */
+export function prefixRanges(within: readonly string[] | undefined): [string, string][] | undefined {
+  if (within === undefined || within.includes('')) return undefined;
+  return within.map((prefix) => [prefix, `${prefix}~`]);
 }
 
 /** Escapes a search for SQL LIKE with `\` as the escape character. */

@@ -63,8 +63,11 @@ export async function listRepositories(deps: UiDependencies, viewer: Viewer, req
   let scanned = 0;
   let size = request.limit + 1;
   let exhausted = false;
+  // A few prefix ranges narrow the index scan to what the viewer may see; many would cost more than they save.
+  const prefixes = viewer.caller.visiblePrefixes;
+  const within = prefixes !== undefined && prefixes.length <= 32 ? { within: prefixes } : {};
   while (rows.length < request.limit + 1 && scanned < maxScanned) {
-    const query: RepositoryQuery = { sort: request.sort, match: request.match, limit: size, ...(request.search === '' ? {} : { search: request.search }) };
+    const query: RepositoryQuery = { sort: request.sort, match: request.match, limit: size, ...(request.search === '' ? {} : { search: request.search }), ...within };
     const batch = await deps.browse.repositories(after === undefined ? query : { ...query, after });
     for (const summary of batch) {
       scanned++;

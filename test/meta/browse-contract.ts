@@ -105,6 +105,11 @@ export function runBrowseContract(label: string, open: () => Promise<OpenedBrows
         assert.deepEqual(new Set(bySize.slice(2, 4)), new Set(['beta/web-api', 'gamma/db']));
         assert.equal(bySize[4], 'webhooks');
         assert.deepEqual(await all(browse, { sort: 'size', search: 'web' }, 1), ['alpha/web', 'beta/web-api', 'webhooks']);
+        // Prefix ranges bound what is read (a viewer's visible part); '' is everything.
+        assert.deepEqual(await all(browse, { sort: 'name', within: ['beta/', 'webhooks'] }), ['beta/web-api', 'beta/worker', 'webhooks']);
+        assert.deepEqual(await all(browse, { sort: 'size', search: 'web', within: ['beta/'] }), ['beta/web-api']);
+        assert.deepEqual(await all(browse, { sort: 'name', within: [] }), []);
+        assert.equal((await all(browse, { sort: 'pushed', within: ['', 'beta/'] })).length, 5);
         const names: RepositoryName[] = (await browse.repositories({ sort: 'name', limit: 10 })).map((row) => row.name);
         assert.equal(names.length, 5);
       } finally {

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { RepositoryName, Tag } from '../../oci/names.ts';
-import { likeLiteral, parseCursor, type BrowseIndex, type RepositoryQuery, type RepositorySummary } from '../browse-index.ts';
+import { likeLiteral, parseCursor, prefixRanges, type BrowseIndex, type RepositoryQuery, type RepositorySummary } from '../browse-index.ts';
 
 type Row = Record<string, unknown>;
 
@@ -22,6 +22,10 @@ export class PostgresBrowseIndex implements BrowseIndex {
     } else if (search !== '') {
       // Answered by the pg_trgm index for three characters or more.
       where.push(`r.name LIKE ${bind(`%${likeLiteral(search)}%`)}`);
+    }
+    const ranges = prefixRanges(query.within);
+    if (ranges !== undefined) {
+      where.push(ranges.length === 0 ? 'false' : `(${ranges.map(([low, high]) => `(r.name >= ${bind(low)} AND r.name < ${bind(high)})`).join(' OR ')})`);
     }
     let order: string;
     if (query.sort === 'name') {

@@ -1,6 +1,6 @@
 import type { DatabaseSync, SQLInputValue } from 'node:sqlite';
 import type { RepositoryName, Tag } from '../../oci/names.ts';
-import { parseCursor, type BrowseIndex, type RepositoryQuery, type RepositorySummary } from '../browse-index.ts';
+import { parseCursor, prefixRanges, type BrowseIndex, type RepositoryQuery, type RepositorySummary } from '../browse-index.ts';
 import { SqliteStatements, type Row } from './database.ts';
 
 /** Shortest search the trigram index can answer; shorter ones scan names. */
@@ -28,6 +28,11 @@ export class SqliteBrowseIndex implements BrowseIndex {
     } else if (search !== '') {
       where.push('instr(r.name, ?) > 0');
       params.push(search);
+    }
+    const ranges = prefixRanges(query.within);
+    if (ranges !== undefined) {
+      where.push(ranges.length === 0 ? '0' : `(${ranges.map(() => '(r.name >= ? AND r.name < ?)').join(' OR ')})`);
+      params.push(...ranges.flat());
     }
     let order: string;
     if (query.sort === 'name') {
