@@ -55,6 +55,16 @@ describe('dependencies point downward (docs/architecture.md)', () => {
     }
   });
 
+  it('ui/ knows interfaces, never a driver or an SDK', async () => {
+    for (const file of files.filter((path) => folderOf(path) === 'ui')) {
+      for (const target of await importsOf(file)) {
+        assert.ok(!/^(blobs|meta)\/[^/]+\//.test(target), `${relative(root, file)} imports the driver ${target}`);
+        assert.ok(!/^(pg|@aws-sdk\/|node:sqlite)/.test(target), `${relative(root, file)} imports ${target}`);
+        assert.ok(!/^(server|cli|sources)[/.]/.test(target), `${relative(root, file)} imports ${target}`);
+      }
+    }
+  });
+
   it('only config/ reads the environment', async () => {
     for (const file of files.filter((path) => folderOf(path) !== 'config')) {
       const text = await readFile(file, 'utf8');

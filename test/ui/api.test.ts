@@ -156,3 +156,32 @@ describe('JSON API: the access rules of the registry', () => {
     assert.ok(Array.isArray(view.retention.preview.tags));
   });
 });
+
+describe('web UI switched off', () => {
+  it('serves neither pages nor the API, and / stays a 404', async () => {
+    const { startTestRegistry } = await import('../helpers/registry.ts');
+    const registry = await startTestRegistry({ 'ui.enabled': false });
+    try {
+      for (const path of ['/ui/', `${api}/repositories`]) assert.equal((await fetch(`${registry.url}${path}`)).status, 404, path);
+      assert.equal((await fetch(`${registry.url}/`, { headers: { accept: 'text/html' }, redirect: 'manual' })).status, 404);
+    } finally {
+      await registry.close();
+    }
+  });
+
+  it('leads browsers from / to the UI when on, and leaves other clients their 404', async () => {
+    const { startTestRegistry } = await import('../helpers/registry.ts');
+    const registry = await startTestRegistry();
+    try {
+      const browser = await fetch(`${registry.url}/`, { headers: { accept: 'text/html,application/xhtml+xml' }, redirect: 'manual' });
+      assert.equal(browser.status, 302);
+      assert.equal(browser.headers.get('location'), '/ui/');
+      assert.equal((await fetch(`${registry.url}/`, { headers: { accept: 'application/json' } })).status, 404);
+      const page = await fetch(`${registry.url}/ui/`);
+      assert.match(page.headers.get('content-security-policy') ?? '', /default-src 'none'/);
+      assert.match(await page.text(), /No repositories yet/);
+    } finally {
+      await registry.close();
+    }
+  });
+});
