@@ -69,6 +69,8 @@ export class AccessControl implements AccessPolicy, TokenIssuer, SessionAccess {
   #callerFor(identity: Identity, rules: AccessRules): Caller {
     const user = callerName(identity);
     const may = (name: string, action: RepositoryAction): boolean => allows(identity, rules, name, action);
+    // A token with `registry:catalog:*` lists what its user may pull; an
+    // external issuer's token, what it grants.
     const sees = (name: string): boolean =>
       identity.kind === 'token' && identity.token.own ? rules.actions(identity.user, name).has('pull') : may(name, 'pull');
     const admin = identity.kind === 'user' || (identity.kind === 'token' && identity.token.own) ? rules.isAdmin(identity.user) : false;
@@ -80,7 +82,6 @@ export class AccessControl implements AccessPolicy, TokenIssuer, SessionAccess {
   async authorize(request: FastifyRequest, needs: readonly Need[]): Promise<Caller> {
     const identity = await this.#identify(request, needs.map(scopeOf).filter((scope) => scope !== undefined));
     const rules = await this.#options.rules();
-    const user = callerName(identity);
     const may = (name: string, action: RepositoryAction): boolean => allows(identity, rules, name, action);
     const denied = needs.filter((need) => {
       if (need.kind === 'repository') return !may(need.name, need.action);
@@ -88,8 +89,6 @@ export class AccessControl implements AccessPolicy, TokenIssuer, SessionAccess {
       return identity.kind === 'anonymous';
     });
     if (denied.length > 0) throw this.#refusal(request, identity, rules, denied);
-    // A token with `registry:catalog:*` lists what its user may pull; an
-    // external issuer's token, what it grants.
     return this.#callerFor(identity, rules);
   }
 

@@ -49,6 +49,13 @@ export function prefixRanges(within: readonly string[] | undefined): [string, st
   return within.map((prefix) => [prefix, `${prefix}~`]);
 }
 
+/**
+ * Rows a substring search first reads in the listing's own order: a common
+ * text fills a page within them, cheaper than sorting all its matches; a
+ * rare one then goes through the trigram index.
+ */
+export const probeRows = 2000;
+
 /** Escapes a search for SQL LIKE with `\` as the escape character. */
 export function likeLiteral(search: string): string {
   return search.replace(/[\\%_]/g, '\\$&');

@@ -87,7 +87,7 @@ ${body}
 function whoAmI(viewer: Viewer | undefined): Html {
   if (viewer === undefined || !viewer.accessControl) return html``;
   if (!viewer.signedIn) return html`<a class="button primary" href="/ui/sign-in">Sign in</a>`;
-  return html`<span>Signed in as <strong>${viewer.caller.user ?? ''}</strong></span>
+  return html`<span><span class="hide-narrow">Signed in as </span><strong>${viewer.caller.user ?? ''}</strong></span>
     <form method="post" action="/ui/sign-out"><input type="hidden" name="csrf" value="${viewer.csrf}"><button type="submit">Sign out</button></form>`;
 }
 

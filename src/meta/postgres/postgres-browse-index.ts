@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { RepositoryName, Tag } from '../../oci/names.ts';
-import { likeLiteral, parseCursor, prefixRanges, type BrowseIndex, type RepositoryQuery, type RepositorySummary } from '../browse-index.ts';
+import { likeLiteral, parseCursor, prefixRanges, probeRows, type BrowseIndex, type RepositoryQuery, type RepositorySummary } from '../browse-index.ts';
 
 type Row = Record<string, unknown>;
 
@@ -13,13 +13,22 @@ export class PostgresBrowseIndex implements BrowseIndex {
   }
 
   async repositories(query: RepositoryQuery): Promise<RepositorySummary[]> {
+    const search = query.search ?? '';
+    if (search === '' || query.match === 'prefix') return this.#page(query, false);
+    // A common text fills the page within the first rows in order; a rare
+    // one is left to the planner (the trigram index), its matches few to sort.
+    const probed = await this.#page(query, true);
+    return probed.length === query.limit ? probed : this.#page(query, false);
+  }
+
+  async #page(query: RepositoryQuery, probe: boolean): Promise<RepositorySummary[]> {
     const where = ['s.manifests > 0'];
     const params: unknown[] = [];
     const bind = (value: unknown) => `$${params.push(value)}`;
     const search = query.search ?? '';
     if (search !== '' && query.match === 'prefix') {
       where.push(`r.name >= ${bind(search)} AND r.name < ${bind(`${search}~`)}`);
-    } else if (search !== '') {
+    } else if (search !== '' && !probe) {
       // Answered by the pg_trgm index for three characters or more.
       where.push(`r.name LIKE ${bind(`%${likeLiteral(search)}%`)}`);
     }
@@ -37,11 +46,13 @@ export class PostgresBrowseIndex implements BrowseIndex {
       if (cursor !== undefined) where.push(`(${column}, s.repository_id) < (${bind(cursor.key)}, ${bind(cursor.id)})`);
       order = `${column} DESC, s.repository_id DESC`;
     }
-    const { rows } = await this.#pool.query<Row>(
-      `SELECT r.id, r.name, s.tags, s.bytes, s.pushed_at FROM repository_stats s JOIN repositories r ON r.id = s.repository_id
-       WHERE ${where.join(' AND ')} ORDER BY ${order} LIMIT ${bind(query.limit)}`,
-      params,
-    );
+    const select = `SELECT r.id, r.name, s.tags, s.bytes, s.pushed_at FROM repository_stats s JOIN repositories r ON r.id = s.repository_id
+       WHERE ${where.join(' AND ')} ORDER BY ${order}`;
+    // The probe reads the first rows in order (the inner LIMIT) and keeps those containing the text.
+    const sql = probe
+      ? `SELECT * FROM (${select} LIMIT ${bind(probeRows)}) AS first WHERE strpos(name, ${bind(search)}) > 0 ORDER BY ${query.sort === 'name' ? 'name' : `${query.sort === 'size' ? 'bytes' : 'pushed_at'} DESC, id DESC`} LIMIT ${bind(query.limit)}`
+      : `${select} LIMIT ${bind(query.limit)}`;
+    const { rows } = await this.#pool.query<Row>(sql, params);
     return rows.map((row) => {
       const summary = toSummary(row);
       const key = query.sort === 'size' ? summary.bytes : Number(row['pushed_at']);

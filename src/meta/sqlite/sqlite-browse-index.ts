@@ -1,10 +1,13 @@
 import type { DatabaseSync, SQLInputValue } from 'node:sqlite';
 import type { RepositoryName, Tag } from '../../oci/names.ts';
-import { parseCursor, prefixRanges, type BrowseIndex, type RepositoryQuery, type RepositorySummary } from '../browse-index.ts';
+import { parseCursor, prefixRanges, probeRows, type BrowseIndex, type RepositoryQuery, type RepositorySummary } from '../browse-index.ts';
 import { SqliteStatements, type Row } from './database.ts';
 
 /** Shortest search the trigram index can answer; shorter ones scan names. */
 const trigram = 3;
+
+/** How a substring search is answered: scanning names in order, or through the trigram index. */
+type SearchBy = 'scan' | 'trigrams';
 
 /** The browse index over the SqliteMetaStore's database (tables and triggers: browse-migration.ts). */
 export class SqliteBrowseIndex implements BrowseIndex {
@@ -15,19 +18,27 @@ export class SqliteBrowseIndex implements BrowseIndex {
   }
 
   async repositories(query: RepositoryQuery): Promise<RepositorySummary[]> {
+    const search = query.search ?? '';
+    if (search.length < trigram || query.match === 'prefix') return this.#page(query, 'scan');
+    // A common text fills the page within the first rows in order; a rare
+    // one is found through the trigram index, whose matches are few to sort.
+    const probed = this.#page(query, 'scan', probeRows);
+    return probed.length === query.limit ? probed : this.#page(query, 'trigrams');
+  }
+
+  #page(query: RepositoryQuery, searchBy: SearchBy, scanAtMost?: number): RepositorySummary[] {
     const where = ['s.manifests > 0'];
     const params: SQLInputValue[] = [];
     const search = query.search ?? '';
+    let filter: string | undefined;
     if (search !== '' && query.match === 'prefix') {
-      // Every name character sorts below "~": the prefix's names are one index range.
       where.push('r.name >= ? AND r.name < ?');
       params.push(search, `${search}~`);
-    } else if (search.length >= trigram) {
+    } else if (search !== '' && searchBy === 'trigrams') {
       where.push('r.id IN (SELECT rowid FROM repository_names WHERE repository_names MATCH ?)');
       params.push(`"${search.replaceAll('"', '""')}"`);
     } else if (search !== '') {
-      where.push('instr(r.name, ?) > 0');
-      params.push(search);
+      filter = search;
     }
     const ranges = prefixRanges(query.within);
     if (ranges !== undefined) {
@@ -50,12 +61,15 @@ export class SqliteBrowseIndex implements BrowseIndex {
       }
       order = `${column} DESC, s.repository_id DESC`;
     }
-    const rows = this.#q.all(
-      `SELECT r.id, r.name, s.tags, s.bytes, s.pushed_at FROM repository_stats s JOIN repositories r ON r.id = s.repository_id
-       WHERE ${where.join(' AND ')} ORDER BY ${order} LIMIT ?`,
-      ...params,
-      query.limit,
-    );
+    const select = `SELECT r.id, r.name, s.tags, s.bytes, s.pushed_at FROM repository_stats s JOIN repositories r ON r.id = s.repository_id WHERE ${where.join(' AND ')} ORDER BY ${order}`;
+    let rows: Row[];
+    if (filter === undefined) {
+      rows = this.#q.all(`${select} LIMIT ?`, ...params, query.limit);
+    } else if (scanAtMost === undefined) {
+      rows = this.#q.all(`SELECT * FROM (${select}) WHERE instr(name, ?) > 0 LIMIT ?`, ...params, filter, query.limit);
+    } else {
+      rows = this.#q.all(`SELECT * FROM (${select} LIMIT ?) WHERE instr(name, ?) > 0 LIMIT ?`, ...params, scanAtMost, filter, query.limit);
+    }
     return rows.map((row) => {
       const summary = toSummary(row);
       const key = query.sort === 'size' ? summary.bytes : (row['pushed_at'] as number);
