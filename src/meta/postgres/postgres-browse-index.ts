@@ -1,8 +1,11 @@
 import type pg from 'pg';
 import type { RepositoryName, Tag } from '../../oci/names.ts';
-import { likeLiteral, parseCursor, prefixRanges, probeRows, type BrowseIndex, type RepositoryQuery, type RepositorySummary } from '../browse-index.ts';
+import { likeLiteral, parseCursor, prefixRanges, type BrowseIndex, type RepositoryQuery, type RepositorySummary } from '../browse-index.ts';
 
 type Row = Record<string, unknown>;
+
+/** Matches past which a substring search counts as common (about 1 % of a 100,000-repository registry). */
+const commonMatches = 1000;
 
 /** The browse index on the PostgresMetaStore's pool (tables, triggers and the trigram index: browse-migration.ts). */
 export class PostgresBrowseIndex implements BrowseIndex {
@@ -14,23 +17,32 @@ export class PostgresBrowseIndex implements BrowseIndex {
 
   async repositories(query: RepositoryQuery): Promise<RepositorySummary[]> {
     const search = query.search ?? '';
-    if (search === '' || query.match === 'prefix') return this.#page(query, false);
-    // A common text fills the page within the first rows in order; a rare
-    // one is left to the planner (the trigram index), its matches few to sort.
-    const probed = await this.#page(query, true);
-    return probed.length === query.limit ? probed : this.#page(query, false);
+    if (search === '' || query.match === 'prefix') return this.#page(query, 'walk');
+    if (search.length < 3) return this.#page(query, 'walk');
+    // A common text is met early walking the order's index; a rare one is
+    // found through the pg_trgm index, its few matches then sorted. Which
+    // it is, the trigram index tells cheaply (it stops counting at the limit).
+    const { rows } = await this.#pool.query<Row>(`SELECT count(*) AS found FROM (SELECT 1 FROM repositories WHERE name LIKE $1 LIMIT ${commonMatches}) AS matching`, [
+      `%${likeLiteral(search)}%`,
+    ]);
+    return this.#page(query, Number(rows[0]?.['found'] ?? 0) >= commonMatches ? 'walk' : 'matches');
   }
 
-  async #page(query: RepositoryQuery, probe: boolean): Promise<RepositorySummary[]> {
+  async #page(query: RepositoryQuery, searchBy: 'walk' | 'matches'): Promise<RepositorySummary[]> {
     const where = ['s.manifests > 0'];
     const params: unknown[] = [];
+    let matches = '';
     const bind = (value: unknown) => `$${params.push(value)}`;
     const search = query.search ?? '';
     if (search !== '' && query.match === 'prefix') {
       where.push(`r.name >= ${bind(search)} AND r.name < ${bind(`${search}~`)}`);
-    } else if (search !== '' && !probe) {
-      // Answered by the pg_trgm index for three characters or more.
-      where.push(`r.name LIKE ${bind(`%${likeLiteral(search)}%`)}`);
+    } else if (search !== '' && searchBy === 'walk') {
+      // strpos() cannot use the trigram index: the planner walks the order's index.
+      where.push(`strpos(r.name, ${bind(search)}) > 0`);
+    } else if (search !== '') {
+      // Materialized, so that the planner takes the matches first rather than walk the order's index hoping to meet them.
+      where.push(`r.id IN (SELECT id FROM matches)`);
+      matches = `WITH matches AS MATERIALIZED (SELECT id FROM repositories WHERE name LIKE ${bind(`%${likeLiteral(search)}%`)}) `;
     }
     const ranges = prefixRanges(query.within);
     if (ranges !== undefined) {
@@ -48,10 +60,7 @@ export class PostgresBrowseIndex implements BrowseIndex {
     }
     const select = `SELECT r.id, r.name, s.tags, s.bytes, s.pushed_at FROM repository_stats s JOIN repositories r ON r.id = s.repository_id
        WHERE ${where.join(' AND ')} ORDER BY ${order}`;
-    // The probe reads the first rows in order (the inner LIMIT) and keeps those containing the text.
-    const sql = probe
-      ? `SELECT * FROM (${select} LIMIT ${bind(probeRows)}) AS first WHERE strpos(name, ${bind(search)}) > 0 ORDER BY ${query.sort === 'name' ? 'name' : `${query.sort === 'size' ? 'bytes' : 'pushed_at'} DESC, id DESC`} LIMIT ${bind(query.limit)}`
-      : `${select} LIMIT ${bind(query.limit)}`;
+    const sql = `${matches}${select} LIMIT ${bind(query.limit)}`;
     const { rows } = await this.#pool.query<Row>(sql, params);
     return rows.map((row) => {
       const summary = toSummary(row);
