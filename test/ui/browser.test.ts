@@ -159,7 +159,7 @@ describe('web UI in Chromium', { skip: missingCommands('chromium') }, () => {
     assert.ok(((await page.locator('main').textContent()) ?? '').includes('public/app'));
     await page.getByRole('link', { name: 'Preview retention' }).click();
     await page.waitForURL(/preview=retention/);
-    assert.match((await page.locator('main').textContent()) ?? '', /A dry run over \d+ repositories would delete/);
+    assert.match((await page.locator('main').textContent()) ?? '', /A dry run over \d+ repositor(y|ies) would delete/);
     await assertAccessible(page, 'operations');
   });
 
