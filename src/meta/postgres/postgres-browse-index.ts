@@ -4,8 +4,13 @@ import { likeLiteral, parseCursor, prefixRanges, type BrowseIndex, type Reposito
 
 type Row = Record<string, unknown>;
 
-/** Matches past which a substring search counts as common (about 1 % of a 100,000-repository registry). */
-const commonMatches = 1000;
+/**
+ * Matches past which a substring search counts as common. Walking the
+ * order reads about limit × repositories / matches rows; sorting the
+ * matches reads all of them: at 100,000 repositories and pages of 50 the
+ * two cost the same near 2,000 matches.
+ */
+const commonMatches = 2000;
 
 /** The browse index on the PostgresMetaStore's pool (tables, triggers and the trigram index: browse-migration.ts). */
 export class PostgresBrowseIndex implements BrowseIndex {
