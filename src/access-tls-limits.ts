@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { Config } from './config/schema.ts';
 import { splitHostPort } from './config/units.ts';
 import type { AppDependencies } from './http/app.ts';
+import type { SessionAccess } from './http/access.ts';
 import type { ServerSettings } from './http/server-options.ts';
 
 /** What access control, TLS and the limits add to the HTTP app. */
@@ -12,6 +13,8 @@ export interface Security {
   https: boolean;
   /** The development CA clients must trust, with `tls.selfSigned`. */
   caCert?: string;
+  /** Web UI sign-in, when access control is on. */
+  sessions?: SessionAccess;
   /** Stops what access control started (password workers). */
   close(): Promise<void>;
 }
@@ -38,6 +41,7 @@ export async function openSecurity(config: Config, logger: Logger): Promise<Secu
     app,
     https: server.https !== undefined,
     ...(caCert === undefined ? {} : { caCert }),
+    ...(control === undefined ? {} : { sessions: control }),
     close: async () => control?.close(),
   };
 }

@@ -9,9 +9,11 @@ import { splitHostPort } from './config/units.ts';
 import { createApp } from './http/app.ts';
 import { dropletEndpoints, type DropletReceiver } from './http/droplets.ts';
 import type { V2Endpoint } from './http/v2-routes.ts';
+import type { BrowseIndex } from './meta/browse-index.ts';
 import type { DropletStore } from './meta/droplet-store.ts';
 import type { MetaStore } from './meta/meta-store.ts';
 import type { OperationsStore } from './meta/operations-store.ts';
+import { SqliteBrowseIndex } from './meta/sqlite/sqlite-browse-index.ts';
 import { SqliteMetaStore } from './meta/sqlite/sqlite-meta-store.ts';
 import { SqliteOperationsStore } from './meta/sqlite/sqlite-operations-store.ts';
 import type { RegistryMetrics } from './metrics/metrics.ts';
@@ -23,6 +25,7 @@ import { RepositoryRouter } from './registry/router.ts';
 import { openSecurity, type Security } from './access-tls-limits.ts';
 import { proxyNamespaces } from './sources/proxy/namespaces.ts';
 import { passesInThreads } from './passes-in-threads.ts';
+import { webUi } from './ui-server.ts';
 
 /** The stores and the router built from a configuration: everything a command needs. */
 export interface Registry {
@@ -36,6 +39,11 @@ export interface Registry {
   operations: Operations;
   /** Endpoints below /v2/<name>/ the configured kinds add (droplet uploads), for `createApp`. */
   v2Endpoints: V2Endpoint[];
+  /** The web UI's reads over the namespace (docs/ui.md). */
+  browse: BrowseIndex;
+  /** Each configured prefix's kind and source, the default hosted one last. */
+  sources: { prefix: string; kind: Config['repositories'][number]['kind']; source: RepositorySource }[];
+  hostedSource: RepositorySource;
   close(): Promise<void>;
 }
 
@@ -43,7 +51,7 @@ export interface Registry {
 export async function openRegistry(config: Config, logger: PinoLogger = createLogger(config)): Promise<Registry> {
   const dataDir = resolve(config.dataDir);
   const { blobs, sweepMultipart } = await openBlobStore(config, dataDir, logger);
-  const { meta, operationsStore } = await openMetaStore(config, dataDir).catch(async (error: unknown) => {
+  const { meta, operationsStore, browse } = await openMetaStore(config, dataDir).catch(async (error: unknown) => {
     await blobs.close?.();
     throw error;
   });
@@ -98,6 +106,12 @@ export async function openRegistry(config: Config, logger: PinoLogger = createLo
     logger,
     operations,
     v2Endpoints: context.droplets.length === 0 ? [] : dropletEndpoints(dropletReceivers(router, context.droplets)),
+    browse,
+    sources: [
+      ...config.repositories.map((entry, index) => ({ prefix: entry.prefix, kind: entry.kind, source: (routes[index] as { source: RepositorySource }).source })),
+      { prefix: '', kind: 'hosted' as const, source: hostedSource },
+    ],
+    hostedSource,
     async close() {
       await router.close();
       await operations.close();
@@ -131,22 +145,23 @@ async function openBlobStore(config: Config, dataDir: string, logger: PinoLogger
   }
 }
 
-/** The MetaStore, and the operations store over the same database. */
-async function openMetaStore(config: Config, dataDir: string): Promise<{ meta: MetaStore; operationsStore: OperationsStore }> {
+/** The MetaStore, and the operations store and the UI's browse index over the same database. */
+async function openMetaStore(config: Config, dataDir: string): Promise<{ meta: MetaStore; operationsStore: OperationsStore; browse: BrowseIndex }> {
   const metadata = config.metadata;
   switch (metadata.driver) {
     case 'sqlite': {
       const meta = await SqliteMetaStore.open(resolve(metadata.sqlite.path ?? join(dataDir, 'berth.db')));
-      return { meta, operationsStore: new SqliteOperationsStore(meta.database) };
+      return { meta, operationsStore: new SqliteOperationsStore(meta.database), browse: new SqliteBrowseIndex(meta.database) };
     }
     case 'postgres': {
-      const [{ PostgresMetaStore }, { PostgresOperationsStore }, { poolConfig }] = await Promise.all([
+      const [{ PostgresMetaStore }, { PostgresOperationsStore }, { PostgresBrowseIndex }, { poolConfig }] = await Promise.all([
         import('./meta/postgres/postgres-meta-store.ts'),
         import('./meta/postgres/postgres-operations-store.ts'),
+        import('./meta/postgres/postgres-browse-index.ts'),
         import('./meta/postgres/pool-config.ts'),
       ]);
       const meta = await PostgresMetaStore.open(poolConfig(metadata.postgres));
-      return { meta, operationsStore: new PostgresOperationsStore(meta.pool) };
+      return { meta, operationsStore: new PostgresOperationsStore(meta.pool), browse: new PostgresBrowseIndex(meta.pool) };
     }
   }
 }
@@ -172,6 +187,7 @@ function lazyDropletStore(meta: MetaStore): () => Promise<DropletStore> {
     return opened;
   };
 }
+
 
 /** What sources other than hosted are built from. */
 interface SourceContext {
@@ -240,6 +256,7 @@ export async function startServer(config: Config, logger: PinoLogger = createLog
     await registry.close();
     throw error;
   }
+  const ui = config.ui.enabled ? webUi(registry, security.sessions) : undefined;
   const app = createApp({
     ...security.app,
     router: registry.router,
@@ -248,8 +265,8 @@ export async function startServer(config: Config, logger: PinoLogger = createLog
       chunkMinLength: config.registry.chunkMinLength ?? registry.blobs.chunkMinLength,
     },
     logger,
-    observers: registry.operations.observers(),
-    extensions: registry.operations.extensions(),
+    observers: [...registry.operations.observers(), ...(ui === undefined ? [] : [ui.events])],
+    extensions: [...registry.operations.extensions(), ...(ui === undefined ? [] : [ui.extension])],
     v2Endpoints: registry.v2Endpoints,
   });
   const { host, port } = splitHostPort(config.listen);

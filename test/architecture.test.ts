@@ -17,7 +17,7 @@ const src = join(root, 'src');
  */
 const base = ['oci/', 'errors/', 'io/'];
 const stores = ['blobs/blob-store.ts', 'meta/meta-store.ts', 'meta/operations-store.ts', 'meta/change-log.ts'];
-const metaShared = ['meta/meta-store.ts', 'meta/operations-store.ts', 'meta/change-log.ts', 'meta/rows.ts', 'meta/cursors.ts', 'meta/droplet-store.ts', 'meta/droplet-rows.ts'];
+const metaShared = ['meta/meta-store.ts', 'meta/operations-store.ts', 'meta/change-log.ts', 'meta/rows.ts', 'meta/cursors.ts', 'meta/droplet-store.ts', 'meta/droplet-rows.ts', 'meta/browse-index.ts'];
 export const allowed: Record<string, readonly string[]> = {
   errors: [],
   oci: ['errors/'],
@@ -46,7 +46,7 @@ export const allowed: Record<string, readonly string[]> = {
   // The droplet kind keeps its records in the DropletStore, beside the MetaStore on the same database.
   'sources/droplet': [...base, ...stores, 'meta/droplet-store.ts', 'registry/', 'config/', 'log.ts', 'pkg:tar-stream', 'pkg:yaml'],
   copy: [...base, 'blobs/blob-store.ts', 'meta/meta-store.ts', 'archives/', 'client/', 'config/', 'pkg:commander', 'pkg:tar-stream', 'pkg:@aws-sdk/client-s3'],
-  'access-tls-limits.ts': [...base, 'config/', 'http/app.ts', 'http/server-options.ts', 'auth/', 'tls/', 'pkg:pino'],
+  'access-tls-limits.ts': [...base, 'config/', 'http/app.ts', 'http/access.ts', 'http/server-options.ts', 'auth/', 'tls/', 'pkg:pino'],
   // The wiring: the only place that picks concrete drivers.
   'server.ts': [
     ...base,
@@ -61,6 +61,7 @@ export const allowed: Record<string, readonly string[]> = {
     'ops/',
     'access-tls-limits.ts',
     'passes-in-threads.ts',
+    'ui-server.ts',
     'log.ts',
     'pkg:fastify',
     'pkg:pino',
@@ -69,6 +70,9 @@ export const allowed: Record<string, readonly string[]> = {
   // Scheduled passes on the embedded store, each in a thread that opens the registry as `berth gc` does.
   'passes-in-threads.ts': [...base, 'config/', 'gc/', 'ops/', 'policy/'],
   'pass-thread.ts': ['config/', 'passes-in-threads.ts', 'server.ts'],
+  // The web UI and its JSON API: interfaces only, never a driver or an SDK.
+  ui: [...base, ...stores, 'meta/browse-index.ts', 'registry/', 'http/', 'auth/', 'config/', 'policy/', 'ops/', 'log.ts', 'pkg:fastify'],
+  'ui-server.ts': [...base, ...stores, 'meta/browse-index.ts', 'ui/', 'server.ts', 'registry/', 'http/', 'auth/', 'config/', 'ops/', 'sources/', 'log.ts', 'pkg:fastify'],
   cli: [...base, 'config/', 'server.ts', 'access-tls-limits.ts', 'auth/', 'tls/', 'copy/', 'gc/', 'policy/', 'sources/', 'log.ts', 'pkg:commander'],
 };
 

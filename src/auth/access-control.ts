@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import { RegistryError } from '../errors/registry-error.ts';
-import type { AccessPolicy, Caller, Need, TokenGrant, TokenGrantRequest, TokenIssuer } from '../http/access.ts';
+import type { AccessPolicy, Caller, Need, SessionAccess, TokenGrant, TokenGrantRequest, TokenIssuer } from '../http/access.ts';
 import { isRepositoryName, type RepositoryName } from '../oci/names.ts';
 import type { AccessRules, RepositoryAction } from './access-rules.ts';
 import type { RateLimiter } from '../io/rate-limiter.ts';
@@ -9,6 +9,7 @@ import type { CredentialCache } from './credential-cache.ts';
 import type { Htpasswd } from './htpasswd.ts';
 import type { PasswordChecker } from './password-checker.ts';
 import { formatScope, parseScopes } from './scopes.ts';
+import { SessionSigner } from './sessions.ts';
 import { InvalidTokenError, type AccessEntry, type TokenService, type VerifiedToken } from './tokens.ts';
 
 /** Who presented which credentials, once they checked out. */
@@ -38,17 +39,49 @@ const catalogEntry: AccessEntry = { type: 'registry', name: 'catalog', actions: 
  * or not valid (or a token that lacks a scope the user could get)"; 403
  * means "these valid credentials may not do this".
  */
-export class AccessControl implements AccessPolicy, TokenIssuer {
+export class AccessControl implements AccessPolicy, TokenIssuer, SessionAccess {
   readonly #options: AccessControlOptions;
+  readonly #sessions: SessionSigner;
 
   constructor(options: AccessControlOptions) {
     this.#options = options;
+    this.#sessions = new SessionSigner(options.tokens.derivedSecret('berth web UI sessions'));
+  }
+
+  async signIn(user: string, password: string, client: string, ttlMs: number): Promise<{ session: string; csrf: string; caller: Caller }> {
+    const checked = await this.#checkPassword(user, password, client, basicChallenge(this.#options.realm));
+    const { value, claims } = this.#sessions.issue(checked, credentialFingerprint(await this.#hashOf(checked)), ttlMs);
+    return { session: value, csrf: claims.csrf, caller: this.#callerFor({ kind: 'user', user: checked }, await this.#options.rules()) };
+  }
+
+  async resume(session: string): Promise<{ caller: Caller; csrf: string } | undefined> {
+    const claims = this.#sessions.verify(session);
+    if (claims === undefined) return undefined;
+    const hash = await this.#hashOf(claims.user);
+    if (hash === undefined || credentialFingerprint(hash) !== claims.credential) return undefined;
+    return { caller: this.#callerFor({ kind: 'user', user: claims.user }, await this.#options.rules()), csrf: claims.csrf };
+  }
+
+  async anonymous(): Promise<Caller> {
+    return this.#callerFor({ kind: 'anonymous' }, await this.#options.rules());
+  }
+
+  #callerFor(identity: Identity, rules: AccessRules): Caller {
+    const user = callerName(identity);
+    const may = (name: string, action: RepositoryAction): boolean => allows(identity, rules, name, action);
+    // A token with `registry:catalog:*` lists what its user may pull; an
+    // external issuer's token, what it grants.
+    const sees = (name: string): boolean =>
+      identity.kind === 'token' && identity.token.own ? rules.actions(identity.user, name).has('pull') : may(name, 'pull');
+    const admin = identity.kind === 'user' || (identity.kind === 'token' && identity.token.own) ? rules.isAdmin(identity.user) : false;
+    // External tokens name what they grant one by one: no prefix bounds them.
+    const prefixes = identity.kind === 'token' && !identity.token.own ? undefined : rules.pullPrefixes(identity.kind === 'anonymous' ? undefined : identity.user);
+    return { ...(user === undefined ? {} : { user }), may, sees, admin, ...(prefixes === undefined ? {} : { visiblePrefixes: prefixes }) };
   }
 
   async authorize(request: FastifyRequest, needs: readonly Need[]): Promise<Caller> {
     const identity = await this.#identify(request, needs.map(scopeOf).filter((scope) => scope !== undefined));
     const rules = await this.#options.rules();
-    const user = callerName(identity);
     const may = (name: string, action: RepositoryAction): boolean => allows(identity, rules, name, action);
     const denied = needs.filter((need) => {
       if (need.kind === 'repository') return !may(need.name, need.action);
@@ -56,11 +89,7 @@ export class AccessControl implements AccessPolicy, TokenIssuer {
       return identity.kind === 'anonymous';
     });
     if (denied.length > 0) throw this.#refusal(request, identity, rules, denied);
-    // A token with `registry:catalog:*` lists what its user may pull; an
-    // external issuer's token, what it grants.
-    const sees = (name: string): boolean =>
-      identity.kind === 'token' && identity.token.own ? rules.actions(identity.user, name).has('pull') : may(name, 'pull');
-    return { ...(user === undefined ? {} : { user }), may, sees };
+    return this.#callerFor(identity, rules);
   }
 
   async grant(request: TokenGrantRequest): Promise<TokenGrant> {

@@ -85,6 +85,23 @@ export class AccessRules {
     return false;
   }
 
+  /**
+   * Name prefixes outside which `user` (undefined: anonymous) may pull
+   * nothing: the literal start of every rule pattern that grants them pull
+   * ('' for an admin or a pattern starting with a wildcard). A name inside
+   * may still be closed by a longer rule; listings check each name.
+   */
+  pullPrefixes(user: string | undefined): string[] {
+    if (this.isAdmin(user)) return [''];
+    const principals = user === undefined ? [] : ['*', user, ...(this.#groups.get(user) ?? [])];
+    const prefixes = new Set<string>();
+    for (const rule of this.#rules) {
+      const grants = rule.anonymous.has('pull') || principals.some((principal) => rule.grants.get(principal)?.has('pull') === true);
+      if (grants) prefixes.add(rule.pattern.split('*')[0] as string);
+    }
+    return [...prefixes];
+  }
+
   /** What `user` (undefined: anonymous) may do on the repository `name`. */
   actions(user: string | undefined, name: string): ReadonlySet<RepositoryAction> {
     if (this.isAdmin(user)) return allActions;

@@ -1,4 +1,4 @@
-import { createPrivateKey, createPublicKey, generateKeyPairSync, randomUUID, X509Certificate, type KeyObject } from 'node:crypto';
+import { createHmac, createPrivateKey, createPublicKey, generateKeyPairSync, randomUUID, X509Certificate, type KeyObject } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import {
@@ -91,6 +91,14 @@ export class TokenService {
       trusted.set(issuer.issuer, { key: await trustedKey(issuer), audience: issuer.audience ?? settings.service });
     }
     return new TokenService(settings, signingKey, algorithm, { ...publicJwk, kid: keyId, alg: algorithm, use: 'sig' }, keyId, trusted);
+  }
+
+  /**
+   * A secret for another purpose (UI session cookies), derived from the
+   * signing key: replicas sharing the key share it, and it changes with it.
+   */
+  derivedSecret(purpose: string): Buffer {
+    return createHmac('sha256', this.#signingKey.export({ format: 'der', type: 'pkcs8' })).update(purpose).digest();
   }
 
   /** The public half of the signing key, for other services that verify Berth's tokens. */

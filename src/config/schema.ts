@@ -1,6 +1,7 @@
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { authConfig, limitsConfig, tlsConfig } from './auth.ts';
+import { uiConfig } from './ui.ts';
 import { eventsConfig, gcConfig, immutableTagsConfig, metricsConfig, quotasConfig, retentionConfig } from './operations.ts';
 import { repositoryKinds } from './repositories.ts';
 import { postgresSettings, requireWhenDriver, s3Settings } from './scale-out.ts';
@@ -82,6 +83,8 @@ export const configSchema = z.strictObject({
   events: eventsConfig,
   /** Prometheus metrics (docs/operations.md). */
   metrics: metricsConfig,
+  /** The web UI and its JSON API (docs/ui.md). */
+  ui: uiConfig,
 });
 
 export type Config = z.output<typeof configSchema>;

@@ -17,6 +17,24 @@ export interface Caller {
   may(name: RepositoryName, action: Action): boolean;
   /** Whether the catalog shows `name` to this caller: a repository it may pull, whatever its token names. */
   sees(name: RepositoryName): boolean;
+  /** Whether the caller is an administrator (every action everywhere; the web UI's operations page). */
+  readonly admin?: boolean;
+  /** Name prefixes outside which the caller sees nothing, when known: listings need not read past them. */
+  readonly visiblePrefixes?: readonly string[];
+}
+
+/** Sign-in for the web UI: a session value the browser keeps in a cookie instead of sending a password each time. */
+export interface SessionAccess {
+  /**
+   * Checks a password as Basic credentials are checked (same cache, workers
+   * and failed sign-in limit); a new session lasting `ttlMs`, or
+   * 401 UNAUTHORIZED / 429 TOOMANYREQUESTS.
+   */
+  signIn(user: string, password: string, client: string, ttlMs: number): Promise<{ session: string; csrf: string; caller: Caller }>;
+  /** The caller a session stands for, under the rules as they are now; undefined when invalid, expired, or its user was removed or changed password. */
+  resume(session: string): Promise<{ caller: Caller; csrf: string } | undefined>;
+  /** The caller without credentials. */
+  anonymous(): Promise<Caller>;
 }
 
 /**

@@ -59,6 +59,8 @@ export class Operations {
   /** What the hosted write path commits with its changes: their events. */
   readonly changes: ChangeLog | undefined;
   readonly pulls: PullRecorder | undefined;
+  /** The last garbage collection pass this process ran (the web UI shows it). */
+  lastGc: { report: GcReport; finishedAt: Date; seconds: number } | undefined;
   readonly #parts: OperationsParts;
   readonly #dispatcher: WebhookDispatcher | undefined;
   readonly #schedules: Schedules;
@@ -93,7 +95,8 @@ export class Operations {
       onTagDeleted: () => this.metrics.retentionDeleted.inc({ kind: 'tag' }),
       onManifestDeleted: () => this.metrics.retentionDeleted.inc({ kind: 'manifest' }),
     });
-    this.pulls = this.retention.usesPulls ? new PullRecorder(store.pulls, logger) : undefined;
+    // The web UI shows when each tag was last pulled.
+    this.pulls = this.retention.usesPulls || config.ui.enabled ? new PullRecorder(store.pulls, logger) : undefined;
     this.#schedules = new Schedules(logger);
   }
 
@@ -228,6 +231,11 @@ export class Operations {
     if (batch.length > 0) await this.store.blobs.touch(batch);
   }
 
+  /** When the next scheduled garbage collection pass starts; undefined when none is scheduled. */
+  nextGc(): Date | undefined {
+    return this.#schedules.nextRun('gc');
+  }
+
   #recordPass(report: GcReport, seconds: number): void {
     this.#countPass(report, seconds);
     const { startedAt, cutoff, ...summary } = report;
@@ -235,6 +243,7 @@ export class Operations {
   }
 
   #countPass(report: GcReport, seconds: number): void {
+    this.lastGc = { report, finishedAt: new Date(), seconds };
     const { metrics } = this;
     metrics.gcRuns.inc({ result: 'ok' });
     metrics.gcDuration.observe(seconds);

@@ -11,6 +11,7 @@ export class Schedules {
   readonly #logger: Logger;
   readonly #stop = new AbortController();
   readonly #loops: Promise<void>[] = [];
+  readonly #next = new Map<string, number>();
 
   constructor(logger: Logger) {
     this.#logger = logger;
@@ -23,8 +24,10 @@ export class Schedules {
       (async () => {
         let wait = options.runAtStart === true ? 0 : interval / 2 + Math.random() * (interval / 2);
         while (!signal.aborted) {
+          this.#next.set(name, Date.now() + wait);
           await sleep(wait, undefined, { signal, ref: false }).catch(() => undefined);
           if (signal.aborted) return;
+          this.#next.delete(name);
           try {
             await task(signal);
           } catch (error) {
@@ -34,6 +37,12 @@ export class Schedules {
         }
       })(),
     );
+  }
+
+  /** When the task runs next; undefined when it is not scheduled (or running now). */
+  nextRun(name: string): Date | undefined {
+    const at = this.#next.get(name);
+    return at === undefined ? undefined : new Date(at);
   }
 
   async stop(): Promise<void> {

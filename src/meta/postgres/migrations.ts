@@ -1,3 +1,5 @@
+import { postgresBrowseMigration } from './browse-migration.ts';
+
 /**
  * PostgreSQL schema, one entry per version, the same tables as SQLite's.
  * Applied in order inside one transaction that holds an advisory lock, and
@@ -164,4 +166,6 @@ export const postgresMigrations: readonly string[] = [
   CREATE INDEX droplet_compositions_by_droplet ON droplet_compositions(source, app, guid);
   CREATE INDEX droplet_compositions_by_rootfs ON droplet_compositions(source, rootfs_digest);
   `,
+  // The web UI's browse index: repository stats and a trigram name index (browse-migration.ts).
+  postgresBrowseMigration,
 ];

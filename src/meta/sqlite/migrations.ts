@@ -1,3 +1,5 @@
+import { sqliteBrowseMigration } from './browse-migration.ts';
+
 /**
  * SQLite schema, one entry per version; applied in order, each in its own
  * transaction, and recorded in `schema_migrations`. Never edit a released
@@ -164,4 +166,6 @@ export const sqliteMigrations: readonly string[] = [
   CREATE INDEX droplet_compositions_by_droplet ON droplet_compositions(source, app, guid);
   CREATE INDEX droplet_compositions_by_rootfs ON droplet_compositions(source, rootfs_digest);
   `,
+  // The web UI's browse index: repository stats and a trigram name index (browse-migration.ts).
+  sqliteBrowseMigration,
 ];

@@ -3,7 +3,7 @@ import { authFileCredentials, firstOf, noCredentials, type CredentialSource } fr
 import { RegistryClient } from '../../client/registry-client.ts';
 import type { ProxyRepositoryConfig } from '../../config/repositories.ts';
 import type { Logger } from '../../log.ts';
-import { parseRepositoryName, type RepositoryName } from '../../oci/names.ts';
+import { parseRepositoryName, type RepositoryName, type Tag } from '../../oci/names.ts';
 import type { HostedContext } from '../../registry/hosted.ts';
 import type { Repository, RepositorySource } from '../../registry/repository.ts';
 import type { CacheCounter } from '../../registry/cache-metrics.ts';
@@ -61,6 +61,12 @@ export class ProxySource implements RepositorySource {
 
   async close(): Promise<void> {
     await this.#state.close();
+  }
+
+  /** Where a cached repository comes from and when its tag was last checked there (the web UI shows it). */
+  upstreamOf(name: RepositoryName, tag?: Tag): { upstream: string; repository: RepositoryName; checkedAt?: Date } {
+    const checkedAt = tag === undefined ? undefined : this.#state.tagCheckedAt(`${name}:${tag}`);
+    return { upstream: this.#state.upstream, repository: this.upstreamName(name), ...(checkedAt === undefined ? {} : { checkedAt }) };
   }
 
   /** The name upstream: the prefix removed, and `library/` added for Docker Hub's official images. */

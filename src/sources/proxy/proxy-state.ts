@@ -71,6 +71,12 @@ export class ProxyState {
     return checked !== undefined && Date.now() - checked < this.options.tagTtlMs;
   }
 
+  /** When the tag (`name:tag`) was last checked upstream by this process; undefined when not remembered. */
+  tagCheckedAt(key: string): Date | undefined {
+    const checked = this.#checked.get(key);
+    return checked === undefined ? undefined : new Date(checked);
+  }
+
   tagChecked(key: string): void {
     this.#checked.delete(key);
     this.#checked.set(key, Date.now());
