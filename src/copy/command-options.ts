@@ -14,6 +14,7 @@ export interface TransferFlags {
   all?: boolean;
   platform?: string;
   destCompress?: string;
+  preserveDigests?: boolean;
   jobs?: string;
   srcCreds?: string;
   destCreds?: string;
@@ -33,6 +34,7 @@ export function addTransferOptions(command: Command): Command {
     .option('--all', 'copy every platform of an image index (default: only the host platform)')
     .option('--platform <os/arch[/variant]>', 'the platform to copy from an image index')
     .option('--dest-compress <gzip|zstd>', 'recompress layers; manifests are rewritten, image configs stay valid')
+    .option('--preserve-digests', 'fail rather than rewrite a manifest (recompression, Docker to OCI for layouts)')
     .option('-j, --jobs <n>', 'blobs transferred at once', '4')
     .option('--src-creds <user:password>', 'credentials for a docker:// source')
     .option('--dest-creds <user:password>', 'credentials for a docker:// destination')
@@ -68,6 +70,7 @@ export function transferOptions(flags: TransferFlags, signal: AbortSignal): Tran
   return {
     ...(flags.all === true ? { platforms: 'all' as const } : flags.platform === undefined ? {} : { platforms: parsePlatform(flags.platform) }),
     ...(compress === undefined ? {} : { compress }),
+    ...(flags.preserveDigests === true ? { preserveDigests: true } : {}),
     jobs,
     spoolDir: tempDir,
     signal,

@@ -1,10 +1,11 @@
 import type { Digest } from '../oci/digest.ts';
-import { isIndexMediaType, isManifestMediaType } from '../oci/media-types.ts';
+import { isIndexMediaType, isManifestMediaType, mediaTypes } from '../oci/media-types.ts';
 import type { Tag } from '../oci/names.ts';
 import { copyImage, type CopyOptions } from './copy-image.ts';
 import { classifyFailure, copyExitCodes } from './exit-codes.ts';
 import type { ImageStore } from './image-store.ts';
 import { describeLocation, LocationError, parseLocation, type Location } from './location.ts';
+import { dockerToOciManifest } from './oci-conversion.ts';
 import { openStore, type StoreOptions } from './open-store.ts';
 import { choosePlatform, hostPlatform } from './platform.ts';
 import type { Reporter } from './progress.ts';
@@ -111,12 +112,19 @@ async function upToDate(sourceStore: ImageStore, destinationStore: ImageStore, t
   const current = await destinationStore.getManifest({ kind: 'tag', tag }, options.signal).catch(() => undefined);
   if (current === undefined) return undefined;
   const top = await sourceStore.getManifest({ kind: 'tag', tag }, options.signal);
+  let manifest = top;
   let expected = top.digest;
   if (options.platforms !== 'all' && isManifestMediaType(top.mediaType) && isIndexMediaType(top.mediaType)) {
     const index = JSON.parse(Buffer.from(top.bytes).toString('utf8')) as { manifests: { digest: Digest; platform?: { os?: string; architecture?: string } }[] };
     const entry = choosePlatform(index.manifests, options.platforms ?? hostPlatform());
     if (entry === undefined) return undefined;
     expected = entry.digest;
+    if (destinationStore.requiresOci === true) manifest = await sourceStore.getManifest({ kind: 'digest', digest: entry.digest }, options.signal);
+  }
+  if (destinationStore.requiresOci === true) {
+    // A converted list depends on its converted children: copy it again (its blobs are skipped).
+    if (manifest.mediaType === mediaTypes.dockerManifestList) return undefined;
+    if (manifest.mediaType === mediaTypes.dockerManifest) expected = dockerToOciManifest(manifest).digest;
   }
   return current.digest === expected ? current.digest : undefined;
 }
