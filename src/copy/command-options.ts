@@ -2,6 +2,7 @@ import { tmpdir } from 'node:os';
 import type { Command } from 'commander';
 import { defaultAuthFiles } from '../config/auth-files.ts';
 import { byteSize } from '../config/units.ts';
+import { defaultDaemonHost } from './daemon/engine-client.ts';
 import { classifyFailure } from './exit-codes.ts';
 import { LocationError } from './location.ts';
 import type { StoreOptions } from './open-store.ts';
@@ -27,6 +28,7 @@ export interface TransferFlags {
   s3PathStyle?: boolean;
   progress?: string;
   tempDir?: string;
+  daemonHost?: string;
 }
 
 export function addTransferOptions(command: Command): Command {
@@ -46,7 +48,8 @@ export function addTransferOptions(command: Command): Command {
     .option('--s3-region <region>', 'region for s3://', 'us-east-1')
     .option('--s3-path-style', 'address buckets by path (most S3-compatible servers need it)')
     .option('--progress <auto|tty|json|none>', 'progress bars on a terminal, JSON lines otherwise', 'auto')
-    .option('--temp-dir <dir>', 'where archives are unpacked and layers recompressed');
+    .option('--temp-dir <dir>', 'where archives are unpacked and layers recompressed')
+    .option('--daemon-host <unix:///path|tcp://host:port>', 'the Docker Engine API for docker-daemon: (default: $DOCKER_HOST, then unix:///var/run/docker.sock)');
 }
 
 /** Turns the flags into transfer options; bad values are usage errors. */
@@ -66,6 +69,7 @@ export function transferOptions(flags: TransferFlags, signal: AbortSignal): Tran
       ...(flags.s3PathStyle === true ? { forcePathStyle: true } : {}),
     },
     ...(flags.chunkSize === undefined ? {} : { chunkSize: parseSize(flags.chunkSize) }),
+    daemonHost: daemonHostOf(flags.daemonHost),
   };
   return {
     ...(flags.all === true ? { platforms: 'all' as const } : flags.platform === undefined ? {} : { platforms: parsePlatform(flags.platform) }),
@@ -78,6 +82,11 @@ export function transferOptions(flags: TransferFlags, signal: AbortSignal): Tran
     destination: { ...shared, ...credentialsOf(flags.destCreds, '--dest-creds'), ...(flags.destInsecure === true ? { insecure: true } : {}) },
     reporter: reporterFor(flags.progress ?? 'auto'),
   };
+}
+
+/** --daemon-host, else DOCKER_HOST as the docker CLI reads it, else the standard socket (checked when a docker-daemon: location uses it). */
+function daemonHostOf(flag: string | undefined): string {
+  return flag ?? (process.env['DOCKER_HOST'] || defaultDaemonHost);
 }
 
 function reporterFor(mode: string): Reporter {
