@@ -32,12 +32,12 @@ export function filesLayer(files: Record<string, string>): Promise<Buffer> {
 }
 
 /** A Docker schema 2 image over these layer tars, with `cmd` as its command. */
-export function layeredImage(tars: Buffer[], cmd: string[] = ['/bin/sh']): LayeredImage {
+export function layeredImage(tars: Buffer[], cmd: string[] = ['/bin/sh'], architecture = 'amd64'): LayeredImage {
   const diffIds = tars.map(sha256);
   const config = blobOf(
     Buffer.from(
       JSON.stringify({
-        architecture: 'amd64',
+        architecture,
         os: 'linux',
         config: { Env: ['PATH=/bin'], Cmd: cmd },
         rootfs: { type: 'layers', diff_ids: diffIds },

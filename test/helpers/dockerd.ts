@@ -126,16 +126,18 @@ function ping(socket: string): Promise<boolean> {
 /** The docker CLI with `input` on stdin (for `login --password-stdin`); stdout, or a rejection carrying stderr. */
 function runCli(args: string[], env: NodeJS.ProcessEnv, input: string | undefined): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(dockerCli, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(dockerCli, args, { env, stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
-    child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
-    child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
+    child.stdout?.on('data', (chunk: Buffer) => stdout.push(chunk));
+    child.stderr?.on('data', (chunk: Buffer) => stderr.push(chunk));
     child.once('error', reject);
     child.once('close', (code) => {
       if (code === 0) resolve(Buffer.concat(stdout).toString());
       else reject(new Error(`docker ${args.join(' ')} exited ${code}: ${Buffer.concat(stderr).toString().trim()}`));
     });
-    child.stdin.end(input ?? '');
+    // A command that exits without reading its input is judged by its exit code, not by EPIPE.
+    child.stdin?.on('error', () => undefined);
+    child.stdin?.end(input);
   });
 }
