@@ -1,6 +1,7 @@
 import { tmpdir } from 'node:os';
 import type { Command } from 'commander';
 import { defaultAuthFiles } from '../config/auth-files.ts';
+import { dockerHostFromEnvironment } from '../config/docker-host.ts';
 import { byteSize } from '../config/units.ts';
 import { defaultDaemonHost } from './daemon/engine-client.ts';
 import { classifyFailure } from './exit-codes.ts';
@@ -86,7 +87,7 @@ export function transferOptions(flags: TransferFlags, signal: AbortSignal): Tran
 
 /** --daemon-host, else DOCKER_HOST as the docker CLI reads it, else the standard socket (checked when a docker-daemon: location uses it). */
 function daemonHostOf(flag: string | undefined): string {
-  return flag ?? (process.env['DOCKER_HOST'] || defaultDaemonHost);
+  return flag ?? dockerHostFromEnvironment() ?? defaultDaemonHost;
 }
 
 function reporterFor(mode: string): Reporter {

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createServer as createHttpServer, request as httpRequest, type Server as HttpServer } from 'node:http';
 import { createConnection, createServer, type Server } from 'node:net';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { mediaTypes } from '../../src/oci/media-types.ts';
 import { dockerUnavailable, startDockerEngine, type DockerEngine } from '../helpers/dockerd.ts';
@@ -48,10 +50,17 @@ describe('berth copy and sync with docker-daemon: (Docker Engine)', { skip: dock
     await temp?.remove();
   });
 
-  test('daemon → directory → another daemon: same image ID, and it runs', async () => {
+  test('daemon → directory → another daemon: same image ID, and it runs; the export is read once', async () => {
     const layout = `oci:${temp.path}/layout:1`;
-    const out = await copy('docker-daemon:shop/web:1', layout, on(build));
+    const counted = await countingProxy(build.host.slice('unix://'.length), join(temp.path, 'counted.sock'));
+    let out;
+    try {
+      out = await copy('docker-daemon:shop/web:1', layout, { tempDir: temp.path, source: { daemonHost: `unix://${join(temp.path, 'counted.sock')}` } });
+    } finally {
+      counted.server.close();
+    }
     assert.equal(out.code, 0, out.reporter.failure());
+    assert.deepEqual(counted.paths.filter((path) => path.endsWith('/get')), ['/images/shop%2Fweb%3A1/get'], "Docker 20.10's v1 layer names were recognised: one pass");
     const facts = await imageFacts(layout, { authFiles: [], tempDir: temp.path });
     assert.equal(facts.configDigest, web1.config.digest);
     assert.deepEqual(facts.layerDigests, web1.diffIds, 'layers travel as the plain tars the daemon exports');
@@ -170,6 +179,22 @@ async function tcpToUnix(socket: string): Promise<Server> {
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return server;
+}
+
+/** An Engine API socket that forwards to the engine's and records each request's path. */
+async function countingProxy(engineSocket: string, socket: string): Promise<{ server: HttpServer; paths: string[] }> {
+  const paths: string[] = [];
+  const server = createHttpServer((incoming, outgoing) => {
+    paths.push(incoming.url ?? '');
+    const upstream = httpRequest({ socketPath: engineSocket, path: incoming.url, method: incoming.method, headers: incoming.headers }, (answer) => {
+      outgoing.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(outgoing);
+    });
+    upstream.on('error', () => outgoing.destroy());
+    incoming.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => server.listen(socket, resolve));
+  return { server, paths };
 }
 
 /** `berth ARGS` as user nobody, who may not use the root-owned engine socket. */
