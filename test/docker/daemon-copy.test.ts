@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createServer as createHttpServer, request as httpRequest, type Server as HttpServer } from 'node:http';
 import { createConnection, createServer, type Server } from 'node:net';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { mediaTypes } from '../../src/oci/media-types.ts';
@@ -147,6 +148,22 @@ describe('berth copy and sync with docker-daemon: (Docker Engine)', { skip: dock
     const arm = await copy(`docker://${registry.host}/multi/web:both`, 'docker-daemon:multi/web:arm', on(server, { options: { platforms: { os: 'linux', architecture: 'arm64' } } }));
     assert.equal(arm.code, 0, arm.reporter.failure());
     assert.equal(await imageId(server, 'multi/web:arm'), web2.config.digest);
+  });
+
+  test('a corrupt layer in the source stops the load: exit 6, and the daemon has no such image', async () => {
+    const web3 = layeredImage([await busyboxLayer(), await filesLayer({ 'app/version': 'three\n' })]);
+    await loadIntoDocker(build, web3, 'shop/web:3', temp.path);
+    const layout = join(temp.path, 'corrupt');
+    const written = await copy('docker-daemon:shop/web:3', `oci:${layout}:1`, on(build));
+    assert.equal(written.code, 0, written.reporter.failure());
+    const blob = join(layout, 'blobs', 'sha256', (web3.diffIds[1] as string).slice(7));
+    const bytes = await readFile(blob);
+    bytes[600] = (bytes[600] as number) ^ 0xff;
+    await writeFile(blob, bytes);
+    const loaded = await copy(`oci:${layout}:1`, 'docker-daemon:corrupt/web:1', on(server));
+    assert.equal(loaded.code, 6, loaded.reporter.failure());
+    assert.match(loaded.reporter.failure(), /DIGEST_INVALID: layer sha256:.*: the source sent/);
+    await assert.rejects(server.docker(['image', 'inspect', 'corrupt/web:1']), /No such image/);
   });
 
   test('the CLI honours DOCKER_HOST, --daemon-host over tcp://, and says when the socket is not allowed', async () => {

@@ -1,6 +1,6 @@
 import { request, type IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
-import { RegistryError } from '../../errors/registry-error.ts';
+import { isRegistryError, RegistryError } from '../../errors/registry-error.ts';
 import { LocationError } from '../location.ts';
 
 /** Where the Docker Engine API listens when DOCKER_HOST and --daemon-host say nothing. */
@@ -44,7 +44,7 @@ export class EngineClient {
       });
       if (options.body === undefined) req.end();
       else {
-        options.body.once('error', (error) => req.destroy(error));
+        options.body.on('error', (error) => req.destroy(error));
         options.body.pipe(req);
       }
     });
@@ -68,7 +68,8 @@ export class EngineClient {
 
   #connectionError(error: Error): Error {
     const code = (error as NodeJS.ErrnoException).code;
-    if (error.name === 'AbortError') return error;
+    // A failure of the body being sent (a corrupt source blob) is that failure, not the daemon's.
+    if (error.name === 'AbortError' || isRegistryError(error)) return error;
     const where = 'socketPath' in this.#target ? this.#target.socketPath : this.host;
     if (code === 'EACCES' || code === 'EPERM') {
       return new RegistryError('DENIED', `docker-daemon: permission denied on ${where}: run as a user in the docker group (or root), or point --daemon-host at a socket you may use`, { cause: error });

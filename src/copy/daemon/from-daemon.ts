@@ -53,6 +53,15 @@ export async function copyFromDaemon(daemon: DockerDaemon, tag: Tag, destination
 
   const pass = async (known: Map<string, Digest>): Promise<Map<string, Digest>> => {
     const reader = readImageExport(await exportStream(daemon, tag, signal), image);
+    try {
+      return await walk(reader, known);
+    } finally {
+      // Closes the export when the walk stopped early (a failed write).
+      await reader.return({ layerPaths: new Map() });
+    }
+  };
+
+  const walk = async (reader: ReturnType<typeof readImageExport>, known: Map<string, Digest>): Promise<Map<string, Digest>> => {
     for (;;) {
       const next = await reader.next();
       if (next.done === true) return next.value.layerPaths;

@@ -44,6 +44,8 @@ export async function copyIntoDaemon(source: ImageStore, reference: Reference | 
 
   const stats = { copied: 0, mounted: 0, skipped: 0, bytes: 0 };
   const pack = tar.pack();
+  // Its failures reach the daemon as a cut-off body and the caller through `writing`.
+  pack.on('error', () => undefined);
   const writing = (async () => {
     await addEntry(pack, `${hexOf(imageId)}.json`, Readable.from([config]), config.length);
     const layerNames: string[] = [];
@@ -66,11 +68,14 @@ export async function copyIntoDaemon(source: ImageStore, reference: Reference | 
   const body = Readable.from(pack);
   const response = await daemon.client.send('POST', '/images/load?quiet=1', { body, contentType: 'application/x-tar', signal });
   const answer = await readText(response);
-  await writing;
   const failure = loadFailure(answer);
   if (response.statusCode !== 200 || failure !== undefined) {
+    // A daemon that answered early reads no more: stop generating the archive.
+    body.destroy();
+    await writing.catch(() => undefined);
     throw daemonFailure(daemon.client.host, `loading ${daemon.name}:${tag}`, response.statusCode, failure ?? answer);
   }
+  await writing;
   const loaded = await daemon.inspect(`${daemon.name}:${tag}`, signal);
   if (loaded?.id !== imageId) throw new RegistryError('UNKNOWN', `docker-daemon: after the load, ${daemon.name}:${tag} is ${loaded?.id ?? 'missing'} instead of ${imageId}`);
   onEvent?.({ event: 'manifest-written', digest: manifest.digest, mediaType: manifest.mediaType, tag });
@@ -93,7 +98,9 @@ async function singleImage(source: ImageStore, reference: Reference | undefined,
 function addEntry(pack: tar.Pack, name: string, content: Readable, size: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const entry = pack.entry({ name, size, mode: 0o644, mtime: new Date(0) }, (error) => (error ? reject(error) : resolve()));
-    content.once('error', (error) => {
+    // The entry's own error event repeats what the callback or this listener already reported.
+    entry.on('error', () => undefined);
+    content.on('error', (error) => {
       entry.destroy(error);
       reject(error);
     });
