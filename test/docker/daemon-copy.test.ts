@@ -86,6 +86,14 @@ describe('berth copy and sync with docker-daemon: (Docker Engine)', { skip: dock
     assert.deepEqual(again.reporter.events.map((event) => event.event), ['image-started', 'image-up-to-date']);
   });
 
+  test('daemon → docker-archive: the file docker load takes', async () => {
+    const file = join(temp.path, 'web1.tar');
+    const out = await copy('docker-daemon:shop/web:1', `docker-archive:${file}:archived/web:1`, on(build));
+    assert.equal(out.code, 0, out.reporter.failure());
+    assert.match(await server.docker(['load', '-i', file]), /Loaded image: archived\/web:1/);
+    assert.equal(await imageId(server, 'archived/web:1'), web1.config.digest);
+  });
+
   test('daemon → registry → daemon', async () => {
     const out = await copy('docker-daemon:shop/web:2', `docker://${registry.host}/shop/web:2`, on(build));
     assert.equal(out.code, 0, out.reporter.failure());
