@@ -94,7 +94,7 @@ describe('berth copy and sync with docker-daemon: (Docker Engine)', { skip: dock
     assert.equal(await imageId(server, 'archived/web:1'), web1.config.digest);
   });
 
-  test('daemon → registry → daemon', async () => {
+  test('daemon → registry → daemon, sending the daemon only the layers it lacks', async () => {
     const out = await copy('docker-daemon:shop/web:2', `docker://${registry.host}/shop/web:2`, on(build));
     assert.equal(out.code, 0, out.reporter.failure());
     const facts = await imageFacts(`docker://${registry.host}/shop/web:2`, { authFiles: [], tempDir: temp.path });
@@ -103,6 +103,9 @@ describe('berth copy and sync with docker-daemon: (Docker Engine)', { skip: dock
     assert.deepEqual(facts.diffIds, web2.diffIds);
     const back = await copy(`docker://${registry.host}/shop/web:2`, 'docker-daemon:from-registry/web:2', on(server));
     assert.equal(back.code, 0, back.reporter.failure());
+    // The server has shop/web:1, on the same busybox layer: Docker's load is not sent that one again.
+    assert.deepEqual(back.reporter.of('blob-skipped').map((event) => event.digest), [web2.diffIds[0]]);
+    assert.deepEqual(back.reporter.of('blob-copied').map((event) => event.digest), [web2.diffIds[1]]);
     assert.equal(await server.docker(['run', '--rm', '--network', 'none', 'from-registry/web:2']), 'two\n');
   });
 

@@ -3,6 +3,7 @@ import { tryParseDigest } from '../../oci/digest.ts';
 import { RegistryError } from '../../errors/registry-error.ts';
 import { isTag, type Tag } from '../../oci/names.ts';
 import { EngineClient, readText, daemonFailure } from './engine-client.ts';
+import { chainIdsOf } from './image-export.ts';
 
 /** What the daemon says about an image (`GET /images/{name}/json`). */
 export interface DaemonImage {
@@ -71,6 +72,22 @@ export class DockerDaemon {
     const response = await this.client.send('POST', `/images/${encodeURIComponent(id)}/tag?${query}`, { signal });
     const text = await readText(response);
     if (response.statusCode !== 201 && response.statusCode !== 200) throw daemonFailure(this.client.host, `tagging ${id} as ${this.name}:${tag}`, response.statusCode, text);
+  }
+
+  /**
+   * The chain IDs of every layer stack the daemon's images have, which
+   * Docker's load does not need sent again. Empty for podman, whose load
+   * wants every layer file in the archive.
+   */
+  async layerChains(signal?: AbortSignal): Promise<Set<string>> {
+    const chains = new Set<string>();
+    if (/podman/i.test((await this.client.version(signal)).engine)) return chains;
+    const images = (await this.client.json<{ Id?: string }[]>('/images/json', signal)) ?? [];
+    for (const { Id } of images) {
+      const image = Id === undefined ? undefined : await this.inspect(Id, signal).catch(() => undefined);
+      for (const chain of chainIdsOf(image?.diffIds ?? [])) chains.add(chain);
+    }
+    return chains;
   }
 
   async close(): Promise<void> {}

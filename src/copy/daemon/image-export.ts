@@ -93,7 +93,7 @@ function layersOfManifest(text: string, image: ExportedImage): [string, Digest][
 }
 
 /** The chain IDs of an image's layers: each names a layer with everything beneath it. */
-function chainIdsOf(diffIds: readonly Digest[]): string[] {
+export function chainIdsOf(diffIds: readonly Digest[]): string[] {
   const chain: string[] = [];
   for (const diffId of diffIds) {
     const previous = chain.at(-1);

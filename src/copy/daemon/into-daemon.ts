@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import tar from 'tar-stream';
-import { RegistryError } from '../../errors/registry-error.ts';
-import { digestOf, finishDigest, hexOf, algorithmOf, type Digest } from '../../oci/digest.ts';
+import { isRegistryError, RegistryError } from '../../errors/registry-error.ts';
+import { algorithmOf, digestOf, finishDigest, hexOf, tryParseDigest, type Digest } from '../../oci/digest.ts';
 import type { Descriptor } from '../../oci/manifest.ts';
 import { isIndexMediaType, isManifestMediaType } from '../../oci/media-types.ts';
 import type { Reference, Tag } from '../../oci/names.ts';
@@ -12,7 +12,7 @@ import { LocationError } from '../location.ts';
 import { choosePlatform, formatPlatform, hostPlatform, type Platform } from '../platform.ts';
 import type { DockerDaemon } from './docker-daemon.ts';
 import { daemonFailure, readText } from './engine-client.ts';
-import { readSmallBytes } from './image-export.ts';
+import { chainIdsOf, readSmallBytes } from './image-export.ts';
 
 export type IntoDaemonResult =
   | { present: true; imageId: Digest; tagged: boolean }
@@ -42,16 +42,53 @@ export async function copyIntoDaemon(source: ImageStore, reference: Reference | 
     return { present: true, imageId, tagged };
   }
 
-  const stats = { copied: 0, mounted: 0, skipped: 0, bytes: 0 };
+  // Layers the daemon has (as part of the same stack) are left out of the archive: Docker's load
+  // reads a layer file only when it lacks that chain. Should it fail all the same, everything is sent.
+  const chains = chainIdsOf(configDiffIds(config, parsed.layers.length));
+  const present = chains.length === 0 ? new Set<string>() : await daemon.layerChains(signal);
+  const skip = new Set(chains.flatMap((chain, position) => (present.has(chain) ? [position] : [])));
+  let stats;
+  try {
+    stats = await load(source, parsed.layers, imageId, config, daemon, tag, skip, options);
+  } catch (error) {
+    if (skip.size === 0 || signal?.aborted === true || (isRegistryError(error) && error.code === 'DIGEST_INVALID')) throw error;
+    stats = await load(source, parsed.layers, imageId, config, daemon, tag, new Set(), options);
+  }
+  const loaded = await daemon.inspect(`${daemon.name}:${tag}`, signal);
+  if (loaded?.id !== imageId) throw new RegistryError('UNKNOWN', `docker-daemon: after the load, ${daemon.name}:${tag} is ${loaded?.id ?? 'missing'} instead of ${imageId}`);
+  onEvent?.({ event: 'manifest-written', digest: manifest.digest, mediaType: manifest.mediaType, tag });
+  return { present: false, imageId, digest: manifest.digest, mediaType: manifest.mediaType, ...stats };
+}
+
+type LoadStats = { copied: number; mounted: number; skipped: number; bytes: number };
+
+/** One `POST /images/load` of a `docker save` archive generated as it is sent; layers at `skip` positions are left out. */
+async function load(
+  source: ImageStore,
+  layers: readonly Descriptor[],
+  imageId: Digest,
+  config: Buffer,
+  daemon: DockerDaemon,
+  tag: Tag,
+  skip: ReadonlySet<number>,
+  options: CopyOptions,
+): Promise<LoadStats> {
+  const { signal, onEvent } = options;
+  const stats: LoadStats = { copied: 0, mounted: 0, skipped: 0, bytes: 0 };
   const pack = tar.pack();
   // Its failures reach the daemon as a cut-off body and the caller through `writing`.
   pack.on('error', () => undefined);
   const writing = (async () => {
     await addEntry(pack, `${hexOf(imageId)}.json`, Readable.from([config]), config.length);
     const layerNames: string[] = [];
-    for (const layer of parsed.layers) {
+    for (const [position, layer] of layers.entries()) {
       const name = `${hexOf(layer.digest)}.tar`;
       layerNames.push(name);
+      if (skip.has(position)) {
+        stats.skipped += 1;
+        onEvent?.({ event: 'blob-skipped', digest: layer.digest, size: layer.size, reason: 'exists' });
+        continue;
+      }
       onEvent?.({ event: 'blob-started', digest: layer.digest, size: layer.size });
       const checked = new DigestCheck(layer, (bytes) => onEvent?.({ event: 'blob-progress', digest: layer.digest, size: layer.size, bytes }));
       const blob = (await source.openBlob(layer, undefined, signal)).pipe(checked);
@@ -76,10 +113,18 @@ export async function copyIntoDaemon(source: ImageStore, reference: Reference | 
     throw daemonFailure(daemon.client.host, `loading ${daemon.name}:${tag}`, response.statusCode, failure ?? answer);
   }
   await writing;
-  const loaded = await daemon.inspect(`${daemon.name}:${tag}`, signal);
-  if (loaded?.id !== imageId) throw new RegistryError('UNKNOWN', `docker-daemon: after the load, ${daemon.name}:${tag} is ${loaded?.id ?? 'missing'} instead of ${imageId}`);
-  onEvent?.({ event: 'manifest-written', digest: manifest.digest, mediaType: manifest.mediaType, tag });
-  return { present: false, imageId, digest: manifest.digest, mediaType: manifest.mediaType, ...stats };
+  return stats;
+}
+
+/** The config's diff_ids, when there is one per layer; otherwise none (and nothing is left out). */
+function configDiffIds(config: Buffer, layers: number): Digest[] {
+  try {
+    const parsed = JSON.parse(config.toString('utf8')) as { rootfs?: { diff_ids?: unknown[] } };
+    const diffIds = (parsed.rootfs?.diff_ids ?? []).map((value) => (typeof value === 'string' ? tryParseDigest(value) : undefined));
+    return diffIds.length === layers && diffIds.every((value) => value !== undefined) ? (diffIds as Digest[]) : [];
+  } catch {
+    return [];
+  }
 }
 
 /** The image to load: the one named, or the chosen platform's out of an index (a daemon holds one per name). */
