@@ -5,7 +5,7 @@ import type { CopyEvent } from './copy-image.ts';
 export type ReportEvent =
   | CopyEvent
   | { event: 'image-started'; source: string; destination: string }
-  | { event: 'image-copied'; source: string; destination: string; digest: string; copied: number; mounted: number; skipped: number; bytes: number; imageId?: string }
+  | { event: 'image-copied'; source: string; destination: string; digest: string; mediaType?: string; copied: number; mounted: number; skipped: number; bytes: number; imageId?: string }
   | { event: 'image-present'; source: string; destination: string; imageId: string; tagged: boolean }
   | { event: 'image-up-to-date'; source: string; destination: string; digest: string }
   | { event: 'image-failed'; source: string; destination: string; code: string; message: string; exitCode: number }

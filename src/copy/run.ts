@@ -125,9 +125,8 @@ async function copyOne(source: Location, destination: Location, sourceStore: End
       reporter.report({ event: 'image-present', source: from, destination: to, imageId: result.imageId, tagged: result.tagged });
       return 'up-to-date';
     }
-    const { imageId, present, ...copied } = result;
-    void present;
-    reporter.report({ event: 'image-copied', source: from, destination: to, ...copied, imageId });
+    const { digest, mediaType, copied, mounted, skipped, bytes, imageId } = result;
+    reporter.report({ event: 'image-copied', source: from, destination: to, digest, mediaType, copied, mounted, skipped, bytes, imageId });
     return 'copied';
   }
   const result = await copyImage(sourceStore, source.reference, destinationStore, tag, {

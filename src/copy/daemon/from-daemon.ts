@@ -15,9 +15,10 @@ export type DaemonCopyResult = CopyResult | { upToDate: true; digest: Digest };
 /**
  * Copies NAME:TAG out of the daemon into `destination`, streaming the
  * daemon's export once: each file's identity is known from its tar header
- * (see readImageExport), so what the destination holds is skipped before
- * its bytes are read from the stream, and the rest goes straight into the
- * destination with no file in between. Layers travel as the plain tars
+ * (see readImageExport), so what the destination holds is skipped, neither
+ * hashed nor written (the Engine API exports whole images, so its bytes
+ * still pass by), and the rest goes straight into the destination with no
+ * file in between. Layers travel as the plain tars
  * the daemon exports (their digest is their diff_id, known before they are
  * read); the manifest is Docker schema 2, or OCI for layouts. When the
  * destination's tag already names that image, nothing is exported.
