@@ -106,6 +106,10 @@ describe('a read-once stream as a blob opener', () => {
     assert.equal(await text(await open({ start: 0, end: 4 })), '01234');
     assert.equal(await text(await open({ start: 5, end: 9 })), '56789');
     await assert.rejects(open({ start: 0, end: 9 }), /an export is read once and cannot be resent from an earlier offset/);
+
+    const whole = onceOpener(Readable.from([bytes]), bytes.length);
+    assert.equal(await text(await whole()), '0123456789');
+    await assert.rejects(whole(), /cannot be resent/, 'a retry from the start is refused too');
   });
 });
 

@@ -187,20 +187,27 @@ export async function readSmallBytes(stream: Readable, what: string): Promise<Bu
  * cannot be rewound: the copy is run again instead.
  */
 export function onceOpener(stream: Readable, size: number): BlobOpener {
-  const iterator = stream[Symbol.asyncIterator]();
+  let iterator: AsyncIterator<unknown> | undefined;
   let position = 0;
   let leftover: Buffer | undefined;
   return async (range) => {
     const start = range?.start ?? 0;
     const end = range?.end ?? size - 1;
     if (start !== position) throw new RegistryError('UNKNOWN', 'docker-daemon: an export is read once and cannot be resent from an earlier offset; run the copy again');
+    if (iterator === undefined && start === 0 && end >= size - 1) {
+      // The whole blob at once (most stores ask so): the stream itself, with no extra step per chunk.
+      position = size;
+      return stream;
+    }
+    iterator ??= stream[Symbol.asyncIterator]();
+    const chunks = iterator;
     return Readable.from(
       (async function* () {
         while (position <= end) {
           let chunk = leftover;
           leftover = undefined;
           if (chunk === undefined) {
-            const next = await iterator.next();
+            const next = await chunks.next();
             if (next.done === true) return;
             chunk = next.value as Buffer;
           }
