@@ -1,7 +1,9 @@
 import { tmpdir } from 'node:os';
 import type { Command } from 'commander';
 import { defaultAuthFiles } from '../config/auth-files.ts';
+import { dockerHostFromEnvironment } from '../config/docker-host.ts';
 import { byteSize } from '../config/units.ts';
+import { defaultDaemonHost } from './daemon/engine-client.ts';
 import { classifyFailure } from './exit-codes.ts';
 import { LocationError } from './location.ts';
 import type { StoreOptions } from './open-store.ts';
@@ -14,6 +16,7 @@ export interface TransferFlags {
   all?: boolean;
   platform?: string;
   destCompress?: string;
+  preserveDigests?: boolean;
   jobs?: string;
   srcCreds?: string;
   destCreds?: string;
@@ -26,6 +29,7 @@ export interface TransferFlags {
   s3PathStyle?: boolean;
   progress?: string;
   tempDir?: string;
+  daemonHost?: string;
 }
 
 export function addTransferOptions(command: Command): Command {
@@ -33,6 +37,7 @@ export function addTransferOptions(command: Command): Command {
     .option('--all', 'copy every platform of an image index (default: only the host platform)')
     .option('--platform <os/arch[/variant]>', 'the platform to copy from an image index')
     .option('--dest-compress <gzip|zstd>', 'recompress layers; manifests are rewritten, image configs stay valid')
+    .option('--preserve-digests', 'fail rather than rewrite a manifest (recompression, Docker to OCI for layouts)')
     .option('-j, --jobs <n>', 'blobs transferred at once', '4')
     .option('--src-creds <user:password>', 'credentials for a docker:// source')
     .option('--dest-creds <user:password>', 'credentials for a docker:// destination')
@@ -44,7 +49,8 @@ export function addTransferOptions(command: Command): Command {
     .option('--s3-region <region>', 'region for s3://', 'us-east-1')
     .option('--s3-path-style', 'address buckets by path (most S3-compatible servers need it)')
     .option('--progress <auto|tty|json|none>', 'progress bars on a terminal, JSON lines otherwise', 'auto')
-    .option('--temp-dir <dir>', 'where archives are unpacked and layers recompressed');
+    .option('--temp-dir <dir>', 'where archives are unpacked and layers recompressed')
+    .option('--daemon-host <unix:///path|tcp://host:port>', 'the Docker Engine API for docker-daemon: (default: $DOCKER_HOST, then unix:///var/run/docker.sock)');
 }
 
 /** Turns the flags into transfer options; bad values are usage errors. */
@@ -65,10 +71,12 @@ export function transferOptions(flags: TransferFlags, signal: AbortSignal): Tran
       forcePathStyle: flags.s3PathStyle === true || flags.s3Endpoint !== undefined,
     },
     ...(flags.chunkSize === undefined ? {} : { chunkSize: parseSize(flags.chunkSize) }),
+    daemonHost: daemonHostOf(flags.daemonHost),
   };
   return {
     ...(flags.all === true ? { platforms: 'all' as const } : flags.platform === undefined ? {} : { platforms: parsePlatform(flags.platform) }),
     ...(compress === undefined ? {} : { compress }),
+    ...(flags.preserveDigests === true ? { preserveDigests: true } : {}),
     jobs,
     spoolDir: tempDir,
     signal,
@@ -76,6 +84,11 @@ export function transferOptions(flags: TransferFlags, signal: AbortSignal): Tran
     destination: { ...shared, ...credentialsOf(flags.destCreds, '--dest-creds'), ...(flags.destInsecure === true ? { insecure: true } : {}) },
     reporter: reporterFor(flags.progress ?? 'auto'),
   };
+}
+
+/** --daemon-host, else DOCKER_HOST as the docker CLI reads it, else the standard socket (checked when a docker-daemon: location uses it). */
+function daemonHostOf(flag: string | undefined): string {
+  return flag ?? dockerHostFromEnvironment() ?? defaultDaemonHost;
 }
 
 function reporterFor(mode: string): Reporter {

@@ -1,12 +1,14 @@
 import { RegistryError } from '../errors/registry-error.ts';
-import { digestOf, tryParseDigest, type Digest } from '../oci/digest.ts';
+import { tryParseDigest, type Digest } from '../oci/digest.ts';
 import type { Descriptor } from '../oci/manifest.ts';
 import { isForeignLayer, isIndexMediaType, isManifestMediaType, mediaTypes } from '../oci/media-types.ts';
 import type { Reference, Tag } from '../oci/names.ts';
 import { compressionOfMediaType, layerMediaType, type Compression } from './compression.ts';
 import type { ImageStore, ManifestData } from './image-store.ts';
 import { Limiter } from './limiter.ts';
+import { LocationError } from './location.ts';
 import { choosePlatform, formatPlatform, hostPlatform, type Platform } from './platform.ts';
+import { ociEquivalent, serialize } from './oci-conversion.ts';
 import { recompressLayer } from './recompress.ts';
 import { fileOpener } from './transports/layout-dir.ts';
 
@@ -26,6 +28,8 @@ export interface CopyOptions {
   compress?: 'gzip' | 'zstd';
   /** Compress layers that are stored uncompressed (docker-archive sources) to this. */
   compressUncompressed?: 'gzip' | 'zstd';
+  /** Refuse any copy that would rewrite a manifest (recompression, Docker → OCI): the destination keeps the source's digests. */
+  preserveDigests?: boolean;
   /** Blob transfers at once (default 4). */
   jobs?: number;
   /** Where recompressed layers wait before upload. */
@@ -109,25 +113,29 @@ class ImageCopy {
   }
 
   async #index(data: ManifestData, index: ParsedIndex, json: Record<string, unknown>, tag: Tag | undefined, child: boolean): Promise<ManifestData> {
+    const toOci = data.mediaType === mediaTypes.dockerManifestList && this.#destination.requiresOci === true;
+    this.#refuseRewrite(data, toOci);
     const children = await Promise.all(index.manifests.map(async (entry) => this.manifest(await this.#child(entry), undefined, false)));
     let written = data;
-    if (children.some((child, position) => child.digest !== index.manifests[position]?.digest)) {
+    if (toOci || children.some((child, position) => child.digest !== index.manifests[position]?.digest)) {
       const manifests = index.manifests.map((entry, position) => {
         const child = children[position] as ManifestData;
         return { ...entry, mediaType: child.mediaType, digest: child.digest, size: child.bytes.byteLength };
       });
-      // A Docker list cannot hold OCI manifests (zstd layers): it becomes an OCI index.
-      const mediaType = data.mediaType === mediaTypes.dockerManifestList && children.some((child) => child.mediaType !== mediaTypes.dockerManifest) ? mediaTypes.ociIndex : data.mediaType;
+      // A Docker list cannot hold OCI manifests (zstd layers, a layout's conversion): it becomes an OCI index.
+      const mediaType = toOci || (data.mediaType === mediaTypes.dockerManifestList && children.some((child) => child.mediaType !== mediaTypes.dockerManifest)) ? mediaTypes.ociIndex : data.mediaType;
       written = serialize({ ...json, ...(json['mediaType'] === undefined ? {} : { mediaType }), manifests }, mediaType);
     }
     return this.#write(written, tag, child);
   }
 
   async #image(data: ManifestData, image: ParsedImage, json: Record<string, unknown>, tag: Tag | undefined, child: boolean): Promise<ManifestData> {
-    const config = await this.#blob(image.config);
     const docker = data.mediaType === mediaTypes.dockerManifest;
     const targets = image.layers.map((layer) => this.#targetCompression(layer));
-    const toOci = docker && targets.includes('zstd');
+    // Layouts are read by tools that expect OCI (skopeo, podman, umoci); Docker's format has no zstd layers.
+    const toOci = docker && (targets.includes('zstd') || this.#destination.requiresOci === true);
+    this.#refuseRewrite(data, toOci || targets.some((target) => target !== undefined));
+    const config = await this.#blob(image.config);
     const diffIds = targets.some((target) => target !== undefined) ? await this.#diffIds(image.config) : [];
     const layers = await Promise.all(
       image.layers.map(async (layer, position) => {
@@ -142,10 +150,19 @@ class ImageCopy {
     let written = data;
     if (toOci || layers.some((layer, position) => layer.digest !== image.layers[position]?.digest)) {
       const mediaType = toOci ? mediaTypes.ociManifest : data.mediaType;
-      const newConfig = toOci ? { ...config, mediaType: config.mediaType === mediaTypes.dockerConfig ? mediaTypes.ociConfig : config.mediaType } : config;
+      // The same conversion as dockerToOciManifest, which sync uses to predict it.
+      const newConfig = toOci ? { ...config, mediaType: ociEquivalent(config.mediaType) } : config;
       written = serialize({ ...json, ...(json['mediaType'] === undefined && !toOci ? {} : { mediaType }), config: newConfig, layers }, mediaType);
     }
     return this.#write(written, tag, child);
+  }
+
+  #refuseRewrite(data: ManifestData, rewritten: boolean): void {
+    if (!rewritten || this.#options.preserveDigests !== true) return;
+    const why = this.#destination.requiresOci === true && (data.mediaType === mediaTypes.dockerManifest || data.mediaType === mediaTypes.dockerManifestList)
+      ? `${this.#destination.description} holds OCI images, so ${data.mediaType} would be converted`
+      : 'its layers would be recompressed';
+    throw new LocationError(`--preserve-digests: ${data.digest} cannot be copied unchanged: ${why}`);
   }
 
   async #write(data: ManifestData, tag: Tag | undefined, child: boolean): Promise<ManifestData> {
@@ -246,25 +263,5 @@ class ImageCopy {
     }
     const parsed = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { rootfs?: { diff_ids?: unknown[] } };
     return (parsed.rootfs?.diff_ids ?? []).map((value) => (typeof value === 'string' ? tryParseDigest(value) : undefined));
-  }
-}
-
-function serialize(value: unknown, mediaType: string): ManifestData {
-  const bytes = Buffer.from(JSON.stringify(value));
-  return { digest: digestOf(bytes), mediaType, bytes };
-}
-
-function ociEquivalent(mediaType: string): string {
-  switch (mediaType) {
-    case mediaTypes.dockerLayerGzip:
-      return mediaTypes.ociLayerGzip;
-    case mediaTypes.dockerForeignLayer:
-      return mediaTypes.ociLayerNondistributableGzip;
-    case mediaTypes.dockerLayerTar:
-      return mediaTypes.ociLayerTar;
-    case mediaTypes.dockerLayerZstd:
-      return mediaTypes.ociLayerZstd;
-    default:
-      return mediaType;
   }
 }

@@ -59,6 +59,8 @@ export interface ImageStore {
   close(): Promise<void>;
   /** The repository to mount from, when `source` lives on the same registry as this store. */
   mountSource?(source: ImageStore): RepositoryName | undefined;
+  /** Holds only OCI manifests, as the tools that read it expect (layouts): Docker schema 2 ones are converted. */
+  readonly requiresOci?: boolean;
   /** Layers this store keeps uncompressed whatever it is given (docker-archive). */
   readonly storesUncompressedLayers?: boolean;
 }

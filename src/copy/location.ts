@@ -5,14 +5,15 @@ import { isRepositoryName, isTag, type Reference, type RepositoryName } from '..
  * Where `berth copy` reads or writes, parsed from the transport syntax
  * skopeo uses: `docker://HOST/REPO[:TAG|@DIGEST]`, `oci:DIR[:REF]`,
  * `s3://BUCKET/PREFIX[:REF]`, `oci-archive:FILE[:REF]`,
- * `docker-archive:FILE[:NAME:TAG|:@INDEX]`.
+ * `docker-archive:FILE[:NAME:TAG|:@INDEX]`, `docker-daemon:NAME[:TAG]`.
  */
 export type Location =
   | { transport: 'docker'; registry: string; repository: RepositoryName; reference?: Reference }
   | { transport: 'oci'; path: string; reference?: Reference }
   | { transport: 's3'; bucket: string; prefix: string; reference?: Reference }
   | { transport: 'oci-archive'; path: string; reference?: Reference }
-  | { transport: 'docker-archive'; path: string; name?: string; index?: number; reference?: Reference };
+  | { transport: 'docker-archive'; path: string; name?: string; index?: number; reference?: Reference }
+  | { transport: 'docker-daemon'; name: string; reference?: Reference };
 
 export class LocationError extends Error {
   override name = 'LocationError';
@@ -36,8 +37,10 @@ export function parseLocation(text: string): Location {
       return { transport, ...splitPathReference(rest, text) };
     case 'docker-archive':
       return parseDockerArchive(rest, text);
+    case 'docker-daemon':
+      return parseDockerDaemon(rest, text);
     default:
-      throw new LocationError(`"${text}": unknown transport "${transport}"; use docker://, oci:, s3://, oci-archive: or docker-archive:`);
+      throw new LocationError(`"${text}": unknown transport "${transport}"; use docker://, oci:, s3://, oci-archive:, docker-archive: or docker-daemon:`);
   }
 }
 
@@ -116,6 +119,18 @@ function parseDockerArchive(rest: string, text: string): Location {
   return { transport: 'docker-archive', path, name, reference: { kind: 'tag', tag } };
 }
 
+/** `NAME[:TAG]` as `docker images` shows it (`app`, `registry.example.com:5000/team/app`); the tag follows the last colon after the last slash. */
+function parseDockerDaemon(rest: string, text: string): Location {
+  const colon = rest.lastIndexOf(':');
+  const hasTag = colon > rest.lastIndexOf('/');
+  const name = hasTag ? rest.slice(0, colon) : rest;
+  if (name === '' || !/^[a-z0-9]+([._:/-]+[a-z0-9]+)*$/.test(name)) throw new LocationError(`"${text}": "${name}" is not an image name such as app or registry.example.com/team/app`);
+  if (!hasTag) return { transport: 'docker-daemon', name };
+  const tag = rest.slice(colon + 1);
+  if (!isTag(tag)) throw new LocationError(`"${text}": "${tag}" is not a valid tag`);
+  return { transport: 'docker-daemon', name, reference: { kind: 'tag', tag } };
+}
+
 function requirePath(path: string, text: string): string {
   if (path === '') throw new LocationError(`"${text}": the path is empty`);
   return path;
@@ -128,6 +143,8 @@ export function describeLocation(location: Location): string {
       return `docker://${location.registry}/${location.repository}`;
     case 's3':
       return `s3://${location.bucket}/${location.prefix}`;
+    case 'docker-daemon':
+      return `docker-daemon:${location.name}`;
     default:
       return `${location.transport}:${location.path}`;
   }

@@ -3,7 +3,9 @@ import { authFileCredentials, firstOf, staticCredentials, type CredentialSource 
 import { RegistryClient } from '../client/registry-client.ts';
 import type { RetryPolicy } from '../client/retry.ts';
 import type { ImageStore } from './image-store.ts';
-import { dockerHub, type Location } from './location.ts';
+import { DockerDaemon } from './daemon/docker-daemon.ts';
+import { defaultDaemonHost } from './daemon/engine-client.ts';
+import { dockerHub, LocationError, type Location } from './location.ts';
 import { DockerArchiveStore } from './transports/docker-archive.ts';
 import { DirectoryStorage } from './transports/layout-dir.ts';
 import { createS3Client } from '../io/s3/s3-client.ts';
@@ -29,6 +31,16 @@ export interface StoreOptions {
   defaultName?: string;
   retry?: RetryPolicy;
   userAgent?: string;
+  /** The Docker Engine API for docker-daemon: (`unix:///…` or `tcp://…`; default: the standard socket). */
+  daemonHost?: string;
+}
+
+/** Where a copy reads or writes: a store of blobs and manifests, or a daemon that trades whole images. */
+export type Endpoint = ImageStore | DockerDaemon;
+
+export async function openEndpoint(location: Location, options: StoreOptions, signal?: AbortSignal): Promise<Endpoint> {
+  if (location.transport === 'docker-daemon') return new DockerDaemon(options.daemonHost ?? defaultDaemonHost, location.name);
+  return openStore(location, options, signal);
 }
 
 export async function openStore(location: Location, options: StoreOptions, signal?: AbortSignal): Promise<ImageStore> {
@@ -52,6 +64,8 @@ export async function openStore(location: Location, options: StoreOptions, signa
         },
         signal,
       );
+    case 'docker-daemon':
+      throw new LocationError(`docker-daemon:${location.name}: a daemon takes and gives whole images; it is not read blob by blob`);
   }
 }
 

@@ -5,7 +5,8 @@ import type { CopyEvent } from './copy-image.ts';
 export type ReportEvent =
   | CopyEvent
   | { event: 'image-started'; source: string; destination: string }
-  | { event: 'image-copied'; source: string; destination: string; digest: string; copied: number; mounted: number; skipped: number; bytes: number }
+  | { event: 'image-copied'; source: string; destination: string; digest: string; mediaType?: string; copied: number; mounted: number; skipped: number; bytes: number; imageId?: string }
+  | { event: 'image-present'; source: string; destination: string; imageId: string; tagged: boolean }
   | { event: 'image-up-to-date'; source: string; destination: string; digest: string }
   | { event: 'image-failed'; source: string; destination: string; code: string; message: string; exitCode: number }
   | { event: 'sync-done'; images: number; copied: number; upToDate: number; failed: number };
@@ -90,6 +91,9 @@ class TerminalReporter implements Reporter {
         break;
       case 'image-copied':
         this.#line(`done    ${event.destination} ${short(event.digest)}: ${event.copied} copied (${formatBytes(event.bytes)}), ${event.mounted} mounted, ${event.skipped} already there`);
+        break;
+      case 'image-present':
+        this.#line(`present ${event.destination}: the daemon has image ${short(event.imageId)}${event.tagged ? ' (tagged now)' : ''}; nothing loaded`);
         break;
       case 'image-up-to-date':
         this.#line(`current ${event.destination} ${short(event.digest)}`);

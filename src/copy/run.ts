@@ -1,11 +1,15 @@
 import type { Digest } from '../oci/digest.ts';
-import { isIndexMediaType, isManifestMediaType } from '../oci/media-types.ts';
+import { isIndexMediaType, isManifestMediaType, mediaTypes } from '../oci/media-types.ts';
 import type { Tag } from '../oci/names.ts';
-import { copyImage, type CopyOptions } from './copy-image.ts';
+import { copyImage, type CopyEvent, type CopyOptions } from './copy-image.ts';
 import { classifyFailure, copyExitCodes } from './exit-codes.ts';
 import type { ImageStore } from './image-store.ts';
 import { describeLocation, LocationError, parseLocation, type Location } from './location.ts';
-import { openStore, type StoreOptions } from './open-store.ts';
+import { dockerToOciManifest } from './oci-conversion.ts';
+import { openEndpoint, type Endpoint, type StoreOptions } from './open-store.ts';
+import { DockerDaemon } from './daemon/docker-daemon.ts';
+import { copyFromDaemon } from './daemon/from-daemon.ts';
+import { copyIntoDaemon } from './daemon/into-daemon.ts';
 import { choosePlatform, hostPlatform } from './platform.ts';
 import type { Reporter } from './progress.ts';
 
@@ -48,14 +52,17 @@ export async function runSync(sourceText: string, destinationText: string, optio
       const from = { ...source, reference: { kind: 'tag' as const, tag } };
       const to = { ...destination, reference: { kind: 'tag' as const, tag } };
       try {
-        const current = await upToDate(sourceStore, destinationStore, tag, options, source);
-        if (current !== undefined) {
-          totals.upToDate += 1;
-          options.reporter.report({ event: 'image-up-to-date', source: label(from), destination: label(to), digest: current });
-          continue;
+        if (!(sourceStore instanceof DockerDaemon) && !(destinationStore instanceof DockerDaemon)) {
+          const current = await upToDate(sourceStore, destinationStore, tag, options, source);
+          if (current !== undefined) {
+            totals.upToDate += 1;
+            options.reporter.report({ event: 'image-up-to-date', source: label(from), destination: label(to), digest: current });
+            continue;
+          }
         }
-        await copyOne(from, to, sourceStore, destinationStore, tag, options);
-        totals.copied += 1;
+        // Daemons say themselves whether an image is there already.
+        if ((await copyOne(from, to, sourceStore, destinationStore, tag, options)) === 'up-to-date') totals.upToDate += 1;
+        else totals.copied += 1;
       } catch (error) {
         totals.failed += 1;
         firstFailure ??= reportFailure(options.reporter, from, to, error);
@@ -72,18 +79,18 @@ async function withStores(
   sourceText: string,
   destinationText: string,
   options: TransferOptions,
-  work: (source: Location, destination: Location, sourceStore: ImageStore, destinationStore: ImageStore) => Promise<number>,
+  work: (source: Location, destination: Location, sourceStore: Endpoint, destinationStore: Endpoint) => Promise<number>,
 ): Promise<number> {
   let source: Location | undefined;
   let destination: Location | undefined;
-  const opened: ImageStore[] = [];
+  const opened: Endpoint[] = [];
   try {
     source = parseLocation(sourceText);
     destination = parseLocation(destinationText);
-    const sourceStore = await openStore(source, options.source, options.signal);
+    const sourceStore = await openEndpoint(source, options.source, options.signal);
     opened.push(sourceStore);
     const defaultName = familiarName(source);
-    const destinationStore = await openStore(destination, defaultName === undefined ? options.destination : { ...options.destination, defaultName }, options.signal);
+    const destinationStore = await openEndpoint(destination, defaultName === undefined ? options.destination : { ...options.destination, defaultName }, options.signal);
     opened.push(destinationStore);
     return await work(source, destination, sourceStore, destinationStore);
   } catch (error) {
@@ -93,16 +100,42 @@ async function withStores(
   }
 }
 
-async function copyOne(source: Location, destination: Location, sourceStore: ImageStore, destinationStore: ImageStore, tag: Tag | undefined, options: TransferOptions): Promise<void> {
+/** Copies one image; resolves to whether anything had to be written. */
+async function copyOne(source: Location, destination: Location, sourceStore: Endpoint, destinationStore: Endpoint, tag: Tag | undefined, options: TransferOptions): Promise<'copied' | 'up-to-date'> {
   const { reporter } = options;
-  reporter.report({ event: 'image-started', source: label(source), destination: label(destination) });
+  const from = label(source);
+  const to = label(destination);
+  reporter.report({ event: 'image-started', source: from, destination: to });
+  const copyOptions = { ...options, onEvent: (event: CopyEvent) => reporter.report(event) };
+  if (sourceStore instanceof DockerDaemon) {
+    if (destinationStore instanceof DockerDaemon) throw new LocationError('docker-daemon to docker-daemon: copy through a remote (a directory, a bucket, a registry) instead');
+    if (options.compress !== undefined) throw new LocationError('--dest-compress: layers leave a daemon as plain tars and are stored so; it does not apply to docker-daemon: sources');
+    const sourceTag = source.reference?.kind === 'tag' ? source.reference.tag : ('latest' as Tag);
+    const result = await copyFromDaemon(sourceStore, sourceTag, destinationStore, tag ?? sourceTag, copyOptions);
+    if ('upToDate' in result) {
+      reporter.report({ event: 'image-up-to-date', source: from, destination: to, digest: result.digest });
+      return 'up-to-date';
+    }
+    reporter.report({ event: 'image-copied', source: from, destination: to, ...result });
+    return 'copied';
+  }
+  if (destinationStore instanceof DockerDaemon) {
+    const result = await copyIntoDaemon(sourceStore, source.reference, destinationStore, tag ?? ('latest' as Tag), copyOptions);
+    if (result.present) {
+      reporter.report({ event: 'image-present', source: from, destination: to, imageId: result.imageId, tagged: result.tagged });
+      return 'up-to-date';
+    }
+    const { digest, mediaType, copied, mounted, skipped, bytes, imageId } = result;
+    reporter.report({ event: 'image-copied', source: from, destination: to, digest, mediaType, copied, mounted, skipped, bytes, imageId });
+    return 'copied';
+  }
   const result = await copyImage(sourceStore, source.reference, destinationStore, tag, {
-    ...options,
+    ...copyOptions,
     // Archives hold layers uncompressed; elsewhere they are stored compressed, as skopeo does.
     ...(source.transport === 'docker-archive' ? { compressUncompressed: 'gzip' as const } : {}),
-    onEvent: (event) => reporter.report(event),
   });
-  reporter.report({ event: 'image-copied', source: label(source), destination: label(destination), ...result });
+  reporter.report({ event: 'image-copied', source: from, destination: to, ...result });
+  return 'copied';
 }
 
 /** The destination's digest when it already holds exactly what a copy would write. */
@@ -111,12 +144,19 @@ async function upToDate(sourceStore: ImageStore, destinationStore: ImageStore, t
   const current = await destinationStore.getManifest({ kind: 'tag', tag }, options.signal).catch(() => undefined);
   if (current === undefined) return undefined;
   const top = await sourceStore.getManifest({ kind: 'tag', tag }, options.signal);
+  let manifest = top;
   let expected = top.digest;
   if (options.platforms !== 'all' && isManifestMediaType(top.mediaType) && isIndexMediaType(top.mediaType)) {
     const index = JSON.parse(Buffer.from(top.bytes).toString('utf8')) as { manifests: { digest: Digest; platform?: { os?: string; architecture?: string } }[] };
     const entry = choosePlatform(index.manifests, options.platforms ?? hostPlatform());
     if (entry === undefined) return undefined;
     expected = entry.digest;
+    if (destinationStore.requiresOci === true) manifest = await sourceStore.getManifest({ kind: 'digest', digest: entry.digest }, options.signal);
+  }
+  if (destinationStore.requiresOci === true) {
+    // A converted list depends on its converted children: copy it again (its blobs are skipped).
+    if (manifest.mediaType === mediaTypes.dockerManifestList) return undefined;
+    if (manifest.mediaType === mediaTypes.dockerManifest) expected = dockerToOciManifest(manifest).digest;
   }
   return current.digest === expected ? current.digest : undefined;
 }
@@ -137,7 +177,7 @@ function reportFailure(reporter: Reporter, source: Location | undefined, destina
 
 function sourceTag(source: Location): Tag | undefined {
   if (source.reference?.kind === 'tag') return source.reference.tag;
-  if (source.reference === undefined && source.transport === 'docker') return 'latest' as Tag;
+  if (source.reference === undefined && (source.transport === 'docker' || source.transport === 'docker-daemon')) return 'latest' as Tag;
   return undefined;
 }
 

@@ -15,6 +15,7 @@ export interface ImageFacts {
   /** sha256 of each layer uncompressed: the config's diff_ids when all is well. */
   diffIds: string[];
   layerMediaTypes: string[];
+  layerDigests: string[];
 }
 
 /** Reads an image back through Berth's own transports, checking every blob on the way. */
@@ -39,6 +40,7 @@ async function factsOf(store: ImageStore, reference: Parameters<ImageStore['getM
     configDigest: parsed.config.digest,
     diffIds,
     layerMediaTypes: parsed.layers.map((layer) => layer.mediaType),
+    layerDigests: parsed.layers.map((layer) => layer.digest),
   };
 }
 

@@ -73,9 +73,11 @@ describe('berth copy between every pair of transports', () => {
           assert.equal(facts.mediaType, mediaTypes.dockerManifest);
           assert.deepEqual(facts.layerMediaTypes, [mediaTypes.dockerLayerTar, mediaTypes.dockerLayerTar]);
         } else if (from === 'docker-archive') {
-          // Out of an archive, layers are gzip-compressed again (as skopeo does); the manifest stays Docker schema 2.
-          assert.equal(facts.mediaType, mediaTypes.dockerManifest);
-          assert.deepEqual(facts.layerMediaTypes, [mediaTypes.dockerLayerGzip, mediaTypes.dockerLayerGzip]);
+          // Out of an archive, layers are gzip-compressed again (as skopeo does); the manifest stays Docker schema 2,
+          // except in layouts, which hold OCI images only.
+          const layout = to === 'oci' || to === 's3' || to === 'oci-archive';
+          assert.equal(facts.mediaType, layout ? mediaTypes.ociManifest : mediaTypes.dockerManifest, `${from} → ${to}`);
+          assert.deepEqual(facts.layerMediaTypes, layout ? [mediaTypes.ociLayerGzip, mediaTypes.ociLayerGzip] : [mediaTypes.dockerLayerGzip, mediaTypes.dockerLayerGzip]);
         } else {
           // Every other pair carries the manifest byte for byte.
           assert.equal(facts.manifestDigest, image.manifest.digest, `${from} → ${to}: same manifest digest`);

@@ -8,7 +8,7 @@ export function registerSync(program: Command): void {
     program
       .command('sync')
       .description('copy every tag of a repository (or those matching --tags) to another transport, skipping what is current')
-      .argument('<source>', 'a repository or layout without a tag: docker://HOST/REPO, oci:DIR, s3://BUCKET/PREFIX, oci-archive:FILE, docker-archive:FILE')
+      .argument('<source>', 'a repository or layout without a tag: docker://HOST/REPO, oci:DIR, s3://BUCKET/PREFIX, oci-archive:FILE, docker-archive:FILE, docker-daemon:NAME')
       .argument('<destination>', 'the same forms')
       .option('--tags <regex>', 'only tags matching this regular expression (the whole tag)'),
   ).action((source: string, destination: string, flags: TransferFlags & { tags?: string }) =>

@@ -22,6 +22,7 @@ import { TarArchive } from './tar-archive.ts';
  */
 export class OciArchiveStore implements ImageStore {
   readonly description: string;
+  readonly requiresOci = true;
   readonly #file: string;
   readonly #directory: string;
   readonly #archive: TarArchive | undefined;

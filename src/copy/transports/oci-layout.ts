@@ -32,6 +32,8 @@ interface LayoutIndex {
  */
 export class OciLayoutStore implements ImageStore {
   readonly description: string;
+  /** skopeo, podman and umoci read only OCI manifests from a layout. */
+  readonly requiresOci = true;
   readonly #storage: LayoutStorage;
   #index: LayoutIndex | undefined;
   #dirty = false;
