@@ -19,7 +19,6 @@ import { SqliteOperationsStore } from './meta/sqlite/sqlite-operations-store.ts'
 import type { RegistryMetrics } from './metrics/metrics.ts';
 import { Operations } from './ops/operations.ts';
 import { createHostedContext, HostedSource, type HostedContext } from './registry/hosted.ts';
-import type { RepositoryName } from './oci/names.ts';
 import type { RepositorySource } from './registry/repository.ts';
 import { RepositoryRouter } from './registry/router.ts';
 import { openSecurity, type Security } from './access-tls-limits.ts';
@@ -41,7 +40,7 @@ export interface Registry {
   v2Endpoints: V2Endpoint[];
   /** The web UI's reads over the namespace (docs/ui.md). */
   browse: BrowseIndex;
-  /** Each configured prefix's kind and source, the default hosted one last. */
+  /** Each configured prefix's kind and its source itself (the router holds them wrapped to record pulls), the default hosted one last. */
   sources: { prefix: string; kind: Config['repositories'][number]['kind']; source: RepositorySource }[];
   hostedSource: RepositorySource;
   close(): Promise<void>;
@@ -87,12 +86,22 @@ export async function openRegistry(config: Config, logger: PinoLogger = createLo
     hosted,
     metrics: operations.metrics,
   };
+  // Droplet uploads go to the droplet source behind the route (which records pulls around it).
+  const dropletRoutes = new Map<RepositorySource, DropletReceiver>();
+  const kindSources: Registry['sources'] = [];
   const routes = await Promise.all(
-    config.repositories.map(async (entry) => ({
-      prefix: entry.prefix,
-      source: entry.kind === 'hosted' ? hostedSource : operations.recordPulls(await sourceFor(entry, hostedSource, context)),
-      ...(entry.kind === 'proxy' ? { mirrors: proxyNamespaces(entry) } : {}),
-    })),
+    config.repositories.map(async (entry) => {
+      if (entry.kind === 'hosted') {
+        kindSources.push({ prefix: entry.prefix, kind: entry.kind, source: hostedSource });
+        return { prefix: entry.prefix, source: hostedSource };
+      }
+      const inner = await sourceFor(entry, hostedSource, context);
+      const source = operations.recordPulls(inner);
+      const receiver = context.droplets.find((droplet) => droplet === inner);
+      if (receiver !== undefined) dropletRoutes.set(source, receiver);
+      kindSources.push({ prefix: entry.prefix, kind: entry.kind, source: inner });
+      return { prefix: entry.prefix, source, ...(entry.kind === 'proxy' ? { mirrors: proxyNamespaces(entry) } : {}) };
+    }),
   );
   // Configured routes first: for an equal prefix (a kind configured at ""), the configured one wins over the default.
   const router = new RepositoryRouter([...routes, { prefix: '', source: hostedSource }]);
@@ -105,12 +114,9 @@ export async function openRegistry(config: Config, logger: PinoLogger = createLo
     router,
     logger,
     operations,
-    v2Endpoints: context.droplets.length === 0 ? [] : dropletEndpoints(dropletReceivers(router, context.droplets)),
+    v2Endpoints: dropletRoutes.size === 0 ? [] : dropletEndpoints((name) => { const source = router.sourceFor(name); return source === undefined ? undefined : dropletRoutes.get(source); }),
     browse,
-    sources: [
-      ...config.repositories.map((entry, index) => ({ prefix: entry.prefix, kind: entry.kind, source: (routes[index] as { source: RepositorySource }).source })),
-      { prefix: '', kind: 'hosted' as const, source: hostedSource },
-    ],
+    sources: [...kindSources, { prefix: '', kind: 'hosted' as const, source: hostedSource }],
     hostedSource,
     async close() {
       await router.close();
@@ -295,13 +301,6 @@ export async function startServer(config: Config, logger: PinoLogger = createLog
   };
 }
 
-/** The upload droplet source serving a name, when the router sends the name to one. */
-function dropletReceivers(router: RepositoryRouter, droplets: readonly (RepositorySource & DropletReceiver)[]): (name: RepositoryName) => DropletReceiver | undefined {
-  return (name) => {
-    const source = router.sourceFor(name);
-    return droplets.find((receiver) => receiver === source);
-  };
-}
 
 /** JSON lines, or readable lines when writing to a terminal. */
 export function createLogger(config: Config): PinoLogger {

@@ -103,3 +103,11 @@ export function registryForFile(settings: TestSettings = {}, options: { captureL
   after(() => shared.close());
   return shared;
 }
+
+/** The source of the kind configured for `name`, as the kind built it (the router holds it wrapped to record pulls). */
+export function kindSourceFor<T>(registry: Pick<Registry, 'sources'>, name: string): T {
+  const routes = [...registry.sources].sort((a, b) => b.prefix.length - a.prefix.length);
+  const route = routes.find((each) => name.startsWith(each.prefix));
+  if (route === undefined) throw new Error(`no source is configured for ${name}`);
+  return route.source as T;
+}

@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import { mediaTypes } from '../../src/oci/media-types.ts';
 import type { DropletSource } from '../../src/sources/droplet/droplet-source.ts';
 import { postgresMetadataSettings, postgresMissing, startTestPostgres, type TestPostgres } from '../helpers/postgres.ts';
-import { startTestRegistry, type TestRegistry } from '../helpers/registry.ts';
+import { startTestRegistry, type TestRegistry, kindSourceFor } from '../helpers/registry.ts';
 import { s3StorageSettings, startTestS3, type TestS3 } from '../helpers/s3.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { missingCommands, run } from '../helpers/tools.ts';
@@ -32,7 +32,7 @@ const pull = async (replica: TestRegistry, name: string, reference: string) => {
 };
 const upload = (replica: TestRegistry, name: string, guid: string, body: Buffer) =>
   fetch(`${replica.url}/v2/${name}/blobs/?guid=${guid}`, { method: 'POST', body });
-const droplets = (replica: TestRegistry) => replica.server.registry.router.sourceFor('cf/x' as never) as DropletSource;
+const droplets = (replica: TestRegistry) => kindSourceFor<DropletSource>(replica.server.registry, 'cf/x');
 
 /**
  * Two Berth replicas sharing one PostgreSQL database and one S3 bucket:

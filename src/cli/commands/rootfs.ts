@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import type { Config } from '../../config/schema.ts';
 import { parseDigest } from '../../oci/digest.ts';
-import { isRepositoryName } from '../../oci/names.ts';
 import type { RootfsBase } from '../../sources/droplet/rootfs.ts';
 import { configFromOptions, type CommonOptions } from '../options.ts';
 
@@ -64,8 +63,8 @@ async function withRootfs(options: CommonOptions & { prefix?: string }, work: (r
   const [{ openRegistry }, { DropletSource }] = await Promise.all([import('../../server.ts'), import('../../sources/droplet/droplet-source.ts')]);
   const registry = await openRegistry(config);
   try {
-    const probe = `${prefix}rootfs-import`;
-    const source = isRepositoryName(probe) ? registry.router.sourceFor(probe) : undefined;
+    // The kind's own source, not the pull-recording wrapper the router holds.
+    const source = registry.sources.find((route) => route.kind === 'droplet' && route.prefix === prefix)?.source;
     if (!(source instanceof DropletSource)) throw new Error(`no droplet repository serves the prefix "${prefix}"`);
     await work(source.rootfs, prefix);
   } finally {

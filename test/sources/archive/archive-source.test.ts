@@ -10,7 +10,7 @@ import { acceptAnything } from '../../../src/oci/accept.ts';
 import { parseReference, parseRepositoryName } from '../../../src/oci/names.ts';
 import { ArchiveSource } from '../../../src/sources/archive/archive-source.ts';
 import { imageIndex, randomImage, type TestImage } from '../../helpers/images.ts';
-import { createTestApp, type TestApp } from '../../helpers/registry.ts';
+import { createTestApp, type TestApp, kindSourceFor } from '../../helpers/registry.ts';
 import { eventually } from '../../helpers/eventually.ts';
 import { tempDir } from '../../helpers/tmp.ts';
 import { dockerManifestDigestFor, touch, writeDockerArchive, writeOciArchive } from './fixtures.ts';
@@ -32,7 +32,7 @@ async function archiveRegistry(prefix = 'local/', extra: Record<string, unknown>
     app,
     dir: archives.path,
     get: (url, headers = {}) => app.app.inject({ method: 'GET', url, headers }),
-    source: () => app.registry.router.sourceFor(`${prefix}x` as never) as ArchiveSource,
+    source: () => kindSourceFor<ArchiveSource>(app.registry, `${prefix}x`),
     async close() {
       await app.close();
       await archives.remove();

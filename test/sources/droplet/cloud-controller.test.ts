@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { mediaTypes } from '../../../src/oci/media-types.ts';
 import type { DropletSource } from '../../../src/sources/droplet/droplet-source.ts';
-import { startTestRegistry, type TestRegistry } from '../../helpers/registry.ts';
+import { startTestRegistry, type TestRegistry, kindSourceFor } from '../../helpers/registry.ts';
 import { tempDir } from '../../helpers/tmp.ts';
 import { closedPort, CloudFoundryStub } from './cloud-foundry-stub.ts';
 import { buildDroplet, writeRootfs } from './fixtures.ts';
@@ -207,7 +207,7 @@ describe('droplet repositories: Cloud Controller', () => {
     const before = await pull(registry.url, 'cf/acme/dev/shop', 'latest');
     const downloads = stub.counts.downloads;
     await writeRootfs(rootfsPath, 'two', false);
-    const source = registry.server.registry.router.sourceFor('cf/x' as never) as DropletSource;
+    const source = kindSourceFor<DropletSource>(registry.server.registry, 'cf/x');
     await pull(registry.url, 'cf/acme/dev/shop', 'latest');
     await source.rootfs.settled();
     const afterwards = await pull(registry.url, 'cf/acme/dev/shop', 'latest');

@@ -5,7 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import { mediaTypes } from '../../../src/oci/media-types.ts';
 import type { DropletSource } from '../../../src/sources/droplet/droplet-source.ts';
 import { authSettings, basic } from '../../helpers/auth.ts';
-import { startTestRegistry, type TestRegistry } from '../../helpers/registry.ts';
+import { startTestRegistry, type TestRegistry, kindSourceFor } from '../../helpers/registry.ts';
 import { tempDir } from '../../helpers/tmp.ts';
 import { buildDroplet, writeRootfs } from './fixtures.ts';
 
@@ -36,7 +36,7 @@ async function configOf(url: string, name: string, manifest: ManifestJson): Prom
 }
 
 function droplets(): DropletSource {
-  return registry.server.registry.router.sourceFor('cf/x' as never) as DropletSource;
+  return kindSourceFor<DropletSource>(registry.server.registry, 'cf/x');
 }
 
 before(async () => {
@@ -141,7 +141,7 @@ describe('uploaded droplets: what CF promises', () => {
       const { blobs } = local.server.registry;
       assert.notEqual(await blobs.stat(keptLayer as never), undefined, 'the kept droplet keeps its layer');
       assert.equal(await blobs.stat(goneLayer as never), undefined, 'the deleted one is reclaimed');
-      await (local.server.registry.router.sourceFor('cf/x' as never) as DropletSource).rootfs.import(rootfsPath);
+      await kindSourceFor<DropletSource>(local.server.registry, 'cf/x').rootfs.import(rootfsPath);
       const image = await pull(local.url, 'cf/dev/gc', 'g-kept');
       assert.equal(image.response.status, 200, image.text);
       for (const blob of [image.json.config, ...image.json.layers]) assert.equal((await fetch(`${local.url}/v2/cf/dev/gc/blobs/${blob.digest}`)).status, 200);

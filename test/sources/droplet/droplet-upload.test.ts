@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { mediaTypes } from '../../../src/oci/media-types.ts';
 import type { DropletSource } from '../../../src/sources/droplet/droplet-source.ts';
-import { startTestRegistry, type TestRegistry } from '../../helpers/registry.ts';
+import { startTestRegistry, type TestRegistry, kindSourceFor } from '../../helpers/registry.ts';
 import { tempDir } from '../../helpers/tmp.ts';
 import { buildDroplet, writeRootfs } from './fixtures.ts';
 
@@ -39,7 +39,7 @@ async function configOf(name: string, json: ManifestJson): Promise<Record<string
 }
 
 function droplets(): DropletSource {
-  return registry.server.registry.router.sourceFor('cf/x' as never) as DropletSource;
+  return kindSourceFor<DropletSource>(registry.server.registry, 'cf/x');
 }
 
 before(async () => {
@@ -233,7 +233,7 @@ describe('droplet repositories: retention of replaced rootfs', () => {
       const first = await fetch(`${local.url}/v2/space/app/manifests/latest`);
       const digest = first.headers.get('docker-content-digest') as string;
       await writeRootfs(path, 'b', false);
-      const source = local.server.registry.router.sourceFor('space/app' as never) as DropletSource;
+      const source = kindSourceFor<DropletSource>(local.server.registry, 'space/app');
       await fetch(`${local.url}/v2/space/app/manifests/latest`);
       await source.rootfs.settled();
       const second = await fetch(`${local.url}/v2/space/app/manifests/latest`);
