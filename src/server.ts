@@ -19,6 +19,7 @@ import type { RepositorySource } from './registry/repository.ts';
 import { RepositoryRouter } from './registry/router.ts';
 import { openSecurity, type Security } from './security.ts';
 import { namespaceResolver, proxyNamespaces } from './sources/proxy/namespaces.ts';
+import type { ProxyCaches } from './sources/proxy/proxy-caches.ts';
 
 /** The stores and the router built from a configuration: everything a command needs. */
 export interface Registry {
@@ -30,6 +31,8 @@ export interface Registry {
   logger: PinoLogger;
   /** GC, retention, quotas, events, metrics (docs/operations.md). */
   operations: Operations;
+  /** The pull-through caches' budgets and schedules, when any cache is configured (docs/proxy.md). */
+  proxyCaches?: ProxyCaches;
   close(): Promise<void>;
 }
 
@@ -61,7 +64,22 @@ export async function openRegistry(config: Config, logger: PinoLogger = createLo
     operations.changes,
   );
   const hostedSource = operations.recordPulls(new HostedSource(hosted));
-  const context: SourceContext = { blobs: operations.blobs, dataDir, redirects: hosted.options.redirects, logger, config, hosted, metrics: operations.metrics };
+  const proxyCaches = config.repositories.some((entry) => entry.kind === 'proxy')
+    ? new (await import('./sources/proxy/proxy-caches.ts')).ProxyCaches({
+        config,
+        operations: operations.store,
+        meta,
+        blobs,
+        hosted,
+        logger,
+        metrics: operations.metrics.proxy,
+        counters: { manifest: operations.metrics.cacheCounter('proxy', 'manifest'), blob: operations.metrics.cacheCounter('proxy', 'blob') },
+        spoolDir: join(dataDir, 'proxy-spool'),
+        flushPulls: async () => operations.pulls?.flush(),
+        ...(operations.changes === undefined ? {} : { changes: operations.changes }),
+      })
+    : undefined;
+  const context: SourceContext = { blobs: operations.blobs, dataDir, redirects: hosted.options.redirects, logger, config, hosted, metrics: operations.metrics, proxyCaches };
   const routes = await Promise.all(
     config.repositories.map(async (entry) => ({
       prefix: entry.prefix,
@@ -71,6 +89,7 @@ export async function openRegistry(config: Config, logger: PinoLogger = createLo
   // Configured routes first: for an equal prefix (a kind configured at ""), the configured one wins over the default.
   const router = new RepositoryRouter([...routes, { prefix: '', source: hostedSource }]);
   operations.retainFrom(() => router.retainedBlobs());
+  proxyCaches?.register(operations);
   return {
     config,
     blobs,
@@ -79,7 +98,9 @@ export async function openRegistry(config: Config, logger: PinoLogger = createLo
     router,
     logger,
     operations,
+    ...(proxyCaches === undefined ? {} : { proxyCaches }),
     async close() {
+      await proxyCaches?.close();
       await router.close();
       await operations.close();
       await meta.close();
@@ -149,6 +170,8 @@ interface SourceContext {
   hosted: HostedContext;
   /** Cache hit counters for the kinds that cache (`metrics.cacheCounter(kind, cache)`). */
   metrics: RegistryMetrics;
+  /** Builds pull-through caches (with their budgets and schedules); present when any is configured. */
+  proxyCaches: ProxyCaches | undefined;
 }
 
 async function sourceFor(entry: Config['repositories'][number], hostedSource: RepositorySource, context: SourceContext): Promise<RepositorySource> {
@@ -171,13 +194,8 @@ async function sourceFor(entry: Config['repositories'][number], hostedSource: Re
       return createDropletSource(entry, { ...context, index: SqliteDropletIndex.open(join(context.dataDir, 'droplets.db')) });
     }
     case 'proxy': {
-      const { ProxySource } = await import('./sources/proxy/proxy-source.ts');
-      return new ProxySource(entry, {
-        hosted: context.hosted,
-        logger: context.logger,
-        spoolDir: join(context.dataDir, 'proxy-spool'),
-        counters: { manifest: context.metrics.cacheCounter('proxy', 'manifest'), blob: context.metrics.cacheCounter('proxy', 'blob') },
-      });
+      if (context.proxyCaches === undefined) throw new Error('repositories: a proxy entry needs the proxy caches built');
+      return context.proxyCaches.source(entry);
     }
   }
 }

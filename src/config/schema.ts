@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { authConfig, limitsConfig, tlsConfig } from './auth.ts';
-import { eventsConfig, gcConfig, immutableTagsConfig, metricsConfig, quotasConfig, retentionConfig } from './operations.ts';
+import { eventsConfig, gcConfig, immutableTagsConfig, metricsConfig, proxyCacheConfig, quotasConfig, retentionConfig } from './operations.ts';
 import { repositoryKinds } from './repositories.ts';
 import { postgresSettings, requireWhenDriver, s3Settings } from './scale-out.ts';
 import { byteSize, duration, hostPort } from './units.ts';
@@ -81,6 +81,8 @@ export const configSchema = z.strictObject({
   events: eventsConfig,
   /** Prometheus metrics (docs/operations.md). */
   metrics: metricsConfig,
+  /** A size budget for all pull-through caches together (docs/proxy.md). */
+  proxyCache: proxyCacheConfig,
 });
 
 export type Config = z.output<typeof configSchema>;
