@@ -26,6 +26,8 @@ export interface TransferFlags {
   s3PathStyle?: boolean;
   progress?: string;
   tempDir?: string;
+  /** False with --no-referrers. */
+  referrers?: boolean;
 }
 
 export function addTransferOptions(command: Command): Command {
@@ -44,7 +46,8 @@ export function addTransferOptions(command: Command): Command {
     .option('--s3-region <region>', 'region for s3://', 'us-east-1')
     .option('--s3-path-style', 'address buckets by path (most S3-compatible servers need it)')
     .option('--progress <auto|tty|json|none>', 'progress bars on a terminal, JSON lines otherwise', 'auto')
-    .option('--temp-dir <dir>', 'where archives are unpacked and layers recompressed');
+    .option('--temp-dir <dir>', 'where archives are unpacked and layers recompressed')
+    .option('--no-referrers', 'do not copy signatures, SBOMs and attestations (referrers and cosign tags) with images');
 }
 
 /** Turns the flags into transfer options; bad values are usage errors. */
@@ -69,6 +72,7 @@ export function transferOptions(flags: TransferFlags, signal: AbortSignal): Tran
     ...(flags.all === true ? { platforms: 'all' as const } : flags.platform === undefined ? {} : { platforms: parsePlatform(flags.platform) }),
     ...(compress === undefined ? {} : { compress }),
     jobs,
+    ...(flags.referrers === false ? { referrers: false } : {}),
     spoolDir: tempDir,
     signal,
     source: { ...shared, ...credentialsOf(flags.srcCreds, '--src-creds'), ...(flags.srcInsecure === true ? { insecure: true } : {}) },
