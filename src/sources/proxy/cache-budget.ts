@@ -3,10 +3,11 @@ import { collectorLease } from '../../gc/blob-guard.ts';
 import type { Logger } from '../../log.ts';
 import { withChange, type ChangeLog } from '../../meta/change-log.ts';
 import type { MetaStore } from '../../meta/meta-store.ts';
-import type { OperationsStore, RepositoryScope, SizedBlob } from '../../meta/operations-store.ts';
+import type { BlobLink, OperationsStore, RepositoryScope, SizedBlob } from '../../meta/operations-store.ts';
 import type { BudgetObserver } from '../../metrics/proxy-metrics.ts';
 import type { Digest } from '../../oci/digest.ts';
 import { parseManifest } from '../../oci/manifest.ts';
+import { scopeMatcher } from '../../policy/globs.ts';
 import { imagesOf, leastRecentlyUsed, type CachedImage } from './eviction-plan.ts';
 
 /** A size budget: the caches its scope covers hold at most `maxBytes`. */
@@ -136,6 +137,12 @@ export class CacheBudgets {
     try {
       await this.#deps.flushPulls();
       const planAt = new Date();
+      // Layers no manifest of their repository uses any more (a fill that finished after its image went) go first.
+      const swept = await this.#sweepUnreferenced(budget.scope, planAt);
+      if (swept > 0) {
+        report.bytesFreed += swept;
+        used = (await operations.usage.usage(budget.scope)).bytes;
+      }
       const images = leastRecentlyUsed(await this.#images(budget.scope));
       for (const image of images) {
         if (used <= budget.maxBytes || signal?.aborted === true || lease.signal.aborted) break;
@@ -198,10 +205,34 @@ export class CacheBudgets {
       remaining = left;
     }
     if (remaining.includes(image.root)) return undefined;
-    const unlinked = await namespace.unlink(
+    return this.#release(
       [...blobs].map((digest) => ({ repository, digest })),
       planAt,
     );
+  }
+
+  /** Unreferenced links of the budget's repositories, older than the plan: released. */
+  async #sweepUnreferenced(scope: RepositoryScope, planAt: Date): Promise<number> {
+    const inScope = scopeMatcher(scope);
+    let freed = 0;
+    let cursor: string | undefined;
+    do {
+      const batch = await this.#deps.operations.namespace.unreferencedLinks(planAt, cursor, 500);
+      const links = batch.items.filter((link) => inScope(link.repository));
+      if (links.length > 0) freed += await this.#release(links, planAt);
+      cursor = batch.cursor;
+    } while (cursor !== undefined);
+    return freed;
+  }
+
+  /**
+   * Removes links (re-checked: still unreferenced, not touched since the
+   * plan), then condemns the blobs no repository links any more, deletes
+   * their bytes and buries the tombstones. Resolves to the bytes freed.
+   */
+  async #release(links: readonly BlobLink[], planAt: Date): Promise<number> {
+    const { operations } = this.#deps;
+    const unlinked = await operations.namespace.unlink(links, planAt);
     if (unlinked.length === 0) return 0;
     const condemned = await operations.blobs.condemn(
       unlinked.map((link): SizedBlob => ({ digest: link.digest, size: 0 })),
