@@ -3,6 +3,9 @@ import { after, before, describe, test } from 'node:test';
 import { mediaTypes } from '../../src/oci/media-types.ts';
 import type { CacheBudgets, EvictionReport } from '../../src/sources/proxy/cache-budget.ts';
 import { manifestOf, pushImage, randomImage, type TestImage } from '../helpers/images.ts';
+import { postgresMetadataSettings, postgresMissing, startTestPostgres, type TestPostgres } from '../helpers/postgres.ts';
+import { startTestRegistry, type TestRegistry } from '../helpers/registry.ts';
+import { Forwarder } from './forwarder.ts';
 import { startProxySetup, type ProxySetup } from './setup.ts';
 
 const accept = [mediaTypes.ociIndex, mediaTypes.ociManifest, mediaTypes.dockerManifestList, mediaTypes.dockerManifest].join(', ');
@@ -135,5 +138,57 @@ describe('eviction while clients pull', () => {
     const final = await budgets.enforce();
     const usage = await budgets.usage();
     assert.ok((usage[0]?.usedBytes ?? Infinity) <= 200 * 1024, JSON.stringify({ usage, final }));
+  });
+});
+
+describe('a size budget on PostgreSQL, beside a hosted prefix inside the cache\'s', { skip: postgresMissing() }, () => {
+  let postgres: TestPostgres;
+  let upstream: TestRegistry;
+  let forwarder: Forwarder;
+  let cache: TestRegistry;
+  before(async () => {
+    postgres = await startTestPostgres();
+    upstream = await startTestRegistry();
+    forwarder = await Forwarder.start(upstream.url);
+    cache = await startTestRegistry({
+      repositories: [
+        { prefix: 'up/', kind: 'proxy', upstream: forwarder.url, maxBytes: '300KiB' },
+        { prefix: 'up/local/', kind: 'hosted' },
+      ],
+      'proxyCache.evictionInterval': 0,
+      ...postgresMetadataSettings(await postgres.createDatabase()),
+    });
+  });
+  after(async () => {
+    await cache?.close();
+    await forwarder?.close();
+    await upstream?.close();
+    await postgres?.close();
+  });
+
+  test('the budget counts and evicts only what the cache serves; the hosted repository under its prefix is neither counted nor touched', async () => {
+    const hosted = randomImage({ layers: 2, layerSize: 100 * 1024 });
+    await pushImage(cache.url, 'up/local/app', 'v1', hosted);
+    const images: TestImage[] = [];
+    for (const name of ['a', 'b', 'c']) {
+      const image = randomImage({ layers: 2, layerSize: 64 * 1024 });
+      images.push(image);
+      await pushImage(upstream.url, `team/${name}`, '1', image);
+      await pullManifest(cache.url, `up/team/${name}`, '1');
+      await pullBlobs(cache.url, `up/team/${name}`, image);
+    }
+    const budgets = cache.server.registry.proxyCaches?.budgets;
+    assert.ok(budgets !== undefined);
+    const reports = await budgets.enforce();
+    const [usage] = await budgets.usage();
+    assert.ok(usage !== undefined && usage.usedBytes <= 300 * 1024 && usage.usedBytes > 200 * 1024, JSON.stringify({ usage, reports }));
+    // Fills also start a check of their own: count every eviction, not only this call's.
+    const metrics = await (await fetch(`${cache.url}/metrics`)).text();
+    assert.match(metrics, /berth_proxy_evicted_images_total\{budget="up\/"\} 1\n/, 'one image (the oldest) made room');
+    assert.equal(await cache.server.registry.meta.manifests.get('up/team/a' as never, { kind: 'tag', tag: '1' as never }), undefined);
+    await pullBlobs(cache.url, 'up/local/app', hosted);
+    assert.deepEqual(((await (await fetch(`${cache.url}/v2/up/local/app/tags/list`)).json()) as { tags: string[] }).tags, ['v1']);
+    await pullManifest(cache.url, 'up/team/a', '1');
+    await pullBlobs(cache.url, 'up/team/a', images[0] as TestImage);
   });
 });
