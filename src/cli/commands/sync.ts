@@ -11,8 +11,8 @@ export function registerSync(program: Command): void {
       .argument('<source>', 'a repository or layout without a tag: docker://HOST/REPO, oci:DIR, s3://BUCKET/PREFIX, oci-archive:FILE, docker-archive:FILE; or a whole registry: docker://HOST')
       .argument('<destination>', 'the same forms (for a whole registry: docker://HOST[/PREFIX], oci:DIR, s3://BUCKET/PREFIX)')
       .option('--tags <regex>', 'only tags matching this regular expression (the whole tag)')
-      .option('--include <glob...>', 'a whole registry: only repositories matching one of these globs (team/**)')
-      .option('--exclude <glob...>', 'a whole registry: skip repositories matching one of these globs'),
+      .option('--include <glob>', 'a whole registry: only repositories matching this glob (team/**); repeatable', collect, [])
+      .option('--exclude <glob>', 'a whole registry: skip repositories matching this glob; repeatable', collect, []),
   ).action((source: string, destination: string, flags: TransferFlags & { tags?: string; include?: string[]; exclude?: string[] }) =>
     runTransferCommand('sync', flags, async (options) =>
       (await import('../../copy/run.ts')).runSync(source, destination, {
@@ -23,6 +23,10 @@ export function registerSync(program: Command): void {
       }),
     ),
   );
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
 }
 
 function tagFilter(pattern: string | undefined): { tags?: RegExp } {
