@@ -211,7 +211,7 @@ export class ProxyRepository implements Repository {
         if (isUpstreamOutage(error)) this.#state.noteFailure(error);
         throw upstreamFailure(error, this.#state.upstream, `manifest ${this.#upstreamName}:${tag}`, this.#state.rateLimit.retryAfterSeconds());
       }
-      this.#state.servedStale(error, { repository: this.name, tag, served: cachedDigest });
+      this.#state.servedStale(error, { repository: this.name, tag, served: cachedDigest }, true);
       return undefined;
     }
   }

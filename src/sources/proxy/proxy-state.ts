@@ -142,10 +142,10 @@ export class ProxyState {
     else this.#restingUntil = Date.now() + this.options.failureBackoffMs;
   }
 
-  /** Logs (and counts) cached content served because the upstream failed. */
-  servedStale(error: unknown, context: Record<string, unknown>): void {
+  /** Logs cached content served because the upstream failed; a cached tag (`tag: true`) is counted too. */
+  servedStale(error: unknown, context: Record<string, unknown>, tag = false): void {
     this.noteFailure(error);
-    this.observer.staleServed(isUpstreamError(error) && error.status === 429 ? 'rate_limited' : 'outage');
+    if (tag) this.observer.staleServed(isUpstreamError(error) && error.status === 429 ? 'rate_limited' : 'outage');
     this.logger.warn({ err: error, upstream: this.upstream, ...context }, 'upstream unavailable; serving from the cache');
   }
 
