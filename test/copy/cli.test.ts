@@ -103,7 +103,9 @@ describe('berth copy and sync on the command line', () => {
     const signed = await berth(['copy', `docker://${registry.host}/cli/app:1.0`, `oci:${temp.path}/signed:1.0`]);
     assert.deepEqual(signed.events.filter((event) => event.event === 'referrer-copied').map((event) => event['digest']), [signature.manifest.digest]);
 
-    const mirror = await berth(['sync', '--include', 'cli/**', '--exclude', 'cli/other', `docker://${registry.host}`, `oci:${temp.path}/mirror`]);
+    await pushImage(registry.url, 'picked/keep', '1', randomImage());
+    await pushImage(registry.url, 'picked/skip', '1', randomImage());
+    const mirror = await berth(['sync', '--include', 'picked/**', '--exclude', 'picked/skip', `docker://${registry.host}`, `oci:${temp.path}/mirror`]);
     assert.equal(mirror.code, 0, mirror.stderr + mirror.stdout);
     assert.deepEqual(mirror.events.find((event) => event.event === 'mirror-done'), { time: mirror.events.at(-1)?.['time'], event: 'mirror-done', repositories: 1, synced: 1, failed: 0 });
   });
