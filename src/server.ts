@@ -23,6 +23,7 @@ import type { RepositorySource } from './registry/repository.ts';
 import { RepositoryRouter } from './registry/router.ts';
 import { openSecurity, type Security } from './access-tls-limits.ts';
 import { proxyNamespaces } from './sources/proxy/namespaces.ts';
+import type { ProxyCaches } from './sources/proxy/proxy-caches.ts';
 import { passesInThreads } from './passes-in-threads.ts';
 import { webUi } from './ui-server.ts';
 
@@ -43,6 +44,8 @@ export interface Registry {
   /** Each configured prefix's kind and its source itself (the router holds them wrapped to record pulls), the default hosted one last. */
   sources: { prefix: string; kind: Config['repositories'][number]['kind']; source: RepositorySource }[];
   hostedSource: RepositorySource;
+  /** The pull-through caches' budgets and schedules, when any cache is configured (docs/proxy.md). */
+  proxyCaches?: ProxyCaches;
   close(): Promise<void>;
 }
 
@@ -74,6 +77,21 @@ export async function openRegistry(config: Config, logger: PinoLogger = createLo
     operations.changes,
   );
   const hostedSource = operations.recordPulls(new HostedSource(hosted));
+  const proxyCaches = config.repositories.some((entry) => entry.kind === 'proxy')
+    ? new (await import('./sources/proxy/proxy-caches.ts')).ProxyCaches({
+        config,
+        operations: operations.store,
+        meta,
+        blobs,
+        hosted,
+        logger,
+        metrics: operations.metrics.proxy,
+        counters: { manifest: operations.metrics.cacheCounter('proxy', 'manifest'), blob: operations.metrics.cacheCounter('proxy', 'blob') },
+        spoolDir: join(dataDir, 'proxy-spool'),
+        flushPulls: async () => operations.pulls?.flush(),
+        ...(operations.changes === undefined ? {} : { changes: operations.changes }),
+      })
+    : undefined;
   const context: SourceContext = {
     blobs: operations.blobs,
     meta,
@@ -85,6 +103,7 @@ export async function openRegistry(config: Config, logger: PinoLogger = createLo
     config,
     hosted,
     metrics: operations.metrics,
+    proxyCaches,
   };
   // Droplet uploads go to the droplet source behind the route (which records pulls around it).
   const dropletRoutes = new Map<RepositorySource, DropletReceiver>();
@@ -106,6 +125,7 @@ export async function openRegistry(config: Config, logger: PinoLogger = createLo
   // Configured routes first: for an equal prefix (a kind configured at ""), the configured one wins over the default.
   const router = new RepositoryRouter([...routes, { prefix: '', source: hostedSource }]);
   operations.retainFrom(() => router.retainedBlobs());
+  proxyCaches?.register(operations);
   return {
     config,
     blobs,
@@ -118,7 +138,9 @@ export async function openRegistry(config: Config, logger: PinoLogger = createLo
     browse,
     sources: [...kindSources, { prefix: '', kind: 'hosted' as const, source: hostedSource }],
     hostedSource,
+    ...(proxyCaches === undefined ? {} : { proxyCaches }),
     async close() {
+      await proxyCaches?.close();
       await router.close();
       await operations.close();
       await meta.close();
@@ -209,6 +231,8 @@ interface SourceContext {
   hosted: HostedContext;
   /** Cache hit counters for the kinds that cache (`metrics.cacheCounter(kind, cache)`). */
   metrics: RegistryMetrics;
+  /** Builds pull-through caches (with their budgets and schedules); present when any is configured. */
+  proxyCaches: ProxyCaches | undefined;
 }
 
 async function sourceFor(entry: Config['repositories'][number], hostedSource: RepositorySource, context: SourceContext): Promise<RepositorySource> {
@@ -230,13 +254,8 @@ async function sourceFor(entry: Config['repositories'][number], hostedSource: Re
       return source;
     }
     case 'proxy': {
-      const { ProxySource } = await import('./sources/proxy/proxy-source.ts');
-      return new ProxySource(entry, {
-        hosted: context.hosted,
-        logger: context.logger,
-        spoolDir: join(context.dataDir, 'proxy-spool'),
-        counters: { manifest: context.metrics.cacheCounter('proxy', 'manifest'), blob: context.metrics.cacheCounter('proxy', 'blob') },
-      });
+      if (context.proxyCaches === undefined) throw new Error('repositories: a proxy entry needs the proxy caches built');
+      return context.proxyCaches.source(entry);
     }
   }
 }

@@ -42,10 +42,10 @@ export const allowed: Record<string, readonly string[]> = {
   metrics: ['registry/cache-metrics.ts', 'pkg:prom-client'],
   ops: [...base, ...stores, 'config/', 'log.ts', 'registry/', 'gc/', 'policy/', 'events/', 'metrics/', 'http/', 'pkg:fastify'],
   'sources/archive': [...base, ...stores, 'registry/', 'archives/', 'config/', 'log.ts', 'pkg:tar-stream'],
-  'sources/proxy': [...base, ...stores, 'registry/', 'client/', 'config/', 'log.ts'],
+  'sources/proxy': [...base, ...stores, 'registry/', 'client/', 'config/', 'log.ts', 'gc/blob-guard.ts', 'metrics/proxy-metrics.ts', 'policy/globs.ts'],
   // The droplet kind keeps its records in the DropletStore, beside the MetaStore on the same database.
   'sources/droplet': [...base, ...stores, 'meta/droplet-store.ts', 'registry/', 'config/', 'log.ts', 'pkg:tar-stream', 'pkg:yaml'],
-  copy: [...base, 'blobs/blob-store.ts', 'meta/meta-store.ts', 'archives/', 'client/', 'config/', 'pkg:commander', 'pkg:tar-stream', 'pkg:@aws-sdk/client-s3'],
+  copy: [...base, 'blobs/blob-store.ts', 'meta/meta-store.ts', 'archives/', 'client/', 'config/', 'policy/globs.ts', 'pkg:commander', 'pkg:tar-stream', 'pkg:@aws-sdk/client-s3'],
   'access-tls-limits.ts': [...base, 'config/', 'http/app.ts', 'http/access.ts', 'http/server-options.ts', 'auth/', 'tls/', 'pkg:pino'],
   // The wiring: the only place that picks concrete drivers.
   'server.ts': [

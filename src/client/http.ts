@@ -33,6 +33,8 @@ export interface HttpOptions {
   /** How long to wait for response headers. */
   timeoutMs: number;
   onRetry?: (error: unknown, attempt: number, delayMs: number) => void;
+  /** Sees every response from the registry (rate-limit headers, say) before it is handled. */
+  onResponse?: (response: Response) => void;
 }
 
 const maxRedirects = 5;
@@ -62,11 +64,13 @@ export class RegistryHttp {
 
   async #attempt(spec: RequestSpec): Promise<Response> {
     let response = await this.#fetch(spec, await this.#auth.header(spec.scopes, spec.repository, spec.signal));
+    this.#options.onResponse?.(response);
     if (response.status === 401) {
       const challenge = response.headers.get('www-authenticate');
       await discard(response);
       if (await this.#auth.challenged(challenge, spec.scopes, spec.repository, spec.signal)) {
         response = await this.#fetch(spec, await this.#auth.header(spec.scopes, spec.repository, spec.signal));
+        this.#options.onResponse?.(response);
       } else {
         throw await responseError(spec, response, 'authentication required and no usable credentials are configured');
       }

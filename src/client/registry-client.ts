@@ -26,6 +26,8 @@ export interface RegistryClientOptions {
   /** Manifests larger than this are refused (default 4 MiB, the spec's recommendation). */
   maxManifestBytes?: number;
   onRetry?: (error: unknown, attempt: number, delayMs: number) => void;
+  /** Sees every response (rate-limit headers, say). */
+  onResponse?: (response: Response) => void;
 }
 
 /** A manifest as a registry served it: exact bytes, their digest and media type. */
@@ -60,6 +62,7 @@ export class RegistryClient {
       userAgent: options.userAgent ?? 'berth',
       timeoutMs: options.timeoutMs ?? 60_000,
       ...(options.onRetry === undefined ? {} : { onRetry: options.onRetry }),
+      ...(options.onResponse === undefined ? {} : { onResponse: options.onResponse }),
     });
   }
 

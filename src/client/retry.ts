@@ -8,6 +8,8 @@ export interface RetryPolicy {
   /** The first backoff; each later one doubles, up to `maxDelayMs`. */
   baseDelayMs: number;
   maxDelayMs: number;
+  /** Whether 429 answers are retried (default true); a cache that can serve stale content says false. */
+  retryRateLimited?: boolean;
 }
 
 export const defaultRetryPolicy: RetryPolicy = { attempts: 5, baseDelayMs: 250, maxDelayMs: 15_000 };
@@ -30,6 +32,7 @@ export async function withRetries<T>(
       return await work(attempt);
     } catch (error) {
       if (!isUpstreamError(error) || !error.temporary || attempt >= policy.attempts || options.signal?.aborted === true) throw error;
+      if (error.status === 429 && policy.retryRateLimited === false) throw error;
       const delay =
         error.retryAfter !== undefined
           ? Math.min(error.retryAfter * 1000, maxRetryAfterMs)

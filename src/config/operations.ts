@@ -137,3 +137,15 @@ export type ImmutableTagRule = z.output<typeof immutableRule>;
 export type EventsConfig = z.output<typeof eventsConfig>;
 export type WebhookConfig = z.output<typeof webhook>;
 export type EventType = z.output<typeof eventTypes>;
+
+/** One size budget shared by every pull-through cache, and how often budgets are checked (docs/proxy.md). */
+export const proxyCacheConfig = z
+  .strictObject({
+    /** All caches together hold at most this; least recently pulled images (of any cache) are evicted beyond it. */
+    maxBytes: byteSize.optional(),
+    /** How often budgets are checked (also soon after a fill); 0 checks only after fills. */
+    evictionInterval: duration.prefault('1m'),
+  })
+  .prefault({});
+
+export type ProxyCacheConfig = z.output<typeof proxyCacheConfig>;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { duration } from './units.ts';
+import { byteSize, duration } from './units.ts';
 
 /**
  * A name prefix served by one repository kind. Names not matched by any
@@ -99,6 +99,32 @@ export const proxyRepositories = z.strictObject({
   timeout: duration.prefault('30s'),
   /** Whether clients may push to names under the prefix (stored as hosted content). */
   pushes: z.boolean().default(false),
+  /** The most the cache may hold (distinct blobs and manifests); least recently pulled images are evicted beyond it. */
+  maxBytes: byteSize.optional(),
+  /** Cache each manifest's signatures, SBOMs and attestations with it (referrers API, else cosign tags). */
+  referrers: z.boolean().default(true),
+  /** Below this fraction of the upstream's rate limit left, cached tags are served without re-checking them. */
+  rateLimitReserve: z.number().min(0).max(1).default(0.1),
+  /** Repositories and tags kept synced from the upstream on a schedule (pre-warming). */
+  sync: z
+    .strictObject({
+      /** How often (one replica at a time); 0 turns it off. */
+      interval: duration.prefault('1h'),
+      repositories: z
+        .array(
+          z.strictObject({
+            /** The repository's name upstream, as clients name it after the prefix (`library/alpine`, `org/tool`). */
+            name: z.string().regex(/^[a-z0-9]+([._-][a-z0-9]+)*(\/[a-z0-9]+([._-][a-z0-9]+)*)*$/, 'expected a repository name such as library/alpine'),
+            /** Tag globs (`*` any run, `?` one character); default every tag. */
+            tags: z.array(z.string().min(1)).min(1).default(['*']),
+          }),
+        )
+        .min(1),
+    })
+    .optional(),
+}).refine((value) => value.maxBytes === undefined || !value.pushes, {
+  message: 'maxBytes evicts cached images and cannot tell them from pushed ones: a cache with a budget takes no pushes (pushes: false)',
+  path: ['maxBytes'],
 });
 
 export type ProxyRepositoryConfig = z.output<typeof proxyRepositories>;

@@ -2,7 +2,7 @@ import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { authConfig, limitsConfig, tlsConfig } from './auth.ts';
 import { uiConfig } from './ui.ts';
-import { eventsConfig, gcConfig, immutableTagsConfig, metricsConfig, quotasConfig, retentionConfig } from './operations.ts';
+import { eventsConfig, gcConfig, immutableTagsConfig, metricsConfig, proxyCacheConfig, quotasConfig, retentionConfig } from './operations.ts';
 import { repositoryKinds } from './repositories.ts';
 import { postgresSettings, requireWhenDriver, s3Settings } from './scale-out.ts';
 import { byteSize, duration, hostPort } from './units.ts';
@@ -85,6 +85,8 @@ export const configSchema = z.strictObject({
   metrics: metricsConfig,
   /** The web UI and its JSON API (docs/ui.md). */
   ui: uiConfig,
+  /** A size budget for all pull-through caches together (docs/proxy.md). */
+  proxyCache: proxyCacheConfig,
 });
 
 export type Config = z.output<typeof configSchema>;

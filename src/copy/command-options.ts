@@ -30,6 +30,8 @@ export interface TransferFlags {
   progress?: string;
   tempDir?: string;
   daemonHost?: string;
+  /** False with --no-referrers. */
+  referrers?: boolean;
 }
 
 export function addTransferOptions(command: Command): Command {
@@ -50,7 +52,8 @@ export function addTransferOptions(command: Command): Command {
     .option('--s3-path-style', 'address buckets by path (most S3-compatible servers need it)')
     .option('--progress <auto|tty|json|none>', 'progress bars on a terminal, JSON lines otherwise', 'auto')
     .option('--temp-dir <dir>', 'where archives are unpacked and layers recompressed')
-    .option('--daemon-host <unix:///path|tcp://host:port>', 'the Docker Engine API for docker-daemon: (default: $DOCKER_HOST, then unix:///var/run/docker.sock)');
+    .option('--daemon-host <unix:///path|tcp://host:port>', 'the Docker Engine API for docker-daemon: (default: $DOCKER_HOST, then unix:///var/run/docker.sock)')
+    .option('--no-referrers', 'do not copy signatures, SBOMs and attestations (referrers and cosign tags) with images');
 }
 
 /** Turns the flags into transfer options; bad values are usage errors. */
@@ -78,6 +81,7 @@ export function transferOptions(flags: TransferFlags, signal: AbortSignal): Tran
     ...(compress === undefined ? {} : { compress }),
     ...(flags.preserveDigests === true ? { preserveDigests: true } : {}),
     jobs,
+    ...(flags.referrers === false ? { referrers: false } : {}),
     spoolDir: tempDir,
     signal,
     source: { ...shared, ...credentialsOf(flags.srcCreds, '--src-creds'), ...(flags.srcInsecure === true ? { insecure: true } : {}) },

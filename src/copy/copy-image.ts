@@ -19,7 +19,8 @@ export type CopyEvent =
   | { event: 'blob-copied'; digest: Digest; size: number; mounted: boolean }
   | { event: 'layer-recompressed'; from: Digest; digest: Digest; size: number; compression: Compression }
   | { event: 'platform-selected'; digest: Digest; platform: string }
-  | { event: 'manifest-written'; digest: Digest; mediaType: string; tag?: Tag };
+  | { event: 'manifest-written'; digest: Digest; mediaType: string; tag?: Tag }
+  | { event: 'referrer-copied'; subject: Digest; digest: Digest; tag?: Tag };
 
 export interface CopyOptions {
   /** For an index: every platform, or one (default: the host's). */
@@ -32,6 +33,8 @@ export interface CopyOptions {
   preserveDigests?: boolean;
   /** Blob transfers at once (default 4). */
   jobs?: number;
+  /** Copy what refers to the copied manifests too: signatures, SBOMs, attestations (default true). */
+  referrers?: boolean;
   /** Where recompressed layers wait before upload. */
   spoolDir: string;
   onEvent?: (event: CopyEvent) => void;
@@ -45,6 +48,8 @@ export interface CopyResult {
   mounted: number;
   skipped: number;
   bytes: number;
+  /** Referrers copied (signatures, SBOMs, attestations). */
+  referrers: number;
 }
 
 interface ParsedImage {
@@ -66,13 +71,29 @@ interface ParsedIndex {
 export async function copyImage(source: ImageStore, reference: Reference | undefined, destination: ImageStore, tag: Tag | undefined, options: CopyOptions): Promise<CopyResult> {
   const copy = new ImageCopy(source, destination, options);
   const top = await source.getManifest(reference, options.signal);
+  copy.fromSource(top.digest);
   const written = await copy.manifest(top, tag, true);
+  await copy.referrers(copy.unchanged());
   await destination.commit(options.signal);
   return { digest: written.digest, mediaType: written.mediaType, ...copy.stats };
 }
 
+/** Copies only what refers to `subject` (sync, for an image already at the destination). */
+export async function copyReferrersOf(source: ImageStore, destination: ImageStore, subject: Digest, options: CopyOptions): Promise<number> {
+  const copy = new ImageCopy(source, destination, options);
+  await copy.referrers([subject]);
+  if (copy.stats.referrers > 0) await destination.commit(options.signal);
+  return copy.stats.referrers;
+}
+
+/** Referrers of referrers (a signature of an SBOM) are followed this deep. */
+const maxReferrerDepth = 2;
+
 class ImageCopy {
-  readonly stats = { copied: 0, mounted: 0, skipped: 0, bytes: 0 };
+  readonly stats = { copied: 0, mounted: 0, skipped: 0, bytes: 0, referrers: 0 };
+  /** Manifests read from the source, and those written: the digests in both were copied unchanged. */
+  readonly #read = new Set<Digest>();
+  readonly #written = new Set<Digest>();
   readonly #source: ImageStore;
   readonly #destination: ImageStore;
   readonly #options: CopyOptions;
@@ -87,8 +108,42 @@ class ImageCopy {
     this.#limiter = new Limiter(options.jobs ?? 4);
   }
 
-  async manifest(data: ManifestData, tag: Tag | undefined, top: boolean): Promise<ManifestData> {
-    const child = !top;
+  fromSource(digest: Digest): void {
+    this.#read.add(digest);
+  }
+
+  /** Manifests written exactly as the source has them: what the source's referrers still refer to. */
+  unchanged(): Digest[] {
+    return [...this.#written].filter((digest) => this.#read.has(digest));
+  }
+
+  /**
+   * Copies what refers to `subjects` at the source (and what refers to
+   * that, to a small depth): each listed as an image of its own, under its
+   * cosign tag when it had one. Skipped when the source cannot list
+   * referrers or the destination cannot hold them (docker archives).
+   */
+  async referrers(subjects: readonly Digest[], depth = 0): Promise<void> {
+    const source = this.#source;
+    if (this.#options.referrers === false || source.referrers === undefined || this.#destination.referrers === undefined) return;
+    const next: Digest[] = [];
+    for (const subject of subjects) {
+      for (const found of await source.referrers(subject, this.#options.signal)) {
+        if (this.#written.has(found.digest)) continue;
+        const reference: Reference = found.tag === undefined ? { kind: 'digest', digest: found.digest } : { kind: 'tag', tag: found.tag };
+        const data = await source.getManifest(reference, this.#options.signal);
+        this.#read.add(data.digest);
+        await this.manifest(data, found.tag, false, true);
+        this.stats.referrers += 1;
+        this.#options.onEvent?.({ event: 'referrer-copied', subject, digest: data.digest, ...(found.tag === undefined ? {} : { tag: found.tag }) });
+        next.push(data.digest);
+      }
+    }
+    if (next.length > 0 && depth + 1 < maxReferrerDepth) await this.referrers(next, depth + 1);
+  }
+
+  async manifest(data: ManifestData, tag: Tag | undefined, top: boolean, referrer = false): Promise<ManifestData> {
+    const child = !top && !referrer;
     if (!isManifestMediaType(data.mediaType)) {
       throw new RegistryError('MANIFEST_INVALID', `${this.#source.description}: ${data.digest} has media type ${data.mediaType}, which is not a manifest Berth copies`);
     }
@@ -167,12 +222,14 @@ class ImageCopy {
 
   async #write(data: ManifestData, tag: Tag | undefined, child: boolean): Promise<ManifestData> {
     await this.#destination.putManifest(data, tag, { child, signal: this.#options.signal });
+    this.#written.add(data.digest);
     this.#options.onEvent?.({ event: 'manifest-written', digest: data.digest, mediaType: data.mediaType, ...(tag === undefined ? {} : { tag }) });
     return data;
   }
 
   async #child(entry: Descriptor): Promise<ManifestData> {
     const child = await this.#source.getManifest({ kind: 'digest', digest: entry.digest }, this.#options.signal);
+    this.#read.add(child.digest);
     return { ...child, mediaType: isManifestMediaType(child.mediaType) ? child.mediaType : entry.mediaType };
   }
 

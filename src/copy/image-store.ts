@@ -63,6 +63,24 @@ export interface ImageStore {
   readonly requiresOci?: boolean;
   /** Layers this store keeps uncompressed whatever it is given (docker-archive). */
   readonly storesUncompressedLayers?: boolean;
+  /**
+   * What refers to `subject` here (signatures, SBOMs, attestations): by
+   * digest, or by cosign's `sha256-<hex>.sig` tags (then `tag` is set).
+   * Absent where a format cannot hold referrers (docker archives).
+   */
+  referrers?(subject: Digest, signal?: AbortSignal): Promise<ReferrerRef[]>;
+}
+
+/** A manifest that refers to another: found by digest, or by a cosign tag it is stored under. */
+export interface ReferrerRef {
+  digest: Digest;
+  tag?: Tag;
+}
+
+/** cosign's tags for what refers to a manifest: `sha256-<hex>.sig`, `.att`, `.sbom`. */
+export function cosignTagsOf(subject: Digest): Tag[] {
+  const [algorithm, hex] = subject.split(':');
+  return ['sig', 'att', 'sbom'].map((suffix) => `${algorithm}-${hex}.${suffix}` as Tag);
 }
 
 export function manifestNotFound(where: string, reference: Reference | string | undefined): RegistryError {

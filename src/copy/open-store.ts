@@ -69,6 +69,11 @@ export async function openStore(location: Location, options: StoreOptions, signa
   }
 }
 
+/** Every repository a registry's catalog lists (`berth sync` of a whole registry). */
+export function listCatalog(registry: string, options: StoreOptions, signal?: AbortSignal): Promise<string[]> {
+  return registryClient(registry, options).catalog(signal);
+}
+
 function registryClient(registry: string, options: Pick<StoreOptions, 'insecure' | 'credentials' | 'authFiles' | 'retry' | 'userAgent'>): RegistryClient {
   const apiHost = registry === dockerHub.name ? dockerHub.api : registry;
   const scheme = options.insecure === true || isLoopback(registry) ? 'http' : 'https';

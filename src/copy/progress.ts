@@ -5,11 +5,12 @@ import type { CopyEvent } from './copy-image.ts';
 export type ReportEvent =
   | CopyEvent
   | { event: 'image-started'; source: string; destination: string }
-  | { event: 'image-copied'; source: string; destination: string; digest: string; mediaType?: string; copied: number; mounted: number; skipped: number; bytes: number; imageId?: string }
+  | { event: 'image-copied'; source: string; destination: string; digest: string; mediaType?: string; copied: number; mounted: number; skipped: number; bytes: number; imageId?: string; referrers?: number }
   | { event: 'image-present'; source: string; destination: string; imageId: string; tagged: boolean }
   | { event: 'image-up-to-date'; source: string; destination: string; digest: string }
   | { event: 'image-failed'; source: string; destination: string; code: string; message: string; exitCode: number }
-  | { event: 'sync-done'; images: number; copied: number; upToDate: number; failed: number };
+  | { event: 'sync-done'; images: number; copied: number; upToDate: number; failed: number }
+  | { event: 'mirror-done'; repositories: number; synced: number; failed: number };
 
 export interface Reporter {
   report(event: ReportEvent): void;
@@ -86,6 +87,9 @@ class TerminalReporter implements Reporter {
       case 'manifest-written':
         this.#line(`manifest ${short(event.digest)}${event.tag === undefined ? '' : ` tagged ${event.tag}`}`);
         break;
+      case 'referrer-copied':
+        this.#line(`referrer ${short(event.digest)} of ${short(event.subject)}${event.tag === undefined ? '' : ` tagged ${event.tag}`}`);
+        break;
       case 'image-started':
         this.#line(`copying ${event.source} → ${event.destination}`);
         break;
@@ -103,6 +107,9 @@ class TerminalReporter implements Reporter {
         break;
       case 'sync-done':
         this.#line(`sync: ${event.images} images, ${event.copied} copied, ${event.upToDate} up to date, ${event.failed} failed`);
+        break;
+      case 'mirror-done':
+        this.#line(`mirror: ${event.repositories} repositories, ${event.synced} synced, ${event.failed} failed`);
         break;
     }
     this.#draw();

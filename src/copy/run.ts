@@ -1,7 +1,8 @@
 import type { Digest } from '../oci/digest.ts';
 import { isIndexMediaType, isManifestMediaType, mediaTypes } from '../oci/media-types.ts';
 import type { Tag } from '../oci/names.ts';
-import { copyImage, type CopyEvent, type CopyOptions } from './copy-image.ts';
+import { copyImage, copyReferrersOf, type CopyEvent, type CopyOptions } from './copy-image.ts';
+import { mirrorRegistry, wholeRegistry } from './mirror.ts';
 import { classifyFailure, copyExitCodes } from './exit-codes.ts';
 import type { ImageStore } from './image-store.ts';
 import { describeLocation, LocationError, parseLocation, type Location } from './location.ts';
@@ -31,6 +32,10 @@ export async function runCopy(sourceText: string, destinationText: string, optio
 export interface SyncOptions extends TransferOptions {
   /** Only tags matching this (the whole tag). */
   tags?: RegExp;
+  /** A whole registry: only repositories matching one of these globs (default all). */
+  include?: readonly string[];
+  /** A whole registry: never repositories matching one of these globs. */
+  exclude?: readonly string[];
 }
 
 /**
@@ -40,6 +45,8 @@ export interface SyncOptions extends TransferOptions {
  * the others.
  */
 export async function runSync(sourceText: string, destinationText: string, options: SyncOptions): Promise<number> {
+  const registry = wholeRegistry(sourceText);
+  if (registry !== undefined) return mirrorRegistry(registry, destinationText, options, runSync);
   return withStores(sourceText, destinationText, options, async (source, destination, sourceStore, destinationStore) => {
     if (source.reference !== undefined || destination.reference !== undefined) {
       throw new LocationError('sync copies whole repositories: name them without a tag or digest (use `berth copy` for one image)');
@@ -55,6 +62,8 @@ export async function runSync(sourceText: string, destinationText: string, optio
         if (!(sourceStore instanceof DockerDaemon) && !(destinationStore instanceof DockerDaemon)) {
           const current = await upToDate(sourceStore, destinationStore, tag, options, source);
           if (current !== undefined) {
+            // The image is there; signatures made since still travel.
+            if (options.referrers !== false) await copyReferrersOf(sourceStore, destinationStore, current, { ...options, onEvent: (event) => options.reporter.report(event) });
             totals.upToDate += 1;
             options.reporter.report({ event: 'image-up-to-date', source: label(from), destination: label(to), digest: current });
             continue;

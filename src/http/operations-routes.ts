@@ -24,6 +24,8 @@ export interface UsageReport {
   quotas: readonly (ScopeUsage & { name: string; maxBytes?: number; maxRepositories?: number })[];
   /** The usage of the globs asked for with `?repositories=`. */
   selection?: ScopeUsage;
+  /** Pull-through caches' size budgets (docs/proxy.md): a cache's prefix, or `all`. */
+  caches?: readonly { name: string; usedBytes: number; maxBytes: number }[];
 }
 
 const repositoryGlob = /^[a-z0-9._\-/*?]{1,255}$/;

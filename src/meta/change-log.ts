@@ -2,8 +2,8 @@ import type { Digest } from '../oci/digest.ts';
 import type { RepositoryName, Tag } from '../oci/names.ts';
 import type { OutboxRow } from './meta-store.ts';
 
-/** Who deleted: a client through the registry API, a retention policy, or garbage collection. */
-export type DeletionReason = 'api' | 'retention' | 'gc';
+/** Who deleted: a client through the registry API, a retention policy, garbage collection, or a cache's size budget. */
+export type DeletionReason = 'api' | 'retention' | 'gc' | 'eviction';
 
 /** A change to a repository's namespace, as its events describe it. */
 export type Change =

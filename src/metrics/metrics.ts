@@ -1,5 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { CacheCounter } from '../registry/cache-metrics.ts';
+import { ProxyMetrics } from './proxy-metrics.ts';
 
 /** What the metrics read from elsewhere when scraped. */
 export interface MetricSources {
@@ -30,6 +31,8 @@ export class RegistryMetrics {
   readonly retentionDeleted: Counter<'kind'>;
   readonly cache: Counter<'kind' | 'cache' | 'result'>;
   readonly events: Counter<'webhook' | 'outcome'>;
+  /** Pull-through caches: upstream requests, rate limits, stale serves, budgets (docs/proxy.md). */
+  readonly proxy: ProxyMetrics;
 
   constructor(sources: MetricSources = {}) {
     const registers = [this.registry];
@@ -116,6 +119,7 @@ export class RegistryMetrics {
       labelNames: ['webhook', 'outcome'],
       registers,
     });
+    this.proxy = new ProxyMetrics(this.registry);
     const eventBacklog = sources.eventBacklog;
     new Gauge({
       name: 'berth_events_backlog',

@@ -64,6 +64,8 @@ export class Operations {
   readonly #parts: OperationsParts;
   readonly #dispatcher: WebhookDispatcher | undefined;
   readonly #schedules: Schedules;
+  readonly #tasks: { name: string; interval: number; task: (signal: AbortSignal) => Promise<void> }[] = [];
+  #cacheUsage: (() => Promise<NonNullable<UsageReport['caches']>>) | undefined;
   #retained: () => AsyncIterable<Digest> = async function* () {};
 
   constructor(parts: OperationsParts) {
@@ -95,8 +97,9 @@ export class Operations {
       onTagDeleted: () => this.metrics.retentionDeleted.inc({ kind: 'tag' }),
       onManifestDeleted: () => this.metrics.retentionDeleted.inc({ kind: 'manifest' }),
     });
-    // The web UI shows when each tag was last pulled.
-    this.pulls = this.retention.usesPulls || config.ui.enabled ? new PullRecorder(store.pulls, logger) : undefined;
+    // The web UI shows when each tag was last pulled; caches with a size budget evict the least recently pulled images.
+    const budgets = config.proxyCache.maxBytes !== undefined || config.repositories.some((entry) => entry.kind === 'proxy' && entry.maxBytes !== undefined);
+    this.pulls = this.retention.usesPulls || config.ui.enabled || budgets ? new PullRecorder(store.pulls, logger) : undefined;
     this.#schedules = new Schedules(logger);
   }
 
@@ -141,9 +144,20 @@ export class Operations {
 
   async usage(globs: readonly string[]): Promise<UsageReport> {
     const quotas = await this.quotas.report();
-    if (globs.length === 0) return { quotas };
+    const caches = this.#cacheUsage === undefined ? {} : { caches: await this.#cacheUsage() };
+    if (globs.length === 0) return { quotas, ...caches };
     const selection = await this.store.usage.usage(repositoryScope(globs));
-    return { quotas, selection: { repositories: globs, usedBytes: selection.bytes, usedRepositories: selection.repositories } };
+    return { quotas, selection: { repositories: globs, usedBytes: selection.bytes, usedRepositories: selection.repositories }, ...caches };
+  }
+
+  /** Where `/berth/usage` finds the pull-through caches' budgets. */
+  reportCacheUsage(usage: () => Promise<NonNullable<UsageReport['caches']>>): void {
+    this.#cacheUsage = usage;
+  }
+
+  /** Periodic work of another part (cache budgets, pre-warming), started with the rest by `start`. */
+  every(name: string, interval: number, task: (signal: AbortSignal) => Promise<void>): void {
+    this.#tasks.push({ name, interval, task });
   }
 
   /** Observers of HTTP traffic: request metrics. (Events and pulls come from the repositories, see `changes` and `recordPulls`.) */
@@ -205,6 +219,7 @@ export class Operations {
     // well within the grace period keeps whichever replica collects from deleting them.
     const publish = Math.max(60_000, Math.min(config.gc.gracePeriod / 4, 3_600_000));
     this.#schedules.every('retained blobs', publish, () => this.#touchRetained(), { runAtStart: true });
+    for (const { name, interval, task } of this.#tasks) this.#schedules.every(name, interval, task);
   }
 
   /** Stops schedules (a pass in progress is abandoned, safely), delivers nothing more, writes what is buffered. */

@@ -85,3 +85,41 @@ describe('configuration', () => {
     assert.match(await failure(loadConfig({ env: { BERTH_REPOSITORIES: '[{prefix: "Team/", kind: hosted}]' } })), /repositories\.0\.prefix/);
   });
 });
+
+describe('configuration of pull-through caches', () => {
+  it('reads budgets, referrers, the rate-limit reserve and sync schedules, with their defaults', async () => {
+    const path = await file(
+      'caches.yaml',
+      [
+        'proxyCache:',
+        '  maxBytes: 200GiB',
+        'repositories:',
+        '  - prefix: docker.io/',
+        '    kind: proxy',
+        '    upstream: https://registry-1.docker.io',
+        '    maxBytes: 150GiB',
+        '    sync:',
+        '      interval: 6h',
+        '      repositories:',
+        '        - name: library/alpine',
+        '          tags: ["3.*"]',
+        '        - name: library/busybox',
+        '',
+      ].join('\n'),
+    );
+    const config = await loadConfig({ file: path, env: {} });
+    assert.equal(config.proxyCache.maxBytes, 200 * 1024 ** 3);
+    assert.equal(config.proxyCache.evictionInterval, 60_000);
+    const entry = config.repositories[0];
+    assert.ok(entry?.kind === 'proxy');
+    assert.equal(entry.maxBytes, 150 * 1024 ** 3);
+    assert.equal(entry.referrers, true);
+    assert.equal(entry.rateLimitReserve, 0.1);
+    assert.deepEqual(entry.sync, { interval: 6 * 3_600_000, repositories: [{ name: 'library/alpine', tags: ['3.*'] }, { name: 'library/busybox', tags: ['*'] }] });
+  });
+
+  it('refuses a budget on a cache that takes pushes, naming the key', async () => {
+    const path = await file('budget-pushes.yaml', 'repositories:\n  - prefix: up/\n    kind: proxy\n    upstream: https://ghcr.io\n    pushes: true\n    maxBytes: 1GiB\n');
+    assert.match(await failure(loadConfig({ file: path, env: {} })), /repositories\.0\.maxBytes.*cannot tell them from pushed ones/s);
+  });
+});

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
-import { pushImage } from '../helpers/images.ts';
+import { pushImage, randomImage } from '../helpers/images.ts';
 import { startTestRegistry, type TestRegistry } from '../helpers/registry.ts';
 import { startTestS3, type TestS3 } from '../helpers/s3.ts';
 import { tempDir } from '../helpers/tmp.ts';
@@ -92,5 +92,21 @@ describe('berth copy and sync on the command line', () => {
     const second = await berth(['sync', '--tags', '[0-9.]+', `docker://${registry.host}/cli/app`, `oci-archive:${temp.path}/mirror.tar`]);
     assert.equal(second.code, 0);
     assert.equal(second.events.find((event) => event.event === 'sync-done')?.['upToDate'], 2);
+  });
+
+  test('--no-referrers, and a whole registry with --include and --exclude', async () => {
+    const signature = randomImage({ layers: 1, subject: image.manifest, artifactType: 'application/vnd.dev.cosign.artifact.sig.v1+json' });
+    await pushImage(registry.url, 'cli/app', signature.manifest.digest, signature);
+    const bare = await berth(['copy', '--no-referrers', `docker://${registry.host}/cli/app:1.0`, `oci:${temp.path}/bare:1.0`]);
+    assert.equal(bare.code, 0, bare.stderr + bare.stdout);
+    assert.equal(bare.events.filter((event) => event.event === 'referrer-copied').length, 0);
+    const signed = await berth(['copy', `docker://${registry.host}/cli/app:1.0`, `oci:${temp.path}/signed:1.0`]);
+    assert.deepEqual(signed.events.filter((event) => event.event === 'referrer-copied').map((event) => event['digest']), [signature.manifest.digest]);
+
+    await pushImage(registry.url, 'picked/keep', '1', randomImage());
+    await pushImage(registry.url, 'picked/skip', '1', randomImage());
+    const mirror = await berth(['sync', '--include', 'picked/**', '--exclude', 'picked/skip', `docker://${registry.host}`, `oci:${temp.path}/mirror`]);
+    assert.equal(mirror.code, 0, mirror.stderr + mirror.stdout);
+    assert.deepEqual(mirror.events.find((event) => event.event === 'mirror-done'), { time: mirror.events.at(-1)?.['time'], event: 'mirror-done', repositories: 1, synced: 1, failed: 0 });
   });
 });

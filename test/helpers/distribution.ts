@@ -128,3 +128,34 @@ export async function startTokenService(user: string, password: string): Promise
     },
   };
 }
+
+/**
+ * Pushes an image to CNCF Distribution the way clients do (POST, then PUT
+ * with the digest; Distribution takes no monolithic POST), tagged `reference`.
+ */
+export async function pushToDistribution(
+  url: string,
+  repository: string,
+  reference: string,
+  image: { blobs: readonly { digest: string; bytes: Buffer }[]; manifest: { bytes: Buffer; mediaType: string } },
+): Promise<void> {
+  for (const blob of image.blobs) {
+    const head = await fetch(`${url}/v2/${repository}/blobs/${blob.digest}`, { method: 'HEAD' });
+    if (head.status === 200) continue;
+    const started = await fetch(`${url}/v2/${repository}/blobs/uploads/`, { method: 'POST' });
+    if (started.status !== 202) throw new Error(`upload start failed: ${started.status} ${await started.text()}`);
+    await started.arrayBuffer();
+    const location = new URL(started.headers.get('location') ?? '', url);
+    location.searchParams.set('digest', blob.digest);
+    const put = await fetch(location, { method: 'PUT', headers: { 'content-type': 'application/octet-stream' }, body: blob.bytes });
+    if (put.status !== 201) throw new Error(`blob push failed: ${put.status} ${await put.text()}`);
+    await put.arrayBuffer();
+  }
+  const response = await fetch(`${url}/v2/${repository}/manifests/${reference}`, {
+    method: 'PUT',
+    headers: { 'content-type': image.manifest.mediaType },
+    body: image.manifest.bytes,
+  });
+  if (response.status !== 201) throw new Error(`manifest push failed: ${response.status} ${await response.text()}`);
+  await response.arrayBuffer();
+}

@@ -8,12 +8,25 @@ export function registerSync(program: Command): void {
     program
       .command('sync')
       .description('copy every tag of a repository (or those matching --tags) to another transport, skipping what is current')
-      .argument('<source>', 'a repository or layout without a tag: docker://HOST/REPO, oci:DIR, s3://BUCKET/PREFIX, oci-archive:FILE, docker-archive:FILE, docker-daemon:NAME')
-      .argument('<destination>', 'the same forms')
-      .option('--tags <regex>', 'only tags matching this regular expression (the whole tag)'),
-  ).action((source: string, destination: string, flags: TransferFlags & { tags?: string }) =>
-    runTransferCommand('sync', flags, async (options) => (await import('../../copy/run.ts')).runSync(source, destination, { ...options, ...tagFilter(flags.tags) })),
+      .argument('<source>', 'a repository or layout without a tag: docker://HOST/REPO, oci:DIR, s3://BUCKET/PREFIX, oci-archive:FILE, docker-archive:FILE, docker-daemon:NAME; or a whole registry: docker://HOST')
+      .argument('<destination>', 'the same forms (for a whole registry: docker://HOST[/PREFIX], oci:DIR, s3://BUCKET/PREFIX)')
+      .option('--tags <regex>', 'only tags matching this regular expression (the whole tag)')
+      .option('--include <glob>', 'a whole registry: only repositories matching this glob (team/**); repeatable', collect, [])
+      .option('--exclude <glob>', 'a whole registry: skip repositories matching this glob; repeatable', collect, []),
+  ).action((source: string, destination: string, flags: TransferFlags & { tags?: string; include?: string[]; exclude?: string[] }) =>
+    runTransferCommand('sync', flags, async (options) =>
+      (await import('../../copy/run.ts')).runSync(source, destination, {
+        ...options,
+        ...tagFilter(flags.tags),
+        ...(flags.include === undefined ? {} : { include: flags.include }),
+        ...(flags.exclude === undefined ? {} : { exclude: flags.exclude }),
+      }),
+    ),
   );
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
 }
 
 function tagFilter(pattern: string | undefined): { tags?: RegExp } {

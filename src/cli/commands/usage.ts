@@ -29,6 +29,9 @@ export function registerUsage(program: Command): void {
           const count = quota.maxRepositories === undefined ? `${quota.usedRepositories}` : `${quota.usedRepositories} of ${quota.maxRepositories}`;
           lines.push(`quota ${quota.name} (${quota.repositories.join(', ')}): ${bytes}, ${count} repositories`);
         }
+        for (const cache of report.caches ?? []) {
+          lines.push(`cache budget ${cache.name === 'all' ? 'of all caches' : cache.name}: ${formatBytes(cache.usedBytes)} of ${formatBytes(cache.maxBytes)}`);
+        }
         if (report.selection !== undefined) {
           lines.push(`${report.selection.repositories.join(', ')}: ${formatBytes(report.selection.usedBytes)} in ${report.selection.usedRepositories} repositories`);
         }

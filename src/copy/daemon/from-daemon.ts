@@ -97,7 +97,8 @@ export async function copyFromDaemon(daemon: DockerDaemon, tag: Tag, destination
   await destination.putManifest(manifest, destinationTag, { signal });
   onEvent?.({ event: 'manifest-written', digest: manifest.digest, mediaType, ...(destinationTag === undefined ? {} : { tag: destinationTag }) });
   await destination.commit(signal);
-  return { digest: manifest.digest, mediaType, ...stats };
+  // A daemon keeps no signatures or SBOMs: nothing refers to what it exports.
+  return { digest: manifest.digest, mediaType, ...stats, referrers: 0 };
 }
 
 /** Whether a manifest at the destination is this image: same config (image ID), same layers in order. */

@@ -5,7 +5,7 @@ import { algorithmOf, digestOf, hexOf, type Digest } from '../../oci/digest.ts';
 import { parseDescriptor, type Descriptor } from '../../oci/manifest.ts';
 import { mediaTypes } from '../../oci/media-types.ts';
 import { isTag, type Reference, type Tag } from '../../oci/names.ts';
-import { blobNotFound, manifestNotFound, type BlobOpener, type ImageStore, type ManifestData, type PutBlobOptions, type PutManifestOptions } from '../image-store.ts';
+import { blobNotFound, cosignTagsOf, manifestNotFound, type ReferrerRef, type BlobOpener, type ImageStore, type ManifestData, type PutBlobOptions, type PutManifestOptions } from '../image-store.ts';
 import { sniffManifestType } from '../../client/registry-client.ts';
 import type { LayoutStorage } from './layout-storage.ts';
 
@@ -73,6 +73,25 @@ export class OciLayoutStore implements ImageStore {
     const index = await this.#loadIndex(signal, true);
     const names = index.manifests.map((entry) => entry.annotations?.[refNameAnnotation]).filter((name): name is Tag => name !== undefined && isTag(name));
     return [...new Set(names)].sort();
+  }
+
+  /** Images of index.json whose manifest names `subject`, and those under its cosign tags. */
+  async referrers(subject: Digest, signal?: AbortSignal): Promise<ReferrerRef[]> {
+    const index = await this.#loadIndex(signal, true);
+    const cosign = new Set<string>(cosignTagsOf(subject));
+    const found: ReferrerRef[] = [];
+    for (const entry of index.manifests) {
+      const name = entry.annotations?.[refNameAnnotation];
+      if (name !== undefined && cosign.has(name)) {
+        found.push({ digest: entry.digest, tag: name as Tag });
+        continue;
+      }
+      if (name !== undefined || entry.size > maxManifestBytes) continue;
+      const bytes = await this.#storage.readSmall(blobPath(entry.digest), maxManifestBytes, signal);
+      const parsed = bytes === undefined ? undefined : (JSON.parse(Buffer.from(bytes).toString('utf8')) as { subject?: { digest?: unknown } });
+      if (parsed?.subject?.digest === subject) found.push({ digest: entry.digest });
+    }
+    return found;
   }
 
   async hasBlob(descriptor: Descriptor, signal?: AbortSignal): Promise<boolean> {

@@ -4,7 +4,8 @@ import { isUpstreamError } from '../../client/errors.ts';
 import type { RegistryClient } from '../../client/registry-client.ts';
 import type { Descriptor } from '../../oci/manifest.ts';
 import type { Reference, RepositoryName, Tag } from '../../oci/names.ts';
-import { manifestNotFound, type BlobOpener, type ImageStore, type ManifestData, type PutBlobOptions, type PutManifestOptions } from '../image-store.ts';
+import type { Digest } from '../../oci/digest.ts';
+import { cosignTagsOf, manifestNotFound, type ReferrerRef, type BlobOpener, type ImageStore, type ManifestData, type PutBlobOptions, type PutManifestOptions } from '../image-store.ts';
 
 const latest = { kind: 'tag', tag: 'latest' as Tag } as const;
 
@@ -59,6 +60,18 @@ export class RegistryStore implements ImageStore {
   async putManifest(manifest: ManifestData, tag: Tag | undefined, options: PutManifestOptions = {}): Promise<void> {
     const reference: Reference = tag === undefined ? { kind: 'digest', digest: manifest.digest } : { kind: 'tag', tag };
     await this.client.putManifest(this.repository, reference, manifest, options.signal);
+  }
+
+  /** The referrers API; where the registry has none, cosign's tags. */
+  async referrers(subject: Digest, signal?: AbortSignal): Promise<ReferrerRef[]> {
+    const listed = await this.client.referrers(this.repository, subject, undefined, signal);
+    if (listed !== undefined) return listed.map((descriptor) => ({ digest: descriptor.digest }));
+    const found: ReferrerRef[] = [];
+    for (const tag of cosignTagsOf(subject)) {
+      const head = await this.client.headManifest(this.repository, { kind: 'tag', tag }, signal);
+      if (head?.digest !== undefined) found.push({ digest: head.digest, tag });
+    }
+    return found;
   }
 
   async commit(): Promise<void> {}

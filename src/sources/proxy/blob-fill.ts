@@ -26,6 +26,8 @@ export interface FillContext {
   idleTimeoutMs: number;
   /** Aborted when the registry shuts down. */
   signal: AbortSignal;
+  /** Called once a blob is stored and linked. */
+  onStored?: () => void;
 }
 
 /** Tries at a body that breaks off mid-way; each resumes where the last stopped. */
@@ -143,6 +145,7 @@ export class BlobFill {
       this.#knownSize ??= this.#written;
       this.#resolveSize(this.#written);
       this.#state = 'stored';
+      this.#context.onStored?.();
     } catch (error) {
       this.#state = 'failed';
       this.#error = error;

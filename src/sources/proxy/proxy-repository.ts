@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { ByteRange } from '../../blobs/blob-store.ts';
-import { RegistryError } from '../../errors/registry-error.ts';
-import type { Page } from '../../meta/meta-store.ts';
+import { isRegistryError, RegistryError } from '../../errors/registry-error.ts';
+import type { ManifestRecord, Page } from '../../meta/meta-store.ts';
 import type { MediaTypeAcceptance } from '../../oci/accept.ts';
 import type { Digest } from '../../oci/digest.ts';
 import { parseManifest, type Descriptor } from '../../oci/manifest.ts';
@@ -13,6 +13,7 @@ import type { BlobBody, ManifestContent, Repository, RepositoryWriter } from '..
 import type { FetchedManifest } from '../../client/registry-client.ts';
 import type { BlobFill } from './blob-fill.ts';
 import type { ProxyState } from './proxy-state.ts';
+import { cacheListedReferrers, cacheReferrers, isCosignTag } from './referrer-cache.ts';
 import { isUpstreamNotFound, isUpstreamOutage, upstreamFailure } from './upstream-errors.ts';
 
 /**
@@ -37,7 +38,21 @@ export class ProxyRepository implements Repository {
   }
 
   async manifest(reference: Reference, accept: MediaTypeAcceptance): Promise<ManifestContent> {
-    await this.#ensureManifest(reference);
+    // Twice at most: a cache's size budget may evict the manifest between the check and the read.
+    for (let attempt = 0; ; attempt += 1) {
+      const stored = await this.#ensureManifest(reference, attempt > 0);
+      if (stored !== undefined) this.#followReferrers(stored, reference);
+      try {
+        return await this.#read(reference, accept);
+      } catch (error) {
+        if (attempt > 0 || !isRegistryError(error) || error.code !== 'MANIFEST_UNKNOWN' || (await this.#state.hosted.meta.manifests.get(this.name, reference)) !== undefined) {
+          throw error;
+        }
+      }
+    }
+  }
+
+  async #read(reference: Reference, accept: MediaTypeAcceptance): Promise<ManifestContent> {
     const { meta } = this.#state.hosted;
     try {
       return await getManifest(meta, this.name, reference, accept);
@@ -49,6 +64,21 @@ export class ProxyRepository implements Repository {
       await this.#ensureManifest({ kind: 'digest', digest: child });
       return getManifest(meta, this.name, reference, accept);
     }
+  }
+
+  /** Caches a manifest (fetching it when absent or, for a tag, stale or `recheck`ed) and returns it; for pre-warming and referrers. */
+  async cacheManifest(reference: Reference, recheck = false): Promise<ManifestRecord> {
+    await this.#ensureManifest(reference, recheck);
+    const record = await this.#state.hosted.meta.manifests.get(this.name, reference);
+    if (record === undefined) throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${referenceToString(reference)} is not cached`);
+    return record;
+  }
+
+  /** Caches a blob (waiting for its fill); for pre-warming and referrers. */
+  async cacheBlob(digest: Digest): Promise<void> {
+    if ((await this.#state.hosted.meta.blobs.linkedSize(this.name, digest)) !== undefined) return;
+    const source = await this.#blobSource(digest);
+    if (source.kind === 'filling') await source.fill.done;
   }
 
   async blobSize(digest: Digest): Promise<number> {
@@ -63,7 +93,17 @@ export class ProxyRepository implements Repository {
   }
 
   async openBlob(digest: Digest, range: ByteRange | undefined, signal?: AbortSignal): Promise<BlobBody> {
-    if ((await this.#state.hosted.meta.blobs.linkedSize(this.name, digest)) !== undefined) return this.#hosted.openBlob(digest, range, signal);
+    const linked = await this.#state.hosted.meta.blobs.linkedSize(this.name, digest);
+    if (linked !== undefined) {
+      try {
+        const body = await this.#hosted.openBlob(digest, range, signal);
+        this.#state.observer.servedFromCache(range === undefined ? linked : range.end - range.start + 1);
+        return body;
+      } catch (error) {
+        // Evicted since the lookup: fetched again below.
+        if (!isRegistryError(error) || error.code !== 'BLOB_UNKNOWN') throw error;
+      }
+    }
     const source = await this.#blobSource(digest);
     if (source.kind === 'filling') {
       let reader: Readable | undefined;
@@ -79,51 +119,77 @@ export class ProxyRepository implements Repository {
   }
 
   async tags(page: Page, signal?: AbortSignal): Promise<Tag[]> {
+    if (this.#state.holdBack() !== undefined) return this.#hosted.tags(page);
     try {
       const { tags } = await this.#state.client.tags(this.#upstreamName, page, signal);
       return tags;
     } catch (error) {
       if (!isUpstreamOutage(error)) throw upstreamFailure(error, this.#state.upstream, `repository ${this.#upstreamName}`);
-      this.#state.noteFailure(error, { repository: this.name, what: 'tag list' });
+      this.#state.servedStale(error, { repository: this.name, what: 'tag list' });
       return this.#hosted.tags(page);
     }
   }
 
   async referrers(subject: Digest, artifactType: string | undefined, signal?: AbortSignal): Promise<Descriptor[]> {
-    if (!this.#state.resting()) {
+    if (this.#state.holdBack() === undefined) {
       try {
         const upstream = await this.#state.client.referrers(this.#upstreamName, subject, artifactType, signal);
-        if (upstream !== undefined) return upstream;
+        if (upstream !== undefined) {
+          if (this.#state.options.referrers && upstream.length > 0) {
+            this.#state.inBackground(() => cacheListedReferrers(this, upstream), { repository: this.name, subject });
+          }
+          return upstream;
+        }
       } catch (error) {
         if (!isUpstreamOutage(error)) throw upstreamFailure(error, this.#state.upstream, `referrers of ${subject}`);
-        this.#state.noteFailure(error, { repository: this.name, what: 'referrers' });
+        this.#state.servedStale(error, { repository: this.name, what: 'referrers' });
       }
     }
     return this.#hosted.referrers(subject, artifactType);
   }
 
-  /** Makes sure the manifest is cached: digests once and for all, tags when stale. */
-  async #ensureManifest(reference: Reference): Promise<void> {
+  /** After a manifest was fetched for a client: its signatures, SBOMs and attestations, in the background. */
+  #followReferrers(digest: Digest, reference: Reference): void {
+    if (!this.#state.options.referrers || (reference.kind === 'tag' && isCosignTag(reference.tag))) return;
+    this.#state.inBackground(
+      () => this.#state.flights.run(`referrers ${this.name}@${digest}`, () => cacheReferrers(this, this.#state, digest)),
+      { repository: this.name, subject: digest },
+    );
+  }
+
+  /** Makes sure the manifest is cached: digests once and for all, tags when stale (or `recheck`); the digest when it was fetched. */
+  async #ensureManifest(reference: Reference, recheck = false): Promise<Digest | undefined> {
     const { meta } = this.#state.hosted;
     const cached = await meta.manifests.get(this.name, reference);
     if (reference.kind === 'digest') {
-      if (cached !== undefined) return this.#state.counters.manifest.hit();
+      if (cached !== undefined) {
+        this.#state.counters.manifest.hit();
+        return undefined;
+      }
       this.#state.counters.manifest.miss();
-      await this.#state.flights.run(`manifest ${this.name}@${reference.digest}`, async () => {
-        if ((await meta.manifests.get(this.name, reference)) !== undefined) return;
-        await this.#store(await this.#fetchManifest(reference), []);
+      return this.#state.flights.run(`manifest ${this.name}@${reference.digest}`, async () => {
+        if ((await meta.manifests.get(this.name, reference)) !== undefined) return undefined;
+        return this.#store(await this.#fetchManifest(reference), []);
       });
-      return;
     }
     const key = `${this.name}:${reference.tag}`;
-    if (cached !== undefined && this.#state.tagIsFresh(key)) return this.#state.counters.manifest.hit();
-    await this.#state.flights.run(`tag ${key}`, () => this.#refreshTag(reference.tag, cached?.digest, key));
+    if (cached !== undefined && !recheck && this.#state.tagIsFresh(key)) {
+      this.#state.counters.manifest.hit();
+      return undefined;
+    }
+    return this.#state.flights.run(`tag ${key}`, () => this.#refreshTag(reference.tag, cached?.digest, key));
   }
 
-  async #refreshTag(tag: Tag, cachedDigest: Digest | undefined, key: string): Promise<void> {
+  async #refreshTag(tag: Tag, cachedDigest: Digest | undefined, key: string): Promise<Digest | undefined> {
     const reference: Reference = { kind: 'tag', tag };
-    // The upstream failed a moment ago: serve what we have without waiting for it to fail again.
-    if (cachedDigest !== undefined && this.#state.resting()) return this.#state.counters.manifest.hit();
+    // The upstream failed a moment ago, is rate-limiting, or nearly: serve what we have without asking.
+    const holdBack = cachedDigest === undefined ? undefined : this.#state.holdBack();
+    if (holdBack !== undefined) {
+      this.#state.observer.staleServed(holdBack);
+      this.#state.counters.manifest.hit();
+      return undefined;
+    }
+    this.#refuseWhileBlocked(`manifest ${this.#upstreamName}:${tag}`);
     try {
       if (cachedDigest !== undefined) {
         // HEAD first: it tells whether the tag moved and does not count as a pull on Docker Hub.
@@ -132,16 +198,21 @@ export class ProxyRepository implements Repository {
         if (head.digest === cachedDigest) {
           this.#state.tagChecked(key);
           this.#state.counters.manifest.hit();
-          return;
+          return undefined;
         }
       }
       this.#state.counters.manifest.miss();
-      await this.#store(await this.#state.client.getManifest(this.#upstreamName, reference), [tag]);
+      const stored = await this.#store(await this.#state.client.getManifest(this.#upstreamName, reference), [tag]);
       this.#state.tagChecked(key);
+      return stored;
     } catch (error) {
       if (isUpstreamNotFound(error) && cachedDigest !== undefined) return await this.#tagGone(tag, key);
-      if (cachedDigest === undefined || !isUpstreamOutage(error)) throw upstreamFailure(error, this.#state.upstream, `manifest ${this.#upstreamName}:${tag}`);
-      this.#state.noteFailure(error, { repository: this.name, tag, served: cachedDigest });
+      if (cachedDigest === undefined || !isUpstreamOutage(error)) {
+        if (isUpstreamOutage(error)) this.#state.noteFailure(error);
+        throw upstreamFailure(error, this.#state.upstream, `manifest ${this.#upstreamName}:${tag}`, this.#state.rateLimit.retryAfterSeconds());
+      }
+      this.#state.servedStale(error, { repository: this.name, tag, served: cachedDigest }, true);
+      return undefined;
     }
   }
 
@@ -150,28 +221,43 @@ export class ProxyRepository implements Repository {
    * manifest stays pullable by digest. Where pushes are allowed, the tag may
    * have been pushed here and is kept.
    */
-  async #tagGone(tag: Tag, key: string): Promise<void> {
+  async #tagGone(tag: Tag, key: string): Promise<undefined> {
     if (this.#state.options.pushes) {
       this.#state.tagChecked(key);
-      return;
+      return undefined;
     }
     await this.#state.hosted.meta.tags.delete(this.name, tag);
     throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${this.#upstreamName}:${tag} no longer exists at upstream ${this.#state.upstream}`);
   }
 
+  /** Within a 429's Retry-After, uncached content is refused at once: asking again would only prolong the block. */
+  #refuseWhileBlocked(what: string): void {
+    const retryAfter = this.#state.rateLimit.blocked() ? this.#state.rateLimit.retryAfterSeconds() : undefined;
+    if (retryAfter === undefined) return;
+    throw new RegistryError('TOOMANYREQUESTS', `upstream ${this.#state.upstream} is rate-limiting this cache and ${what} is not cached; try again later`, {
+      headers: { 'retry-after': String(retryAfter) },
+    });
+  }
+
   async #fetchManifest(reference: Reference): Promise<FetchedManifest> {
+    this.#refuseWhileBlocked(`manifest ${this.#upstreamName}@${referenceToString(reference)}`);
     try {
       return await this.#state.client.getManifest(this.#upstreamName, reference);
     } catch (error) {
-      if (isUpstreamOutage(error)) this.#state.noteFailure(error, { repository: this.name, what: referenceToString(reference) });
-      throw upstreamFailure(error, this.#state.upstream, `manifest ${this.#upstreamName}@${referenceToString(reference)}`);
+      if (isUpstreamOutage(error)) this.#state.noteFailure(error);
+      throw upstreamFailure(error, this.#state.upstream, `manifest ${this.#upstreamName}@${referenceToString(reference)}`, this.#state.rateLimit.retryAfterSeconds());
     }
   }
 
-  async #store(manifest: FetchedManifest, tags: Tag[]): Promise<void> {
+  async #store(manifest: FetchedManifest, tags: Tag[]): Promise<Digest> {
     const parsed = parseManifest(manifest.bytes, manifest.mediaType);
     const record = { digest: manifest.digest, mediaType: parsed.mediaType, bytes: manifest.bytes, ...optional(parsed) };
     await this.#state.putCached(this.name, record, parsed, tags);
+    return manifest.digest;
+  }
+
+  get upstreamName(): RepositoryName {
+    return this.#upstreamName;
   }
 
   /**

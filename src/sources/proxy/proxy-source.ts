@@ -7,11 +7,10 @@ import { parseRepositoryName, type RepositoryName, type Tag } from '../../oci/na
 import type { HostedContext } from '../../registry/hosted.ts';
 import type { Repository, RepositorySource } from '../../registry/repository.ts';
 import type { CacheCounter } from '../../registry/cache-metrics.ts';
+import type { ProxyObserver } from '../../metrics/proxy-metrics.ts';
 import { ProxyRepository } from './proxy-repository.ts';
 import { dockerHubHosts } from './namespaces.ts';
 import { ProxyState } from './proxy-state.ts';
-
-/** Docker Hub's API host names: official images live under `library/` there. */
 
 /**
  * A pull-through cache of one upstream registry, serving the names under a
@@ -25,33 +24,65 @@ export class ProxySource implements RepositorySource {
 
   constructor(
     config: ProxyRepositoryConfig,
-    context: { hosted: HostedContext; logger: Logger; spoolDir: string; counters?: { manifest: CacheCounter; blob: CacheCounter } },
+    context: {
+      hosted: HostedContext;
+      logger: Logger;
+      spoolDir: string;
+      counters?: { manifest: CacheCounter; blob: CacheCounter };
+      observer?: ProxyObserver;
+      /** Called when a blob was stored (the size budget may want checking). */
+      onStored?: () => void;
+    },
   ) {
     const upstream = new URL(config.upstream);
+    let state: ProxyState | undefined;
     const client = new RegistryClient({
       host: upstream.host,
       baseUrl: upstream.origin,
       credentials: credentialsFor(config),
       // Few, quick retries: a client is waiting, and the cache can answer when the upstream cannot.
-      retry: { attempts: 2, baseDelayMs: 100, maxDelayMs: 1000 },
+      // A 429 is not waited out: the cache serves what it has, or tells the client when to come back.
+      retry: { attempts: 2, baseDelayMs: 100, maxDelayMs: 1000, retryRateLimited: false },
       timeoutMs: config.timeout,
       userAgent: 'berth-proxy',
+      onResponse: (response) => state?.sawResponse(response),
     });
     this.#prefix = config.prefix;
     this.#officialImages = config.officialImages ?? dockerHubHosts.has(upstream.hostname);
-    this.#state = new ProxyState({
+    state = new ProxyState({
       client,
       hosted: context.hosted,
-      proxy: { tagTtlMs: config.tagTtl, failureBackoffMs: config.failureBackoff, pushes: config.pushes },
+      proxy: {
+        tagTtlMs: config.tagTtl,
+        failureBackoffMs: config.failureBackoff,
+        pushes: config.pushes,
+        referrers: config.referrers,
+        rateLimitReserve: config.rateLimitReserve,
+      },
       logger: context.logger.child({ proxy: config.prefix, upstream: upstream.origin }),
       spoolDir: context.spoolDir,
       idleTimeoutMs: config.timeout,
       ...(context.counters === undefined ? {} : { counters: context.counters }),
+      ...(context.observer === undefined ? {} : { observer: context.observer }),
+      ...(context.onStored === undefined ? {} : { onStored: context.onStored }),
     });
+    this.#state = state;
+    this.prefix = config.prefix;
+  }
+
+  readonly prefix: string;
+
+  /** The cache's repository for a local name, unwrapped (pre-warming caches through it without counting pulls). */
+  repository(name: RepositoryName): ProxyRepository {
+    return new ProxyRepository(name, this.upstreamName(name), this.#state);
+  }
+
+  get state(): ProxyState {
+    return this.#state;
   }
 
   async open(name: RepositoryName): Promise<Repository> {
-    return new ProxyRepository(name, this.upstreamName(name), this.#state);
+    return this.repository(name);
   }
 
   /** Cached repositories are listed by the hosted index; the upstream's catalog is not ours to list. */

@@ -5,13 +5,20 @@ import type { Digest } from '../../oci/digest.ts';
 import type { RepositoryName, Tag } from '../../oci/names.ts';
 import type { HostedContext } from '../../registry/hosted.ts';
 import { uncounted, type CacheCounter } from '../../registry/cache-metrics.ts';
+import { isUpstreamError } from '../../client/errors.ts';
+import { unobserved, type ProxyObserver, type StaleReason } from '../../metrics/proxy-metrics.ts';
 import { BlobFill, type FillContext, type UpstreamBlobOpener } from './blob-fill.ts';
+import { UpstreamRateLimit } from './rate-limit.ts';
 import { SingleFlight } from './single-flight.ts';
 
 export interface ProxyOptions {
   tagTtlMs: number;
   failureBackoffMs: number;
   pushes: boolean;
+  /** Cache referrers (signatures, SBOMs, attestations) with each manifest. */
+  referrers: boolean;
+  /** Fraction of the upstream's rate limit kept for uncached content. */
+  rateLimitReserve: number;
 }
 
 /** Tag check times kept at most; the oldest are forgotten (and re-checked) first. */
@@ -33,8 +40,12 @@ export class ProxyState {
   readonly fills: BlobFills;
   /** How messages name the upstream. */
   readonly upstream: string;
+  readonly rateLimit: UpstreamRateLimit;
+  readonly observer: ProxyObserver;
   readonly #shutdown = new AbortController();
   readonly #checked = new Map<string, number>();
+  readonly #background = new Set<Promise<unknown>>();
+  readonly #onStored: () => void;
   #restingUntil = 0;
 
   constructor(options: {
@@ -45,8 +56,14 @@ export class ProxyState {
     spoolDir: string;
     idleTimeoutMs: number;
     counters?: { manifest: CacheCounter; blob: CacheCounter };
+    observer?: ProxyObserver;
+    /** Called when a blob was stored (a size budget may want checking). */
+    onStored?: () => void;
   }) {
     this.client = options.client;
+    this.rateLimit = new UpstreamRateLimit(options.proxy.rateLimitReserve);
+    this.observer = options.observer ?? unobserved;
+    this.#onStored = options.onStored ?? (() => undefined);
     this.counters = options.counters ?? { manifest: uncounted, blob: uncounted };
     this.hosted = options.hosted;
     this.options = options.proxy;
@@ -59,7 +76,41 @@ export class ProxyState {
       logger: options.logger,
       idleTimeoutMs: options.idleTimeoutMs,
       signal: this.#shutdown.signal,
+      onStored: () => this.#onStored(),
     });
+  }
+
+  /** Every upstream answer: counted, and its rate-limit headers read. */
+  sawResponse(response: Response): void {
+    this.observer.upstreamRequest();
+    const remaining = this.rateLimit.observe(response.headers);
+    if (remaining !== undefined) this.observer.rateLimitRemaining(remaining);
+    if (response.status === 429) this.observer.rateLimited();
+  }
+
+  /**
+   * Why a cached tag should be served without asking the upstream now:
+   * a recent failure, a 429's Retry-After, or a rate limit nearly used up.
+   */
+  holdBack(): StaleReason | undefined {
+    if (this.rateLimit.blocked()) return 'rate_limited';
+    if (this.resting()) return 'outage';
+    if (this.rateLimit.nearLimit()) return 'near_limit';
+    return undefined;
+  }
+
+  /** Work that outlives the request that started it (caching referrers); awaited on close. */
+  inBackground(work: () => Promise<unknown>, what: Record<string, unknown>): void {
+    const running = work().catch((error: unknown) => {
+      if (!this.#shutdown.signal.aborted) this.logger.warn({ err: error, ...what }, 'caching in the background failed');
+    });
+    this.#background.add(running);
+    void running.finally(() => this.#background.delete(running));
+  }
+
+  /** Resolves when the background work started so far has finished (tests, pre-warming). */
+  async idle(): Promise<void> {
+    while (this.#background.size > 0) await Promise.allSettled([...this.#background]);
   }
 
   get signal(): AbortSignal {
@@ -88,12 +139,19 @@ export class ProxyState {
 
   /** True for a short while after the upstream failed: cached content is served without asking. */
   resting(): boolean {
-    return Date.now() < this.#restingUntil;
+    return Date.now() < this.#restingUntil || this.rateLimit.blocked();
   }
 
-  /** Logs an upstream failure that cached content covers, and rests the upstream for a while. */
-  noteFailure(error: unknown, context: Record<string, unknown>): void {
-    this.#restingUntil = Date.now() + this.options.failureBackoffMs;
+  /** Records an upstream failure: a 429 blocks asking until its Retry-After, anything else rests the upstream a while. */
+  noteFailure(error: unknown): void {
+    if (isUpstreamError(error) && error.status === 429) this.rateLimit.refused(error.retryAfter, this.options.failureBackoffMs);
+    else this.#restingUntil = Date.now() + this.options.failureBackoffMs;
+  }
+
+  /** Logs cached content served because the upstream failed; a cached tag (`tag: true`) is counted too. */
+  servedStale(error: unknown, context: Record<string, unknown>, tag = false): void {
+    this.noteFailure(error);
+    if (tag) this.observer.staleServed(isUpstreamError(error) && error.status === 429 ? 'rate_limited' : 'outage');
     this.logger.warn({ err: error, upstream: this.upstream, ...context }, 'upstream unavailable; serving from the cache');
   }
 
@@ -106,6 +164,7 @@ export class ProxyState {
   async close(): Promise<void> {
     this.#shutdown.abort(new Error('the registry is shutting down'));
     await this.fills.settled();
+    await Promise.allSettled([...this.#background]);
   }
 }
 

@@ -22,7 +22,7 @@ export function isUpstreamNotFound(error: unknown): boolean {
  * something that is not cached. Messages name the upstream and say what
  * is missing; they never carry the upstream's internals beyond its status.
  */
-export function upstreamFailure(error: unknown, upstream: string, what: string): RegistryError {
+export function upstreamFailure(error: unknown, upstream: string, what: string, retryAfterSeconds?: number): RegistryError {
   if (isRegistryError(error)) return error;
   if (!isUpstreamError(error)) {
     return new RegistryError('UNKNOWN', `upstream ${upstream} failed while fetching ${what}, which is not cached`, { status: 502, cause: error });
@@ -37,9 +37,10 @@ export function upstreamFailure(error: unknown, upstream: string, what: string):
     });
   }
   if (error.status === 429) {
+    const retryAfter = error.retryAfter ?? retryAfterSeconds;
     return new RegistryError('TOOMANYREQUESTS', `upstream ${upstream} is rate-limiting this cache and ${what} is not cached; try again later`, {
       cause: error,
-      ...(error.retryAfter === undefined ? {} : { headers: { 'retry-after': String(Math.ceil(error.retryAfter)) } }),
+      ...(retryAfter === undefined ? {} : { headers: { 'retry-after': String(Math.ceil(retryAfter)) } }),
     });
   }
   const reason = error.status === undefined ? 'is unreachable' : `answered HTTP ${error.status}`;

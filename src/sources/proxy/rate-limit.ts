@@ -1,0 +1,66 @@
+/** How long a "near the limit" reading holds when no later answer updates it. */
+const readingLifetimeMs = 5 * 60_000;
+
+/**
+ * What the upstream said about its rate limit: Docker Hub's
+ * `ratelimit-limit: 100;w=21600` and `ratelimit-remaining: 76;w=21600` on
+ * each answer, and `Retry-After` on a 429. Near the limit, a cache serves
+ * its cached tags without re-checking them, so the pulls left go to images
+ * it does not have; after a 429, it does not ask again before Retry-After.
+ */
+export class UpstreamRateLimit {
+  readonly #reserve: number;
+  readonly #now: () => number;
+  #limit: number | undefined;
+  #remaining: number | undefined;
+  #readAt = 0;
+  #blockedUntil = 0;
+
+  /** `reserve`: the fraction of the limit kept for uncached content (0.1: the last 10 %). */
+  constructor(reserve: number, now: () => number = Date.now) {
+    this.#reserve = reserve;
+    this.#now = now;
+  }
+
+  /** Reads the headers of any upstream answer; the remaining count when the upstream sent one. */
+  observe(headers: Headers): number | undefined {
+    const remaining = leadingInteger(headers.get('ratelimit-remaining'));
+    if (remaining === undefined) return undefined;
+    this.#remaining = remaining;
+    this.#limit = leadingInteger(headers.get('ratelimit-limit')) ?? this.#limit;
+    this.#readAt = this.#now();
+    return remaining;
+  }
+
+  /** A 429: nothing more is asked before its Retry-After (or `fallbackMs`). */
+  refused(retryAfterSeconds: number | undefined, fallbackMs: number): void {
+    const waitMs = retryAfterSeconds === undefined ? fallbackMs : Math.max(retryAfterSeconds * 1000, 0);
+    this.#blockedUntil = Math.max(this.#blockedUntil, this.#now() + waitMs);
+    this.#remaining = 0;
+    this.#readAt = this.#now();
+  }
+
+  /** Still within a 429's Retry-After. */
+  blocked(): boolean {
+    return this.#now() < this.#blockedUntil;
+  }
+
+  /** Seconds left of a 429's Retry-After, for the client's own Retry-After. */
+  retryAfterSeconds(): number | undefined {
+    const left = this.#blockedUntil - this.#now();
+    return left > 0 ? Math.ceil(left / 1000) : undefined;
+  }
+
+  /** The last reading says few requests are left (and is recent). */
+  nearLimit(): boolean {
+    if (this.#remaining === undefined || this.#now() - this.#readAt > readingLifetimeMs) return false;
+    const floor = this.#limit === undefined ? 0 : Math.floor(this.#limit * this.#reserve);
+    return this.#remaining <= floor;
+  }
+}
+
+/** `76;w=21600` → 76. */
+function leadingInteger(value: string | null): number | undefined {
+  const match = value === null ? null : /^\s*(\d+)/.exec(value);
+  return match?.[1] === undefined ? undefined : Number(match[1]);
+}
