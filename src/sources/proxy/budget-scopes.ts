@@ -26,12 +26,12 @@ export function routedScope(prefixes: readonly string[], all: readonly string[])
   const alternatives = prefixes.map((prefix) => {
     const longer = all.filter((other) => other.length > prefix.length && other.startsWith(prefix));
     const exclusion = longer.length === 0 ? '' : `(?!(?:${longer.map(escape).join('|')}))`;
-    return `${exclusion}${escape(prefix)}.*`;
+    return `${exclusion}${escapeDots(prefix)}.*`;
   });
   return { prefix: commonPrefix(prefixes), pattern: `^(?:${alternatives.join('|')})$` };
 }
 
-function escape(literal: string): string {
+function escapeDots(literal: string): string {
   return literal.replace(/[.]/g, '\\.');
 }
 
