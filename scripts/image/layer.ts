@@ -23,9 +23,10 @@ export type LayerEntry =
  * otherwise, no user or group names, and gzip without a timestamp (Node's
  * zlib writes none). Missing parent directories are added (0755, root).
  */
-export function storeLayer(blobs: BlobStore, entries: readonly LayerEntry[], mtime: Date): Promise<StoredLayer> {
+export async function storeLayer(blobs: BlobStore, entries: readonly LayerEntry[], mtime: Date): Promise<StoredLayer> {
+  const ordered = withParents(entries);
   const pack = tar.pack();
-  const writing = writeEntries(pack, withParents(entries), mtime);
+  const writing = writeEntries(pack, ordered, mtime);
   writing.catch((error: unknown) => pack.destroy(error instanceof Error ? error : new Error(String(error))));
   return storeTarAsLayer(blobs, pack as unknown as Readable);
 }
@@ -45,7 +46,7 @@ export function withParents(entries: readonly LayerEntry[]): LayerEntry[] {
       else if (existing.type !== 'directory') throw new Error(`layer: ${entry.path} lies under ${parent}, which is not a directory`);
     }
   }
-  // Byte order puts every directory before what it holds ("a" < "a/b"; "a-b" < "a/b" does not matter).
+  // Byte order of the paths puts every directory before what it holds ("a" is a prefix of "a/b").
   return [...byPath.values()].sort((a, b) => Buffer.compare(Buffer.from(a.path), Buffer.from(b.path)));
 }
 
