@@ -187,6 +187,17 @@ export function refAnnotations(name: string): Record<string, string> {
   return { 'io.containerd.image.name': full, 'org.opencontainers.image.ref.name': name };
 }
 
+/**
+ * The image (this machine's platform) as a `docker save` archive named
+ * `name`, for Docker Engines older than 25 that load no OCI archive:
+ * written by `berth copy`, which picks the platform out of an index.
+ */
+export async function dockerArchive(ociArchive: string, name: string, output: string): Promise<void> {
+  await execFileAsync(process.execPath, [join(projectRoot, 'bin', 'berth.js'), 'copy', `oci-archive:${ociArchive}`, `docker-archive:${output}:${name}`], {
+    maxBuffer: 16 * 1024 * 1024,
+  });
+}
+
 /** SOURCE_DATE_EPOCH (reproducible-builds.org) when set, else the time of the commit checked out, else 0. */
 export async function sourceDateEpoch(): Promise<number> {
   const fromEnvironment = process.env['SOURCE_DATE_EPOCH'];

@@ -1,10 +1,11 @@
 import { execFile } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { parseArgs } from 'node:util';
 import { projectRoot } from './bundle.ts';
-import { buildImage, type BuiltImage } from './build.ts';
+import { buildImage, dockerArchive, type BuiltImage } from './build.ts';
 import { parsePlatforms } from './platform.ts';
 
 const execFileAsync = promisify(execFile);
@@ -20,10 +21,17 @@ Builds Berth's container image as an OCI archive (docs/deployment.md).
   --cache-dir DIR      downloaded Debian packages and Node tarballs (default node_modules/.cache/berth-image)
 `;
 
-/** What a load command prints last: the image's name in that engine. */
-export async function loadInto(engine: 'podman' | 'docker', image: BuiltImage): Promise<string> {
-  const { stdout } = await execFileAsync(engine, ['load', '--input', image.output], { maxBuffer: 16 * 1024 * 1024 });
-  return stdout.trim();
+/** Loads the archive into podman or docker; resolves to what the engine printed. */
+async function loadInto(engine: 'podman' | 'docker', image: BuiltImage): Promise<string> {
+  if (engine === 'podman') return (await execFileAsync('podman', ['load', '--input', image.output], { maxBuffer: 16 * 1024 * 1024 })).stdout.trim();
+  const temp = await mkdtemp(join(tmpdir(), 'berth-image-load-'));
+  try {
+    const archive = join(temp, 'berth.tar');
+    await dockerArchive(image.output, image.name, archive);
+    return (await execFileAsync('docker', ['load', '--input', archive], { maxBuffer: 16 * 1024 * 1024 })).stdout.trim();
+  } finally {
+    await rm(temp, { recursive: true, force: true });
+  }
 }
 
 async function main(): Promise<void> {
