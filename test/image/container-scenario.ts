@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, it } from 'node:test';
@@ -58,7 +59,8 @@ export function containerScenario(start: () => Promise<ContainerEngine>, cli: st
     for (const id of containers) await engine.cli(['rm', '-f', id]).catch(() => undefined);
     await engine.cli(['volume', 'rm', '-f', volume]).catch(() => undefined);
     await engine.stop();
-    await temp.remove();
+    // An engine may still be letting go of files in its storage for a moment.
+    await rm(temp.path, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
   });
 
   let first: string;
