@@ -1,4 +1,4 @@
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -26,7 +26,9 @@ const workerUrl = /new URL\((['"])\.\/([\w-]+)\.ts\1, import\.meta\.url\)/g;
  * same sources.
  */
 export async function bundleBerth(outDir: string): Promise<string[]> {
-  await rm(outDir, { recursive: true, force: true });
+  // An earlier bundle's files go (their names change with their content); nothing else in the directory is touched.
+  await mkdir(outDir, { recursive: true });
+  for (const name of await readdir(outDir)) if (name.endsWith('.mjs')) await rm(join(outDir, name));
   const src = join(projectRoot, 'src');
   const workers = await workerFiles(src);
   const result = await build({
