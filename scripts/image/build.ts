@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
@@ -19,6 +19,9 @@ import { nodeBinary } from './node-binary.ts';
 import type { Platform } from './platform.ts';
 
 const execFileAsync = promisify(execFile);
+
+/** Downloads kept between builds, outside node_modules so that `npm ci` keeps them. */
+export const defaultCacheDir = join(homedir(), '.cache', 'berth-image');
 
 export interface BuildOptions {
   /** The OCI archive to write (replaced when it exists). */

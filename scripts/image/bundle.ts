@@ -1,4 +1,4 @@
-import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -54,7 +54,27 @@ export async function bundleBerth(outDir: string): Promise<string[]> {
     logLevel: 'error',
     metafile: true,
   });
-  return Object.keys(result.metafile.outputs).map((path) => relative(outDir, resolve(projectRoot, path))).sort();
+  await writeFile(join(outDir, noticesFile), await thirdPartyNotices(Object.keys(result.metafile.inputs)));
+  return [...Object.keys(result.metafile.outputs).map((path) => relative(outDir, resolve(projectRoot, path))), noticesFile].sort();
+}
+
+/** The licences of the npm packages inside the bundle, which carries no comments of its own. */
+export const noticesFile = 'THIRD-PARTY-NOTICES';
+
+async function thirdPartyNotices(inputs: readonly string[]): Promise<string> {
+  const packages = new Set<string>();
+  for (const input of inputs) {
+    const match = /^(.*node_modules\/(?:@[^/]+\/)?[^/]+)\//.exec(input);
+    if (match?.[1] !== undefined) packages.add(match[1]);
+  }
+  const sections: string[] = [];
+  for (const directory of [...packages].sort()) {
+    const manifest = JSON.parse(await readFile(join(projectRoot, directory, 'package.json'), 'utf8')) as { name: string; version: string; license?: string };
+    const licenseFile = (await readdir(join(projectRoot, directory))).find((name) => /^(licen[cs]e|copying|notice)/i.test(name));
+    const text = licenseFile === undefined ? '' : await readFile(join(projectRoot, directory, licenseFile), 'utf8');
+    sections.push(`${manifest.name} ${manifest.version} (${manifest.license ?? 'see the package'})\n\n${text.trim()}\n`);
+  }
+  return `Berth's bundle contains these npm packages.\n\n${sections.join('\n---\n\n')}`;
 }
 
 /** Source files started as workers (named in a `new URL('./x.ts', import.meta.url)`). */

@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { parseArgs } from 'node:util';
 import { projectRoot } from './bundle.ts';
-import { buildImage, dockerArchive, type BuiltImage } from './build.ts';
+import { buildImage, defaultCacheDir, dockerArchive, type BuiltImage } from './build.ts';
 import { parsePlatforms } from './platform.ts';
 
 const execFileAsync = promisify(execFile);
@@ -18,7 +18,7 @@ Builds Berth's container image as an OCI archive (docs/deployment.md).
   --platform LIST      linux/amd64, linux/arm64 or both, comma-separated (default both)
   --name NAME          the image's name in the archive (default berth:VERSION)
   --load ENGINE        then load it into podman or docker
-  --cache-dir DIR      downloaded Debian packages and Node tarballs (default node_modules/.cache/berth-image)
+  --cache-dir DIR      downloaded Debian packages and Node tarballs (default ~/.cache/berth-image)
 `;
 
 /** Loads the archive into podman or docker; resolves to what the engine printed. */
@@ -41,7 +41,7 @@ async function main(): Promise<void> {
       platform: { type: 'string', default: 'linux/amd64,linux/arm64' },
       name: { type: 'string' },
       load: { type: 'string' },
-      'cache-dir': { type: 'string', default: join(projectRoot, 'node_modules', '.cache', 'berth-image') },
+      'cache-dir': { type: 'string', default: defaultCacheDir },
       help: { type: 'boolean', default: false },
     },
   });

@@ -1,15 +1,15 @@
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { projectRoot } from '../../scripts/image/bundle.ts';
-import { buildImage, type BuiltImage } from '../../scripts/image/build.ts';
+import { buildImage, defaultCacheDir, type BuiltImage } from '../../scripts/image/build.ts';
 import { hostPlatform } from '../../scripts/image/platform.ts';
 import { missingCommands } from './tools.ts';
 
 /** Debian packages and Node tarballs, shared with `npm run image`. */
-export const imageCacheDir = join(projectRoot, 'node_modules', '.cache', 'berth-image');
+export const imageCacheDir = defaultCacheDir;
 
 /** The name test builds give the image. */
 export const testImageName = 'berth:test';
@@ -38,12 +38,21 @@ export async function sharedBerthImage(): Promise<BuiltImage> {
     await sleep(500);
   }
   try {
+    await removeStaleBuilds(join(tmpdir(), 'berth-image-tests'));
     await mkdir(directory, { recursive: true });
     const built = await buildImage({ output: join(directory, 'berth.oci'), platforms: [hostPlatform()], name: testImageName, cacheDir: imageCacheDir });
     await writeFile(result, JSON.stringify(built));
     return built;
   } finally {
     await rm(lock, { recursive: true, force: true });
+  }
+}
+
+/** Builds of older sources (a few hundred MB each) go once nobody can be using them. */
+async function removeStaleBuilds(root: string): Promise<void> {
+  for (const name of await readdir(root)) {
+    const info = await stat(join(root, name)).catch(() => undefined);
+    if (info !== undefined && Date.now() - info.mtimeMs > 2 * 60 * 60 * 1000) await rm(join(root, name), { recursive: true, force: true });
   }
 }
 

@@ -116,6 +116,7 @@ describe('npm run image', { skip: imageBuildUnavailable() }, () => {
     assert.ok(rootfs.has(`${imagePaths.app}/main.mjs`));
     assert.ok(rootfs.has(`${imagePaths.app}/password-worker.mjs`), 'the password worker is bundled as a file of its own');
     assert.ok(rootfs.has(imagePaths.config));
+    assert.ok(rootfs.has(`${imagePaths.app}/THIRD-PARTY-NOTICES`), 'the licences of the bundled npm packages');
     assert.ok(rootfs.has('/etc/ssl/certs/ca-certificates.crt'));
     assert.deepEqual(
       paths.filter((path) => /node_modules|\.ts$|\/test\//.test(path)),
