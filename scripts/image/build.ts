@@ -8,8 +8,8 @@ import { promisify } from 'node:util';
 import type { BlobStore } from '../../src/blobs/blob-store.ts';
 import { FsBlobStore } from '../../src/blobs/fs/fs-blob-store.ts';
 import { packTar, type PackedFile } from '../../src/copy/transports/tar.ts';
-import type { Digest } from '../../src/oci/digest.ts';
-import { hexOf } from '../../src/oci/digest.ts';
+import { hexOf, type Digest } from '../../src/oci/digest.ts';
+import { mediaTypes } from '../../src/oci/media-types.ts';
 import type { StoredLayer } from '../../src/sources/droplet/droplet-index.ts';
 import { bundleBerth, projectRoot } from './bundle.ts';
 import { defaultConfig, imageConfig, imageIndex, imageLabels, imageManifest, imagePaths, imageUser, smallBlob, systemFiles, type SmallBlob } from './compose.ts';
@@ -149,9 +149,9 @@ function baseEntries(packages: readonly DebianPackage[]): LayerEntry[] {
 async function writeArchive(output: string, name: string, top: SmallBlob, small: readonly SmallBlob[], layers: readonly StoredLayer[], blobs: BlobStore): Promise<void> {
   const files: PackedFile[] = [];
   const addBytes = (path: string, bytes: Buffer) => files.push({ name: path, size: bytes.length, open: () => Readable.from([bytes]) });
-  const index = smallBlob('', {
+  const index = smallBlob(mediaTypes.ociIndex, {
     schemaVersion: 2,
-    mediaType: 'application/vnd.oci.image.index.v1+json',
+    mediaType: mediaTypes.ociIndex,
     manifests: [{ mediaType: top.mediaType, digest: top.digest, size: top.size, annotations: refAnnotations(name) }],
   });
   addBytes('oci-layout', Buffer.from(JSON.stringify({ imageLayoutVersion: '1.0.0' })));
@@ -183,10 +183,13 @@ async function* blobStream(blobs: BlobStore, digest: Digest): AsyncGenerator<Buf
 /**
  * How the archive names the image: `org.opencontainers.image.ref.name`
  * (podman, skopeo and Berth's archive kind read it) and
- * `io.containerd.image.name` (docker load and ctr read it).
+ * `io.containerd.image.name`, a full reference (docker load ≥ 25 and ctr
+ * read it), which for `berth:0.1.0` is Docker's `docker.io/library/berth:0.1.0`.
  */
 export function refAnnotations(name: string): Record<string, string> {
-  const full = name.includes('/') ? name : `localhost/${name}`;
+  const [first = '', ...rest] = name.split('/');
+  const hasRegistry = rest.length > 0 && (first.includes('.') || first.includes(':') || first === 'localhost');
+  const full = hasRegistry ? name : `docker.io/${rest.length === 0 ? 'library/' : ''}${name}`;
   return { 'io.containerd.image.name': full, 'org.opencontainers.image.ref.name': name };
 }
 

@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import tar from 'tar-stream';
 import { FsBlobStore } from '../../src/blobs/fs/fs-blob-store.ts';
 import { projectRoot } from '../../scripts/image/bundle.ts';
-import { buildImage, nodeFlags, type BuiltImage } from '../../scripts/image/build.ts';
+import { buildImage, nodeFlags, refAnnotations, type BuiltImage } from '../../scripts/image/build.ts';
 import { imagePaths, imageUser } from '../../scripts/image/compose.ts';
 import { storeLayer, type LayerEntry } from '../../scripts/image/layer.ts';
 import { hostPlatform, platforms } from '../../scripts/image/platform.ts';
@@ -74,6 +74,20 @@ describe('image layers', () => {
   it('refuses a path given twice or an unclean path', async () => {
     await assert.rejects(storeLayer(blobs, [entries[0] as LayerEntry, entries[0] as LayerEntry], new Date(0)), /given twice/);
     await assert.rejects(storeLayer(blobs, [{ type: 'directory', path: '../etc', mode: 0o755 }], new Date(0)), /not a clean relative path/);
+  });
+});
+
+describe('the name an archive gives the image', () => {
+  it('is the given name for podman and skopeo, and a full Docker reference for docker load and ctr', () => {
+    const cases = [
+      ['berth:0.1.0', 'docker.io/library/berth:0.1.0'],
+      ['team/berth:1', 'docker.io/team/berth:1'],
+      ['registry.example.com/berth:0.1.0', 'registry.example.com/berth:0.1.0'],
+      ['localhost/berth:test', 'localhost/berth:test'],
+    ];
+    for (const [name, full] of cases) {
+      assert.deepEqual(refAnnotations(name as string), { 'io.containerd.image.name': full, 'org.opencontainers.image.ref.name': name });
+    }
   });
 });
 
