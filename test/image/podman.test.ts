@@ -10,8 +10,9 @@ describe('the image in podman', { skip: imageBuildUnavailable() || missingComman
     cli: (args) => run('podman', [...storage, ...args]),
     async load(image, temp) {
       storage = ['--root', join(temp, 'root'), '--runroot', join(temp, 'run'), '--tmpdir', join(temp, 'tmp'), '--storage-driver', 'vfs', '--cgroup-manager', 'cgroupfs', '--events-backend', 'file', '--runtime', 'runc'];
-      await run('podman', [...storage, 'load', '--input', image.output]);
-      return `localhost/${testImageName}`;
+      const loaded = /Loaded image: (\S+)/.exec(await run('podman', [...storage, 'load', '--input', image.output]))?.[1];
+      if (loaded === undefined || !loaded.endsWith(`/${testImageName}`)) throw new Error(`podman load named the image ${loaded}`);
+      return testImageName;
     },
     // slirp4netns: a port on loopback without touching the host's bridges or firewall; Berth listens on 0.0.0.0:5000 inside.
     networkFlags: (port) => ['--network', 'slirp4netns', '--publish', `127.0.0.1:${port}:5000`],
