@@ -33,6 +33,8 @@ export interface BuildOptions {
   cacheDir: string;
   /** Every timestamp in the image; default SOURCE_DATE_EPOCH, else the commit's time. */
   sourceDateEpoch?: number;
+  /** The org.opencontainers.image.revision label; default the commit checked out. */
+  revision?: string;
   log?: (message: string) => void;
 }
 
@@ -54,6 +56,7 @@ export interface BuiltImage {
   debianPackages: Record<string, DebianPackage[]>;
   node: string;
   created: Date;
+  revision: string | undefined;
 }
 
 /**
@@ -69,7 +72,7 @@ export async function buildImage(options: BuildOptions): Promise<BuiltImage> {
   const log = options.log ?? (() => undefined);
   const created = new Date((options.sourceDateEpoch ?? (await sourceDateEpoch())) * 1000);
   const packageJson = JSON.parse(await readFile(join(projectRoot, 'package.json'), 'utf8')) as { version: string; description: string };
-  const revision = await gitRevision();
+  const revision = options.revision ?? (await gitRevision());
   const work = await mkdtemp(join(tmpdir(), 'berth-image-'));
   try {
     const blobs = await FsBlobStore.open(join(work, 'store'));
@@ -120,6 +123,7 @@ export async function buildImage(options: BuildOptions): Promise<BuiltImage> {
       debianPackages,
       node: nodeSource,
       created,
+      revision,
     };
   } finally {
     await rm(work, { recursive: true, force: true });
