@@ -44,7 +44,7 @@ describe('deploy/kubernetes example', () => {
       assert.ok(mounts.includes(archive.directory), 'the archive directory is mounted');
       assert.ok(mounts.includes(config.dataDir), 'the data directory is mounted');
       assert.equal(`${container.readinessProbe.httpGet.host}:${container.readinessProbe.httpGet.port}`, config.listen);
-      assert.equal(container.readinessProbe.httpGet.path, '/healthz');
+      assert.equal(container.readinessProbe.httpGet.path, '/readyz');
       assert.equal(daemonSet.spec.template.spec.hostNetwork, true);
     } finally {
       await work.remove();

@@ -1,0 +1,118 @@
+import assert from 'node:assert/strict';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, it } from 'node:test';
+import type { BuiltImage } from '../../scripts/image/build.ts';
+import { imagePaths, imageUser } from '../../scripts/image/compose.ts';
+import { sharedBerthImage, testImageName } from '../helpers/berth-image.ts';
+import { freePort } from '../helpers/nginx.ts';
+import { tempDir } from '../helpers/tmp.ts';
+import { run } from '../helpers/tools.ts';
+
+/** A container engine as the scenario drives it. */
+export interface ContainerEngine {
+  /** Runs the engine's CLI; resolves to stdout. */
+  cli(args: string[]): Promise<string>;
+  /** Puts the built archive into the engine; resolves to the image's name there. */
+  load(image: BuiltImage, temp: string): Promise<string>;
+  /** `run` flags that make Berth reachable on loopback `port`. */
+  networkFlags(port: number): string[];
+  /** Whatever else `run` needs on this engine. */
+  runFlags: string[];
+  stop(): Promise<void>;
+}
+
+/**
+ * The image run as a registry, the same steps for every engine: a
+ * read-only root file system and no capabilities, the data on a named
+ * volume; pushes and pulls with skopeo and the engine itself, the image
+ * pushed into itself and pulled back by digest; SIGTERM; a new container on
+ * the same volume.
+ */
+export function containerScenario(start: () => Promise<ContainerEngine>, cli: string): void {
+  let engine: ContainerEngine;
+  let built: BuiltImage;
+  let temp: Awaited<ReturnType<typeof tempDir>>;
+  let image: string;
+  let port: number;
+  const volume = `berth-test-${process.pid}`;
+  const containers: string[] = [];
+
+  const startBerth = async (): Promise<string> => {
+    const id = (
+      await engine.cli(['run', '-d', '--read-only', '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges', '-v', `${volume}:${imagePaths.data}`, ...engine.runFlags, ...engine.networkFlags(port), image])
+    ).trim();
+    containers.push(id);
+    await untilHealthy(`http://127.0.0.1:${port}`, async () => engine.cli(['logs', id]));
+    return id;
+  };
+
+  before(async () => {
+    built = await sharedBerthImage();
+    temp = await tempDir('berth-image-run');
+    engine = await start();
+    image = await engine.load(built, temp.path);
+    port = await freePort();
+  });
+  after(async () => {
+    for (const id of containers) await engine.cli(['rm', '-f', id]).catch(() => undefined);
+    await engine.cli(['volume', 'rm', '-f', volume]).catch(() => undefined);
+    await engine.stop();
+    // An engine may still be letting go of files in its storage for a moment.
+    await rm(temp.path, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
+  });
+
+  let first: string;
+  const registry = () => `127.0.0.1:${port}`;
+
+  it('runs as its numeric non-root user on a read-only root file system, its data on the volume', async () => {
+    first = await startBerth();
+    const probe = (code: string) => engine.cli(['exec', first, imagePaths.node, '-e', code]);
+    assert.equal((await probe('console.log(process.getuid(), process.getgid())')).trim(), `${imageUser.uid} ${imageUser.gid}`);
+    assert.match(await probe("try { require('fs').writeFileSync('/opt/berth/x', '') } catch (e) { console.log(e.code) }"), /EROFS/);
+    assert.match(await probe(`console.log(require('fs').readdirSync('${imagePaths.data}').join(' '))`), /\S/, 'Berth wrote its data on the volume');
+  });
+
+  it(`takes pushes and pulls from skopeo and ${cli}; the image itself goes in and comes back by its digest`, async () => {
+    await run('skopeo', ['copy', '--dest-tls-verify=false', `oci-archive:${built.output}`, `docker://${registry()}/berth/self:test`]);
+    const raw = await run('skopeo', ['inspect', '--tls-verify=false', '--raw', `docker://${registry()}/berth/self@${built.digest}`]);
+    assert.equal((JSON.parse(raw) as { mediaType: string }).mediaType, built.mediaType);
+    await run('skopeo', ['copy', '--src-tls-verify=false', `docker://${registry()}/berth/self@${built.digest}`, `oci:${join(temp.path, 'pulled')}:back`]);
+    await engine.cli(['tag', image, `${registry()}/berth/engine:1`]);
+    await engine.cli(['push', ...(cli === 'podman' ? ['--tls-verify=false'] : []), `${registry()}/berth/engine:1`]);
+    await engine.cli(['rmi', `${registry()}/berth/engine:1`]);
+    await engine.cli(['pull', ...(cli === 'podman' ? ['--tls-verify=false'] : []), `${registry()}/berth/engine:1`]);
+    const tags = JSON.parse(await run('skopeo', ['list-tags', '--tls-verify=false', `docker://${registry()}/berth/engine`])) as { Tags: string[] };
+    assert.deepEqual(tags.Tags, ['1']);
+  });
+
+  it('stops on SIGTERM with exit code 0, well within the drain timeout', async () => {
+    const started = performance.now();
+    await engine.cli(['stop', '--time', '30', first]);
+    const seconds = (performance.now() - started) / 1000;
+    assert.equal((await engine.cli(['inspect', first, '--format', '{{.State.ExitCode}}'])).trim(), '0');
+    assert.ok(seconds < 10, `stopping took ${seconds} s`);
+    assert.match(await engine.cli(['logs', first]), /"msg":"stopped"/);
+  });
+
+  it('keeps its data in a new container on the same volume', async () => {
+    await startBerth();
+    const raw = await run('skopeo', ['inspect', '--tls-verify=false', '--raw', `docker://${registry()}/berth/self@${built.digest}`]);
+    assert.equal((JSON.parse(raw) as { mediaType: string }).mediaType, built.mediaType);
+  });
+}
+
+async function untilHealthy(url: string, logs: () => Promise<string>): Promise<void> {
+  for (let attempt = 0; attempt < 300; attempt += 1) {
+    try {
+      const response = await fetch(`${url}/healthz`);
+      if (response.status === 200) return;
+    } catch {
+      // not listening yet
+    }
+    await sleep(100);
+  }
+  throw new Error(`Berth did not answer /healthz within 30 s:\n${await logs().catch((error: unknown) => String(error))}`);
+}
+
