@@ -10,7 +10,7 @@ import { FsBlobStore } from '../../src/blobs/fs/fs-blob-store.ts';
 import { packTar, type PackedFile } from '../../src/copy/transports/tar.ts';
 import { hexOf, type Digest } from '../../src/oci/digest.ts';
 import { mediaTypes } from '../../src/oci/media-types.ts';
-import type { StoredLayer } from '../../src/sources/droplet/droplet-index.ts';
+import type { StoredLayer } from '../../src/meta/droplet-store.ts';
 import { bundleBerth, projectRoot } from './bundle.ts';
 import { defaultConfig, imageConfig, imageIndex, imageLabels, imageManifest, imagePaths, imageUser, smallBlob, systemFiles, type SmallBlob } from './compose.ts';
 import { debianRuntime, type DebianPackage } from './debian.ts';

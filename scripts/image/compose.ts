@@ -1,6 +1,6 @@
 import { digestOf, type Digest } from '../../src/oci/digest.ts';
 import { mediaTypes } from '../../src/oci/media-types.ts';
-import type { StoredLayer } from '../../src/sources/droplet/droplet-index.ts';
+import type { StoredLayer } from '../../src/meta/droplet-store.ts';
 import type { Platform } from './platform.ts';
 
 /** Where things are in the image; deploy/ and docs/deployment.md name the same paths. */

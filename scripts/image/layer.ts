@@ -6,7 +6,7 @@ import tar, { type Header, type Pack } from 'tar-stream';
 /** A tar header as tar-stream packs it: everything but the name may be left to defaults. */
 type PackHeader = Partial<Header> & Pick<Header, 'name'>;
 import type { BlobStore } from '../../src/blobs/blob-store.ts';
-import type { StoredLayer } from '../../src/sources/droplet/droplet-index.ts';
+import type { StoredLayer } from '../../src/meta/droplet-store.ts';
 import { storeTarAsLayer } from '../../src/sources/droplet/layer-writer.ts';
 
 /** One file-system entry of a layer. Paths are relative to `/`, without `./` or a trailing slash. */
