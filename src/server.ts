@@ -6,6 +6,8 @@ import type { BlobStore } from './blobs/blob-store.ts';
 import { FsBlobStore } from './blobs/fs/fs-blob-store.ts';
 import type { Config } from './config/schema.ts';
 import { splitHostPort } from './config/units.ts';
+import { dependencies } from './errors/unavailable.ts';
+import { Readiness, type ReadinessOptions } from './health/readiness.ts';
 import { createApp } from './http/app.ts';
 import type { MetaStore } from './meta/meta-store.ts';
 import type { OperationsStore } from './meta/operations-store.ts';
@@ -197,8 +199,10 @@ export async function startServer(config: Config, logger: PinoLogger = createLog
     await registry.close();
     throw error;
   }
+  const readiness = createReadiness(config, registry, logger);
   const app = createApp({
     ...security.app,
+    readiness,
     router: registry.router,
     settings: {
       maxManifestBytes: config.registry.maxManifestBytes,
@@ -220,6 +224,7 @@ export async function startServer(config: Config, logger: PinoLogger = createLog
     throw error;
   }
   registry.operations.start();
+  await readiness.start();
   const bound = app.server.address();
   const address = typeof bound === 'object' && bound !== null ? `${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}` : config.listen;
   return {
@@ -228,12 +233,37 @@ export async function startServer(config: Config, logger: PinoLogger = createLog
     address,
     security: { https: security.https, ...(security.caCert === undefined ? {} : { caCert: security.caCert }) },
     async close() {
+      readiness.stop();
       await app.close();
       await security.close();
       await registry.operations.stop();
       await registry.close();
     },
   };
+}
+
+/** Background checks of the stores, told to the logs and metrics when they change. */
+function createReadiness(config: Config, registry: Registry, logger: PinoLogger): Readiness {
+  const { meta, blobs } = registry;
+  const metrics = registry.operations.metrics;
+  const probes: ReadinessOptions['probes'] = {};
+  if (meta.ping !== undefined) probes.metadata = (signal) => (meta.ping as NonNullable<MetaStore['ping']>).call(meta, signal);
+  if (blobs.ping !== undefined) probes.blobs = (signal) => (blobs.ping as NonNullable<BlobStore['ping']>).call(blobs, signal);
+  for (const dependency of Object.keys(probes)) metrics.dependencyUp.set({ dependency }, 1);
+  return new Readiness({
+    probes,
+    interval: config.health.interval,
+    timeout: config.health.timeout,
+    onChange: (dependency, state) => {
+      metrics.dependencyUp.set({ dependency }, state.up ? 1 : 0);
+      if (state.up) {
+        logger.info({ dependency }, `the ${dependencies[dependency]} is reachable again; ready`);
+      } else {
+        metrics.dependencyOutages.inc({ dependency });
+        logger.warn({ dependency, reason: state.reason }, `the ${dependencies[dependency]} is unreachable; not ready`);
+      }
+    },
+  });
 }
 
 /** JSON lines, or readable lines when writing to a terminal. */
