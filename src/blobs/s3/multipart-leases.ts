@@ -10,12 +10,13 @@ export interface LeaseTiming {
 
 /**
  * The lease timing for a multipart expiry: renewed about four times per
- * expiry (between 1 s and 1 min), fresh for three renewals and never less
- * than 30 s, so that clock differences between replicas and the store, or a
- * busy event loop, cannot make a live upload look abandoned.
+ * expiry (between 1 s and 1 min; every 10 s without an expiry, for the
+ * sweep of `berth gc`), fresh for three renewals and never less than 30 s,
+ * so that clock differences between replicas and the store, or a busy event
+ * loop, cannot make a live upload look abandoned.
  */
 export function leaseTiming(multipartExpiry: number): LeaseTiming {
-  const renewEvery = Math.min(60_000, Math.max(1000, Math.floor(multipartExpiry / 4)));
+  const renewEvery = multipartExpiry <= 0 ? 10_000 : Math.min(60_000, Math.max(1000, Math.floor(multipartExpiry / 4)));
   return { renewEvery, freshFor: Math.max(3 * renewEvery, 30_000) };
 }
 
