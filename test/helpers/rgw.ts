@@ -5,7 +5,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { freePort } from './nginx.ts';
-import type { TestS3 } from './s3.ts';
+import { startTestS3, type TestS3 } from './s3.ts';
 import { tempDir } from './tmp.ts';
 import { missingCommands, run } from './tools.ts';
 
@@ -182,4 +182,17 @@ async function waitForHttp(url: string, child: ChildProcess, dir: string): Promi
 async function tail(file: string): Promise<string> {
   const text = await readFile(file, 'utf8').catch(() => '');
   return `--- ${file}\n${text.split('\n').slice(-30).join('\n')}`;
+}
+
+/** `BERTH_TEST_S3=s3rver` runs the tests that take either store on the in-process s3rver: faster, less faithful. */
+const useS3rver = process.env['BERTH_TEST_S3'] === 's3rver';
+
+/** Why the object store of end-to-end tests cannot start here, or false. */
+export function objectStoreMissing(): string | false {
+  return useS3rver ? false : rgwMissing();
+}
+
+/** The object store of end-to-end tests: Ceph RGW, or s3rver when asked for. */
+export async function startTestObjectStore(bucket?: string): Promise<TestS3> {
+  return useS3rver ? startTestS3(bucket) : startTestRgw(bucket);
 }

@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
+import { digestOf } from '../../src/oci/digest.ts';
 import { mediaTypes } from '../../src/oci/media-types.ts';
-import { pushImage, randomImage, type TestImage } from '../helpers/images.ts';
+import { pushBlob, pushImage, randomImage, type TestImage } from '../helpers/images.ts';
 import { startNginx } from '../helpers/nginx.ts';
 import { postgresMissing, startTestPostgres, type TestPostgres } from '../helpers/postgres.ts';
 import { startBerthServer } from '../helpers/process.ts';
@@ -32,6 +34,7 @@ describe('replicas when PostgreSQL or the object store fails', { skip }, () => {
   const statuses: { what: string; status: number }[] = [];
   let pushed: TestImage;
   let round = 0;
+  let stopping = false;
 
   before(async () => {
     work = await tempDir('berth-outages');
@@ -62,7 +65,15 @@ describe('replicas when PostgreSQL or the object store fails', { skip }, () => {
         },
       }),
     );
-    for (let i = 0; i < 2; i++) children.push(await startBerthServer(['--config', configFile]).then((child) => (replicas.push(child.url), child)));
+    for (let i = 0; i < 2; i++) {
+      const child = await startBerthServer(['--config', configFile]);
+      replicas.push(child.url);
+      children.push(child);
+      // A replica that dies fails the test that comes next, with what it said.
+      void child.exited.then((code) => {
+        if (!stopping) console.log(`# replica ${i} exited with ${code}:\n${child.stderr().slice(-3000)}\n${child.lines.slice(-5).join('\n')}`);
+      });
+    }
     const nginxDir = join(work.path, 'nginx');
     await mkdir(nginxDir);
     const nginx = await startNginx(nginxDir, replicas.map((url) => new URL(url).host));
@@ -73,6 +84,7 @@ describe('replicas when PostgreSQL or the object store fails', { skip }, () => {
   });
 
   after(async () => {
+    stopping = true;
     await Promise.all(children.map((child) => child.stop()));
     await pgProxy?.close();
     await s3Proxy?.close();
@@ -155,6 +167,65 @@ describe('replicas when PostgreSQL or the object store fails', { skip }, () => {
       await assertKeptImageIntact();
     });
   }
+
+  it('keeps the bytes of a chunked upload acknowledged before PostgreSQL stopped; the client retries the refused chunk', async () => {
+    const [first, second] = [randomBytes(70_000), randomBytes(50_000)];
+    const bytes = Buffer.concat([first, second]);
+    const started = await call('upload', '/v2/team/chunked/blobs/uploads/', { method: 'POST' });
+    assert.equal(started.status, 202);
+    const location = started.headers.get('location') ?? '';
+    const patch = (chunk: Buffer, offset: number) =>
+      call('chunk', location, {
+        method: 'PATCH',
+        headers: { 'content-type': 'application/octet-stream', 'content-range': `${offset}-${offset + chunk.length - 1}` },
+        body: chunk,
+      });
+    assert.equal((await patch(first, 0)).status, 202);
+    await postgres.stop('fast');
+    await assertUnavailable(await patch(second, first.length), 'metadata');
+    await postgres.start();
+    await readinessFlips(200, 3000);
+    const status = await call('upload status', location);
+    assert.equal(status.status, 204);
+    assert.equal(status.headers.get('range'), `0-${first.length - 1}`);
+    assert.equal((await patch(second, first.length)).status, 202);
+    const finished = await call('upload finish', `${location}?digest=${digestOf(bytes)}`, { method: 'PUT' });
+    assert.equal(finished.status, 201, await finished.text());
+    const pulled = await fetch(`${balanced}/v2/team/chunked/blobs/${digestOf(bytes)}`);
+    assert.equal(digestOf(Buffer.from(await pulled.arrayBuffer())), digestOf(bytes));
+  });
+
+  it('leaves each manifest push cut by a PostgreSQL crash either whole or absent', async () => {
+    const images = Array.from({ length: 16 }, () => randomImage({ layers: 1, layerSize: 2000 }));
+    for (const image of images) {
+      for (const blob of [image.config, ...image.layers]) await pushBlob(balanced, 'team/cut', blob);
+    }
+    const pushes = images.map(async (image, index) => {
+      await new Promise((resolve) => setTimeout(resolve, index * 25));
+      const response = await call('manifest put', `/v2/team/cut/manifests/t${index}`, {
+        method: 'PUT',
+        headers: { 'content-type': image.manifest.mediaType },
+        body: image.manifest.bytes,
+      });
+      return response.status;
+    });
+    // Some pushes answered, some in flight, some not yet sent when the server dies.
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    await postgres.stop('immediate');
+    const answered = await Promise.all(pushes);
+    assert.ok(answered.every((status) => status === 201 || status === 503), answered.join(', '));
+    await postgres.start();
+    await readinessFlips(200, 3000);
+    for (const [index, image] of images.entries()) {
+      const response = await call('manifest', `/v2/team/cut/manifests/t${index}`, { headers: { accept: mediaTypes.ociManifest } });
+      if (answered[index] === 201) assert.equal(response.status, 200, `acknowledged t${index} is there`);
+      if (response.status === 200) assert.equal(response.headers.get('docker-content-digest'), image.manifest.digest);
+      else assert.equal(response.status, 404);
+      const byDigest = await call('manifest', `/v2/team/cut/manifests/${image.manifest.digest}`, { headers: { accept: mediaTypes.ociManifest } });
+      assert.equal(byDigest.status, response.status, `t${index}: the tag and the manifest are both there or both absent`);
+    }
+    console.log(`# manifest pushes cut by -m immediate: ${answered.filter((status) => status === 201).length} acknowledged, ${answered.filter((status) => status === 503).length} refused`);
+  });
 
   it('keeps serving manifests and redirects while the object store is down, 503 for uploads', async () => {
     await rgw.stopGateway();

@@ -148,6 +148,9 @@ export class PostgresMetaStore implements MetaStore {
     const pool = new pg.Pool({ ...config, types });
     // An idle connection that breaks is dropped by the pool; without a listener it would crash the process.
     pool.on('error', () => undefined);
+    // So does a connection that breaks while checked out between two queries (a server crash
+    // mid-transaction): its next query fails instead, and the request answers 503.
+    pool.on('connect', (client) => client.on('error', () => undefined));
     try {
       await migrate(pool);
     } catch (error) {
