@@ -31,6 +31,7 @@ export class Readiness {
   readonly #states = new Map<Dependency, DependencyState>();
   #timer: NodeJS.Timeout | undefined;
   #checking: Promise<void> | undefined;
+  #stopped = false;
 
   constructor(options: ReadinessOptions) {
     this.#options = options;
@@ -44,7 +45,9 @@ export class Readiness {
     this.#timer.unref();
   }
 
+  /** Stops checking; a check still running is ignored (the stores are closing, not down). */
   stop(): void {
+    this.#stopped = true;
     clearInterval(this.#timer);
   }
 
@@ -86,6 +89,7 @@ export class Readiness {
   }
 
   #record(dependency: Dependency, failure: string | undefined): void {
+    if (this.#stopped) return;
     const previous = this.#states.get(dependency);
     const up = failure === undefined;
     if (previous !== undefined && previous.up === up) {

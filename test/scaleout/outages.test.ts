@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
 import { stringify } from 'yaml';
 import { digestOf } from '../../src/oci/digest.ts';
 import { mediaTypes } from '../../src/oci/media-types.ts';
@@ -40,6 +41,12 @@ describe('replicas when PostgreSQL or the object store fails', { skip }, () => {
     work = await tempDir('berth-outages');
     [postgres, rgw] = await Promise.all([startTestPostgres(), startTestRgw()]);
     const database = await postgres.createDatabase();
+    // The test cluster commits asynchronously for speed; a crash (-m immediate) would then lose
+    // acknowledged commits, which a production server (synchronous_commit on) never does.
+    const admin = new pg.Client(database);
+    await admin.connect();
+    await admin.query(`ALTER DATABASE ${database.database} SET synchronous_commit = on`);
+    await admin.end();
     pgProxy = await startTcpProxy({ path: postgres.socketPath });
     s3Proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(rgw.endpoint).port) });
     const configFile = join(work.path, 'berth.yaml');
