@@ -6,6 +6,8 @@ import type { BlobStore } from './blobs/blob-store.ts';
 import { FsBlobStore } from './blobs/fs/fs-blob-store.ts';
 import type { Config } from './config/schema.ts';
 import { splitHostPort } from './config/units.ts';
+import { dependencies } from './errors/unavailable.ts';
+import { Readiness, type ReadinessOptions } from './health/readiness.ts';
 import { createApp } from './http/app.ts';
 import { dropletEndpoints, type DropletReceiver } from './http/droplets.ts';
 import type { V2Endpoint } from './http/v2-routes.ts';
@@ -282,8 +284,10 @@ export async function startServer(config: Config, logger: PinoLogger = createLog
     throw error;
   }
   const ui = config.ui.enabled ? webUi(registry, security.sessions) : undefined;
+  const readiness = createReadiness(config, registry, logger);
   const app = createApp({
     ...security.app,
+    readiness,
     router: registry.router,
     settings: {
       maxManifestBytes: config.registry.maxManifestBytes,
@@ -304,6 +308,7 @@ export async function startServer(config: Config, logger: PinoLogger = createLog
   }
   // On the embedded store a pass's queries would run on this thread: passes get threads of their own.
   registry.operations.start(config.metadata.driver === 'sqlite' ? passesInThreads(config) : undefined);
+  await readiness.start();
   const bound = app.server.address();
   const address = typeof bound === 'object' && bound !== null ? `${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}` : config.listen;
   return {
@@ -312,6 +317,7 @@ export async function startServer(config: Config, logger: PinoLogger = createLog
     address,
     security: { https: security.https, ...(security.caCert === undefined ? {} : { caCert: security.caCert }) },
     async close() {
+      readiness.stop();
       await app.close();
       await security.close();
       await registry.operations.stop();
@@ -320,6 +326,29 @@ export async function startServer(config: Config, logger: PinoLogger = createLog
   };
 }
 
+/** Background checks of the stores, told to the logs and metrics when they change. */
+function createReadiness(config: Config, registry: Registry, logger: PinoLogger): Readiness {
+  const { meta, blobs } = registry;
+  const metrics = registry.operations.metrics;
+  const probes: ReadinessOptions['probes'] = {};
+  if (meta.ping !== undefined) probes.metadata = (signal) => (meta.ping as NonNullable<MetaStore['ping']>).call(meta, signal);
+  if (blobs.ping !== undefined) probes.blobs = (signal) => (blobs.ping as NonNullable<BlobStore['ping']>).call(blobs, signal);
+  for (const dependency of Object.keys(probes)) metrics.dependencyUp.set({ dependency }, 1);
+  return new Readiness({
+    probes,
+    interval: config.health.interval,
+    timeout: config.health.timeout,
+    onChange: (dependency, state) => {
+      metrics.dependencyUp.set({ dependency }, state.up ? 1 : 0);
+      if (state.up) {
+        logger.info({ dependency }, `the ${dependencies[dependency]} is reachable again; ready`);
+      } else {
+        metrics.dependencyOutages.inc({ dependency });
+        logger.warn({ dependency, reason: state.reason }, `the ${dependencies[dependency]} is unreachable; not ready`);
+      }
+    },
+  });
+}
 
 /** JSON lines, or readable lines when writing to a terminal. */
 export function createLogger(config: Config): PinoLogger {

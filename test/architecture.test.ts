@@ -62,6 +62,7 @@ export const allowed: Record<string, readonly string[]> = {
     'access-tls-limits.ts',
     'passes-in-threads.ts',
     'ui-server.ts',
+    'health/',
     'log.ts',
     'pkg:fastify',
     'pkg:pino',
@@ -70,6 +71,8 @@ export const allowed: Record<string, readonly string[]> = {
   // Scheduled passes on the embedded store, each in a thread that opens the registry as `berth gc` does.
   'passes-in-threads.ts': [...base, 'config/', 'gc/', 'ops/', 'policy/'],
   'pass-thread.ts': ['config/', 'passes-in-threads.ts', 'server.ts'],
+  // Readiness: background checks of the stores, through the probes the wiring hands it.
+  health: ['errors/'],
   // The web UI and its JSON API: interfaces only, never a driver or an SDK.
   ui: [...base, ...stores, 'meta/browse-index.ts', 'registry/', 'http/', 'auth/', 'config/', 'policy/', 'ops/', 'log.ts', 'pkg:fastify'],
   'ui-server.ts': [...base, ...stores, 'meta/browse-index.ts', 'ui/', 'server.ts', 'registry/', 'http/', 'auth/', 'config/', 'ops/', 'sources/', 'log.ts', 'pkg:fastify'],

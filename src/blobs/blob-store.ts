@@ -44,6 +44,8 @@ export interface BlobStore {
   /** Every stored blob, in no particular order (for GC of orphans). */
   list?(): AsyncIterable<StoredItem<Digest>>;
   readonly uploads: UploadArea;
+  /** Throws when the store cannot be reached; cheap (readiness checks call it every second or two). */
+  ping?(signal?: AbortSignal): Promise<void>;
   /** The smallest PATCH chunk the driver handles efficiently (advertised as OCI-Chunk-Min-Length). */
   readonly chunkMinLength: number;
   close?(): Promise<void>;

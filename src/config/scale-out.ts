@@ -25,6 +25,8 @@ export const s3Settings = z
     partSize: byteSize.default(8 * 1024 * 1024).refine((bytes) => bytes >= fiveMiB && bytes <= 5 * 1024 ** 3, 'must be between 5MiB and 5GiB'),
     /** How long a blob redirect URL stays valid. */
     presignExpiry: duration.prefault('15m').refine((ms) => ms >= 1000 && ms <= 7 * 86_400_000, 'must be between 1s and 7d'),
+    /** Longest wait for the store to answer a request (until its response headers); then the request fails with 503. 0 for no limit. */
+    requestTimeout: duration.prefault('30s'),
     /** Multipart uploads left this long (crashed appends) are aborted; 0 leaves it to a bucket lifecycle rule. */
     multipartExpiry: duration.prefault('24h'),
   })

@@ -64,6 +64,15 @@ export const configSchema = z.strictObject({
       shutdownTimeout: duration.prefault('30s'),
     })
     .prefault({}),
+  /** Readiness checks of the metadata database and blob store (docs/operations.md, "Health and readiness"). */
+  health: z
+    .strictObject({
+      /** Time between background checks. */
+      interval: duration.prefault('1s').refine((ms) => ms >= 100 && ms <= 60_000, 'must be between 100ms and 1m'),
+      /** A check not answered within this counts as the dependency being down. */
+      timeout: duration.prefault('1s').refine((ms) => ms >= 100 && ms <= 60_000, 'must be between 100ms and 1m'),
+    })
+    .prefault({}),
   repositories: z.array(repositoryKinds).default([]),
   /** Users, tokens and access rules (docs/auth.md). */
   auth: authConfig.prefault({}),

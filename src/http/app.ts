@@ -4,6 +4,7 @@ import type { RepositoryRouter } from '../registry/router.ts';
 import { AccessLog, noteCaller } from './access-log.ts';
 import { queryValue } from './request-parts.ts';
 import type { AccessPolicy, TokenIssuer } from './access.ts';
+import { retryAfterSeconds } from '../errors/unavailable.ts';
 import { sendError } from './errors.ts';
 import { listCatalog } from './listings.ts';
 import { declareTargets, noteTarget, observeRequests, type RequestObserver } from './observer.ts';
@@ -17,8 +18,10 @@ export interface AppDependencies {
   settings: HttpSettings;
   /** The access and error log; omitted, nothing is logged. */
   logger?: FastifyBaseLogger;
-  /** Readiness: throws when the registry cannot serve (a store unreachable). */
+  /** Liveness: throws when the process cannot serve (`/livez`, `/healthz`). */
   health?: () => Promise<void>;
+  /** Readiness (`/readyz`): whether the stores were reachable at the last background check. */
+  readiness?: { readonly ready: boolean; report(): Record<string, unknown> };
   /** Who may do what; omitted, every request is allowed. */
   access?: AccessPolicy;
   /** Serves the token endpoint (/token) when given. */
@@ -92,9 +95,21 @@ export function createApp(dependencies: AppDependencies): FastifyInstance {
   if (dependencies.observers !== undefined && dependencies.observers.length > 0) observeRequests(app, dependencies.observers);
   for (const extend of dependencies.extensions ?? []) extend(app, access);
 
-  app.get('/healthz', async (_request, reply) => {
+  // Liveness: answering at all is the proof; a stuck event loop answers nothing.
+  const live = async (_request: FastifyRequest, reply: FastifyReply) => {
     await dependencies.health?.();
-    return reply.header('content-type', 'application/json').send('{"status":"ok"}');
+    return reply.header('content-type', 'application/json').header('cache-control', 'no-store').send('{"status":"ok"}');
+  };
+  app.get('/livez', live);
+  app.get('/healthz', live);
+  // Readiness reads the background checks' last result: a probe costs no round trip.
+  app.get('/readyz', async (_request, reply) => {
+    const readiness = dependencies.readiness;
+    const ready = readiness?.ready ?? true;
+    const body = { status: ready ? 'ready' : 'unavailable', dependencies: readiness?.report() ?? {} };
+    reply.code(ready ? 200 : 503).header('content-type', 'application/json').header('cache-control', 'no-store');
+    if (!ready) reply.header('retry-after', String(retryAfterSeconds));
+    return reply.send(JSON.stringify(body));
   });
 
   const v2 = async (request: FastifyRequest, reply: FastifyReply): Promise<unknown> => {

@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { isRegistryError, RegistryError, type ErrorCode } from '../errors/registry-error.ts';
+import { isMetadataUnavailable, unavailable, unavailableDependency } from '../errors/unavailable.ts';
 
 /** The spec's error body. */
 export function errorBody(error: RegistryError): { errors: { code: ErrorCode; message: string; detail?: unknown }[] } {
@@ -15,7 +16,12 @@ export function errorBody(error: RegistryError): { errors: { code: ErrorCode; me
  */
 export function sendError(error: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   const registryError = toRegistryError(error, request.id);
-  if (registryError.status >= 500) {
+  const dependency = unavailableDependency(registryError);
+  if (dependency !== undefined) {
+    // Expected during an outage: one line per request, no stack.
+    const cause = registryError.cause ?? error;
+    request.log.warn({ requestId: request.id, unavailable: dependency, reason: cause instanceof Error ? cause.message : String(cause) }, 'dependency unavailable');
+  } else if (registryError.status >= 500) {
     request.log.error({ err: error, requestId: request.id }, 'request failed');
   } else if (!isRegistryError(error)) {
     request.log.debug({ err: error }, 'request refused by the framework');
@@ -39,6 +45,7 @@ function reasonPhrase(error: RegistryError): string {
 
 function toRegistryError(error: unknown, requestId: string): RegistryError {
   if (isRegistryError(error)) return error;
+  if (isMetadataUnavailable(error)) return unavailable('metadata', error);
   const status = (error as FastifyError | undefined)?.statusCode;
   if (status !== undefined && status >= 400 && status < 500) {
     return new RegistryError(codeForStatus(status), (error as Error).message, { status });

@@ -2,12 +2,14 @@ import type { FastifyInstance } from 'fastify';
 import { RegistryError } from '../errors/registry-error.ts';
 import { RateLimiter, type RateLimitSettings } from '../io/rate-limiter.ts';
 
+const healthRoutes = new Set(['/healthz', '/livez', '/readyz']);
+
 /** Refuses requests over the per-client limit before any other work is done for them. */
 export function registerRateLimit(app: FastifyInstance, settings: RateLimitSettings): void {
   const limiter = new RateLimiter(settings);
   app.addHook('onRequest', async (request) => {
     // Load balancers probe health often from one address; that is no abuse.
-    if (request.routeOptions.url === '/healthz') return;
+    if (healthRoutes.has(request.routeOptions.url ?? '')) return;
     const retryAfter = limiter.take(request.ip);
     if (retryAfter === undefined) return;
     throw new RegistryError(

@@ -79,6 +79,8 @@ export interface MetaStore {
   readonly manifests: ManifestIndex;
   readonly tags: TagIndex;
   readonly uploads: UploadSessions;
+  /** Throws when the database cannot be reached; cheap (readiness checks call it every second or two). */
+  ping?(signal?: AbortSignal): Promise<void>;
   close(): Promise<void>;
 }
 

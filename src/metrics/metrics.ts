@@ -33,6 +33,8 @@ export class RegistryMetrics {
   readonly events: Counter<'webhook' | 'outcome'>;
   /** Pull-through caches: upstream requests, rate limits, stale serves, budgets (docs/proxy.md). */
   readonly proxy: ProxyMetrics;
+  readonly dependencyUp: Gauge<'dependency'>;
+  readonly dependencyOutages: Counter<'dependency'>;
 
   constructor(sources: MetricSources = {}) {
     const registers = [this.registry];
@@ -111,6 +113,18 @@ export class RegistryMetrics {
       name: 'berth_cache_requests_total',
       help: 'Cache lookups of repository kinds (proxy, archive), by kind, cache and result (hit or miss).',
       labelNames: ['kind', 'cache', 'result'],
+      registers,
+    });
+    this.dependencyUp = new Gauge({
+      name: 'berth_dependency_up',
+      help: 'Whether the last readiness check reached the dependency (metadata, blobs): 1 or 0.',
+      labelNames: ['dependency'],
+      registers,
+    });
+    this.dependencyOutages = new Counter({
+      name: 'berth_dependency_outages_total',
+      help: 'Times a readiness check found the dependency (metadata, blobs) unreachable after it was reachable.',
+      labelNames: ['dependency'],
       registers,
     });
     this.events = new Counter({

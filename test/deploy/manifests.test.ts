@@ -104,7 +104,7 @@ describe('deploy/ manifests', () => {
         const where = `${workload.file}: ${workload.kind} ${workload.metadata.name}`;
         const pod = podSpecOf(workload);
         assert.ok(pod !== undefined, where);
-        assert.ok(matches((workload.spec?.['selector'] as { matchLabels: Record<string, string> }).matchLabels, podLabelsOf(workload)), `${where}: selector matches the pod`);
+        assert.ok(matches((workload.spec?.['selector'] as { matchLabels: Record<string, string> } | undefined)?.matchLabels ?? {}, podLabelsOf(workload)), `${where}: selector matches the pod`);
         assert.equal(pod.securityContext?.runAsNonRoot, true, where);
         assert.equal(pod.securityContext?.runAsUser, imageUser.uid, where);
         const [container] = pod.containers;
@@ -164,12 +164,12 @@ describe('deploy/ manifests', () => {
     for (const objects of sets.values()) {
       const workloads = objects.filter((object) => object.kind === 'Deployment' || object.kind === 'DaemonSet');
       for (const object of objects.filter((candidate) => candidate.kind === 'Service' || candidate.kind === 'PodDisruptionBudget')) {
-        const selector = object.kind === 'Service' ? (object.spec?.['selector'] as Record<string, string>) : (object.spec?.['selector'] as { matchLabels: Record<string, string> }).matchLabels;
+        const selector = object.kind === 'Service' ? (object.spec?.['selector'] as Record<string, string>) : ((object.spec?.['selector'] as { matchLabels: Record<string, string> } | undefined)?.matchLabels ?? {});
         const targets = workloads.filter((workload) => matches(selector, podLabelsOf(workload)));
         assert.equal(targets.length, 1, `${object.file}: ${object.kind} ${object.metadata.name} selects one workload`);
         if (object.kind === 'Service') {
           const ports = (podSpecOf(targets[0] as K8sObject) as PodSpec).containers[0]?.ports ?? [];
-          for (const port of object.spec?.['ports'] as { targetPort: string | number }[]) {
+          for (const port of (object.spec?.['ports'] as { targetPort: string | number }[] | undefined) ?? []) {
             assert.ok(ports.some((candidate) => candidate.name === port.targetPort || candidate.containerPort === port.targetPort), `${object.file}: targetPort ${port.targetPort}`);
           }
         }

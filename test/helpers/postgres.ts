@@ -19,6 +19,12 @@ export interface PostgresDatabase {
 export interface TestPostgres {
   /** A new, empty database in the cluster. */
   createDatabase(): Promise<PostgresDatabase>;
+  /** Stops the server as an outage would (`pg_ctl stop -m fast` or `immediate`), keeping the cluster. */
+  stop(mode: 'fast' | 'immediate'): Promise<void>;
+  /** Starts the stopped server again. */
+  start(): Promise<void>;
+  /** The unix socket the server listens on. */
+  socketPath: string;
   /** Stops the server and deletes the cluster. */
   close(): Promise<void>;
 }
@@ -54,6 +60,17 @@ export function postgresMissing(): string | false {
   return false;
 }
 
+function serverOptions(socketDir: string): string {
+  return [
+    "-c listen_addresses=''",
+    `-c unix_socket_directories=${socketDir}`,
+    `-c port=${socketPort}`,
+    // Durability is worthless for a cluster deleted after the run; speed is not.
+    '-c fsync=off', '-c synchronous_commit=off', '-c full_page_writes=off',
+    '-c max_connections=200', '-c shared_buffers=32MB',
+  ].join(' ');
+}
+
 /**
  * A throwaway cluster: initdb into a temp directory (as the postgres user
  * when running as root, since the server refuses root), listening only on a
@@ -78,21 +95,14 @@ export async function startTestPostgres(): Promise<TestPostgres> {
       '-D', dataDir, '-U', superuser, '--auth=trust', '--encoding=UTF8', '--locale=C.UTF-8',
       '--locale-provider=icu', '--icu-locale=en-US', '--no-sync', '--no-instructions',
     ]);
-    const serverOptions = [
-      "-c listen_addresses=''",
-      `-c unix_socket_directories=${dir.path}`,
-      `-c port=${socketPort}`,
-      // Durability is worthless for a cluster deleted after the run; speed is not.
-      '-c fsync=off', '-c synchronous_commit=off', '-c full_page_writes=off',
-      '-c max_connections=200', '-c shared_buffers=32MB',
-    ].join(' ');
-    await asServerUser('pg_ctl', ['-D', dataDir, '-l', join(dir.path, 'server.log'), '-o', serverOptions, '-w', '-t', '60', 'start']);
+    await asServerUser('pg_ctl', ['-D', dataDir, '-l', join(dir.path, 'server.log'), '-o', serverOptions(dir.path), '-w', '-t', '60', 'start']);
     started = true;
   } catch (error) {
     const log = await readFile(join(dir.path, 'server.log'), 'utf8').catch(() => '');
     await dir.remove();
     throw new Error(`could not start a test PostgreSQL: ${(error as Error).message}\n${log}`, { cause: error });
   }
+  const startCommand = ['-D', dataDir, '-l', join(dir.path, 'server.log'), '-o', serverOptions(dir.path), '-w', '-t', '60', 'start'];
   let databases = 0;
   const connection = (database: string): PostgresDatabase => ({ host: dir.path, port: socketPort, user: superuser, database });
   return {
@@ -106,6 +116,13 @@ export async function startTestPostgres(): Promise<TestPostgres> {
         await client.end();
       }
       return connection(name);
+    },
+    socketPath: join(dir.path, `.s.PGSQL.${socketPort}`),
+    async stop(mode) {
+      await asServerUser('pg_ctl', ['-D', dataDir, '-m', mode, '-w', 'stop']);
+    },
+    async start() {
+      await asServerUser('pg_ctl', startCommand);
     },
     async close() {
       if (started) await asServerUser('pg_ctl', ['-D', dataDir, '-m', 'immediate', '-w', 'stop']).catch(() => undefined);

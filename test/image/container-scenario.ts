@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, it } from 'node:test';
 import type { BuiltImage } from '../../scripts/image/build.ts';
 import { imagePaths, imageUser } from '../../scripts/image/compose.ts';
-import { sharedBerthImage, testImageName } from '../helpers/berth-image.ts';
+import { sharedBerthImage } from '../helpers/berth-image.ts';
 import { freePort } from '../helpers/nginx.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { run } from '../helpers/tools.ts';

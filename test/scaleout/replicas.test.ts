@@ -13,17 +13,19 @@ import { writeOciLayout } from '../helpers/oci-layout.ts';
 import { postgresMissing, startTestPostgres, type PostgresDatabase, type TestPostgres } from '../helpers/postgres.ts';
 import { startNginx } from '../helpers/nginx.ts';
 import { startBerthServer } from '../helpers/process.ts';
-import { s3Options, startTestS3, type TestS3 } from '../helpers/s3.ts';
+import { objectStoreMissing, startTestObjectStore } from '../helpers/rgw.ts';
+import { s3Options, type TestS3 } from '../helpers/s3.ts';
 import { assertSameBytes } from '../helpers/stores.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { missingCommands, run } from '../helpers/tools.ts';
 
-const skip = postgresMissing() || missingCommands('nginx', 'skopeo');
+const skip = postgresMissing() || objectStoreMissing() || missingCommands('nginx', 'skopeo');
 const prefix = 'e2e';
 
 /**
- * Two `berth serve` processes sharing PostgreSQL and S3, behind nginx
- * balancing round robin: any replica answers anything.
+ * Two `berth serve` processes sharing PostgreSQL and S3 (Ceph RGW, or
+ * s3rver with BERTH_TEST_S3=s3rver), behind nginx balancing round robin:
+ * any replica answers anything.
  */
 describe('replicas sharing S3 and PostgreSQL behind nginx', { skip }, () => {
   let work: { path: string; remove(): Promise<void> };
@@ -40,7 +42,7 @@ describe('replicas sharing S3 and PostgreSQL behind nginx', { skip }, () => {
     work = await tempDir('berth-replicas');
     postgres = await startTestPostgres();
     database = await postgres.createDatabase();
-    s3 = await startTestS3();
+    s3 = await startTestObjectStore();
     const configFile = join(work.path, 'berth.yaml');
     await writeFile(
       configFile,
@@ -49,7 +51,7 @@ describe('replicas sharing S3 and PostgreSQL behind nginx', { skip }, () => {
         log: { level: 'info', format: 'json' },
         storage: {
           driver: 's3',
-          s3: { bucket: s3.bucket, prefix, region: s3.region, endpoint: s3.endpoint, forcePathStyle: true, credentials: s3.credentials, partSize: '5MiB' },
+          s3: { bucket: s3.bucket, prefix, region: s3.region, endpoint: s3.endpoint, forcePathStyle: true, credentials: { ...s3.credentials }, partSize: '5MiB' },
         },
         metadata: { driver: 'postgres', postgres: { host: database.host, port: database.port, user: database.user, database: database.database } },
       }),

@@ -12,6 +12,8 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { RegistryError } from '../../errors/registry-error.ts';
 import { algorithmOf, hexOf, tryParseDigest, type Digest } from '../../oci/digest.ts';
 import type { BlobStore, ByteRange, StoredItem, UploadArea } from '../blob-store.ts';
+import { guardClient } from './guarded-client.ts';
+import { leaseTiming, MultipartLeases } from '../../io/s3/multipart-leases.ts';
 import { s3Limits } from './part-plan.ts';
 import { createS3Client, isNotFound, isNotImplemented, listObjects, normalizePrefix, type S3Location } from '../../io/s3/s3-client.ts';
 import { S3UploadArea } from './s3-uploads.ts';
@@ -21,6 +23,8 @@ export interface S3BlobStoreOptions extends S3Location {
   partSize: number;
   /** How long a presigned blob URL stays valid, in milliseconds. */
   presignExpiry: number;
+  /** Longest wait for an answer (response headers) before the store counts as unavailable, in milliseconds; 0 for none. */
+  requestTimeout?: number;
   /** Multipart uploads older than this (milliseconds) are aborted; 0 leaves them to a bucket lifecycle rule. */
   multipartExpiry: number;
   /** Told about background failures (the multipart sweep). */
@@ -40,13 +44,16 @@ export class S3BlobStore implements BlobStore {
   readonly #client: S3Client;
   readonly #options: S3BlobStoreOptions;
   readonly #prefix: string;
+  readonly #leases: MultipartLeases;
   #sweeper: NodeJS.Timeout | undefined;
 
   private constructor(client: S3Client, options: S3BlobStoreOptions) {
     this.#client = client;
     this.#options = options;
     this.#prefix = normalizePrefix(options.prefix);
+    this.#leases = new MultipartLeases(client, options.bucket, `${this.#prefix}multipart-leases/`, leaseTiming(options.multipartExpiry));
     this.uploads = new S3UploadArea({
+      leases: this.#leases,
       client,
       bucket: options.bucket,
       root: `${this.#prefix}uploads/`,
@@ -58,6 +65,7 @@ export class S3BlobStore implements BlobStore {
   /** Connects and checks that the bucket is there and reachable with these credentials. */
   static async open(options: S3BlobStoreOptions): Promise<S3BlobStore> {
     const client = createS3Client(options);
+    guardClient(client, options.requestTimeout ?? 30_000);
     try {
       await client.send(new HeadBucketCommand({ Bucket: options.bucket }));
     } catch (error) {
@@ -67,6 +75,11 @@ export class S3BlobStore implements BlobStore {
     const store = new S3BlobStore(client, options);
     store.#startSweeper();
     return store;
+  }
+
+  /** Throws when the bucket cannot be reached (readiness). */
+  async ping(signal?: AbortSignal): Promise<void> {
+    await this.#client.send(new HeadBucketCommand({ Bucket: this.#options.bucket }), sendOptions(signal));
   }
 
   async stat(digest: Digest, signal?: AbortSignal): Promise<number | undefined> {
@@ -120,11 +133,14 @@ export class S3BlobStore implements BlobStore {
 
   /**
    * Aborts multipart uploads under the prefix started before `cutoff`: what
-   * appends and commits leave when their process dies mid-way. Resolves to
-   * how many were aborted; throws when the store cannot list them.
+   * appends and commits leave when their process dies mid-way. An upload
+   * that a live process still writes holds a lease (src/io/s3/multipart-leases.ts) and
+   * is never aborted, however old. Resolves to how many were aborted; throws
+   * when the store cannot list them.
    */
   async sweepMultipartUploads(cutoff: Date): Promise<number> {
     const bucket = this.#options.bucket;
+    const leased = await this.#leases.leasedKeys();
     let aborted = 0;
     let keyMarker: string | undefined;
     let uploadIdMarker: string | undefined;
@@ -139,6 +155,7 @@ export class S3BlobStore implements BlobStore {
       );
       for (const upload of page.Uploads ?? []) {
         if (upload.Initiated === undefined || upload.Initiated >= cutoff || upload.Key === undefined || upload.UploadId === undefined) continue;
+        if (leased.has(upload.Key)) continue;
         await this.#client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: upload.Key, UploadId: upload.UploadId })).then(
           () => aborted++,
           (error: unknown) => {

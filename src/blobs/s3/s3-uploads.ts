@@ -16,14 +16,18 @@ import {
 import { RegistryError } from '../../errors/registry-error.ts';
 import type { Digest } from '../../oci/digest.ts';
 import { uploadIdPattern, type StoredItem, type UploadArea } from '../blob-store.ts';
+import type { MultipartLeases } from '../../io/s3/multipart-leases.ts';
 import { abortMultipart, blobContentType, writeObject, type ObjectTarget } from '../../io/s3/object-writer.ts';
 import { planParts, s3Limits, type Part, type Piece } from './part-plan.ts';
+import { readPieces } from './piece-reader.ts';
 import { isNotFound, isNotImplemented, listObjects } from '../../io/s3/s3-client.ts';
 import { resolveChain, type Segment } from './segments.ts';
 
 const markerName = 'started';
 const segmentPattern = /^(\d{16})\.([0-9a-f]+)$/;
 const deleteBatch = 1000;
+/** Parts of one commit uploaded or copied at once. */
+const partConcurrency = 4;
 
 export interface S3UploadSettings {
   client: S3Client;
@@ -33,6 +37,8 @@ export interface S3UploadSettings {
   blobKey(digest: Digest): string;
   /** Part size for multipart writes, and for parts gathered from small chunks. */
   partBytes: number;
+  /** Keeps the sweep away from multipart uploads in progress. */
+  leases?: MultipartLeases | undefined;
 }
 
 /**
@@ -60,8 +66,8 @@ export class S3UploadArea implements UploadArea {
   async append(id: string, offset: number, data: Readable, signal?: AbortSignal): Promise<number> {
     resolveChain(await this.#segments(id, signal), offset);
     const name = `${String(offset).padStart(16, '0')}.${randomBytes(8).toString('hex')}`;
-    const { client, bucket, partBytes } = this.#settings;
-    return offset + (await writeObject({ client, bucket, key: this.#key(id, name) }, data, partBytes, signal));
+    const { client, bucket, partBytes, leases } = this.#settings;
+    return offset + (await writeObject({ client, bucket, key: this.#key(id, name), leases }, data, partBytes, signal));
   }
 
   async read(id: string, signal?: AbortSignal, size?: number): Promise<Readable> {
@@ -158,26 +164,30 @@ export class S3UploadArea implements UploadArea {
   }
 
   async #assembleParts(chain: readonly Segment[], target: ObjectTarget): Promise<void> {
-    const { client, bucket, partBytes } = this.#settings;
+    const { client, bucket, partBytes, leases } = this.#settings;
     const copy = this.#partCopy;
     const plan = planParts(chain, { streamPartBytes: partBytes, copy });
-    const created = await client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: target.key, ContentType: blobContentType }));
-    const uploadId = created.UploadId as string;
+    // The lease comes first, so that no sweep ever sees this upload without one.
+    const release = await leases?.hold(target.key);
+    let uploadId: string | undefined;
     try {
-      const completed: CompletedPart[] = [];
-      for (const [index, part] of plan.entries()) {
-        completed.push({ PartNumber: index + 1, ETag: await this.#uploadPart(part, target.key, uploadId, index + 1) });
-      }
+      const created = await client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: target.key, ContentType: blobContentType }));
+      const id = created.UploadId as string;
+      uploadId = id;
+      const etags = await inOrder(plan, partConcurrency, (part, index) => this.#uploadPart(part, target.key, id, index + 1));
+      const completed: CompletedPart[] = etags.map((etag, index) => ({ PartNumber: index + 1, ETag: etag }));
       await client.send(
         new CompleteMultipartUploadCommand({ Bucket: bucket, Key: target.key, UploadId: uploadId, MultipartUpload: { Parts: completed } }),
       );
     } catch (error) {
-      await abortMultipart(target, uploadId);
+      if (uploadId !== undefined) await abortMultipart(target, uploadId);
       if (copy && isNotImplemented(error)) {
         this.#partCopy = false;
         return this.#assembleParts(chain, target);
       }
       throw error;
+    } finally {
+      await release?.();
     }
   }
 
@@ -203,28 +213,49 @@ export class S3UploadArea implements UploadArea {
     return uploaded.ETag;
   }
 
-  /** The bytes of `pieces` one after the other, fetching each only when the previous one is consumed. */
-  async *#concatenate(pieces: readonly Piece[], signal?: AbortSignal): AsyncGenerator<Buffer> {
+  /** The bytes of `pieces` one after the other, small ones fetched several at a time (piece-reader.ts). */
+  #concatenate(pieces: readonly Piece[], signal?: AbortSignal): AsyncGenerator<Buffer> {
     const { client, bucket } = this.#settings;
-    for (const piece of pieces) {
-      let response;
+    return readPieces(pieces, async (piece) => {
       try {
-        response = await client.send(
+        const response = await client.send(
           new GetObjectCommand({ Bucket: bucket, Key: piece.key, Range: `bytes=${piece.start}-${piece.end}` }),
           signal === undefined ? {} : { abortSignal: signal },
         );
+        return response.Body as Readable;
       } catch (error) {
         // The upload was removed (finished or cancelled elsewhere) while being read.
         if (isNotFound(error)) throw new RegistryError('BLOB_UPLOAD_UNKNOWN', 'the upload was removed while being read', { cause: error });
         throw error;
       }
-      yield* response.Body as Readable;
-    }
+    });
   }
 
   #key(id: string, name: string): string {
     return `${this.#settings.root}${id}/${name}`;
   }
+}
+
+/** `task` over every item, at most `limit` at once; results in the items' order. The first failure rejects once all started tasks settle. */
+async function inOrder<T, R>(items: readonly T[], limit: number, task: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array<R>(items.length);
+  let next = 0;
+  let failed = false;
+  const worker = async () => {
+    while (next < items.length && !failed) {
+      const index = next++;
+      try {
+        results[index] = await task(items[index] as T, index);
+      } catch (error) {
+        failed = true;
+        throw error;
+      }
+    }
+  };
+  const settled = await Promise.allSettled(Array.from({ length: Math.min(limit, items.length) }, worker));
+  const rejected = settled.find((result) => result.status === 'rejected');
+  if (rejected !== undefined) throw rejected.reason;
+  return results;
 }
 
 function copySource(bucket: string, key: string): string {

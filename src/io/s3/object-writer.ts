@@ -8,6 +8,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import type { Readable } from 'node:stream';
+import type { MultipartLeases } from './multipart-leases.ts';
 
 export const blobContentType = 'application/octet-stream';
 
@@ -16,6 +17,8 @@ export interface ObjectTarget {
   client: S3Client;
   bucket: string;
   key: string;
+  /** Marks multipart uploads in progress so that the sweep leaves them alone. */
+  leases?: MultipartLeases | undefined;
 }
 
 /**
@@ -40,8 +43,16 @@ export async function writeObject(target: ObjectTarget, source: Readable, partBy
     await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: first, ContentLength: first.length, ContentType: blobContentType }), options);
     return first.length;
   }
-  const created = await client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key, ContentType: blobContentType }), options);
-  const uploadId = created.UploadId as string;
+  // The lease comes first, so that no sweep ever sees this upload without one.
+  const release = await target.leases?.hold(key);
+  let uploadId: string;
+  try {
+    const created = await client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key, ContentType: blobContentType }), options);
+    uploadId = created.UploadId as string;
+  } catch (error) {
+    await release?.();
+    throw error;
+  }
   const completed: CompletedPart[] = [];
   let written = 0;
   try {
@@ -67,6 +78,8 @@ export async function writeObject(target: ObjectTarget, source: Readable, partBy
   } catch (error) {
     await abortMultipart(target, uploadId);
     throw error;
+  } finally {
+    await release?.();
   }
 }
 

@@ -22,6 +22,8 @@ export function poolConfig(settings: PostgresSettings): pg.PoolConfig {
     connectionTimeoutMillis: settings.pool.connectionTimeout,
     statement_timeout: settings.statementTimeout === 0 ? false : settings.statementTimeout,
   };
+  // The server's statement_timeout cannot end a query whose answer never arrives (a hung network): the client gives up a second later.
+  if (settings.statementTimeout > 0) config.query_timeout = settings.statementTimeout + 1000;
   if (settings.url !== undefined) config.connectionString = settings.url;
   if (settings.host !== undefined) config.host = settings.host;
   if (settings.port !== undefined) config.port = settings.port;

@@ -152,6 +152,9 @@ export class PostgresMetaStore implements MetaStore {
     const pool = new pg.Pool({ ...config, types });
     // An idle connection that breaks is dropped by the pool; without a listener it would crash the process.
     pool.on('error', () => undefined);
+    // So does a connection that breaks while checked out between two queries (a server crash
+    // mid-transaction): its next query fails instead, and the request answers 503.
+    pool.on('connect', (client) => client.on('error', () => undefined));
     try {
       await migrate(pool);
     } catch (error) {
@@ -164,6 +167,20 @@ export class PostgresMetaStore implements MetaStore {
   /** The pool, for modules that extend the store with their own tables (GC, events). */
   get pool(): pg.Pool {
     return this.#pool;
+  }
+
+  /** One round trip on a pooled connection, given up after the signal (the connection is then dropped). */
+  async ping(signal?: AbortSignal): Promise<void> {
+    const client = await this.#pool.connect();
+    let broken: Error | undefined;
+    try {
+      await abortable(client.query('SELECT 1'), signal);
+    } catch (error) {
+      broken = error instanceof Error ? error : new Error(String(error));
+      throw error;
+    } finally {
+      client.release(broken);
+    }
   }
 
   async close(): Promise<void> {
@@ -369,4 +386,16 @@ function toUploadSession(row: Row): UploadSession {
 function splitNames<T extends string>(rows: Row[]): T[] {
   const names = rows[0]?.['names'];
   return typeof names === 'string' ? (names.split('\n') as T[]) : [];
+}
+
+/** `work`, or a rejection as soon as `signal` aborts. */
+function abortable<T>(work: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (signal === undefined) return work;
+  work.catch(() => undefined);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }

@@ -158,6 +158,10 @@ export class SqliteMetaStore implements MetaStore {
     return this.#db;
   }
 
+  async ping(): Promise<void> {
+    this.#db.prepare('SELECT 1').get();
+  }
+
   async close(): Promise<void> {
     if (this.#db.isOpen) this.#db.close();
   }
