@@ -5,7 +5,7 @@ import type { RepositoryRouter } from '../registry/router.ts';
 import { AccessLog, noteCaller } from './access-log.ts';
 import { queryValue } from './body.ts';
 import type { AccessPolicy, TokenIssuer } from './access.ts';
-import { sendError } from './errors.ts';
+import { answerClientError, sendError } from './errors.ts';
 import { listCatalog } from './listings.ts';
 import { declareTargets, noteTarget, observeRequests, type RequestObserver } from './observer.ts';
 import { registerRateLimit } from './rate-limit.ts';
@@ -51,6 +51,9 @@ export function createApp(dependencies: AppDependencies): FastifyInstance {
     genReqId: requestIds(),
     return503OnClosing: true,
     routerOptions: { maxParamLength: 4096 },
+    // What the framework and Node's parser reject is answered in the spec's error format too.
+    frameworkErrors: (error: Error, request: FastifyRequest, reply: FastifyReply) => sendError(error, request, reply),
+    clientErrorHandler: answerClientError,
     ...serverOptions(dependencies.server),
     // With TLS the instance is typed over an https server; what the app uses is the same.
   }) as unknown as FastifyInstance;

@@ -1,3 +1,5 @@
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { isRegistryError, RegistryError, type ErrorCode } from '../errors/registry-error.ts';
 
@@ -35,17 +37,36 @@ function toRegistryError(error: unknown, requestId: string): RegistryError {
   });
 }
 
+/** The spec's table has no code for a bad URL, a timeout or a 404 route: those are UNSUPPORTED, with the reason in the message. */
 function codeForStatus(status: number): ErrorCode {
   const byStatus: Partial<Record<number, ErrorCode>> = {
     401: 'UNAUTHORIZED',
     403: 'DENIED',
-    404: 'NOT_FOUND',
-    405: 'UNSUPPORTED',
     413: 'SIZE_INVALID',
-    415: 'UNSUPPORTED',
-    416: 'RANGE_INVALID',
     429: 'TOOMANYREQUESTS',
   };
   return byStatus[status] ?? 'UNSUPPORTED';
+}
+
+/**
+ * Answers what Node's HTTP parser rejects before any request exists (a
+ * header past the limit, headers that arrive too slowly, bytes that are not
+ * HTTP) in the spec's error format, then closes the connection.
+ */
+export function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, message] =
+    error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? [408, 'the request did not arrive in time']
+      : error.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'the request line and headers exceed the limit']
+        : [400, 'the request is not valid HTTP'];
+  const body = JSON.stringify(errorBody(new RegistryError('UNSUPPORTED', message, { status })));
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy();
 }
 

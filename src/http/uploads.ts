@@ -121,7 +121,7 @@ async function withResumeHeaders<T>(writer: RepositoryWriter, name: RepositoryNa
   try {
     return await work();
   } catch (error) {
-    if (isRegistryError(error) && error.code === 'RANGE_INVALID') {
+    if (isRegistryError(error) && error.status === 416) {
       const upload = await writer.uploadStatus(id).catch(() => undefined);
       if (upload !== undefined) Object.assign(error.headers, resumeHeaders(name, upload));
     }

@@ -96,10 +96,10 @@ function findEndpoint(path: string): { endpoint: Endpoint; groups: Record<string
   return undefined;
 }
 
-/** Finds the endpoint for a path below /v2/; NOT_FOUND, UNSUPPORTED (405) or NAME_INVALID otherwise. */
+/** Finds the endpoint for a path below /v2/; UNSUPPORTED (404 or 405) or NAME_INVALID otherwise. */
 export function matchV2(path: string, method: string): V2Match {
   const found = findEndpoint(path);
-  if (found === undefined) throw new RegistryError('NOT_FOUND', `no endpoint at /v2/${path.slice(0, 200)}`);
+  if (found === undefined) throw new RegistryError('UNSUPPORTED', `no endpoint at /v2/${path.slice(0, 200)}`, { status: 404 });
   const { endpoint, groups } = found;
   const route = endpoint.methods[method as Method];
   if (route === undefined) {

@@ -74,7 +74,7 @@ export interface RepositoryWriter {
   /** Starts an upload session, bound to `owner` when given. */
   startUpload(owner?: string): Promise<UploadState>;
   uploadStatus(id: string): Promise<UploadState>;
-  /** Appends a chunk; 416 (RANGE_INVALID) when it does not start where the upload ends. */
+  /** Appends a chunk; 416 (BLOB_UPLOAD_INVALID) when it does not start where the upload ends. */
   appendUpload(id: string, body: Readable, bounds: ChunkBounds, signal?: AbortSignal): Promise<UploadState>;
   /** Appends an optional last chunk, verifies the digest and makes the blob readable here. */
   finishUpload(id: string, digest: Digest, body: Readable | undefined, bounds: ChunkBounds, signal?: AbortSignal): Promise<number>;

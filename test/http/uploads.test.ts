@@ -125,11 +125,11 @@ describe('chunked uploads', () => {
     const location = await startSession('chunk/order');
     await patch(location, data.subarray(0, 10), 0);
     const skipped = await patch(location, data.subarray(20, 30), 20);
-    assertError(skipped, 416, 'RANGE_INVALID');
+    assertError(skipped, 416, 'BLOB_UPLOAD_INVALID');
     assert.equal(skipped.headers.get('range'), '0-9');
     assert.equal(skipped.headers.get('location'), location);
     const repeated = await patch(location, data.subarray(0, 10), 0);
-    assertError(repeated, 416, 'RANGE_INVALID');
+    assertError(repeated, 416, 'BLOB_UPLOAD_INVALID');
     assert.equal(repeated.headers.get('range'), '0-9');
     // The upload is intact and can be resumed.
     await patch(location, data.subarray(10), 10);
@@ -173,7 +173,7 @@ describe('chunked uploads', () => {
     assertError(await call(registry.url, 'GET', elsewhere), 404, 'BLOB_UPLOAD_UNKNOWN');
     assertError(await patch(elsewhere, data, 0), 404, 'BLOB_UPLOAD_UNKNOWN');
     assertError(await call(registry.url, 'GET', '/v2/chunk/mine/blobs/uploads/00000000-0000-0000-0000-000000000000'), 404, 'BLOB_UPLOAD_UNKNOWN');
-    assertError(await call(registry.url, 'GET', '/v2/chunk/mine/blobs/uploads/..%2F..%2Fetc'), 404, 'NOT_FOUND');
+    assertError(await call(registry.url, 'GET', '/v2/chunk/mine/blobs/uploads/..%2F..%2Fetc'), 404, 'UNSUPPORTED');
   });
 });
 
