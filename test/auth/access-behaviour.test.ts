@@ -204,7 +204,16 @@ describe('Basic challenge and default rules', () => {
     try {
       const ping = await test.app.inject({ method: 'GET', url: '/v2/' });
       assert.equal(ping.statusCode, 401, 'docker login relies on /v2/ asking for credentials');
-      assert.equal(ping.headers['www-authenticate'], 'Basic realm="Our \\"registry\\"", charset="UTF-8"');
+      assert.equal(
+        ping.headers['www-authenticate'],
+        'Bearer realm="http://localhost:80/token",service="berth"',
+        'docker, told Basic here without a password, refuses to pull anonymously; told Bearer, it fetches an anonymous token',
+      );
+      const anonymousToken = (await test.app.inject({ method: 'GET', url: '/token?service=berth' })).json<{ token: string }>().token;
+      const withToken = await test.app.inject({ method: 'GET', url: '/v2/', headers: { authorization: `Bearer ${anonymousToken}` } });
+      assert.equal(withToken.statusCode, 401, 'an anonymous token is not a sign-in: 200 here would tell clients they are logged in');
+      const signedIn = await test.app.inject({ method: 'GET', url: '/v2/', headers: { authorization: basic('alice', 'pw') } });
+      assert.equal(signedIn.statusCode, 200);
       await injectPushImage(test.app, basic('alice', 'pw'), 'any/name', 'v1', randomImage({ layers: 1 }));
       const pulled = await test.app.inject({ method: 'GET', url: '/v2/any/name/manifests/v1' });
       assert.equal(pulled.statusCode, 200);
@@ -216,6 +225,18 @@ describe('Basic challenge and default rules', () => {
       const other = await test.app.inject({ method: 'GET', url: '/v2/', headers: { authorization: 'Digest username="alice"' } });
       assert.equal(other.statusCode, 401);
       assert.match(JSON.parse(other.body).errors[0].message, /unsupported authorization scheme/);
+    } finally {
+      await test.close();
+      await temp.remove();
+    }
+  });
+  it('asks for Basic credentials at /v2/ when nobody may pull anonymously', async () => {
+    const temp = await tempDir('berth-basic');
+    const test = await createTestApp(await authSettings(temp.path, { users: { alice: 'pw' } }));
+    try {
+      const ping = await test.app.inject({ method: 'GET', url: '/v2/' });
+      assert.equal(ping.statusCode, 401);
+      assert.equal(ping.headers['www-authenticate'], 'Basic realm="Berth", charset="UTF-8"');
     } finally {
       await test.close();
       await temp.remove();
