@@ -18,7 +18,7 @@ import type { RepositoryName } from '../oci/names.ts';
 import { repositoryScope } from '../policy/globs.ts';
 import { ImmutableTags } from '../policy/immutable-tags.ts';
 import { PullRecorder } from '../policy/pull-recorder.ts';
-import { Quotas } from '../policy/quotas.ts';
+import { Quotas, visibleUsage } from '../policy/quotas.ts';
 import { Retention, type RetentionReport } from '../policy/retention.ts';
 import { operationsPolicy } from '../policy/write-policy.ts';
 import type { WritePolicy } from '../registry/write-policy.ts';
@@ -135,10 +135,11 @@ export class Operations {
     return this.retention.run(options);
   }
 
-  async usage(globs: readonly string[]): Promise<UsageReport> {
-    const quotas = await this.quotas.report();
+  /** Quotas and the globs' usage; with `visible` (the caller's view), counting only the repositories it accepts. */
+  async usage(globs: readonly string[], visible?: (name: RepositoryName) => boolean): Promise<UsageReport> {
+    const quotas = await this.quotas.report(visible);
     if (globs.length === 0) return { quotas };
-    const selection = await this.store.usage.usage(repositoryScope(globs));
+    const selection = await visibleUsage(this.store.usage, repositoryScope(globs), visible);
     return { quotas, selection: { repositories: globs, usedBytes: selection.bytes, usedRepositories: selection.repositories } };
   }
 
@@ -149,7 +150,7 @@ export class Operations {
   }
 
   extensions(): ((app: FastifyInstance, access?: AccessPolicy) => void)[] {
-    const routes: ((app: FastifyInstance, access?: AccessPolicy) => void)[] = [usageRoute((globs) => this.usage(globs))];
+    const routes: ((app: FastifyInstance, access?: AccessPolicy) => void)[] = [usageRoute((globs, visible) => this.usage(globs, visible))];
     if (this.#parts.config.metrics.enabled) routes.push(metricsRoute(() => this.metrics.exposition()));
     return routes;
   }
