@@ -7,9 +7,14 @@ import { queryValues } from './body.ts';
 /** `GET /metrics`: Prometheus text exposition. */
 export function metricsRoute(exposition: () => Promise<{ contentType: string; body: string }>): (app: FastifyInstance) => void {
   return (app) => {
-    app.get('/metrics', async (_request, reply) => {
-      const { contentType, body } = await exposition();
-      return reply.header('content-type', contentType).header('cache-control', 'no-store').send(body);
+    app.route({
+      method: ['GET', 'HEAD'],
+      url: '/metrics',
+      handler: async (request, reply) => {
+        const { contentType, body } = await exposition();
+        reply.header('content-type', contentType).header('cache-control', 'no-store');
+        return reply.send(request.method === 'HEAD' ? undefined : body);
+      },
     });
   };
 }

@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { RegistryError } from '../errors/registry-error.ts';
+import { isRegistryError, RegistryError } from '../errors/registry-error.ts';
 import { parseRepositoryName, type RepositoryName } from '../oci/names.ts';
 import type { Repository, RepositoryWriter } from '../registry/repository.ts';
 import type { RepositoryRouter } from '../registry/router.ts';
@@ -162,13 +162,21 @@ export async function runV2(
     ...(caller === undefined ? {} : { caller }),
     repository: open,
     writer: async () => {
-      const writer = (await open()).writer;
-      if (writer === undefined) {
-        throw new RegistryError('UNSUPPORTED', `repository ${match.name} is read-only: it is not served from hosted storage`, {
-          detail: { name: match.name },
-        });
-      }
+      // A name its source cannot open (a new name under an archive prefix)
+      // is as read-only as one it serves without a writer.
+      const writer = (await open().catch((error: unknown) => {
+        if (isRegistryError(error) && error.code === 'NAME_UNKNOWN') throw readOnly(match.name, error);
+        throw error;
+      })).writer;
+      if (writer === undefined) throw readOnly(match.name);
       return writer;
     },
+  });
+}
+
+function readOnly(name: RepositoryName, cause?: unknown): RegistryError {
+  return new RegistryError('UNSUPPORTED', `repository ${name} is read-only: it is not served from hosted storage`, {
+    detail: { name },
+    ...(cause === undefined ? {} : { cause }),
   });
 }
