@@ -203,6 +203,7 @@ export async function startServer(config: Config, logger: PinoLogger = createLog
     settings: {
       maxManifestBytes: config.registry.maxManifestBytes,
       chunkMinLength: config.registry.chunkMinLength ?? registry.blobs.chunkMinLength,
+      autoMount: config.registry.autoMount,
     },
     logger,
     resolveNamespace: namespaceResolver(

@@ -15,6 +15,8 @@ export interface HttpSettings {
   maxManifestBytes: number;
   /** Advertised as OCI-Chunk-Min-Length. */
   chunkMinLength: number;
+  /** `?mount=` without `from` mounts from any repository the caller may pull (default true). */
+  autoMount?: boolean;
 }
 
 /** What a repository-scoped request needs the caller to be allowed. */

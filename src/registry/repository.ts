@@ -79,8 +79,12 @@ export interface RepositoryWriter {
   /** Appends an optional last chunk, verifies the digest and makes the blob readable here. */
   finishUpload(id: string, digest: Digest, body: Readable | undefined, bounds: ChunkBounds, signal?: AbortSignal): Promise<number>;
   cancelUpload(id: string): Promise<void>;
-  /** Links a blob readable in `from` into this repository; false when `from` does not hold it. */
-  mountBlob(digest: Digest, from: RepositoryName): Promise<boolean>;
+  /**
+   * Links a blob readable in `from` into this repository; false when `from`
+   * does not hold it. Given a predicate instead, from any repository linking
+   * the blob that the predicate accepts.
+   */
+  mountBlob(digest: Digest, from: RepositoryName | ((name: RepositoryName) => boolean)): Promise<boolean>;
   putManifest(reference: Reference, bytes: Uint8Array, contentType: string | undefined, extraTags: readonly Tag[]): Promise<PutManifestResult>;
   deleteManifest(reference: Reference): Promise<void>;
   deleteBlob(digest: Digest): Promise<void>;

@@ -131,6 +131,23 @@ describe('access rules, catalog, uploads and mounts', () => {
     assert.equal(blob.statusCode, 200, 'the blob reached team/app through alice, not through bob');
   });
 
+  it('mounts without `from` only from a repository the caller may pull', async () => {
+    const image = randomImage({ layers: 1 });
+    await injectPushImage(test.app, as('alice'), 'team/secret/x', 'automatic', image);
+    const layer = image.layers[0]?.digest as string;
+    const mount = (user: keyof typeof users, digest: string, to: string) =>
+      test.app.inject({ method: 'POST', url: `/v2/${to}/blobs/uploads/?mount=${digest}`, headers: { authorization: as(user) } });
+    const bobExisting = await mount('bob', layer, 'team/bob-auto');
+    const bobMissing = await mount('bob', digestOf(randomBytes(10)), 'team/bob-auto');
+    assert.equal(bobExisting.statusCode, 202, 'only team/secret/x holds the layer, and bob may not pull it');
+    assert.deepEqual(Object.keys(bobExisting.headers).sort(), Object.keys(bobMissing.headers).sort());
+    assert.equal((await test.app.inject({ method: 'HEAD', url: `/v2/team/bob-auto/blobs/${layer}`, headers: { authorization: as('bob') } })).statusCode, 404);
+    const alice = await mount('alice', layer, 'team/alice-auto');
+    assert.equal(alice.statusCode, 201, 'alice may pull team/secret/x');
+    assert.equal(alice.headers['location'], `/v2/team/alice-auto/blobs/${layer}`);
+    assert.equal((await mount('bob', layer, 'team/bob-auto')).statusCode, 201, 'now team/alice-auto, which bob may pull, holds it');
+  });
+
   it('applies changed rules and users files without a restart', async () => {
     const rulesFile = join(temp.path, 'rules.yaml');
     const tags = (user: string, password: string) =>

@@ -68,7 +68,11 @@ export async function createTestApp(settings: TestSettings = {}): Promise<TestAp
   const app = createApp({
     ...security.app,
     router: registry.router,
-    settings: { maxManifestBytes: config.registry.maxManifestBytes, chunkMinLength: config.registry.chunkMinLength ?? registry.blobs.chunkMinLength },
+    settings: {
+      maxManifestBytes: config.registry.maxManifestBytes,
+      chunkMinLength: config.registry.chunkMinLength ?? registry.blobs.chunkMinLength,
+      autoMount: config.registry.autoMount,
+    },
   });
   await app.ready();
   return {

@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { digestOf } from '../../src/oci/digest.ts';
 import { assertError, call, type Reply } from '../helpers/http.ts';
 import { blobOf, pushBlob } from '../helpers/images.ts';
-import { registryForFile } from '../helpers/registry.ts';
+import { registryForFile, startTestRegistry } from '../helpers/registry.ts';
 
 const registry = registryForFile();
 
@@ -82,6 +82,27 @@ describe('POST /v2/<name>/blobs/uploads/', () => {
     assert.match(reply.headers.get('location') ?? '', /^\/v2\/up\/target\/blobs\/uploads\//);
     const noFrom = await call(registry.url, 'POST', `/v2/up/target/blobs/uploads/?mount=${missing}`);
     assert.equal(noFrom.status, 202);
+  });
+
+  it('?mount= without from links a blob any repository holds: 201', async () => {
+    const blob = blobOf(randomBytes(71));
+    await pushBlob(registry.url, 'up/somewhere', blob);
+    const reply = await call(registry.url, 'POST', `/v2/up/automatic/blobs/uploads/?mount=${blob.digest}`);
+    assert.equal(reply.status, 201);
+    assert.equal(reply.headers.get('location'), `/v2/up/automatic/blobs/${blob.digest}`);
+    assert.deepEqual((await call(registry.url, 'GET', `/v2/up/automatic/blobs/${blob.digest}`)).body, blob.bytes);
+  });
+
+  it('registry.autoMount: false starts an upload instead', async () => {
+    const other = await startTestRegistry({ 'registry.autoMount': false });
+    try {
+      const blob = blobOf(randomBytes(72));
+      await pushBlob(other.url, 'up/somewhere', blob);
+      assert.equal((await call(other.url, 'POST', `/v2/up/automatic/blobs/uploads/?mount=${blob.digest}`)).status, 202);
+      assert.equal((await call(other.url, 'POST', `/v2/up/automatic/blobs/uploads/?mount=${blob.digest}&from=up/somewhere`)).status, 201);
+    } finally {
+      await other.close();
+    }
   });
 
   it('refuses a malformed mount source or digest', async () => {
