@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
 import { request } from 'node:http';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -8,6 +11,16 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { call } from '../helpers/http.ts';
 import { spawnBerth, startBerthServer } from '../helpers/process.ts';
 import { tempDir } from '../helpers/tmp.ts';
+import { missingCommands, run } from '../helpers/tools.ts';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 let dir: { path: string; remove(): Promise<void> };
 before(async () => {
@@ -60,6 +73,57 @@ describe('berth serve', () => {
       assert.ok(berth.lines.some((line) => line.includes('"msg":"stopped"')));
     } finally {
       await berth.stop();
+    }
+  });
+
+  it('exits 1 when the drain runs out of server.shutdownTimeout', async () => {
+    const berth = await startBerthServer(['--data', join(dir.path, 'drain')], { BERTH_SERVER_SHUTDOWN_TIMEOUT: '300ms' });
+    try {
+      const location = (await call(berth.url, 'POST', '/v2/stuck/blobs/uploads/')).headers.get('location') as string;
+      const { port } = new URL(berth.url);
+      // A chunk whose rest never comes: the request stays in flight.
+      const outgoing = request({ host: '127.0.0.1', port, method: 'PATCH', path: location, headers: { 'content-length': 2000 } });
+      outgoing.on('error', () => undefined);
+      outgoing.write(randomBytes(1000));
+      await sleep(100);
+      berth.child.kill('SIGTERM');
+      assert.equal(await berth.exited, 1);
+      assert.ok(berth.lines.some((line) => line.includes('in-flight requests did not finish in time')));
+      outgoing.destroy();
+    } finally {
+      await berth.stop();
+    }
+  });
+
+  it('npm start stops Berth when npm gets SIGTERM, as from a process manager', { skip: missingCommands('npm', 'ps') }, async () => {
+    const data = join(dir.path, 'npm-start');
+    const npm = spawn('npm', ['start', '--', '--listen', '127.0.0.1:0', '--data', data], {
+      cwd: fileURLToPath(new URL('../..', import.meta.url)),
+      env: { PATH: process.env['PATH'], HOME: process.env['HOME'], BERTH_LOG_FORMAT: 'json' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    npm.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const exited = once(npm, 'exit');
+    let berthPid: string | undefined;
+    try {
+      for (let waited = 0; !output.includes('Berth is listening'); waited += 100) {
+        assert.ok(waited < 30_000, `npm start did not start Berth: ${output}`);
+        await sleep(100);
+      }
+      berthPid = (await run('ps', ['-eo', 'pid=,args='])).split('\n').find((line) => line.includes('berth.js serve') && line.includes(data))?.trim().split(/\s+/)[0];
+      assert.ok(berthPid !== undefined, 'the Berth process is found');
+      npm.kill('SIGTERM');
+      await exited;
+      for (let waited = 0; alive(Number(berthPid)); waited += 100) {
+        assert.ok(waited < 10_000, `Berth (pid ${berthPid}) still runs after npm was stopped`);
+        await sleep(100);
+      }
+      assert.match(output, /"msg":"stopped"/);
+    } finally {
+      if (npm.exitCode === null) npm.kill('SIGKILL');
+      // An orphaned Berth would hold the test's pipes open.
+      if (berthPid !== undefined && alive(Number(berthPid))) process.kill(Number(berthPid), 'SIGKILL');
     }
   });
 
