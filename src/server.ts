@@ -237,10 +237,15 @@ export async function startServer(config: Config, logger: PinoLogger = createLog
   };
 }
 
-/** JSON lines, or readable lines when writing to a terminal. */
-export function createLogger(config: Config): PinoLogger {
-  const pretty = config.log.format === 'pretty' || (config.log.format === 'auto' && process.stdout.isTTY === true);
+/**
+ * JSON lines, or readable lines when writing to a terminal. `berth serve`
+ * logs to stdout; commands whose output is a report (gc, usage, retention,
+ * rootfs import) log to stderr (2), so stdout holds the report alone.
+ */
+export function createLogger(config: Config, fd: 1 | 2 = 1): PinoLogger {
+  const stream = fd === 1 ? process.stdout : process.stderr;
+  const pretty = config.log.format === 'pretty' || (config.log.format === 'auto' && stream.isTTY === true);
   const options = { level: config.log.level, base: null, timestamp: pino.stdTimeFunctions.isoTime };
-  if (!pretty) return pino(options);
-  return pino(options, PinoPretty({ colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' }));
+  if (!pretty) return fd === 1 ? pino(options) : pino(options, pino.destination({ fd, sync: true }));
+  return pino(options, PinoPretty({ colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname', destination: fd }));
 }

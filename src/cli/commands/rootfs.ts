@@ -16,8 +16,8 @@ export function registerRootfs(program: Command): void {
     .action(async (file: string, options: CommonOptions & { prefix?: string }) => {
       const config = await configFromOptions(options, { 'log.level': 'warn' });
       const prefix = dropletPrefix(config, options.prefix);
-      const [{ openRegistry }, { DropletSource }] = await Promise.all([import('../../server.ts'), import('../../sources/droplet/droplet-source.ts')]);
-      const registry = await openRegistry(config);
+      const [{ createLogger, openRegistry }, { DropletSource }] = await Promise.all([import('../../server.ts'), import('../../sources/droplet/droplet-source.ts')]);
+      const registry = await openRegistry(config, createLogger(config, 2));
       try {
         const probe = `${prefix}rootfs-import`;
         const source = isRepositoryName(probe) ? registry.router.sourceFor(probe) : undefined;
