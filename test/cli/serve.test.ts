@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { call } from '../helpers/http.ts';
-import { spawnBerth, startBerthServer } from '../helpers/process.ts';
+import { berthMain, spawnBerth, startBerthServer } from '../helpers/process.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { missingCommands, run } from '../helpers/tools.ts';
 
@@ -125,6 +125,12 @@ describe('berth serve', () => {
       // An orphaned Berth would hold the test's pipes open.
       if (berthPid !== undefined && alive(Number(berthPid))) process.kill(Number(berthPid), 'SIGKILL');
     }
+  });
+
+  it('copy --help shows the default number of jobs as a number', async () => {
+    const help = await run(process.execPath, [berthMain, 'copy', '--help']);
+    assert.match(help, /blobs transferred at once \(default: 4\)/);
+    assert.doesNotMatch(help, /"4"/);
   });
 
   it('stops with exit code 3 and the key named when the configuration is wrong', async () => {
