@@ -100,6 +100,7 @@ async function openBlobStore(config: Config, dataDir: string, logger: PinoLogger
         ...storage.s3,
         bucket: storage.s3.bucket as string,
         onBackgroundError: (message, error) => logger.warn({ err: error }, message),
+        logger: logger.child({ store: 's3' }),
       });
       return { blobs, sweepMultipart: (cutoff) => blobs.sweepMultipartUploads(cutoff) };
     }

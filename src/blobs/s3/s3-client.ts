@@ -1,4 +1,5 @@
 import { ListObjectsV2Command, S3Client, type _Object } from '@aws-sdk/client-s3';
+import type { Logger } from '../../log.ts';
 
 /** Where the bucket is and how to reach it (config `storage.s3`). */
 export interface S3Location {
@@ -12,6 +13,20 @@ export interface S3Location {
   forcePathStyle: boolean;
   /** When absent, the standard AWS chain: environment, profile, web identity, instance role. */
   credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string | undefined } | undefined;
+  /** Where the SDK's own messages go; without one they are dropped (the SDK would write some to stderr). */
+  logger?: Logger | undefined;
+}
+
+/**
+ * The SDK's logger, writing into Berth's. Without it the SDK prints some
+ * warnings with console.warn ("An error was encountered in a non-retryable
+ * streaming request."), which breaks JSON-lines logs. Its messages come with
+ * an error the SDK throws, which Berth logs where it handles it, so they are
+ * debug-level detail here.
+ */
+export function sdkLogger(logger: Logger | undefined): Record<'trace' | 'debug' | 'info' | 'warn' | 'error', (...content: unknown[]) => void> {
+  const write = (...content: unknown[]): void => logger?.debug({ component: 'aws-sdk' }, content.map((part) => (typeof part === 'string' ? part : JSON.stringify(part))).join(' '));
+  return { trace: write, debug: write, info: write, warn: write, error: write };
 }
 
 export function createS3Client(location: S3Location): S3Client {
@@ -27,6 +42,7 @@ export function createS3Client(location: S3Location): S3Client {
     // A store that does not answer fails the request instead of holding it forever.
     // No idle timeout: a slow client legitimately pauses a blob download.
     requestHandler: { connectionTimeout: 10_000 },
+    logger: sdkLogger(location.logger),
   });
 }
 

@@ -12,6 +12,7 @@ import {
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import type { ByteRange } from '../../blobs/blob-store.ts';
+import { sdkLogger } from '../../blobs/s3/s3-client.ts';
 import { RegistryError } from '../../errors/registry-error.ts';
 import { MeteredStream, through } from '../../registry/blob-writer.ts';
 import { algorithmOf, finishDigest, type Digest } from '../../oci/digest.ts';
@@ -38,6 +39,8 @@ export function createS3Client(options: S3Options): S3Client {
     // Checksums only where S3 requires them: S3-compatible servers often lack the newer ones.
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
+    // The SDK's own messages would go to stderr, where copy's progress events go.
+    logger: sdkLogger(undefined),
   };
   if (options.endpoint !== undefined) config.endpoint = options.endpoint;
   if (options.credentials !== undefined) config.credentials = options.credentials;
