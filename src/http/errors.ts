@@ -17,13 +17,36 @@ export function errorBody(error: RegistryError): { errors: { code: ErrorCode; me
  */
 export function sendError(error: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   const registryError = toRegistryError(error, request.id);
-  if (registryError.status >= 500) {
+  logError(error, registryError, request);
+  reply.code(registryError.status).headers(registryError.headers).header('content-type', 'application/json');
+  return reply.send(request.method === 'HEAD' ? undefined : JSON.stringify(errorBody(registryError)));
+}
+
+/**
+ * Expected conditions get one line at their level and no stack: a client
+ * that went away (info), a dependency the registry relies on failing in a
+ * way it reports (a RegistryError of 502, 503 or 507: warn). Only the
+ * unexpected is an error with its stack.
+ */
+function logError(error: unknown, registryError: RegistryError, request: FastifyRequest): void {
+  const socket = request.raw.socket as { destroyed?: boolean } | null;
+  if (socket === null || socket.destroyed === true) {
+    request.log.info({ requestId: request.id, reason: reasonOf(error) }, 'the client went away before the response was complete');
+  } else if (registryError.status >= 500 && isRegistryError(error) && registryError.status !== 500) {
+    request.log.warn({ requestId: request.id, status: registryError.status, code: registryError.code, cause: reasonOf(error.cause) }, error.message);
+  } else if (registryError.status >= 500) {
     request.log.error({ err: error, requestId: request.id }, 'request failed');
   } else if (!isRegistryError(error)) {
     request.log.debug({ err: error }, 'request refused by the framework');
   }
-  reply.code(registryError.status).headers(registryError.headers).header('content-type', 'application/json');
-  return reply.send(request.method === 'HEAD' ? undefined : JSON.stringify(errorBody(registryError)));
+}
+
+/** An error's message with its causes', on one line. */
+function reasonOf(error: unknown): string | undefined {
+  if (error === undefined || error === null) return undefined;
+  if (!(error instanceof Error)) return String(error);
+  const cause = reasonOf(error.cause);
+  return cause === undefined || error.message.includes(cause) ? error.message : `${error.message}: ${cause}`;
 }
 
 function toRegistryError(error: unknown, requestId: string): RegistryError {

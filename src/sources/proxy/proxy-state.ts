@@ -88,7 +88,8 @@ export class ProxyState {
   /** Logs an upstream failure that cached content covers, and rests the upstream for a while. */
   noteFailure(error: unknown, context: Record<string, unknown>): void {
     this.#restingUntil = Date.now() + this.options.failureBackoffMs;
-    this.logger.warn({ err: error, upstream: this.upstream, ...context }, 'upstream unavailable; serving from the cache');
+    // Expected while an upstream is down: one line, no stack.
+    this.logger.warn({ upstream: this.upstream, reason: error instanceof Error ? error.message : String(error), ...context }, 'upstream unavailable; serving from the cache');
   }
 
   putUnchecked(repository: RepositoryName, record: ManifestRecord, references: ManifestReferences, tags: readonly Tag[]): Promise<void> {
