@@ -212,6 +212,7 @@ export async function startServer(config: Config, logger: PinoLogger = createLog
     ),
     observers: registry.operations.observers(),
     extensions: registry.operations.extensions(),
+    onStorageFull: (store) => registry.operations.metrics.storageFull.inc({ store }),
   });
   const { host, port } = splitHostPort(config.listen);
   try {

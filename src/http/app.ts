@@ -5,6 +5,7 @@ import type { RepositoryRouter } from '../registry/router.ts';
 import { AccessLog, noteCaller } from './access-log.ts';
 import { queryValue } from './body.ts';
 import type { AccessPolicy, TokenIssuer } from './access.ts';
+import { storageFullOf, type FullStore } from '../errors/storage-full.ts';
 import { answerClientError, sendError } from './errors.ts';
 import { listCatalog } from './listings.ts';
 import { declareTargets, noteTarget, observeRequests, type RequestObserver } from './observer.ts';
@@ -30,6 +31,8 @@ export interface AppDependencies {
   resolveNamespace?: (name: RepositoryName, namespace: string) => RepositoryName;
   /** Told about every request (metrics, events). */
   observers?: readonly RequestObserver[];
+  /** Told when a request failed because a store is full (a metric counts it). */
+  onStorageFull?: (store: FullStore) => void;
   /** Endpoints beside the registry API (metrics, usage), each registering its routes (with the access policy, when there is one). */
   extensions?: readonly ((app: FastifyInstance, access?: AccessPolicy) => void)[];
 }
@@ -65,6 +68,8 @@ export function createApp(dependencies: AppDependencies): FastifyInstance {
   app.addContentTypeParser('*', (_request, _payload, done) => done(null, undefined));
 
   app.setErrorHandler((error, request, reply) => {
+    const full = storageFullOf(error);
+    if (full !== undefined) dependencies.onStorageFull?.(full.store);
     for (const name of Object.keys(reply.getHeaders())) {
       if (!keptOnError.has(name)) reply.removeHeader(name);
     }

@@ -2,6 +2,7 @@ import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { isRegistryError, RegistryError, type ErrorCode } from '../errors/registry-error.ts';
+import { storageFullOf } from '../errors/storage-full.ts';
 
 /** The spec's error body. */
 export function errorBody(error: RegistryError): { errors: { code: ErrorCode; message: string; detail?: unknown }[] } {
@@ -30,7 +31,11 @@ export function sendError(error: unknown, request: FastifyRequest, reply: Fastif
  */
 function logError(error: unknown, registryError: RegistryError, request: FastifyRequest): void {
   const socket = request.raw.socket as { destroyed?: boolean } | null;
-  if (socket === null || socket.destroyed === true) {
+  const full = storageFullOf(error);
+  if (full !== undefined) {
+    // The operator must act: error level, but one line, no stack.
+    request.log.error({ requestId: request.id, store: full.store, code: full.code, where: full.where, reason: full.reason }, `storage full: ${full.where} (${full.code})`);
+  } else if (socket === null || socket.destroyed === true) {
     request.log.info({ requestId: request.id, reason: reasonOf(error) }, 'the client went away before the response was complete');
   } else if (registryError.status >= 500 && isRegistryError(error) && registryError.status !== 500) {
     request.log.warn({ requestId: request.id, status: registryError.status, code: registryError.code, cause: reasonOf(error.cause) }, error.message);
@@ -50,6 +55,14 @@ function reasonOf(error: unknown): string | undefined {
 }
 
 function toRegistryError(error: unknown, requestId: string): RegistryError {
+  if (storageFullOf(error) !== undefined) {
+    // 507 tells clients what happened (docker and containerd print the
+    // status line of a 5xx); which store and where stays in the log.
+    return new RegistryError('UNKNOWN', "the registry's storage is full: nothing was stored; try again once space has been freed", {
+      status: 507,
+      detail: { requestId },
+    });
+  }
   if (isRegistryError(error)) return error;
   const status = (error as FastifyError | undefined)?.statusCode;
   if (status !== undefined && status >= 400 && status < 500) {
