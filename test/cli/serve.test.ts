@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { request } from 'node:http';
-import { writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -12,6 +12,16 @@ import { call } from '../helpers/http.ts';
 import { berthMain, spawnBerth, startBerthServer } from '../helpers/process.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { missingCommands, run } from '../helpers/tools.ts';
+
+/** The pid of the process whose command line holds all of `parts`. */
+async function processWith(parts: string[]): Promise<string | undefined> {
+  for (const pid of await readdir('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    const command = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    if (parts.every((part) => command.split('\0').includes(part))) return pid;
+  }
+  return undefined;
+}
 
 function alive(pid: number): boolean {
   try {
@@ -95,7 +105,7 @@ describe('berth serve', () => {
     }
   });
 
-  it('npm start stops Berth when npm gets SIGTERM, as from a process manager', { skip: missingCommands('npm', 'ps') }, async () => {
+  it('npm start stops Berth when npm gets SIGTERM, as from a process manager', { skip: missingCommands('npm') }, async () => {
     const data = join(dir.path, 'npm-start');
     const npm = spawn('npm', ['start', '--', '--listen', '127.0.0.1:0', '--data', data], {
       cwd: fileURLToPath(new URL('../..', import.meta.url)),
@@ -111,7 +121,7 @@ describe('berth serve', () => {
         assert.ok(waited < 30_000, `npm start did not start Berth: ${output}`);
         await sleep(100);
       }
-      berthPid = (await run('ps', ['-eo', 'pid=,args='])).split('\n').find((line) => line.includes('berth.js serve') && line.includes(data))?.trim().split(/\s+/)[0];
+      berthPid = await processWith(['bin/berth.js', 'serve', data]);
       assert.ok(berthPid !== undefined, 'the Berth process is found');
       npm.kill('SIGTERM');
       await exited;
@@ -122,6 +132,7 @@ describe('berth serve', () => {
       assert.match(output, /"msg":"stopped"/);
     } finally {
       if (npm.exitCode === null) npm.kill('SIGKILL');
+      berthPid ??= await processWith(['bin/berth.js', 'serve', data]);
       // An orphaned Berth would hold the test's pipes open.
       if (berthPid !== undefined && alive(Number(berthPid))) process.kill(Number(berthPid), 'SIGKILL');
     }
