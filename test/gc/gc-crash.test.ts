@@ -37,8 +37,12 @@ async function checkKilledPass(settings: TestSettings, childEnvironment: NodeJS.
     });
     try {
       // Some batches in: blobs deleted, the current batch likely condemned with its bytes still there.
-      await child.waitFor(/condemned blobs/, 60_000);
-      while (child.lines.filter((line) => line.includes('condemned blobs')).length < 5 && child.child.exitCode === null) await sleep(1);
+      // berth gc logs to stderr (stdout is for its report).
+      const condemned = () => child.stderr().split('\n').filter((line) => line.includes('condemned blobs')).length;
+      for (let waited = 0; condemned() < 5 && child.child.exitCode === null; waited += 1) {
+        assert.ok(waited < 60_000, `no batches logged: ${child.stderr()}`);
+        await sleep(1);
+      }
       child.child.kill('SIGKILL');
       assert.equal(await child.exited, null, 'killed, not finished');
     } finally {

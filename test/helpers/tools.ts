@@ -41,7 +41,7 @@ export function debianPackageOf(command: string): string {
 }
 
 /** Where test processes note what they skipped (set by test/helpers/global-setup.ts for the run). */
-export const skipsDirectoryVariable = 'BERTH_TEST_SKIPS_DIR';
+export const skipsDirectoryVariable = 'TEST_SKIPPED_TOOLS_DIR';
 
 /**
  * A reason to skip when a required program is missing, naming its Debian

@@ -20,13 +20,18 @@ export interface S3Location {
 /**
  * The SDK's logger, writing into Berth's. Without it the SDK prints some
  * warnings with console.warn ("An error was encountered in a non-retryable
- * streaming request."), which breaks JSON-lines logs. Its messages come with
+ * streaming request."), which breaks JSON-lines logs. Its warnings come with
  * an error the SDK throws, which Berth logs where it handles it, so they are
- * debug-level detail here.
+ * debug-level detail here. Its info and debug output (every command's input
+ * and output, as objects) is dropped: it would cost on every request.
  */
 export function sdkLogger(logger: Logger | undefined): Record<'trace' | 'debug' | 'info' | 'warn' | 'error', (...content: unknown[]) => void> {
-  const write = (...content: unknown[]): void => logger?.debug({ component: 'aws-sdk' }, content.map((part) => (typeof part === 'string' ? part : JSON.stringify(part))).join(' '));
-  return { trace: write, debug: write, info: write, warn: write, error: write };
+  const write = (...content: unknown[]): void => {
+    const text = content.map((part) => (typeof part === 'string' ? part : part instanceof Error ? part.message : '')).filter((part) => part !== '');
+    if (text.length > 0) logger?.debug({ component: 'aws-sdk' }, text.join(' '));
+  };
+  const drop = (): void => undefined;
+  return { trace: drop, debug: drop, info: drop, warn: write, error: write };
 }
 
 export function createS3Client(location: S3Location): S3Client {
