@@ -169,6 +169,7 @@ async function openBlobStore(config: Config, dataDir: string, logger: PinoLogger
         ...storage.s3,
         bucket: storage.s3.bucket as string,
         onBackgroundError: (message, error) => logger.warn({ err: error }, message),
+        logger: logger.child({ store: 's3' }),
       });
       return { blobs, sweepMultipart: (cutoff) => blobs.sweepMultipartUploads(cutoff) };
     }
@@ -292,11 +293,13 @@ export async function startServer(config: Config, logger: PinoLogger = createLog
     settings: {
       maxManifestBytes: config.registry.maxManifestBytes,
       chunkMinLength: config.registry.chunkMinLength ?? registry.blobs.chunkMinLength,
+      autoMount: config.registry.autoMount,
     },
     logger,
     observers: [...registry.operations.observers(), ...(ui === undefined ? [] : [ui.events])],
     extensions: [...registry.operations.extensions(), ...(ui === undefined ? [] : [ui.extension])],
     v2Endpoints: registry.v2Endpoints,
+    onStorageFull: (store) => registry.operations.metrics.storageFull.inc({ store }),
   });
   const { host, port } = splitHostPort(config.listen);
   try {
@@ -350,12 +353,17 @@ function createReadiness(config: Config, registry: Registry, logger: PinoLogger)
   });
 }
 
-/** JSON lines, or readable lines when writing to a terminal. */
-export function createLogger(config: Config): PinoLogger {
-  const pretty = config.log.format === 'pretty' || (config.log.format === 'auto' && process.stdout.isTTY === true);
+/**
+ * JSON lines, or readable lines when writing to a terminal. `berth serve`
+ * logs to stdout; commands whose output is a report (gc, usage, retention,
+ * rootfs import) log to stderr (2), so stdout holds the report alone.
+ */
+export function createLogger(config: Config, fd: 1 | 2 = 1): PinoLogger {
+  const stream = fd === 1 ? process.stdout : process.stderr;
+  const pretty = config.log.format === 'pretty' || (config.log.format === 'auto' && stream.isTTY === true);
   const options = { level: config.log.level, base: null, timestamp: pino.stdTimeFunctions.isoTime };
-  if (!pretty) return pino(options);
+  if (!pretty) return fd === 1 ? pino(options) : pino(options, pino.destination({ fd, sync: true }));
   // Loaded only for a terminal: servers writing JSON lines never pay for it.
   const pinoPretty = createRequire(import.meta.url)('pino-pretty') as typeof import('pino-pretty');
-  return pino(options, pinoPretty({ colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' }));
+  return pino(options, pinoPretty({ colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname', destination: fd }));
 }

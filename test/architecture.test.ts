@@ -21,7 +21,7 @@ const metaShared = ['meta/meta-store.ts', 'meta/operations-store.ts', 'meta/chan
 export const allowed: Record<string, readonly string[]> = {
   errors: [],
   oci: ['errors/'],
-  io: ['errors/', 'oci/', 'pkg:@aws-sdk/client-s3'],
+  io: ['errors/', 'oci/', 'log.ts', 'pkg:@aws-sdk/client-s3'],
   config: ['pkg:zod', 'pkg:yaml'],
   'log.ts': ['pkg:pino'],
   archives: [...base, 'meta/meta-store.ts'],

@@ -86,7 +86,7 @@ export class AccessControl implements AccessPolicy, TokenIssuer, SessionAccess {
     const denied = needs.filter((need) => {
       if (need.kind === 'repository') return !may(need.name, need.action);
       if (need.kind === 'catalog') return identity.kind === 'token' && !hasScope(identity.token, 'registry', 'catalog', '*');
-      return identity.kind === 'anonymous';
+      return isAnonymous(identity);
     });
     if (denied.length > 0) throw this.#refusal(request, identity, rules, denied);
     return this.#callerFor(identity, rules);
@@ -207,8 +207,14 @@ export class AccessControl implements AccessPolicy, TokenIssuer, SessionAccess {
   #refusal(request: FastifyRequest, identity: Identity, rules: AccessRules, denied: readonly Need[]): RegistryError {
     const what = describe(denied[0] as Need);
     const scopes = denied.map(scopeOf).filter((scope) => scope !== undefined);
-    if (identity.kind === 'anonymous' || (identity.kind === 'token' && identity.user === undefined && identity.token.own)) {
-      return unauthorized(`authentication required to ${what}`, this.#challenge(request, scopes));
+    if (isAnonymous(identity)) {
+      // Docker Engine, told Basic by GET /v2/ and holding no password, stops
+      // ("no basic auth credentials") instead of asking anonymously; told
+      // Bearer, it fetches an anonymous token and pulls. docker login still
+      // checks the password there: at the token endpoint.
+      const ping = denied.every((need) => need.kind === 'signed-in');
+      const challenge = ping && rules.anonymousPull ? this.#bearerChallenge(request, scopes) : this.#challenge(request, scopes);
+      return unauthorized(`authentication required to ${what}`, challenge);
     }
     if (identity.kind === 'token') {
       // A token lacking a scope the user could have gets a fresh challenge, so
@@ -222,6 +228,10 @@ export class AccessControl implements AccessPolicy, TokenIssuer, SessionAccess {
 
   #challenge(request: FastifyRequest, scopes: readonly AccessEntry[], error?: string): string {
     if (this.#options.challenge === 'basic') return basicChallenge(this.#options.realm);
+    return this.#bearerChallenge(request, scopes, error);
+  }
+
+  #bearerChallenge(request: FastifyRequest, scopes: readonly AccessEntry[], error?: string): string {
     const { settings } = this.#options.tokens;
     const realm = settings.realm ?? `${request.protocol}://${request.host}/token`;
     const parts = [`realm=${quote(realm)}`, `service=${quote(settings.service)}`];
@@ -229,6 +239,11 @@ export class AccessControl implements AccessPolicy, TokenIssuer, SessionAccess {
     if (error !== undefined) parts.push(`error=${quote(error)}`);
     return `Bearer ${parts.join(',')}`;
   }
+}
+
+/** No credentials, or an anonymous token of Berth's own: asked to sign in where signing in is what is checked. */
+function isAnonymous(identity: Identity): boolean {
+  return identity.kind === 'anonymous' || (identity.kind === 'token' && identity.user === undefined && identity.token.own);
 }
 
 /** The name a caller goes by (upload ownership, logs); external tokens' subjects are qualified by their issuer. */

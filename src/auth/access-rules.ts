@@ -102,6 +102,11 @@ export class AccessRules {
     return [...prefixes];
   }
 
+  /** Whether some rule lets anonymous callers pull. */
+  get anonymousPull(): boolean {
+    return this.#rules.some((rule) => rule.anonymous.has('pull'));
+  }
+
   /** What `user` (undefined: anonymous) may do on the repository `name`. */
   actions(user: string | undefined, name: string): ReadonlySet<RepositoryAction> {
     if (this.isAdmin(user)) return allActions;

@@ -56,6 +56,8 @@ export const configSchema = z.strictObject({
       maxManifestBytes: byteSize.default(4 * 1024 * 1024),
       /** Advertised as OCI-Chunk-Min-Length; default: what the blob store prefers. */
       chunkMinLength: byteSize.optional(),
+      /** Whether `?mount=` without `from` mounts from any repository the caller may pull. */
+      autoMount: z.boolean().default(true),
     })
     .prefault({}),
   server: z

@@ -40,7 +40,7 @@ export function addTransferOptions(command: Command): Command {
     .option('--platform <os/arch[/variant]>', 'the platform to copy from an image index')
     .option('--dest-compress <gzip|zstd>', 'recompress layers; manifests are rewritten, image configs stay valid')
     .option('--preserve-digests', 'fail rather than rewrite a manifest (recompression, Docker to OCI for layouts)')
-    .option('-j, --jobs <n>', 'blobs transferred at once', '4')
+    .option('-j, --jobs <n>', 'blobs transferred at once (default: 4)')
     .option('--src-creds <user:password>', 'credentials for a docker:// source')
     .option('--dest-creds <user:password>', 'credentials for a docker:// destination')
     .option('--authfile <file>', 'docker/podman auth file (default: the usual locations)')

@@ -19,11 +19,9 @@ export const errorCodes = {
   UNSUPPORTED: { status: 405, message: 'the operation is unsupported' },
   TOOMANYREQUESTS: { status: 429, message: 'too many requests' },
   // Not in the OCI table, but what CNCF Distribution answers for these cases;
-  // clients already know them.
-  PAGINATION_NUMBER_INVALID: { status: 400, message: 'invalid number of results requested' },
+  // clients already know them. Everything else a client sees uses a code of
+  // the table, with the finer reason in message and detail.
   TAG_INVALID: { status: 400, message: 'manifest tag did not match URI' },
-  RANGE_INVALID: { status: 416, message: 'requested range not satisfiable' },
-  NOT_FOUND: { status: 404, message: 'no such endpoint' },
   UNKNOWN: { status: 500, message: 'unknown error' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

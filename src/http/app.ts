@@ -4,8 +4,9 @@ import type { RepositoryRouter } from '../registry/router.ts';
 import { AccessLog, noteCaller } from './access-log.ts';
 import { queryValue } from './request-parts.ts';
 import type { AccessPolicy, TokenIssuer } from './access.ts';
+import { storageFullOf, type FullStore } from '../errors/storage-full.ts';
 import { retryAfterSeconds } from '../errors/unavailable.ts';
-import { sendError } from './errors.ts';
+import { answerClientError, sendError } from './errors.ts';
 import { listCatalog } from './listings.ts';
 import { declareTargets, noteTarget, observeRequests, type RequestObserver } from './observer.ts';
 import { registerRateLimit } from './rate-limit.ts';
@@ -30,6 +31,8 @@ export interface AppDependencies {
   server?: ServerSettings;
   /** Told about every request (metrics of the HTTP traffic). */
   observers?: readonly RequestObserver[];
+  /** Told when a request failed because a store is full (a metric counts it). */
+  onStorageFull?: (store: FullStore) => void;
   /** Endpoints beside the registry API (metrics, usage), each registering its routes (with the access policy, when there is one). */
   extensions?: readonly ((app: FastifyInstance, access?: AccessPolicy) => void)[];
   /**
@@ -56,6 +59,9 @@ export function createApp(dependencies: AppDependencies): FastifyInstance {
     genReqId: requestIds(),
     return503OnClosing: true,
     routerOptions: { maxParamLength: 4096 },
+    // What the framework and Node's parser reject is answered in the spec's error format too.
+    frameworkErrors: (error: Error, request: FastifyRequest, reply: FastifyReply) => sendError(error, request, reply),
+    clientErrorHandler: answerClientError,
     ...serverOptions(dependencies.server),
     // With TLS the instance is typed over an https server; what the app uses is the same.
   }) as unknown as FastifyInstance;
@@ -67,6 +73,8 @@ export function createApp(dependencies: AppDependencies): FastifyInstance {
   app.addContentTypeParser('*', (_request, _payload, done) => done(null, undefined));
 
   app.setErrorHandler((error, request, reply) => {
+    const full = storageFullOf(error);
+    if (full !== undefined) dependencies.onStorageFull?.(full.store);
     for (const name of Object.keys(reply.getHeaders())) {
       if (!keptOnError.has(name)) reply.removeHeader(name);
     }

@@ -1,5 +1,8 @@
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { isRegistryError, RegistryError, type ErrorCode } from '../errors/registry-error.ts';
+import { storageFullOf } from '../errors/storage-full.ts';
 import { isMetadataUnavailable, unavailable, unavailableDependency } from '../errors/unavailable.ts';
 
 /** The spec's error body. */
@@ -16,16 +19,7 @@ export function errorBody(error: RegistryError): { errors: { code: ErrorCode; me
  */
 export function sendError(error: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   const registryError = toRegistryError(error, request.id);
-  const dependency = unavailableDependency(registryError);
-  if (dependency !== undefined) {
-    // Expected during an outage: one line per request, no stack.
-    const cause = registryError.cause ?? error;
-    request.log.warn({ requestId: request.id, unavailable: dependency, reason: cause instanceof Error ? cause.message : String(cause) }, 'dependency unavailable');
-  } else if (registryError.status >= 500) {
-    request.log.error({ err: error, requestId: request.id }, 'request failed');
-  } else if (!isRegistryError(error)) {
-    request.log.debug({ err: error }, 'request refused by the framework');
-  }
+  logError(error, registryError, request);
   reply.code(registryError.status).headers(registryError.headers).header('content-type', 'application/json');
   if (registryError.status >= 500 && isRegistryError(error)) reply.raw.statusMessage = reasonPhrase(registryError);
   return reply.send(request.method === 'HEAD' ? undefined : JSON.stringify(errorBody(registryError)));
@@ -43,7 +37,51 @@ function reasonPhrase(error: RegistryError): string {
   return message.length > 300 ? `${message.slice(0, 300)}...` : message;
 }
 
+/**
+ * Expected conditions get one line at their level and no stack: a client
+ * that went away (info), a dependency that is down (warn, naming it), a
+ * dependency the registry relies on failing in a way it reports (a
+ * RegistryError of 502, 503 or 507: warn). Only the unexpected is an error
+ * with its stack.
+ */
+function logError(error: unknown, registryError: RegistryError, request: FastifyRequest): void {
+  const socket = request.raw.socket as { destroyed?: boolean } | null;
+  const full = storageFullOf(error);
+  const dependency = unavailableDependency(registryError);
+  if (full !== undefined) {
+    // The operator must act: error level, but one line, no stack.
+    request.log.error({ requestId: request.id, store: full.store, code: full.code, where: full.where, reason: full.reason }, `storage full: ${full.where} (${full.code})`);
+  } else if (dependency !== undefined) {
+    // Expected during an outage: one line per request, no stack.
+    request.log.warn({ requestId: request.id, unavailable: dependency, reason: reasonOf(registryError.cause ?? error) }, 'dependency unavailable');
+  } else if (socket === null || socket.destroyed === true) {
+    request.log.info({ requestId: request.id, reason: reasonOf(error) }, 'the client went away before the response was complete');
+  } else if (registryError.status >= 500 && isRegistryError(error) && registryError.status !== 500) {
+    request.log.warn({ requestId: request.id, status: registryError.status, code: registryError.code, cause: reasonOf(error.cause) }, error.message);
+  } else if (registryError.status >= 500) {
+    request.log.error({ err: error, requestId: request.id }, 'request failed');
+  } else if (!isRegistryError(error)) {
+    request.log.debug({ err: error }, 'request refused by the framework');
+  }
+}
+
+/** An error's message with its causes', on one line. */
+function reasonOf(error: unknown): string | undefined {
+  if (error === undefined || error === null) return undefined;
+  if (!(error instanceof Error)) return String(error);
+  const cause = reasonOf(error.cause);
+  return cause === undefined || error.message.includes(cause) ? error.message : `${error.message}: ${cause}`;
+}
+
 function toRegistryError(error: unknown, requestId: string): RegistryError {
+  if (storageFullOf(error) !== undefined) {
+    // 507 tells clients what happened (docker and containerd print the
+    // status line of a 5xx); which store and where stays in the log.
+    return new RegistryError('UNKNOWN', "the registry's storage is full: nothing was stored; try again once space has been freed", {
+      status: 507,
+      detail: { requestId },
+    });
+  }
   if (isRegistryError(error)) return error;
   if (isMetadataUnavailable(error)) return unavailable('metadata', error);
   const status = (error as FastifyError | undefined)?.statusCode;
@@ -55,17 +93,36 @@ function toRegistryError(error: unknown, requestId: string): RegistryError {
   });
 }
 
+/** The spec's table has no code for a bad URL, a timeout or a 404 route: those are UNSUPPORTED, with the reason in the message. */
 function codeForStatus(status: number): ErrorCode {
   const byStatus: Partial<Record<number, ErrorCode>> = {
     401: 'UNAUTHORIZED',
     403: 'DENIED',
-    404: 'NOT_FOUND',
-    405: 'UNSUPPORTED',
     413: 'SIZE_INVALID',
-    415: 'UNSUPPORTED',
-    416: 'RANGE_INVALID',
     429: 'TOOMANYREQUESTS',
   };
   return byStatus[status] ?? 'UNSUPPORTED';
+}
+
+/**
+ * Answers what Node's HTTP parser rejects before any request exists (a
+ * header past the limit, headers that arrive too slowly, bytes that are not
+ * HTTP) in the spec's error format, then closes the connection.
+ */
+export function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, message] =
+    error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? [408, 'the request did not arrive in time']
+      : error.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'the request line and headers exceed the limit']
+        : [400, 'the request is not valid HTTP'];
+  const body = JSON.stringify(errorBody(new RegistryError('UNSUPPORTED', message, { status })));
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy();
 }
 

@@ -92,7 +92,7 @@ function parsePage(query: unknown): Page {
   const n = queryValue(query, 'n');
   if (n !== undefined) {
     if (!/^\d+$/.test(n)) {
-      throw new RegistryError('PAGINATION_NUMBER_INVALID', `n must be a non-negative integer, not "${n.slice(0, 50)}"`);
+      throw new RegistryError('UNSUPPORTED', `n must be a non-negative integer, not "${n.slice(0, 50)}"`, { status: 400 });
     }
     page.limit = Math.min(Number(n), maxPageSize);
   }

@@ -1,11 +1,12 @@
 import { parseAccept } from '../oci/accept.ts';
-import { parseReference, parseTag } from '../oci/names.ts';
+import { RegistryError } from '../errors/registry-error.ts';
+import { parseReference, parseTag, type Reference } from '../oci/names.ts';
 import { hasBody, mediaTypeOf, queryValues, readLimitedBody } from './request-parts.ts';
 import type { V2Request } from './v2-routes.ts';
 
 /** GET and HEAD /v2/<name>/manifests/<reference>, negotiated by Accept. */
 export async function getManifest({ request, reply, params, signal, repository }: V2Request): Promise<unknown> {
-  const reference = parseReference(params['reference'] ?? '');
+  const reference = referenceToRead(params['reference'] ?? '');
   const head = request.method === 'HEAD';
   const manifest = await (await repository()).manifest(reference, parseAccept(request.headers.accept), signal, head ? 'head' : 'pull');
   reply.headers({
@@ -15,6 +16,21 @@ export async function getManifest({ request, reply, params, signal, repository }
     etag: `"${manifest.digest}"`,
   });
   return reply.send(head ? undefined : Buffer.from(manifest.bytes.buffer, manifest.bytes.byteOffset, manifest.bytes.byteLength));
+}
+
+/**
+ * A reference that is neither a tag nor a digest names no manifest: reading
+ * it is 404, as in Distribution and the conformance suite (writing it stays 400).
+ */
+function referenceToRead(value: string): Reference {
+  try {
+    return parseReference(value);
+  } catch (cause) {
+    throw new RegistryError('MANIFEST_UNKNOWN', `no manifest "${value.slice(0, 200)}": not a valid tag or digest`, {
+      cause,
+      detail: { reference: value.slice(0, 200) },
+    });
+  }
 }
 
 /** PUT /v2/<name>/manifests/<reference>[?tag=…]: exact bytes stored, 201 with the digest. */

@@ -40,7 +40,7 @@ export function parseChunkBounds(contentRange: string | undefined, contentLength
   const start = Number(match[1]);
   const end = Number(match[2]);
   if (end < start) {
-    throw new RegistryError('RANGE_INVALID', `Content-Range ${start}-${end} ends before it starts`);
+    throw new RegistryError('BLOB_UPLOAD_INVALID', `Content-Range ${start}-${end} ends before it starts`, { status: 416 });
   }
   bounds.start = start;
   bounds.end = end;
@@ -48,7 +48,8 @@ export function parseChunkBounds(contentRange: string | undefined, contentLength
 }
 
 function unsatisfiable(size: number): RegistryError {
-  return new RegistryError('RANGE_INVALID', `the range is outside the blob's ${size} bytes`, {
+  return new RegistryError('BLOB_UNKNOWN', `the range is outside the blob's ${size} bytes`, {
+    status: 416,
     headers: { 'content-range': `bytes */${size}` },
   });
 }

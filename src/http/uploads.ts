@@ -10,8 +10,9 @@ import type { V2Request } from './v2-routes.ts';
 
 /**
  * POST /v2/<name>/blobs/uploads/: a new session (202), a monolithic upload
- * with `?digest=` (201), or a mount with `?mount=&from=` (201, or 202 with a
- * new session when the blob cannot be mounted).
+ * with `?digest=` (201), or a mount with `?mount=&from=`, or `?mount=` alone
+ * from any repository the caller may pull (201, or 202 with a new session
+ * when the blob cannot be mounted).
  */
 export async function startUpload(context: V2Request): Promise<unknown> {
   const { request, reply, name, signal, settings, caller } = context;
@@ -32,11 +33,13 @@ export async function startUpload(context: V2Request): Promise<unknown> {
   if (mountParam !== undefined) {
     const digest = parseDigest(mountParam);
     const from = queryValue(request.query, 'from');
-    const source = from === undefined ? undefined : mountSource(from);
     // A source the caller may not pull is treated like one without the blob:
     // a plain upload starts, and nothing tells whether the blob is there.
-    const readable = source !== undefined && (caller === undefined || caller.may(source, 'pull'));
-    if (readable && (await writer.mountBlob(digest, source))) {
+    const readable = (source: RepositoryName): boolean => caller === undefined || caller.may(source, 'pull');
+    if (from !== undefined) {
+      const source = mountSource(from);
+      if (readable(source) && (await writer.mountBlob(digest, source))) return blobCreated(reply, name, digest);
+    } else if (settings.autoMount !== false && (await writer.mountBlob(digest, readable))) {
       return blobCreated(reply, name, digest);
     }
   }
@@ -121,7 +124,7 @@ async function withResumeHeaders<T>(writer: RepositoryWriter, name: RepositoryNa
   try {
     return await work();
   } catch (error) {
-    if (isRegistryError(error) && error.code === 'RANGE_INVALID') {
+    if (isRegistryError(error) && error.status === 416) {
       const upload = await writer.uploadStatus(id).catch(() => undefined);
       if (upload !== undefined) Object.assign(error.headers, resumeHeaders(name, upload));
     }

@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { RegistryError } from '../errors/registry-error.ts';
+import { isRegistryError, RegistryError } from '../errors/registry-error.ts';
 import { parseRepositoryName, type RepositoryName } from '../oci/names.ts';
 import type { Repository, RepositoryWriter } from '../registry/repository.ts';
 import type { RepositoryRouter } from '../registry/router.ts';
@@ -14,6 +14,8 @@ export interface HttpSettings {
   maxManifestBytes: number;
   /** Advertised as OCI-Chunk-Min-Length. */
   chunkMinLength: number;
+  /** `?mount=` without `from` mounts from any repository the caller may pull (default true). */
+  autoMount?: boolean;
 }
 
 /** What a repository-scoped request needs the caller to be allowed. */
@@ -94,10 +96,10 @@ function findEndpoint(path: string, extra: readonly V2Endpoint[]): { endpoint: V
   return undefined;
 }
 
-/** Finds the endpoint for a path below /v2/; NOT_FOUND, UNSUPPORTED (405) or NAME_INVALID otherwise. */
+/** Finds the endpoint for a path below /v2/; UNSUPPORTED (404 or 405) or NAME_INVALID otherwise. */
 export function matchV2(path: string, method: string, extra: readonly V2Endpoint[] = []): V2Match {
   const found = findEndpoint(path, extra);
-  if (found === undefined) throw new RegistryError('NOT_FOUND', `no endpoint at /v2/${path.slice(0, 200)}`);
+  if (found === undefined) throw new RegistryError('UNSUPPORTED', `no endpoint at /v2/${path.slice(0, 200)}`, { status: 404 });
   const { endpoint, groups } = found;
   const route = endpoint.methods[method as Method];
   if (route === undefined) {
@@ -160,13 +162,21 @@ export async function runV2(
     ...(caller === undefined ? {} : { caller }),
     repository: open,
     writer: async () => {
-      const writer = (await open()).writer;
-      if (writer === undefined) {
-        throw new RegistryError('UNSUPPORTED', `repository ${match.name} is read-only: it is not served from hosted storage`, {
-          detail: { name: match.name },
-        });
-      }
+      // A name its source cannot open (a new name under an archive prefix)
+      // is as read-only as one it serves without a writer.
+      const writer = (await open().catch((error: unknown) => {
+        if (isRegistryError(error) && error.code === 'NAME_UNKNOWN') throw readOnly(match.name, error);
+        throw error;
+      })).writer;
+      if (writer === undefined) throw readOnly(match.name);
       return writer;
     },
+  });
+}
+
+function readOnly(name: RepositoryName, cause?: unknown): RegistryError {
+  return new RegistryError('UNSUPPORTED', `repository ${name} is read-only: it is not served from hosted storage`, {
+    detail: { name },
+    ...(cause === undefined ? {} : { cause }),
   });
 }

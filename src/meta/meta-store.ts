@@ -98,6 +98,8 @@ export interface RepositoryIndex {
 export interface BlobLinks {
   /** The blob's size when it is linked into `repository`. */
   linkedSize(repository: RepositoryName, digest: Digest): Promise<number | undefined>;
+  /** Up to `limit` repositories linking the blob, sorted by name. */
+  linkedIn(digest: Digest, limit: number): Promise<RepositoryName[]>;
   /** The blob's size when any repository links it. */
   storedSize(digest: Digest): Promise<number | undefined>;
   /** Records a durable blob and links it into `repository` (creating the repository). */

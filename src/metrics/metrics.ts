@@ -35,10 +35,17 @@ export class RegistryMetrics {
   readonly proxy: ProxyMetrics;
   readonly dependencyUp: Gauge<'dependency'>;
   readonly dependencyOutages: Counter<'dependency'>;
+  readonly storageFull: Counter<'store'>;
 
   constructor(sources: MetricSources = {}) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
+    this.storageFull = new Counter({
+      name: 'berth_storage_full_total',
+      help: 'Requests refused because a store was full (ENOSPC, EDQUOT, SQLITE_FULL, PostgreSQL disk_full), by store: blobs or metadata.',
+      labelNames: ['store'],
+      registers,
+    });
     this.requests = new Counter({
       name: 'berth_http_requests_total',
       help: 'HTTP requests answered, by endpoint kind, method and status code.',

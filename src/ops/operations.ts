@@ -15,10 +15,11 @@ import type { MetaStore } from '../meta/meta-store.ts';
 import type { OperationsStore } from '../meta/operations-store.ts';
 import { RegistryMetrics } from '../metrics/metrics.ts';
 import type { Digest } from '../oci/digest.ts';
+import type { RepositoryName } from '../oci/names.ts';
 import { repositoryScope } from '../policy/globs.ts';
 import { ImmutableTags } from '../policy/immutable-tags.ts';
 import { PullRecorder } from '../policy/pull-recorder.ts';
-import { Quotas } from '../policy/quotas.ts';
+import { Quotas, visibleUsage } from '../policy/quotas.ts';
 import { Retention, type RetentionReport } from '../policy/retention.ts';
 import { operationsPolicy } from '../policy/write-policy.ts';
 import type { ChangeLog } from '../meta/change-log.ts';
@@ -142,11 +143,12 @@ export class Operations {
     return this.retention.run(options);
   }
 
-  async usage(globs: readonly string[]): Promise<UsageReport> {
-    const quotas = await this.quotas.report();
+  /** Quotas, caches and the globs' usage; with `visible` (the caller's view), counting only the repositories it accepts. */
+  async usage(globs: readonly string[], visible?: (name: RepositoryName) => boolean): Promise<UsageReport> {
+    const quotas = await this.quotas.report(visible);
     const caches = this.#cacheUsage === undefined ? {} : { caches: await this.#cacheUsage() };
     if (globs.length === 0) return { quotas, ...caches };
-    const selection = await this.store.usage.usage(repositoryScope(globs));
+    const selection = await visibleUsage(this.store.usage, repositoryScope(globs), visible);
     return { quotas, selection: { repositories: globs, usedBytes: selection.bytes, usedRepositories: selection.repositories }, ...caches };
   }
 
@@ -173,7 +175,7 @@ export class Operations {
   }
 
   extensions(): ((app: FastifyInstance, access?: AccessPolicy) => void)[] {
-    const routes: ((app: FastifyInstance, access?: AccessPolicy) => void)[] = [usageRoute((globs) => this.usage(globs))];
+    const routes: ((app: FastifyInstance, access?: AccessPolicy) => void)[] = [usageRoute((globs, visible) => this.usage(globs, visible))];
     if (this.#parts.config.metrics.enabled) routes.push(metricsRoute(() => this.metrics.exposition()));
     return routes;
   }

@@ -13,6 +13,11 @@ export function repositoryScope(globs: readonly string[]): RepositoryScope {
   return { prefix: commonLiteralPrefix(globs), pattern: `^(?:${globs.map(repositoryGlobSource).join('|')})$` };
 }
 
+/** The scope of exactly these repositories. */
+export function exactScope(names: readonly string[]): RepositoryScope {
+  return { prefix: '', pattern: `^(?:${names.map((name) => name.replace(/[.+?^${}()|[\]\\*-]/g, '\\$&')).join('|')})$` };
+}
+
 /** A predicate over names, for code that has the names in hand. */
 export function scopeMatcher(scope: RepositoryScope): (name: string) => boolean {
   const expression = new RegExp(scope.pattern);

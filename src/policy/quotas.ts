@@ -1,6 +1,7 @@
 import type { QuotaConfig } from '../config/operations.ts';
 import { RegistryError } from '../errors/registry-error.ts';
-import type { RepositoryScope, UsageIndex } from '../meta/operations-store.ts';
+import type { RepositoryScope, Usage, UsageIndex } from '../meta/operations-store.ts';
+import { exactScope } from './globs.ts';
 import type { Digest } from '../oci/digest.ts';
 import type { RepositoryName } from '../oci/names.ts';
 import { repositoryScope, scopeMatcher } from './globs.ts';
@@ -84,10 +85,11 @@ export class Quotas {
     }
   }
 
-  async report(): Promise<QuotaUsage[]> {
+  /** Every quota's usage; with `visible`, counting only the repositories it accepts. */
+  async report(visible?: (name: RepositoryName) => boolean): Promise<QuotaUsage[]> {
     return Promise.all(
       this.#quotas.map(async (quota) => {
-        const usage = await this.#sums.usage(quota.scope);
+        const usage = visible === undefined ? await this.#sums.usage(quota.scope) : await visibleUsage(this.#usage, quota.scope, visible);
         return {
           name: quota.name,
           repositories: quota.globs,
@@ -140,4 +142,14 @@ export function formatBytes(bytes: number): string {
     unit++;
   }
   return unit === 0 ? `${bytes} B` : `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
+}
+
+/**
+ * What a scope's repositories hold; with `visible`, only those it accepts
+ * count, so a caller learns nothing of the others, not even that they exist.
+ */
+export async function visibleUsage(index: UsageIndex, scope: RepositoryScope, visible?: (name: RepositoryName) => boolean): Promise<Usage> {
+  if (visible === undefined) return index.usage(scope);
+  const names = (await index.repositories(scope)).filter(visible);
+  return names.length === 0 ? { bytes: 0, repositories: 0 } : index.usage(exactScope(names));
 }

@@ -130,7 +130,14 @@ export class HostedRepository implements Repository, RepositoryWriter {
     return this.#context.uploads.cancel(this.name, id);
   }
 
-  async mountBlob(digest: Digest, from: RepositoryName): Promise<boolean> {
+  async mountBlob(digest: Digest, from: RepositoryName | ((name: RepositoryName) => boolean)): Promise<boolean> {
+    if (typeof from === 'function') {
+      // The first repositories linking the blob are enough: one readable source is all a mount needs.
+      for (const source of await this.#context.meta.blobs.linkedIn(digest, 100)) {
+        if (from(source) && (await this.mountBlob(digest, source))) return true;
+      }
+      return false;
+    }
     const { meta, policy } = this.#context;
     const size = await meta.blobs.linkedSize(from, digest);
     if (size === undefined) return false;

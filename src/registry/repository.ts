@@ -79,13 +79,17 @@ export interface RepositoryWriter {
   /** Starts an upload session, bound to `owner` when given. */
   startUpload(owner?: string): Promise<UploadState>;
   uploadStatus(id: string): Promise<UploadState>;
-  /** Appends a chunk; 416 (RANGE_INVALID) when it does not start where the upload ends. */
+  /** Appends a chunk; 416 (BLOB_UPLOAD_INVALID) when it does not start where the upload ends. */
   appendUpload(id: string, body: Readable, bounds: ChunkBounds, signal?: AbortSignal): Promise<UploadState>;
   /** Appends an optional last chunk, verifies the digest and makes the blob readable here. */
   finishUpload(id: string, digest: Digest, body: Readable | undefined, bounds: ChunkBounds, signal?: AbortSignal): Promise<number>;
   cancelUpload(id: string): Promise<void>;
-  /** Links a blob readable in `from` into this repository; false when `from` does not hold it. */
-  mountBlob(digest: Digest, from: RepositoryName): Promise<boolean>;
+  /**
+   * Links a blob readable in `from` into this repository; false when `from`
+   * does not hold it. Given a predicate instead, from any repository linking
+   * the blob that the predicate accepts.
+   */
+  mountBlob(digest: Digest, from: RepositoryName | ((name: RepositoryName) => boolean)): Promise<boolean>;
   putManifest(reference: Reference, bytes: Uint8Array, contentType: string | undefined, extraTags: readonly Tag[]): Promise<PutManifestResult>;
   deleteManifest(reference: Reference): Promise<void>;
   deleteBlob(digest: Digest): Promise<void>;

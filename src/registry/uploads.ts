@@ -121,7 +121,8 @@ export class Uploads {
     }
     if (!(await this.#meta.uploads.advance(session.id, session.size, size))) {
       this.#hashes.delete(session.id);
-      throw new RegistryError('RANGE_INVALID', 'the upload was changed by another request; ask for its status and resume', {
+      throw new RegistryError('BLOB_UPLOAD_INVALID', 'the upload was changed by another request; ask for its status and resume', {
+        status: 416,
         detail: { id: session.id },
       });
     }
@@ -172,7 +173,8 @@ function blobTooLarge(limit: number): RegistryError {
 /** The chunk's length when the client declared it, after checking it starts where the upload ends. */
 function chunkLength(session: UploadSession, bounds: ChunkBounds): number | undefined {
   if (bounds.start !== undefined && bounds.start !== session.size) {
-    throw new RegistryError('RANGE_INVALID', `chunk starts at ${bounds.start} but the upload holds ${session.size} bytes`, {
+    throw new RegistryError('BLOB_UPLOAD_INVALID', `chunk starts at ${bounds.start} but the upload holds ${session.size} bytes`, {
+      status: 416,
       detail: { id: session.id, size: session.size, start: bounds.start },
     });
   }

@@ -56,7 +56,7 @@ export function registerApi(app: FastifyInstance, deps: UiDependencies, sessions
       });
     }
     const manifest = /^manifests\/([^/]+)$/.exec(rest);
-    if (manifest === null) throw new RegistryError('NOT_FOUND', `no endpoint at ${request.url.slice(0, 200)}`);
+    if (manifest === null) throw new RegistryError('UNSUPPORTED', `no endpoint at ${request.url.slice(0, 200)}`, { status: 404 });
     const view = await imageView(deps, viewer, name, manifest[1] ?? '', clientAddress(request));
     const { host: _host, plainHttp: _plain, ...image } = view;
     return sendJson(reply, image);
@@ -66,7 +66,7 @@ export function registerApi(app: FastifyInstance, deps: UiDependencies, sessions
     const viewer = await sessions.viewer(request, reply);
     const { name, rest } = split(request);
     const tag = rest === undefined ? null : /^tags\/([^/]+)$/.exec(rest);
-    if (tag === null) throw new RegistryError('NOT_FOUND', `no endpoint at ${request.url.slice(0, 200)}`);
+    if (tag === null) throw new RegistryError('UNSUPPORTED', `no endpoint at ${request.url.slice(0, 200)}`, { status: 404 });
     sessions.checkWrite(request, viewer, request.headers['x-berth-csrf'] as string | undefined);
     const deleted = await deleteTag(deps, viewer, name, tag[1] ?? '');
     return sendJson(reply, { deleted: { repository: deleted.name, tag: deleted.tag } });

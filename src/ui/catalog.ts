@@ -44,7 +44,7 @@ export function listingRequest(query: Record<string, string | undefined>, defaul
   const sort = query['sort'] ?? 'name';
   if (sort !== 'name' && sort !== 'pushed' && sort !== 'size') throw new RegistryError('UNSUPPORTED', 'sort by name, pushed or size', { status: 400 });
   const limit = query['limit'] === undefined ? defaultLimit : Number(query['limit']);
-  if (!Number.isInteger(limit) || limit < 1 || limit > 500) throw new RegistryError('PAGINATION_NUMBER_INVALID', 'limit must be 1 to 500', { status: 400 });
+  if (!Number.isInteger(limit) || limit < 1 || limit > 500) throw new RegistryError('UNSUPPORTED', 'limit must be 1 to 500', { status: 400 });
   const after = query['after'];
   return { search, match: query['match'] === 'prefix' ? 'prefix' : 'substring', sort, limit, ...(after === undefined || after === '' ? {} : { after }) };
 }

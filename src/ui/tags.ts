@@ -33,7 +33,7 @@ export function tagRequest(query: Record<string, string | undefined>): { filter:
   const filter = (query['filter'] ?? '').trim();
   if (filter.length > 128 || !/^[A-Za-z0-9._-]*$/.test(filter)) throw new RegistryError('TAG_INVALID', 'filter tags by letters, digits, ".", "_" and "-"', { status: 400 });
   const limit = query['limit'] === undefined ? 50 : Number(query['limit']);
-  if (!Number.isInteger(limit) || limit < 1 || limit > 200) throw new RegistryError('PAGINATION_NUMBER_INVALID', 'limit must be 1 to 200', { status: 400 });
+  if (!Number.isInteger(limit) || limit < 1 || limit > 200) throw new RegistryError('UNSUPPORTED', 'limit must be 1 to 200', { status: 400 });
   const after = query['after'];
   return { filter, limit, ...(after === undefined || after === '' ? {} : { after }) };
 }

@@ -119,6 +119,23 @@ describe('access rules, catalog, uploads and mounts', () => {
     assert.equal(blob.statusCode, 200, 'the blob reached team/app through alice, not through bob');
   });
 
+  it('mounts without `from` only from a repository the caller may pull', async () => {
+    const image = randomImage({ layers: 1 });
+    await injectPushImage(test.app, as('alice'), 'team/secret/x', 'automatic', image);
+    const layer = image.layers[0]?.digest as string;
+    const mount = (user: keyof typeof users, digest: string, to: string) =>
+      test.app.inject({ method: 'POST', url: `/v2/${to}/blobs/uploads/?mount=${digest}`, headers: { authorization: as(user) } });
+    const bobExisting = await mount('bob', layer, 'team/bob-auto');
+    const bobMissing = await mount('bob', digestOf(randomBytes(10)), 'team/bob-auto');
+    assert.equal(bobExisting.statusCode, 202, 'only team/secret/x holds the layer, and bob may not pull it');
+    assert.deepEqual(Object.keys(bobExisting.headers).sort(), Object.keys(bobMissing.headers).sort());
+    assert.equal((await test.app.inject({ method: 'HEAD', url: `/v2/team/bob-auto/blobs/${layer}`, headers: { authorization: as('bob') } })).statusCode, 404);
+    const alice = await mount('alice', layer, 'team/alice-auto');
+    assert.equal(alice.statusCode, 201, 'alice may pull team/secret/x');
+    assert.equal(alice.headers['location'], `/v2/team/alice-auto/blobs/${layer}`);
+    assert.equal((await mount('bob', layer, 'team/bob-auto')).statusCode, 201, 'now team/alice-auto, which bob may pull, holds it');
+  });
+
   it('applies changed rules and users files without a restart', async () => {
     const rulesFile = join(temp.path, 'rules.yaml');
     const tags = (user: string, password: string) =>
@@ -194,7 +211,16 @@ describe('Basic challenge and default rules', () => {
     try {
       const ping = await test.app.inject({ method: 'GET', url: '/v2/' });
       assert.equal(ping.statusCode, 401, 'docker login relies on /v2/ asking for credentials');
-      assert.equal(ping.headers['www-authenticate'], 'Basic realm="Our \\"registry\\"", charset="UTF-8"');
+      assert.equal(
+        ping.headers['www-authenticate'],
+        'Bearer realm="http://localhost:80/token",service="berth"',
+        'docker, told Basic here without a password, refuses to pull anonymously; told Bearer, it fetches an anonymous token',
+      );
+      const anonymousToken = (await test.app.inject({ method: 'GET', url: '/token?service=berth' })).json<{ token: string }>().token;
+      const withToken = await test.app.inject({ method: 'GET', url: '/v2/', headers: { authorization: `Bearer ${anonymousToken}` } });
+      assert.equal(withToken.statusCode, 401, 'an anonymous token is not a sign-in: 200 here would tell clients they are logged in');
+      const signedIn = await test.app.inject({ method: 'GET', url: '/v2/', headers: { authorization: basic('alice', 'pw') } });
+      assert.equal(signedIn.statusCode, 200);
       await injectPushImage(test.app, basic('alice', 'pw'), 'any/name', 'v1', randomImage({ layers: 1 }));
       const pulled = await test.app.inject({ method: 'GET', url: '/v2/any/name/manifests/v1' });
       assert.equal(pulled.statusCode, 200);
@@ -206,6 +232,18 @@ describe('Basic challenge and default rules', () => {
       const other = await test.app.inject({ method: 'GET', url: '/v2/', headers: { authorization: 'Digest username="alice"' } });
       assert.equal(other.statusCode, 401);
       assert.match(JSON.parse(other.body).errors[0].message, /unsupported authorization scheme/);
+    } finally {
+      await test.close();
+      await temp.remove();
+    }
+  });
+  it('asks for Basic credentials at /v2/ when nobody may pull anonymously', async () => {
+    const temp = await tempDir('berth-basic');
+    const test = await createTestApp(await authSettings(temp.path, { users: { alice: 'pw' } }));
+    try {
+      const ping = await test.app.inject({ method: 'GET', url: '/v2/' });
+      assert.equal(ping.statusCode, 401);
+      assert.equal(ping.headers['www-authenticate'], 'Basic realm="Berth", charset="UTF-8"');
     } finally {
       await test.close();
       await temp.remove();

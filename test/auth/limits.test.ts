@@ -19,6 +19,13 @@ function untilClosed(socket: Socket): Promise<string> {
   });
 }
 
+/** The raw response's body is the spec's error JSON with this code. */
+function assertOciBody(received: string, code: string, message: RegExp): void {
+  const body = JSON.parse(received.slice(received.indexOf('\r\n\r\n') + 4)) as { errors: { code: string; message: string }[] };
+  assert.equal(body.errors[0]?.code, code);
+  assert.match(body.errors[0]?.message ?? '', message);
+}
+
 function open(registry: TestRegistry): Promise<Socket> {
   const [host, port] = [registry.host.slice(0, registry.host.lastIndexOf(':')), Number(registry.host.slice(registry.host.lastIndexOf(':') + 1))];
   return new Promise((resolve, reject) => {
@@ -47,7 +54,18 @@ describe('server limits', () => {
     const socket = await open(registry);
     const closed = untilClosed(socket);
     socket.write(`GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(8 * 1024)}\r\n\r\n`);
-    assert.match(await closed, /^HTTP\/1\.1 431 /);
+    const received = await closed;
+    assert.match(received, /^HTTP\/1\.1 431 /);
+    assertOciBody(received, 'UNSUPPORTED', /exceed the limit/);
+  });
+
+  it('answers bytes that are not HTTP with 400 in the spec format', async () => {
+    const socket = await open(registry);
+    const closed = untilClosed(socket);
+    socket.write('NOT HTTP AT ALL\r\n\r\n');
+    const received = await closed;
+    assert.match(received, /^HTTP\/1\.1 400 /);
+    assertOciBody(received, 'UNSUPPORTED', /not valid HTTP/);
   });
 
   it('cuts off a slow-loris client that never finishes its headers', async () => {
@@ -64,6 +82,7 @@ describe('server limits', () => {
     try {
       const received = await closed;
       assert.match(received, /^HTTP\/1\.1 408 /);
+      assertOciBody(received, 'UNSUPPORTED', /did not arrive in time/);
     } finally {
       clearInterval(drip);
     }

@@ -40,6 +40,10 @@ describe('htpasswd', () => {
     const temp = await tempDir('berth-user-cli');
     try {
       const data = ['--data', temp.path];
+      const none = await berth(['user', 'list', ...data]);
+      assert.equal(none.code, 0);
+      assert.equal(none.stdout, '', 'scripts read an empty list');
+      assert.match(none.stderr, /no users in .*htpasswd; add one with: berth user add NAME/);
       const added = await berth(['user', 'add', 'alice', '--password-stdin', '--cost', '4', ...data], 'first\n');
       assert.equal(added.code, 0, added.stderr);
       assert.match(added.stdout, /added user alice/);

@@ -2,7 +2,10 @@ import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { digestOf } from '../../src/oci/digest.ts';
+import { Readable } from 'node:stream';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { S3BlobStore } from '../../src/blobs/s3/s3-blob-store.ts';
+import { createS3Client } from '../../src/io/s3/s3-client.ts';
 import { s3Options, startTestS3, type TestS3 } from '../helpers/s3.ts';
 import { assertSameBytes, readAll, registryError, streamOf } from '../helpers/stores.ts';
 import { runBlobStoreContract } from './contract.ts';
@@ -109,5 +112,45 @@ describe('S3 BlobStore across replicas', () => {
 
   it('says clearly when the bucket is missing', async () => {
     await assert.rejects(S3BlobStore.open({ ...s3Options(s3, ''), bucket: 'no-such-bucket' }), /cannot use S3 bucket "no-such-bucket": no such bucket/);
+  });
+});
+
+describe("the AWS SDK's own messages", () => {
+  let s3: TestS3;
+  before(async () => {
+    s3 = await startTestS3();
+  });
+  after(() => s3?.close());
+
+  it('go through the logger, never straight to stderr', async (t) => {
+    const logged: string[] = [];
+    const logger = {
+      debug: (_object: object, message?: string) => logged.push(message ?? ''),
+      info: () => undefined,
+      warn: () => undefined,
+      error: () => undefined,
+      child: () => logger,
+    };
+    const console = t.mock.method(globalThis.console, 'warn', () => undefined);
+    const client = createS3Client({ ...s3Options(s3, 'sdk'), logger });
+    try {
+      // A streaming body cut short (its client went away): the SDK cannot retry it, and says so.
+      let sent = false;
+      const body = new Readable({
+        read() {
+          if (!sent) this.push(Buffer.alloc(10));
+          sent = true;
+        },
+      });
+      const abort = new AbortController();
+      setTimeout(() => abort.abort(new Error('the client went away')), 200);
+      await assert.rejects(
+        client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: 'sdk/broken', Body: body, ContentLength: 100 }), { abortSignal: abort.signal }),
+      );
+      assert.ok(logged.some((message) => /non-retryable streaming request/.test(message)), JSON.stringify(logged));
+      assert.equal(console.mock.callCount(), 0);
+    } finally {
+      client.destroy();
+    }
   });
 });

@@ -78,8 +78,10 @@ describe('berth gc, usage and retention', () => {
     assert.match(dry.stdout, new RegExp(`^garbage collection would free ${(freed / 1024).toFixed(1)} KiB`, 'm'));
     assert.match(dry.stdout, /^ {2}blobs deleted: +3$/m);
     assert.match(dry.stdout, /^ {2}unreferenced layer links: 3$/m);
-    const real = await berth(['gc', '--json', ...common()]);
+    const real = await berth(['gc', '--json', '--verbose', ...common()]);
     assert.equal(real.code, 0, real.stderr);
+    assert.match(real.stdout, /^\{/, 'with --json, stdout is the JSON alone');
+    assert.match(real.stderr, /"level":20/, '--verbose logs go to stderr');
     const report = JSON.parse(real.stdout) as { linksRemoved: number; blobsDeleted: number; bytesFreed: number; dryRun: boolean };
     assert.deepEqual([report.dryRun, report.linksRemoved, report.blobsDeleted], [false, 3, 3]);
     const image = images[0] as TestImage;

@@ -1,13 +1,36 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
 import { request } from 'node:http';
-import { writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { eventually } from '../helpers/eventually.ts';
 import { call } from '../helpers/http.ts';
-import { spawnBerth, startBerthServer } from '../helpers/process.ts';
+import { berthMain, spawnBerth, startBerthServer } from '../helpers/process.ts';
 import { tempDir } from '../helpers/tmp.ts';
+import { missingCommands, run } from '../helpers/tools.ts';
+
+/** The pid of the process whose command line holds all of `parts`. */
+async function processWith(parts: string[]): Promise<string | undefined> {
+  for (const pid of await readdir('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    const command = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    if (parts.every((part) => command.split('\0').includes(part))) return pid;
+  }
+  return undefined;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 let dir: { path: string; remove(): Promise<void> };
 before(async () => {
@@ -64,6 +87,59 @@ describe('berth serve', () => {
     } finally {
       await berth.stop();
     }
+  });
+
+  it('exits 1 when the drain runs out of server.shutdownTimeout', async () => {
+    const berth = await startBerthServer(['--data', join(dir.path, 'drain')], { BERTH_SERVER_SHUTDOWN_TIMEOUT: '300ms' });
+    try {
+      const location = (await call(berth.url, 'POST', '/v2/stuck/blobs/uploads/')).headers.get('location') as string;
+      const { port } = new URL(berth.url);
+      // A chunk whose rest never comes: the request stays in flight.
+      const outgoing = request({ host: '127.0.0.1', port, method: 'PATCH', path: location, headers: { 'content-length': 2000, expect: '100-continue' } });
+      outgoing.on('error', () => undefined);
+      // The server has the request (and is handling it) once it asks for the body.
+      await once(outgoing, 'continue');
+      outgoing.write(randomBytes(1000));
+      berth.child.kill('SIGTERM');
+      assert.equal(await berth.exited, 1);
+      assert.ok(berth.lines.some((line) => line.includes('in-flight requests did not finish in time')));
+      outgoing.destroy();
+    } finally {
+      await berth.stop();
+    }
+  });
+
+  it('npm start stops Berth when npm gets SIGTERM, as from a process manager', { skip: missingCommands('npm') }, async () => {
+    const data = join(dir.path, 'npm-start');
+    const npm = spawn('npm', ['start', '--', '--listen', '127.0.0.1:0', '--data', data], {
+      cwd: fileURLToPath(new URL('../..', import.meta.url)),
+      env: { PATH: process.env['PATH'], HOME: process.env['HOME'], BERTH_LOG_FORMAT: 'json' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    npm.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const exited = once(npm, 'exit');
+    let berthPid: string | undefined;
+    try {
+      await eventually(() => output.includes('Berth is listening'), { timeout: 30_000, interval: 100, what: 'npm start to start Berth' });
+      berthPid = await processWith(['bin/berth.js', 'serve', data]);
+      assert.ok(berthPid !== undefined, 'the Berth process is found');
+      npm.kill('SIGTERM');
+      await exited;
+      await eventually(() => !alive(Number(berthPid)), { timeout: 10_000, interval: 100, what: `Berth (pid ${berthPid}) to stop after npm was stopped` });
+      assert.match(output, /"msg":"stopped"/);
+    } finally {
+      if (npm.exitCode === null) npm.kill('SIGKILL');
+      berthPid ??= await processWith(['bin/berth.js', 'serve', data]);
+      // An orphaned Berth would hold the test's pipes open.
+      if (berthPid !== undefined && alive(Number(berthPid))) process.kill(Number(berthPid), 'SIGKILL');
+    }
+  });
+
+  it('copy --help shows the default number of jobs as a number', async () => {
+    const help = await run(process.execPath, [berthMain, 'copy', '--help']);
+    assert.match(help, /blobs transferred at once \(default: 4\)/);
+    assert.doesNotMatch(help, /"4"/);
   });
 
   it('stops with exit code 3 and the key named when the configuration is wrong', async () => {

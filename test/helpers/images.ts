@@ -75,27 +75,27 @@ export function imageIndex(entries: { image: TestImage; os: string; architecture
 }
 
 /** Pushes one blob monolithically (POST ?digest=). */
-export async function pushBlob(url: string, repository: string, blob: { digest: Digest; bytes: Buffer }): Promise<void> {
+export async function pushBlob(url: string, repository: string, blob: { digest: Digest; bytes: Buffer }, authorization?: string): Promise<void> {
   const response = await fetch(`${url}/v2/${repository}/blobs/uploads/?digest=${blob.digest}`, {
     method: 'POST',
-    headers: { 'content-type': 'application/octet-stream' },
+    headers: { 'content-type': 'application/octet-stream', ...(authorization === undefined ? {} : { authorization }) },
     body: blob.bytes,
   });
   if (response.status !== 201) throw new Error(`blob push failed: ${response.status} ${await response.text()}`);
 }
 
-export async function pushManifest(url: string, repository: string, reference: string, manifest: TestManifest): Promise<Response> {
+export async function pushManifest(url: string, repository: string, reference: string, manifest: TestManifest, authorization?: string): Promise<Response> {
   const response = await fetch(`${url}/v2/${repository}/manifests/${reference}`, {
     method: 'PUT',
-    headers: { 'content-type': manifest.mediaType },
+    headers: { 'content-type': manifest.mediaType, ...(authorization === undefined ? {} : { authorization }) },
     body: manifest.bytes,
   });
   if (response.status !== 201) throw new Error(`manifest push failed: ${response.status} ${await response.text()}`);
   return response;
 }
 
-/** Pushes an image's blobs and manifest, tagged `reference`. */
-export async function pushImage(url: string, repository: string, reference: string, image: TestImage): Promise<void> {
-  for (const blob of [image.config, ...image.layers]) await pushBlob(url, repository, blob);
-  await pushManifest(url, repository, reference, image.manifest);
+/** Pushes an image's blobs and manifest, tagged `reference` (with these credentials, when given). */
+export async function pushImage(url: string, repository: string, reference: string, image: TestImage, authorization?: string): Promise<void> {
+  for (const blob of [image.config, ...image.layers]) await pushBlob(url, repository, blob, authorization);
+  await pushManifest(url, repository, reference, image.manifest, authorization);
 }

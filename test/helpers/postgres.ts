@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { after, before } from 'node:test';
 import pg from 'pg';
-import { run } from './tools.ts';
+import { missingPackages, run } from './tools.ts';
 import { tempDir } from './tmp.ts';
 
 /** How to reach one database of the test cluster (over its unix socket). */
@@ -53,7 +53,7 @@ const runningAsRoot = process.getuid?.() === 0;
 
 /** Why PostgreSQL tests cannot run here, or false when they can. `.ci/run` installs what they need. */
 export function postgresMissing(): string | false {
-  if (postgresBinDir() === undefined) return 'needs the PostgreSQL server binaries (Debian package postgresql, installed by .ci/run)';
+  if (postgresBinDir() === undefined) return missingPackages([{ what: 'the PostgreSQL server binaries', debianPackage: 'postgresql' }]);
   if (runningAsRoot && spawnSync('id', ['-u', superuser], { stdio: 'ignore' }).status !== 0) {
     return 'running as root needs the "postgres" user to run the server (created by the Debian package postgresql)';
   }

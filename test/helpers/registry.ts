@@ -74,7 +74,11 @@ export async function createTestApp(settings: TestSettings = {}, options: { capt
   const app = createApp({
     ...security.app,
     router: registry.router,
-    settings: { maxManifestBytes: config.registry.maxManifestBytes, chunkMinLength: config.registry.chunkMinLength ?? registry.blobs.chunkMinLength },
+    settings: {
+      maxManifestBytes: config.registry.maxManifestBytes,
+      chunkMinLength: config.registry.chunkMinLength ?? registry.blobs.chunkMinLength,
+      autoMount: config.registry.autoMount,
+    },
     v2Endpoints: registry.v2Endpoints,
   });
   await app.ready();

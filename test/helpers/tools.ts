@@ -1,4 +1,6 @@
 import { execFile, spawnSync } from 'node:child_process';
+import { appendFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 
 const execFileAsync = promisify(execFile);
@@ -19,8 +21,53 @@ export function hasCommand(command: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0;
 }
 
-/** A reason to skip when a required program is missing; `.ci/run` installs all of them. */
+/** The Debian package each host tool comes from, where its name differs from the tool's. */
+const debianPackages: Record<string, string> = {
+  busybox: 'busybox-static',
+  chroot: 'coreutils',
+  ctr: 'containerd',
+  docker: 'docker.io',
+  dockerd: 'docker.io',
+  nginx: 'nginx-light',
+  postgres: 'postgresql',
+  initdb: 'postgresql',
+  'ceph-mon': 'ceph-mon',
+  'ceph-osd': 'ceph-osd',
+  ceph: 'ceph-common',
+};
+
+export function debianPackageOf(command: string): string {
+  return debianPackages[command] ?? command;
+}
+
+/** Where test processes note what they skipped (set by test/helpers/global-setup.ts for the run). */
+export const skipsDirectoryVariable = 'TEST_SKIPPED_TOOLS_DIR';
+
+/**
+ * A reason to skip when a required program is missing, naming its Debian
+ * package; false when all are there. The skip is noted for the run's summary
+ * (test/helpers/global-setup.ts). Under CI (`CI=true`) a missing program
+ * throws instead: CI installs everything (`.ci/run`), so nothing is skipped
+ * unseen there.
+ */
 export function missingCommands(...commands: string[]): string | false {
   const missing = commands.filter((command) => !hasCommand(command));
-  return missing.length === 0 ? false : `needs ${missing.join(', ')} (installed by .ci/run)`;
+  if (missing.length === 0) return false;
+  return missingPackages(missing.map((command) => ({ what: command, debianPackage: debianPackageOf(command) })));
+}
+
+/** The same for anything a Debian package provides (server binaries found off PATH, say). */
+export function missingPackages(missing: readonly { what: string; debianPackage: string }[]): string {
+  const packages = [...new Set(missing.map((entry) => entry.debianPackage))];
+  const reason = `needs ${missing.map((entry) => entry.what).join(', ')} (Debian ${packages.length === 1 ? 'package' : 'packages'} ${packages.join(' ')})`;
+  if (process.env['CI'] === 'true') {
+    throw new Error(`CI=true and this test ${reason}: apt-get install -y --no-install-recommends ${packages.join(' ')} (as .ci/run does)`);
+  }
+  const directory = process.env[skipsDirectoryVariable];
+  if (directory !== undefined && directory !== '') {
+    const file = process.argv.find((argument) => /\.test\.[cm]?[jt]s$/.test(argument)) ?? process.argv[1] ?? 'unknown';
+    const lines = packages.map((debianPackage) => `${JSON.stringify({ file: basename(file), debianPackage, reason })}\n`);
+    appendFileSync(join(directory, `${process.pid}.jsonl`), lines.join(''));
+  }
+  return reason;
 }

@@ -43,9 +43,16 @@ describe('names are checked before anything touches storage', () => {
 });
 
 describe('routing errors', () => {
-  it('an unknown endpoint is 404 NOT_FOUND in the spec format', async () => {
-    assertError(await call(registry.url, 'GET', '/v2/a/unknown/thing'), 404, 'NOT_FOUND');
-    assertError(await call(registry.url, 'GET', '/elsewhere'), 404, 'NOT_FOUND');
+  it('an unknown endpoint is 404 UNSUPPORTED in the spec format', async () => {
+    assertError(await call(registry.url, 'GET', '/v2/a/unknown/thing'), 404, 'UNSUPPORTED');
+    assertError(await call(registry.url, 'GET', '/elsewhere'), 404, 'UNSUPPORTED');
+  });
+  it('a URL the framework cannot decode is 400 in the spec format', async () => {
+    const response = await rawCall(registry.url, 'GET', '/v2/%ff');
+    assert.equal(response.status, 400);
+    const body = JSON.parse(response.text) as { errors: { code: string; message: string }[] };
+    assert.equal(body.errors[0]?.code, 'UNSUPPORTED');
+    assert.doesNotMatch(response.text, /FST_ERR/);
   });
   it('a method an endpoint does not have is 405 UNSUPPORTED with Allow', async () => {
     const reply = await call(registry.url, 'POST', '/v2/a/tags/list');
@@ -82,5 +89,9 @@ describe('the error catalog', () => {
       assert.ok(entry.message.length > 0, code);
       assert.match(code, /^[A-Z_]+$/);
     }
+  });
+  it('holds only the spec table, plus what Distribution answers (TAG_INVALID) and 500 UNKNOWN', () => {
+    const spec = ['BLOB_UNKNOWN', 'BLOB_UPLOAD_INVALID', 'BLOB_UPLOAD_UNKNOWN', 'DIGEST_INVALID', 'MANIFEST_BLOB_UNKNOWN', 'MANIFEST_INVALID', 'MANIFEST_UNKNOWN', 'NAME_INVALID', 'NAME_UNKNOWN', 'SIZE_INVALID', 'UNAUTHORIZED', 'DENIED', 'UNSUPPORTED', 'TOOMANYREQUESTS'];
+    assert.deepEqual(Object.keys(errorCodes).sort(), [...spec, 'TAG_INVALID', 'UNKNOWN'].sort());
   });
 });

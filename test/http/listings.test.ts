@@ -40,8 +40,8 @@ describe('GET /v2/<name>/tags/list', () => {
 
   it('n=0 is an empty list; a bad n is 400', async () => {
     assert.deepEqual((await call(registry.url, 'GET', '/v2/list/app/tags/list?n=0')).json(), { name: 'list/app', tags: [] });
-    assertError(await call(registry.url, 'GET', '/v2/list/app/tags/list?n=-1'), 400, 'PAGINATION_NUMBER_INVALID');
-    assertError(await call(registry.url, 'GET', '/v2/list/app/tags/list?n=ten'), 400, 'PAGINATION_NUMBER_INVALID');
+    assertError(await call(registry.url, 'GET', '/v2/list/app/tags/list?n=-1'), 400, 'UNSUPPORTED');
+    assertError(await call(registry.url, 'GET', '/v2/list/app/tags/list?n=ten'), 400, 'UNSUPPORTED');
   });
 
   it('an unknown repository is 404 NAME_UNKNOWN', async () => {

@@ -80,11 +80,15 @@ describe('PUT, GET and HEAD /v2/<name>/manifests/<reference>', () => {
     assertError(await call(registry.url, 'PUT', `/v2/man/app/manifests/${image.manifest.digest}?tag=.bad`, { body: image.manifest.bytes }), 400, 'TAG_INVALID');
   });
 
-  it('an unknown manifest is 404 MANIFEST_UNKNOWN; a malformed reference 400', async () => {
+  it('an unknown manifest is 404 MANIFEST_UNKNOWN, also for a reference that is neither tag nor digest; writing one is 400', async () => {
     assertError(await call(registry.url, 'GET', '/v2/man/app/manifests/nope'), 404, 'MANIFEST_UNKNOWN');
     assertError(await call(registry.url, 'GET', `/v2/man/app/manifests/${digestOf(Buffer.from('x'))}`), 404, 'MANIFEST_UNKNOWN');
     assertError(await call(registry.url, 'GET', '/v2/man/nothing-here/manifests/latest'), 404, 'MANIFEST_UNKNOWN');
-    assertError(await call(registry.url, 'GET', '/v2/man/app/manifests/sha256:nothex'), 400, 'MANIFEST_INVALID');
+    assertError(await call(registry.url, 'GET', '/v2/man/app/manifests/sha256:nothex'), 404, 'MANIFEST_UNKNOWN');
+    assertError(await call(registry.url, 'GET', '/v2/man/app/manifests/.INVALID_MANIFEST_NAME'), 404, 'MANIFEST_UNKNOWN');
+    const head = await call(registry.url, 'HEAD', '/v2/man/app/manifests/.INVALID_MANIFEST_NAME');
+    assert.equal(head.status, 404);
+    assertError(await call(registry.url, 'PUT', '/v2/man/app/manifests/.INVALID_MANIFEST_NAME', { body: image.manifest.bytes }), 400, 'MANIFEST_INVALID');
   });
 });
 

@@ -8,7 +8,7 @@ import { digestOf } from '../../src/oci/digest.ts';
 import { assertError, call, type Reply } from '../helpers/http.ts';
 import { blobOf, pushBlob } from '../helpers/images.ts';
 import { eventually } from '../helpers/eventually.ts';
-import { registryForFile } from '../helpers/registry.ts';
+import { registryForFile, startTestRegistry } from '../helpers/registry.ts';
 
 const registry = registryForFile();
 
@@ -84,6 +84,27 @@ describe('POST /v2/<name>/blobs/uploads/', () => {
     assert.equal(noFrom.status, 202);
   });
 
+  it('?mount= without from links a blob any repository holds: 201', async () => {
+    const blob = blobOf(randomBytes(71));
+    await pushBlob(registry.url, 'up/somewhere', blob);
+    const reply = await call(registry.url, 'POST', `/v2/up/automatic/blobs/uploads/?mount=${blob.digest}`);
+    assert.equal(reply.status, 201);
+    assert.equal(reply.headers.get('location'), `/v2/up/automatic/blobs/${blob.digest}`);
+    assert.deepEqual((await call(registry.url, 'GET', `/v2/up/automatic/blobs/${blob.digest}`)).body, blob.bytes);
+  });
+
+  it('registry.autoMount: false starts an upload instead', async () => {
+    const other = await startTestRegistry({ 'registry.autoMount': false });
+    try {
+      const blob = blobOf(randomBytes(72));
+      await pushBlob(other.url, 'up/somewhere', blob);
+      assert.equal((await call(other.url, 'POST', `/v2/up/automatic/blobs/uploads/?mount=${blob.digest}`)).status, 202);
+      assert.equal((await call(other.url, 'POST', `/v2/up/automatic/blobs/uploads/?mount=${blob.digest}&from=up/somewhere`)).status, 201);
+    } finally {
+      await other.close();
+    }
+  });
+
   it('refuses a malformed mount source or digest', async () => {
     const blob = blobOf(randomBytes(8));
     assertError(await call(registry.url, 'POST', `/v2/up/target/blobs/uploads/?mount=${blob.digest}&from=Bad..Name`), 400, 'NAME_INVALID');
@@ -125,11 +146,11 @@ describe('chunked uploads', () => {
     const location = await startSession('chunk/order');
     await patch(location, data.subarray(0, 10), 0);
     const skipped = await patch(location, data.subarray(20, 30), 20);
-    assertError(skipped, 416, 'RANGE_INVALID');
+    assertError(skipped, 416, 'BLOB_UPLOAD_INVALID');
     assert.equal(skipped.headers.get('range'), '0-9');
     assert.equal(skipped.headers.get('location'), location);
     const repeated = await patch(location, data.subarray(0, 10), 0);
-    assertError(repeated, 416, 'RANGE_INVALID');
+    assertError(repeated, 416, 'BLOB_UPLOAD_INVALID');
     assert.equal(repeated.headers.get('range'), '0-9');
     // The upload is intact and can be resumed.
     await patch(location, data.subarray(10), 10);
@@ -173,7 +194,7 @@ describe('chunked uploads', () => {
     assertError(await call(registry.url, 'GET', elsewhere), 404, 'BLOB_UPLOAD_UNKNOWN');
     assertError(await patch(elsewhere, data, 0), 404, 'BLOB_UPLOAD_UNKNOWN');
     assertError(await call(registry.url, 'GET', '/v2/chunk/mine/blobs/uploads/00000000-0000-0000-0000-000000000000'), 404, 'BLOB_UPLOAD_UNKNOWN');
-    assertError(await call(registry.url, 'GET', '/v2/chunk/mine/blobs/uploads/..%2F..%2Fetc'), 404, 'NOT_FOUND');
+    assertError(await call(registry.url, 'GET', '/v2/chunk/mine/blobs/uploads/..%2F..%2Fetc'), 404, 'UNSUPPORTED');
   });
 });
 

@@ -114,6 +114,18 @@ describe('Prometheus metrics', () => {
     }
   });
 
+  it('answers HEAD like GET, without the body', async () => {
+    const registry = await startTestRegistry({ 'gc.interval': 0 });
+    try {
+      const head = await call(registry.url, 'HEAD', '/metrics');
+      assert.equal(head.status, 200);
+      assert.match(head.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
+      assert.equal(head.text, '');
+    } finally {
+      await registry.close();
+    }
+  });
+
   it('can be turned off', async () => {
     const registry = await startTestRegistry({ 'gc.interval': 0, 'metrics.enabled': false });
     try {

@@ -99,4 +99,48 @@ describe('quotas', () => {
       await dir.remove();
     }
   });
+
+  it('counts only what the caller may pull, the same whether hidden repositories exist or not', async () => {
+    const dir = await tempDir('berth-usage-hidden');
+    const rules = {
+      admins: ['root'],
+      rules: [
+        { repositories: 'private/**', grants: { alice: ['pull' as const, 'push' as const] } },
+        { repositories: 'public/**', anonymous: ['pull' as const], grants: { '*': ['pull' as const] } },
+      ],
+    };
+    const users = { root: 'root-pw', alice: 'alice-pw', bob: 'bob-pw' };
+    const guarded = await startTestRegistry({
+      'gc.interval': 0,
+      quotas: [{ name: 'all', repositories: ['**'], maxBytes: 1_000_000 }],
+      ...(await authSettings(dir.path, { users, rules })),
+    });
+    const usage = async (authorization: string, glob: string) => {
+      const reply = await call(guarded.url, 'GET', `/berth/usage?repositories=${glob}`, { headers: { authorization } });
+      assert.equal(reply.status, 200, reply.text);
+      const body = reply.json<{ quotas: { usedBytes: number; usedRepositories: number }[]; selection: { usedBytes: number; usedRepositories: number } }>();
+      return { selection: [body.selection.usedBytes, body.selection.usedRepositories], quota: [body.quotas[0]?.usedBytes, body.quotas[0]?.usedRepositories] };
+    };
+    try {
+      const bob = basic('bob', 'bob-pw');
+      const before = await usage(bob, 'private/se*');
+      for (const [name, blob] of [['private/secret', blobs.c], ['public/app', blobs.small]] as const) {
+        const pushed = await call(guarded.url, 'POST', `/v2/${name}/blobs/uploads/?digest=${blob.digest}`, {
+          headers: { authorization: basic(name.startsWith('private') ? 'alice' : 'root', name.startsWith('private') ? 'alice-pw' : 'root-pw'), 'content-type': 'application/octet-stream' },
+          body: blob.bytes,
+        });
+        assert.equal(pushed.status, 201, pushed.text);
+      }
+      assert.deepEqual(await usage(bob, 'private/se*'), { selection: [0, 0], quota: [10, 1] }, 'bob sees public/app only');
+      assert.deepEqual(before.selection, [0, 0]);
+      assert.deepEqual(await usage(bob, 'private/sa*'), await usage(bob, 'private/se*'));
+      assert.deepEqual((await usage(basic('alice', 'alice-pw'), 'private/se*')).selection, [3000, 1]);
+      assert.deepEqual(await usage(basic('root', 'root-pw'), '**'), { selection: [3010, 2], quota: [3010, 2] });
+      const token = (await call(guarded.url, 'GET', '/token?service=berth')).json<{ token: string }>().token;
+      assert.equal((await call(guarded.url, 'GET', '/berth/usage?repositories=private/se*', { headers: { authorization: `Bearer ${token}` } })).status, 401, 'an anonymous token is anonymous');
+    } finally {
+      await guarded.close();
+      await dir.remove();
+    }
+  });
 });

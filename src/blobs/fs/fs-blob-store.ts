@@ -117,6 +117,8 @@ class FsUploadArea implements UploadArea {
       await pipeline(data, output, signal === undefined ? {} : { signal });
     } catch (error) {
       await truncate(path, offset).catch(() => undefined);
+      // Node's write errors carry no path; with it, a full disk's log line says where.
+      if (error instanceof Error && !('path' in error)) Object.assign(error, { path });
       throw error;
     }
     return offset + output.bytesWritten;

@@ -22,8 +22,8 @@ export function registerGc(program: Command): void {
     .action(async (options: GcOptions) => {
       const config = await configFromOptions(options, { 'log.level': options.verbose === true ? 'debug' : 'warn' });
       // Loaded when the command runs, so that `berth --help` and other commands stay quick.
-      const { openRegistry } = await import('../../server.ts');
-      const registry = await openRegistry(config);
+      const { createLogger, openRegistry } = await import('../../server.ts');
+      const registry = await openRegistry(config, createLogger(config, 2));
       try {
         const report = await registry.operations.collect({ dryRun: options.dryRun === true });
         if (report === undefined) {

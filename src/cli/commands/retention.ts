@@ -14,8 +14,8 @@ export function registerRetention(program: Command): void {
     .action(async (options: CommonOptions & { dryRun?: boolean; json?: boolean }) => {
       const config = await configFromOptions(options, { 'log.level': 'warn' });
       // Loaded when the command runs, so that `berth --help` and other commands stay quick.
-      const { openRegistry } = await import('../../server.ts');
-      const registry = await openRegistry(config);
+      const { createLogger, openRegistry } = await import('../../server.ts');
+      const registry = await openRegistry(config, createLogger(config, 2));
       try {
         if (!registry.operations.retention.configured) throw new Error('no retention policies are configured (retention.policies in the configuration)');
         const report = await registry.operations.applyRetention({ dryRun: options.dryRun === true });

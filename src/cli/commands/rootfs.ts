@@ -60,8 +60,9 @@ export function registerRootfs(program: Command): void {
 async function withRootfs(options: CommonOptions & { prefix?: string }, work: (rootfs: RootfsBase, prefix: string) => Promise<void>): Promise<void> {
   const config = await configFromOptions(options, { 'log.level': 'warn' });
   const prefix = dropletPrefix(config, options.prefix);
-  const [{ openRegistry }, { DropletSource }] = await Promise.all([import('../../server.ts'), import('../../sources/droplet/droplet-source.ts')]);
-  const registry = await openRegistry(config);
+  const [{ createLogger, openRegistry }, { DropletSource }] = await Promise.all([import('../../server.ts'), import('../../sources/droplet/droplet-source.ts')]);
+  // Logs go to stderr: stdout is what the command prints (a digest, a list).
+  const registry = await openRegistry(config, createLogger(config, 2));
   try {
     // The kind's own source, not the pull-recording wrapper the router holds.
     const source = registry.sources.find((route) => route.kind === 'droplet' && route.prefix === prefix)?.source;

@@ -14,8 +14,8 @@ export function registerUsage(program: Command): void {
     .action(async (options: CommonOptions & { repositories?: string[]; json?: boolean }) => {
       const config = await configFromOptions(options, { 'log.level': 'warn' });
       // Loaded when the command runs, so that `berth --help` and other commands stay quick.
-      const { openRegistry } = await import('../../server.ts');
-      const registry = await openRegistry(config);
+      const { createLogger, openRegistry } = await import('../../server.ts');
+      const registry = await openRegistry(config, createLogger(config, 2));
       try {
         const report = await registry.operations.usage(options.repositories ?? []);
         if (options.json === true) {

@@ -49,7 +49,10 @@ export function registerUser(program: Command): void {
   common(user.command('list'))
     .description('list the users, one per line')
     .action(async (options: UserOptions) => {
-      const users = await readHtpasswd(await usersFile(options));
+      const file = await usersFile(options);
+      const users = await readHtpasswd(file);
+      // Scripts read names from stdout; people are told why it is empty.
+      if (users.size === 0) process.stderr.write(`no users in ${file}; add one with: berth user add NAME\n`);
       process.stdout.write([...users.keys()].map((name) => `${name}\n`).join(''));
     });
 }

@@ -1,4 +1,5 @@
 import { ListObjectsV2Command, S3Client, type _Object } from '@aws-sdk/client-s3';
+import type { Logger } from '../../log.ts';
 
 /** How to reach an S3 store: the one client for the blob store and `s3://` layouts. */
 export interface S3Connection {
@@ -9,6 +10,25 @@ export interface S3Connection {
   forcePathStyle: boolean;
   /** When absent, the standard AWS chain: environment, profile, web identity, instance role. */
   credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string | undefined } | undefined;
+  /** Where the SDK's own messages go; without one they are dropped (the SDK would write some to stderr). */
+  logger?: Logger | undefined;
+}
+
+/**
+ * The SDK's logger, writing into Berth's. Without it the SDK prints some
+ * warnings with console.warn ("An error was encountered in a non-retryable
+ * streaming request."), which breaks JSON-lines logs. Its warnings come with
+ * an error the SDK throws, which Berth logs where it handles it, so they are
+ * debug-level detail here. Its info and debug output (every command's input
+ * and output, as objects) is dropped: it would cost on every request.
+ */
+export function sdkLogger(logger: Logger | undefined): Record<'trace' | 'debug' | 'info' | 'warn' | 'error', (...content: unknown[]) => void> {
+  const write = (...content: unknown[]): void => {
+    const text = content.map((part) => (typeof part === 'string' ? part : part instanceof Error ? part.message : '')).filter((part) => part !== '');
+    if (text.length > 0) logger?.debug({ component: 'aws-sdk' }, text.join(' '));
+  };
+  const drop = (): void => undefined;
+  return { trace: drop, debug: drop, info: drop, warn: write, error: write };
 }
 
 /** Where the bucket is and how to reach it (config `storage.s3`). */
@@ -31,6 +51,7 @@ export function createS3Client(location: S3Connection): S3Client {
     // A store that does not answer fails the request instead of holding it forever.
     // No idle timeout: a slow client legitimately pauses a blob download.
     requestHandler: { connectionTimeout: 10_000 },
+    logger: sdkLogger(location.logger),
   });
 }
 

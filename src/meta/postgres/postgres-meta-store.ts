@@ -66,6 +66,13 @@ export class PostgresMetaStore implements MetaStore {
             [repository, digest],
           )
         )[0]?.['size'] as number | undefined,
+      linkedIn: async (digest, limit) =>
+        (
+          await this.#rows('SELECT r.name FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id WHERE rb.digest = $1 ORDER BY r.name LIMIT $2', [
+            digest,
+            limit,
+          ])
+        ).map((row) => row['name'] as RepositoryName),
       storedSize: async (digest) => (await this.#rows('SELECT size FROM blobs WHERE digest = $1', [digest]))[0]?.['size'] as number | undefined,
       link: (repository, digest, size) =>
         this.#transaction(async (client) => {

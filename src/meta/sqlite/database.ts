@@ -42,7 +42,9 @@ export class SqliteStatements {
       this.#db.exec('COMMIT');
       return result;
     } catch (error) {
-      this.#db.exec('ROLLBACK');
+      // SQLite rolls back by itself on some errors (SQLITE_FULL among them);
+      // a second ROLLBACK would replace its error with "no transaction is active".
+      if (this.#db.isTransaction) this.#db.exec('ROLLBACK');
       throw error;
     }
   }
@@ -97,7 +99,7 @@ export function applyMigrations(db: DatabaseSync, migrations: readonly string[])
       }
       db.exec('COMMIT');
     } catch (error) {
-      db.exec('ROLLBACK');
+      if (db.isTransaction) db.exec('ROLLBACK');
       throw error;
     }
   });

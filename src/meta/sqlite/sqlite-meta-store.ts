@@ -59,6 +59,10 @@ export class SqliteMetaStore implements MetaStore {
           repository,
           digest,
         )?.['size'] as number | undefined,
+      linkedIn: async (digest, limit) =>
+        q
+          .all('SELECT r.name FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id WHERE rb.digest = ? ORDER BY r.name LIMIT ?', digest, limit)
+          .map((row) => row['name'] as RepositoryName),
       storedSize: async (digest) => q.get('SELECT size FROM blobs WHERE digest = ?', digest)?.['size'] as number | undefined,
       link: async (repository, digest, size) =>
         q.transaction(() => {

@@ -152,7 +152,8 @@ export class ProxyState {
   servedStale(error: unknown, context: Record<string, unknown>, tag = false): void {
     this.noteFailure(error);
     if (tag) this.observer.staleServed(isUpstreamError(error) && error.status === 429 ? 'rate_limited' : 'outage');
-    this.logger.warn({ err: error, upstream: this.upstream, ...context }, 'upstream unavailable; serving from the cache');
+    // Expected while an upstream is down: one line, no stack.
+    this.logger.warn({ upstream: this.upstream, reason: error instanceof Error ? error.message : String(error), ...context }, 'upstream unavailable; serving from the cache');
   }
 
   /** Stores a manifest ahead of the blobs and children it names, which are fetched on demand. */

@@ -236,6 +236,9 @@ describe('archive repositories: serving', () => {
       { method: 'PUT', url: '/v2/ro/manifests/2', headers: { 'content-type': image.manifest.mediaType }, payload: image.manifest.bytes },
       { method: 'DELETE', url: '/v2/ro/manifests/1' },
       { method: 'DELETE', url: `/v2/ro/blobs/${image.config.digest}` },
+      // A name no archive holds is just as read-only.
+      { method: 'POST', url: '/v2/brand-new/blobs/uploads/' },
+      { method: 'PUT', url: '/v2/brand-new/manifests/1', headers: { 'content-type': image.manifest.mediaType }, payload: image.manifest.bytes },
     ] as const;
     for (const attempt of attempts) {
       const response = await fixture.app.app.inject(attempt);
