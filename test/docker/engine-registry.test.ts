@@ -100,7 +100,7 @@ for (const challenge of ['basic', 'token'] as const) {
       assert.equal(await imageId(engine, list), app.config.digest, 'an amd64 engine pulls the amd64 image');
     });
 
-    test('anonymous pull: docs/auth.md quick start (anonymousPull) and a public rule', async (t) => {
+    test('anonymous pull: docs/auth.md quick start (anonymousPull) and a public rule', async () => {
       await engine.docker(['tag', 'e2e/app:1', `${registry.host}/public/app:1`]);
       await engine.docker(['push', `${registry.host}/public/app:1`]);
       await engine.docker(['login', quickStart.host, '-u', 'alice', '--password-stdin'], { input: users.alice });
@@ -111,11 +111,6 @@ for (const challenge of ['basic', 'token'] as const) {
       await engine.docker(['rmi', `${registry.host}/public/app:1`, `${quickStart.host}/team/app:1.0`]);
       try {
         assert.match(await refused(engine, ['pull', `${registry.host}/team/app:1`]), /unauthorized|denied|authentication required|no basic auth credentials/i);
-        // TODO(docker anonymous pull with a basic challenge): Docker Engine sends no credentials it
-        // does not have, gets 401 Basic and gives up (`no basic auth credentials` on the manifest HEAD;
-        // `Get "http://…/v2/": EOF` in other setups). The harden helper is fixing that bug; until
-        // then this test is a todo in basic mode. Remove this line with the fix.
-        if (challenge === 'basic') t.todo('docker anonymous pull with a basic challenge: 401 Basic, then "no basic auth credentials"');
         await engine.docker(['pull', `${quickStart.host}/team/app:1.0`]);
         await engine.docker(['pull', `${registry.host}/public/app:1`]);
         assert.equal(await imageId(engine, `${registry.host}/public/app:1`), app.config.digest);
