@@ -55,7 +55,28 @@ export async function bundleBerth(outDir: string): Promise<string[]> {
     metafile: true,
   });
   await writeFile(join(outDir, noticesFile), await thirdPartyNotices(Object.keys(result.metafile.inputs)));
-  return [...Object.keys(result.metafile.outputs).map((path) => relative(outDir, resolve(projectRoot, path))), noticesFile].sort();
+  const assets = await copyAssets(outDir);
+  return [...Object.keys(result.metafile.outputs).map((path) => relative(outDir, resolve(projectRoot, path))), noticesFile, ...assets].sort();
+}
+
+/**
+ * Files modules read at run time from beside themselves
+ * (`new URL('./assets/…', import.meta.url)`): the web UI's CSS and script.
+ * The bundle's chunks all sit in one directory, so they go to `assets/` there.
+ */
+const assetDirs = ['src/ui/assets'];
+
+async function copyAssets(outDir: string): Promise<string[]> {
+  const copied: string[] = [];
+  await rm(join(outDir, 'assets'), { recursive: true, force: true });
+  await mkdir(join(outDir, 'assets'), { recursive: true });
+  for (const dir of assetDirs) {
+    for (const name of (await readdir(join(projectRoot, dir))).sort()) {
+      await writeFile(join(outDir, 'assets', name), await readFile(join(projectRoot, dir, name)));
+      copied.push(`assets/${name}`);
+    }
+  }
+  return copied;
 }
 
 /** The licences of the npm packages inside the bundle, which carries no comments of its own. */
