@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { dockerUnavailable, startDockerEngine, type DockerEngine } from '../helpers/dockerd.ts';
@@ -12,7 +11,7 @@ import { buildDroplet, writeRootfs } from '../sources/droplet/fixtures.ts';
 import { busyboxLayer, filesLayer, imageId, layeredImage } from './images.ts';
 
 function skipReason(): string | false {
-  return dockerUnavailable() || missingCommands('busybox') || (!existsSync('/bin/bash-static') && 'needs bash-static (installed by .ci/run)');
+  return dockerUnavailable() || missingCommands('busybox', 'bash-static');
 }
 
 describe('Docker Engine with Berth as its registry mirror, and running droplet images', { skip: skipReason() }, () => {
@@ -27,7 +26,7 @@ describe('Docker Engine with Berth as its registry mirror, and running droplet i
     upstream = await startTestRegistry();
     forwarder = await Forwarder.start(upstream.url);
     const rootfs = join(temp.path, 'cflinuxfs.tar.gz');
-    await writeRootfs(rootfs, 'docker', true);
+    await writeRootfs(rootfs, 'docker', true, true);
     berth = await startTestRegistry({
       repositories: [
         // What docs/proxy.md says to set up for registry-mirrors: unprefixed names are the Docker Hub cache.

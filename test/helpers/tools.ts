@@ -34,6 +34,9 @@ const debianPackages: Record<string, string> = {
   'ceph-mon': 'ceph-mon',
   'ceph-osd': 'ceph-osd',
   ceph: 'ceph-common',
+  'ceph-authtool': 'ceph-common',
+  'radosgw-admin': 'ceph-common',
+  monmaptool: 'ceph-base',
 };
 
 export function debianPackageOf(command: string): string {

@@ -13,7 +13,7 @@ import { missingCommands, run } from '../helpers/tools.ts';
 import { buildDroplet, writeRootfs } from '../sources/droplet/fixtures.ts';
 
 function skipReason(): string | false {
-  const missing = postgresMissing() || missingCommands('skopeo', 'umoci', 'chroot');
+  const missing = postgresMissing() || missingCommands('skopeo', 'umoci', 'chroot', 'busybox', 'bash-static');
   if (missing !== false) return missing;
   if (!existsSync('/usr/bin/busybox') || !existsSync('/bin/bash-static')) return 'needs busybox-static and bash-static (installed by .ci/run)';
   if (process.getuid?.() !== 0) return 'chroot and an owner-keeping umoci unpack need root (CI runs as root)';
@@ -65,7 +65,7 @@ describe('droplet repositories on two replicas sharing PostgreSQL and S3', { ski
 
   test('a droplet uploaded through A is pulled and run through B', async () => {
     const v1 = join(work.path, 'v1.tar.gz');
-    await writeRootfs(v1, 'v1', true);
+    await writeRootfs(v1, 'v1', true, true);
     await droplets(a).rootfs.import(v1);
     assert.equal((await upload(a, 'cf/dev/shop', 'g-1', await buildDroplet())).status, 201);
 
@@ -91,7 +91,7 @@ describe('droplet repositories on two replicas sharing PostgreSQL and S3', { ski
 
   test('a rootfs imported through B is the base of the images A composes', async () => {
     const v2 = join(work.path, 'v2.tar.gz');
-    await writeRootfs(v2, 'v2', true);
+    await writeRootfs(v2, 'v2', true, true);
     const imported = await droplets(b).rootfs.import(v2);
     assert.equal(imported.latest, true);
     const throughA = await pull(a, 'cf/dev/shop', 'g-1');
