@@ -36,6 +36,12 @@ export const gcConfig = z
     uploadExpiry: duration.prefault('24h'),
     /** Rows handled per transaction. */
     batchSize: z.int().min(1).max(10_000).default(500),
+    /**
+     * The share of its time a pass may work, between 0 and 1: after each
+     * batch it rests so that pushes and pulls keep the machine. 1 runs a pass
+     * flat out (berth gc --duty 1 for an offline clean-up).
+     */
+    duty: z.number().gt(0).max(1).default(0.25),
   })
   .prefault({});
 

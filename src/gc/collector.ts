@@ -1,4 +1,4 @@
-import { setImmediate as yieldToRequests } from 'node:timers/promises';
+import { setTimeout as rest, setImmediate as yieldToRequests } from 'node:timers/promises';
 import type { BlobStore } from '../blobs/blob-store.ts';
 import type { Logger } from '../log.ts';
 import { withChange, type ChangeLog } from '../meta/change-log.ts';
@@ -15,6 +15,12 @@ export interface CollectorSettings {
   orphans: boolean;
   uploadExpiry: number;
   batchSize: number;
+  /**
+   * The share of its time a pass may work (0–1]: after each batch it rests
+   * long enough that work is at most this share, so that requests, pushes
+   * and the database writer lock stay with the registry. 1 runs flat out.
+   */
+  duty: number;
 }
 
 export interface CollectorDependencies {
@@ -247,7 +253,11 @@ class Pass {
       this.#signal.throwIfAborted();
       if (item.modifiedAt >= this.#cutoff) continue;
       pending.push(item.key);
-      if (pending.length >= this.#settings.batchSize) await flush();
+      if (pending.length >= this.#settings.batchSize) {
+        const started = performance.now();
+        await flush();
+        await this.#pace(performance.now() - started);
+      }
     }
     if (pending.length > 0) await flush();
   }
@@ -285,12 +295,22 @@ class Pass {
     let cursor: string | undefined;
     do {
       this.#signal.throwIfAborted();
+      const started = performance.now();
       const batch = await next(cursor);
+      // The batch is handled (condemned, deleted) while this generator waits here.
       if (batch.items.length > 0) yield batch.items;
       cursor = batch.cursor;
-      // Queries on an embedded store run on this thread: let requests in between batches.
-      await yieldToRequests();
+      await this.#pace(performance.now() - started);
     } while (cursor !== undefined);
+  }
+
+  /** After `workedMs` of work: rest so that work stays within the configured duty, and let requests in. */
+  async #pace(workedMs: number): Promise<void> {
+    // Queries on an embedded store run on this thread: let requests in between batches.
+    await yieldToRequests();
+    const { duty } = this.#settings;
+    if (duty >= 1) return;
+    await rest((workedMs * (1 - duty)) / duty, undefined, { signal: this.#signal }).catch(() => undefined);
   }
 }
 
