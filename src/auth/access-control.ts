@@ -146,7 +146,7 @@ export class AccessControl implements AccessPolicy, TokenIssuer {
         detail: { retryAfter: wait },
       });
     }
-    if (!(await passwords.matches(password, hash))) {
+    if (!(await cache.compareOnce(user, password, hash, () => passwords.matches(password, hash)))) {
       failures?.take(client);
       throw unauthorized('invalid username or password', challenge());
     }

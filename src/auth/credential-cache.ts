@@ -20,6 +20,8 @@ interface Entry {
 export class CredentialCache {
   readonly #key = randomBytes(32).toString('base64');
   readonly #entries = new Map<string, Entry>();
+  /** Comparisons running now, by credentials and hash: requests arriving meanwhile wait for the same answer. */
+  readonly #running = new Map<string, Promise<boolean>>();
   readonly #ttl: number;
   readonly #size: number;
 
@@ -37,6 +39,22 @@ export class CredentialCache {
     if (entry.expiresAt <= Date.now() || entry.hash !== hash) return false;
     this.#entries.set(key, entry);
     return true;
+  }
+
+  /**
+   * Runs `compare` (a bcrypt comparison) for these credentials, or joins the
+   * one already running for them. A client with many connections sends the
+   * same credentials on all of them: when the entry expires they would all
+   * miss at once, and each would queue a bcrypt comparison of its own.
+   */
+  compareOnce(user: string, password: string, hash: string | undefined, compare: () => Promise<boolean>): Promise<boolean> {
+    const key = `${this.#keyOf(user, password)}\n${hash ?? ''}`;
+    let running = this.#running.get(key);
+    if (running === undefined) {
+      running = compare().finally(() => this.#running.delete(key));
+      this.#running.set(key, running);
+    }
+    return running;
   }
 
   remember(user: string, password: string, hash: string): void {
