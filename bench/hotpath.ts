@@ -121,7 +121,7 @@ export async function hotPathSection(options: HotPathOptions): Promise<Row[]> {
           .join(' ')} ms, bare ${results.bare.map((result) => result.p99Ms.toFixed(2)).join(' ')} ms`,
       );
     }
-    options.log(`webhook received ${webhook.events()} events`);
+    options.log(`webhook received ${webhook.events()} events; Berth's peak RSS ${Math.round((await berth.peakRss()) / 2 ** 20)} MiB`);
     return rowsOf(cases, measured, options.connections);
   } finally {
     await bare?.stop();
