@@ -27,8 +27,8 @@ export function resolveLocation(base: string, location: string): string {
 }
 
 /** Opens an upload session; the URL to PATCH or PUT to. */
-export async function startUpload(base: string, repository: string): Promise<URL> {
-  const response = await expect(await fetch(`${base}/v2/${repository}/blobs/uploads/`, { method: 'POST' }), 202, `start upload in ${repository}`);
+export async function startUpload(base: string, repository: string, headers: Record<string, string> = {}): Promise<URL> {
+  const response = await expect(await fetch(`${base}/v2/${repository}/blobs/uploads/`, { method: 'POST', headers }), 202, `start upload in ${repository}`);
   return new URL(resolveLocation(base, response.headers.get('location') ?? ''));
 }
 
@@ -36,12 +36,12 @@ export async function startUpload(base: string, repository: string): Promise<URL
  * Pushes a blob as a monolithic PUT (POST for a session, then PUT with the
  * body): CNCF Distribution 2.8 ignores `?digest=` on the POST.
  */
-export async function pushBlob(base: string, repository: string, bytes: Uint8Array): Promise<string> {
+export async function pushBlob(base: string, repository: string, bytes: Uint8Array, headers: Record<string, string> = {}): Promise<string> {
   const digest = sha256(bytes);
-  const target = await startUpload(base, repository);
+  const target = await startUpload(base, repository, headers);
   target.searchParams.set('digest', digest);
   await expect(
-    await fetch(target, { method: 'PUT', headers: { 'content-type': 'application/octet-stream' }, body: bytes }),
+    await fetch(target, { method: 'PUT', headers: { ...headers, 'content-type': 'application/octet-stream' }, body: bytes }),
     201,
     `push blob to ${repository}`,
   );
@@ -52,9 +52,9 @@ export async function mountBlob(base: string, repository: string, digest: string
   await expect(await fetch(`${base}/v2/${repository}/blobs/uploads/?mount=${digest}&from=${from}`, { method: 'POST' }), 201, `mount into ${repository}`);
 }
 
-export async function putManifest(base: string, repository: string, reference: string, bytes: Uint8Array, mediaType: string): Promise<void> {
+export async function putManifest(base: string, repository: string, reference: string, bytes: Uint8Array, mediaType: string, headers: Record<string, string> = {}): Promise<void> {
   await expect(
-    await fetch(`${base}/v2/${repository}/manifests/${reference}`, { method: 'PUT', headers: { 'content-type': mediaType }, body: bytes }),
+    await fetch(`${base}/v2/${repository}/manifests/${reference}`, { method: 'PUT', headers: { ...headers, 'content-type': mediaType }, body: bytes }),
     201,
     `put manifest ${repository}:${reference}`,
   );
@@ -88,8 +88,8 @@ export function benchImage(layerBytes = 2048): BenchImage {
   return { config, layer, manifest, digest: sha256(manifest), configDigest, layerDigest };
 }
 
-export async function pushImage(base: string, repository: string, tag: string, image: BenchImage): Promise<void> {
-  await pushBlob(base, repository, image.config);
-  await pushBlob(base, repository, image.layer);
-  await putManifest(base, repository, tag, image.manifest, ociManifest);
+export async function pushImage(base: string, repository: string, tag: string, image: BenchImage, headers: Record<string, string> = {}): Promise<void> {
+  await pushBlob(base, repository, image.config, headers);
+  await pushBlob(base, repository, image.layer, headers);
+  await putManifest(base, repository, tag, image.manifest, ociManifest, headers);
 }

@@ -7,6 +7,8 @@ const execFileAsync = promisify(execFile);
 
 export interface LoadResult {
   requestsPerSecond: number;
+  /** Requests completed in the run. */
+  requests: number;
   p50Ms: number;
   p99Ms: number;
 }
@@ -17,6 +19,8 @@ export interface LoadOptions {
   headers?: Record<string, string>;
   /** Several paths, taken in turn; otherwise the URL's own path. */
   paths?: string[];
+  /** wrk threads (default: one per connection, at most 2). */
+  threads?: number;
   scriptDir: string;
 }
 
@@ -33,7 +37,8 @@ export async function wrk(url: string, options: LoadOptions): Promise<LoadResult
     lua.push('local i = 0');
     lua.push('request = function() i = i % #paths + 1; return wrk.format(nil, paths[i]) end');
   }
-  const args = ['--latency', '-t', String(Math.min(options.connections, 2)), '-c', String(options.connections), '-d', `${options.seconds}s`];
+  // A generous timeout: on a busy shared machine a slow response is a figure, not a failure.
+  const args = ['--latency', '--timeout', '10s', '-t', String(options.threads ?? Math.min(options.connections, 2)), '-c', String(options.connections), '-d', `${options.seconds}s`];
   for (const [name, value] of Object.entries(options.headers ?? {})) args.push('-H', `${name}: ${value}`);
   if (lua.length > 0) {
     const script = join(options.scriptDir, `wrk-${Math.random().toString(36).slice(2)}.lua`);
@@ -52,7 +57,8 @@ export async function wrk(url: string, options: LoadOptions): Promise<LoadResult
     return match === null ? Number.NaN : toMs(match[1] as string, match[2] as string);
   };
   const rps = /Requests\/sec:\s+([\d.]+)/.exec(stdout);
-  return { requestsPerSecond: Number(rps?.[1]), p50Ms: percentile('50'), p99Ms: percentile('99') };
+  const requests = Number(/(\d+) requests in/.exec(stdout)?.[1]);
+  return { requestsPerSecond: Number(rps?.[1]), requests, p50Ms: percentile('50'), p99Ms: percentile('99') };
 }
 
 /**
@@ -60,7 +66,7 @@ export async function wrk(url: string, options: LoadOptions): Promise<LoadResult
  * HEAD response that carries Content-Length, so they cannot measure HEAD.
  * ab is single-threaded C; its CSV gives percentiles to the microsecond.
  */
-export async function abHead(url: string, options: Omit<LoadOptions, 'paths'>): Promise<LoadResult> {
+export async function abHead(url: string, options: Omit<LoadOptions, 'paths' | 'threads'>): Promise<LoadResult> {
   const csv = join(options.scriptDir, `ab-${Math.random().toString(36).slice(2)}.csv`);
   const args = ['-i', '-k', '-q', '-c', String(options.connections), '-t', String(options.seconds), '-n', '100000000', '-e', csv];
   for (const [name, value] of Object.entries(options.headers ?? {})) args.push('-H', `${name}: ${value}`);
@@ -69,7 +75,8 @@ export async function abHead(url: string, options: Omit<LoadOptions, 'paths'>): 
   if (failed > 0) throw new Error(`ab ${url}: ${failed} failed responses`);
   const table = await readFile(csv, 'utf8');
   const percentile = (at: number) => Number(new RegExp(`^${at},([\\d.]+)$`, 'm').exec(table)?.[1] ?? Number.NaN);
-  return { requestsPerSecond: Number(/Requests per second:\s+([\d.]+)/.exec(stdout)?.[1]), p50Ms: percentile(50), p99Ms: percentile(99) };
+  const requests = Number(/Complete requests:\s+(\d+)/.exec(stdout)?.[1]);
+  return { requestsPerSecond: Number(/Requests per second:\s+([\d.]+)/.exec(stdout)?.[1]), requests, p50Ms: percentile(50), p99Ms: percentile(99) };
 }
 
 /** Downloads a URL with curl to /dev/null; bytes per second. */

@@ -12,6 +12,7 @@ import { listingSection, loadManyBlobs, manifestSection, pullSection, pushSectio
 import { startBerth, startDistribution, startNginx, startPlainReceiver, type BenchServer } from './servers.ts';
 import { benchArchive, defaultArchiveBenchOptions } from './archive.ts';
 import { scaleSection } from './scale.ts';
+import { hotPathSection } from './hotpath.ts';
 
 const { values: flags } = parseArgs({
   options: {
@@ -75,6 +76,8 @@ try {
     log(`${section}: peak RSS ${JSON.stringify(values)}`);
   };
   await measured('manifests', () => manifestSection(context));
+  log('hot path: Berth (access rules, access log, metrics, a webhook) against a bare node:http server');
+  rows.push(...(await hotPathSection({ work, seconds: sizes.seconds, repeats: sizes.repeats, connections: 64, log })));
   await measured('blob push', () => pushSection(context, big));
   await measured('blob GET', () => pullSection(context, big));
   await measured('listings', () => listingSection(context));

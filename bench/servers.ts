@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 
 const berthMain = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
 const berthBin = fileURLToPath(new URL('../bin/berth.js', import.meta.url));
+const bareRegistryMain = fileURLToPath(new URL('./bare-registry.ts', import.meta.url));
 const plainReceiverMain = fileURLToPath(new URL('./plain-receiver.ts', import.meta.url));
 
 /** A server process under measurement. */
@@ -69,11 +70,15 @@ function manage(name: string, child: ChildProcess, url: string, startupMs: numbe
   };
 }
 
-/** Berth on the embedded default (filesystem + SQLite), access log at info like Distribution's. */
-export async function startBerth(dataDir: string): Promise<BenchServer> {
+/**
+ * Berth on the embedded default (filesystem + SQLite), access log at info like Distribution's;
+ * `serveArgs` are added to `berth serve` (a `--config`), `nodeFlags` to Node's (a `--cpu-prof`).
+ */
+export async function startBerth(dataDir: string, serveArgs: string[] = [], nodeFlags: string[] = []): Promise<BenchServer> {
   const port = await freePort();
   const started = performance.now();
-  const child = spawn(process.execPath, [...(await berthNodeFlags()), berthMain, 'serve', '--listen', `127.0.0.1:${port}`, '--data', dataDir], {
+  const args = [...(await berthNodeFlags()), ...nodeFlags, berthMain, 'serve', '--listen', `127.0.0.1:${port}`, '--data', dataDir, ...serveArgs];
+  const child = spawn(process.execPath, args, {
     env: { PATH: process.env['PATH'], BERTH_LOG_FORMAT: 'json' },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
@@ -150,6 +155,15 @@ http {
       await once(child, 'exit');
     },
   };
+}
+
+/** The bare node:http server of bench/bare-registry.ts, answering the responses in `responsesFile`. */
+export async function startBareRegistry(responsesFile: string): Promise<BenchServer> {
+  const port = await freePort();
+  const started = performance.now();
+  const child = spawn(process.execPath, [bareRegistryMain, String(port), responsesFile], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const url = `http://127.0.0.1:${port}`;
+  return manage('bare node', child, url, await waitUntilServing(url, child, started));
 }
 
 /** A plain Node HTTP server that only receives bodies (bench/plain-receiver.ts): the push ceiling for Node. */

@@ -49,7 +49,7 @@ export class AccessControl implements AccessPolicy, TokenIssuer, SessionAccess {
   }
 
   async signIn(user: string, password: string, client: string, ttlMs: number): Promise<{ session: string; csrf: string; caller: Caller }> {
-    const checked = await this.#checkPassword(user, password, client, basicChallenge(this.#options.realm));
+    const checked = await this.#checkPassword(user, password, client, () => basicChallenge(this.#options.realm));
     const { value, claims } = this.#sessions.issue(checked, credentialFingerprint(await this.#hashOf(checked)), ttlMs);
     return { session: value, csrf: claims.csrf, caller: this.#callerFor({ kind: 'user', user: checked }, await this.#options.rules()) };
   }
@@ -80,7 +80,7 @@ export class AccessControl implements AccessPolicy, TokenIssuer, SessionAccess {
   }
 
   async authorize(request: FastifyRequest, needs: readonly Need[]): Promise<Caller> {
-    const identity = await this.#identify(request, needs.map(scopeOf).filter((scope) => scope !== undefined));
+    const identity = await this.#identify(request, needs);
     const rules = await this.#options.rules();
     const may = (name: string, action: RepositoryAction): boolean => allows(identity, rules, name, action);
     const denied = needs.filter((need) => {
@@ -103,7 +103,7 @@ export class AccessControl implements AccessPolicy, TokenIssuer, SessionAccess {
     let user: string | undefined;
     let refreshToken: string | undefined;
     if (credentials.kind === 'password') {
-      user = await this.#checkPassword(credentials.user, credentials.password, request.client, basicChallenge(this.#options.realm));
+      user = await this.#checkPassword(credentials.user, credentials.password, request.client, () => basicChallenge(this.#options.realm));
     } else if (credentials.kind === 'refresh') {
       user = await this.#checkRefreshToken(credentials.token);
       refreshToken = credentials.token;
@@ -130,18 +130,20 @@ export class AccessControl implements AccessPolicy, TokenIssuer, SessionAccess {
     return this.#options.tokens.jwks();
   }
 
-  /** Who the credentials say; 401 with a challenge for `scopes` when they do not check out. */
-  async #identify(request: FastifyRequest, scopes: readonly AccessEntry[]): Promise<Identity> {
+  /** Who the credentials say; 401 with a challenge for what `needs` asks when they do not check out. */
+  async #identify(request: FastifyRequest, needs: readonly Need[]): Promise<Identity> {
     const header = request.headers.authorization;
-    if (header === undefined || header === '') return { kind: 'anonymous' };
+    if (header === undefined || header === '') return anonymous;
+    const scopes = () => scopesOf(needs);
     const [scheme = '', value = ''] = header.trim().split(/\s+/, 2);
     if (/^basic$/i.test(scheme)) {
       const decoded = Buffer.from(value, 'base64').toString('utf8');
       // containers/image sends an empty user and password when it has none.
-      if (decoded === ':') return { kind: 'anonymous' };
+      if (decoded === ':') return anonymous;
       const colon = decoded.indexOf(':');
-      const challenge = this.#challenge(request, scopes);
-      if (colon <= 0) throw unauthorized('malformed Basic credentials', challenge);
+      // Built only when refusing: most requests carry valid credentials.
+      const challenge = () => this.#challenge(request, scopes());
+      if (colon <= 0) throw unauthorized('malformed Basic credentials', challenge());
       return { kind: 'user', user: await this.#checkPassword(decoded.slice(0, colon), decoded.slice(colon + 1), request.ip, challenge) };
     }
     if (/^bearer$/i.test(scheme)) {
@@ -152,17 +154,17 @@ export class AccessControl implements AccessPolicy, TokenIssuer, SessionAccess {
         return { kind: 'token', token, user: token.subject };
       } catch (error) {
         if (!(error instanceof InvalidTokenError)) throw error;
-        throw unauthorized(error.message, this.#challenge(request, scopes, 'invalid_token'));
+        throw unauthorized(error.message, this.#challenge(request, scopes(), 'invalid_token'));
       }
     }
-    throw unauthorized(`unsupported authorization scheme "${scheme.slice(0, 20)}": use Basic or Bearer`, this.#challenge(request, scopes));
+    throw unauthorized(`unsupported authorization scheme "${scheme.slice(0, 20)}": use Basic or Bearer`, this.#challenge(request, scopes()));
   }
 
   /**
    * The user name when the password is right; 401 with `challenge`
    * otherwise, and 429 once `client` has failed too often.
    */
-  async #checkPassword(user: string, password: string, client: string, challenge: string): Promise<string> {
+  async #checkPassword(user: string, password: string, client: string, challenge: () => string): Promise<string> {
     const hash = await this.#hashOf(user);
     const { cache, passwords, failures } = this.#options;
     if (hash !== undefined && cache.verified(user, password, hash)) return user;
@@ -173,9 +175,9 @@ export class AccessControl implements AccessPolicy, TokenIssuer, SessionAccess {
         detail: { retryAfter: wait },
       });
     }
-    if (!(await passwords.matches(password, hash))) {
+    if (!(await cache.compareOnce(user, password, hash, () => passwords.matches(password, hash)))) {
       failures?.take(client);
-      throw unauthorized('invalid username or password', challenge);
+      throw unauthorized('invalid username or password', challenge());
     }
     cache.remember(user, password, hash as string);
     return user;
@@ -206,7 +208,7 @@ export class AccessControl implements AccessPolicy, TokenIssuer, SessionAccess {
 
   #refusal(request: FastifyRequest, identity: Identity, rules: AccessRules, denied: readonly Need[]): RegistryError {
     const what = describe(denied[0] as Need);
-    const scopes = denied.map(scopeOf).filter((scope) => scope !== undefined);
+    const scopes = scopesOf(denied);
     if (isAnonymous(identity)) {
       // Docker Engine, told Basic by GET /v2/ and holding no password, stops
       // ("no basic auth credentials") instead of asking anonymously; told
@@ -267,6 +269,12 @@ function allows(identity: Identity, rules: AccessRules, name: string, action: Re
 
 function hasScope(token: VerifiedToken, type: string, name: string, action: string): boolean {
   return token.access.some((entry) => entry.type === type && entry.name === name && (entry.actions.includes(action) || entry.actions.includes('*')));
+}
+
+const anonymous: Identity = { kind: 'anonymous' };
+
+function scopesOf(needs: readonly Need[]): AccessEntry[] {
+  return needs.map(scopeOf).filter((scope) => scope !== undefined);
 }
 
 /** The scope a client should ask a token for: writes ask for pull too, since pushes read back what they wrote. */

@@ -6,6 +6,8 @@ export type RepositoryAction = (typeof repositoryActions)[number];
 
 const allActions: ReadonlySet<RepositoryAction> = new Set(repositoryActions);
 const noActions: ReadonlySet<RepositoryAction> = new Set();
+/** Remembered answers of `actions`, at most (then forgotten all at once). */
+const maxAnswers = 10_000;
 
 interface CompiledRule {
   pattern: string;
@@ -28,6 +30,8 @@ export class AccessRules {
   readonly #rules: CompiledRule[];
   readonly #groups: ReadonlyMap<string, ReadonlySet<string>>;
   readonly #admins: ReadonlySet<string>;
+  /** Answers of `actions` by user and name: every request asks, and rules never change (a changed file is a new AccessRules). */
+  readonly #answers = new Map<string, ReadonlySet<RepositoryAction>>();
 
   constructor(config: AccessRulesConfig, source = 'access rules') {
     const groups = new Map<string, Set<string>>();
@@ -109,6 +113,17 @@ export class AccessRules {
 
   /** What `user` (undefined: anonymous) may do on the repository `name`. */
   actions(user: string | undefined, name: string): ReadonlySet<RepositoryAction> {
+    const key = user === undefined ? `\n${name}` : `${user}\n${name}`;
+    let answer = this.#answers.get(key);
+    if (answer === undefined) {
+      answer = this.#decide(user, name);
+      if (this.#answers.size >= maxAnswers) this.#answers.clear();
+      this.#answers.set(key, answer);
+    }
+    return answer;
+  }
+
+  #decide(user: string | undefined, name: string): ReadonlySet<RepositoryAction> {
     if (this.isAdmin(user)) return allActions;
     const rule = this.#rules.find((candidate) => candidate.matcher.test(name));
     if (rule === undefined) return noActions;

@@ -45,6 +45,11 @@ const clockTolerance = 30;
 const accessTokenType = 'JWT';
 const refreshTokenType = 'berth-refresh+jwt';
 
+/** Verified access tokens remembered, at most (the least recently verified go first). */
+const verifiedCacheSize = 10_000;
+/** How long a verification is trusted before the signature is checked again (bounds how long a withdrawn issuer key keeps working). */
+const verifiedCacheTtl = 60_000;
+
 const accessClaim = z.array(z.object({ type: z.string(), name: z.string(), actions: z.array(z.string()) })).max(1000);
 
 type TokenSettings = AuthConfig['token'];
@@ -68,6 +73,8 @@ export class TokenService {
   readonly #publicJwk: JWK;
   readonly #own: Verifier;
   readonly #trusted: Map<string, Verifier>;
+  /** Token text → what it verified to, and until when that holds: clients send the same token with every request. */
+  readonly #verified = new Map<string, { token: VerifiedToken; until: number }>();
 
   private constructor(settings: TokenSettings, signingKey: KeyObject, algorithm: string, publicJwk: JWK, keyId: string, trusted: Map<string, Verifier>) {
     this.settings = settings;
@@ -140,8 +147,25 @@ export class TokenService {
       .sign(this.#signingKey);
   }
 
-  /** Checks signature, issuer, audience and lifetime of a Bearer token; InvalidTokenError otherwise. */
+  /**
+   * Checks signature, issuer, audience and lifetime of a Bearer token;
+   * InvalidTokenError otherwise. A token that checked out is remembered
+   * until it expires (at most a minute): a signature check costs more than
+   * the rest of a manifest request.
+   */
   async verifyAccessToken(token: string): Promise<VerifiedToken> {
+    const known = this.#verified.get(token);
+    if (known !== undefined) {
+      if (Date.now() < known.until) return known.token;
+      this.#verified.delete(token);
+    }
+    const { verified, expiresAt } = await this.#verifyAccessToken(token);
+    if (this.#verified.size >= verifiedCacheSize) this.#verified.delete(this.#verified.keys().next().value as string);
+    this.#verified.set(token, { token: verified, until: Math.min(expiresAt + clockTolerance * 1000, Date.now() + verifiedCacheTtl) });
+    return verified;
+  }
+
+  async #verifyAccessToken(token: string): Promise<{ verified: VerifiedToken; expiresAt: number }> {
     const issuer = unverifiedIssuer(token);
     const own = issuer === this.settings.issuer;
     const verifier = own ? this.#own : this.#trusted.get(issuer);
@@ -153,7 +177,8 @@ export class TokenService {
     });
     const access = accessClaim.safeParse(payload['access'] ?? []);
     if (!access.success) throw new InvalidTokenError('token has a malformed access claim');
-    return { subject: typeof payload.sub === 'string' ? payload.sub : '', access: access.data, own, issuer };
+    const verified = { subject: typeof payload.sub === 'string' ? payload.sub : '', access: access.data, own, issuer };
+    return { verified, expiresAt: (payload.exp as number) * 1000 };
   }
 
   /** Checks a refresh token issued by this registry; resolves to its subject and credential fingerprint. */

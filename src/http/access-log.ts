@@ -1,11 +1,20 @@
-import { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
+import { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 
-/** Who each request was authorized as, for its log line; entries go with their requests. */
-const callers = new WeakMap<FastifyRequest, string>();
+const callerProperty = 'berthCaller';
+type WithCaller = Record<typeof callerProperty, string | null>;
 
-/** Records the signed-in user a request runs as, so the access log names them. */
+/** Declares where a request keeps who it was authorized as (createApp calls it once). */
+export function declareCallers(app: FastifyInstance): void {
+  app.decorateRequest(callerProperty, null);
+}
+
+/**
+ * Records the signed-in user a request runs as, so the access log names
+ * them. Kept on the request, not in a WeakMap: weak-map entries outlive
+ * young-generation collections (see observer.ts).
+ */
 export function noteCaller(request: FastifyRequest, user: string | undefined): void {
-  if (user !== undefined) callers.set(request, user);
+  if (user !== undefined) (request as unknown as WithCaller)[callerProperty] = user;
 }
 
 /**
@@ -23,6 +32,8 @@ export class AccessLog extends LogController {
 
   override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
     const length = reply.getHeader('content-length');
+    const user = (request as unknown as WithCaller)[callerProperty];
+    // One object literal of a fixed shape; absent fields are left out by pino's serializer (undefined).
     const line = {
       method: request.method,
       path: request.url,
@@ -30,10 +41,10 @@ export class AccessLog extends LogController {
       bytes: length === undefined ? 0 : Number(length),
       durationMs: Math.round(reply.elapsedTime * 100) / 100,
       client: request.ip,
-      ...(callers.has(request) ? { user: callers.get(request) } : {}),
+      user: user === null ? undefined : user,
       userAgent: request.headers['user-agent'],
-      ...(reply.raw.writableFinished ? {} : { aborted: true }),
-      ...(error ? { err: error } : {}),
+      aborted: reply.raw.writableFinished ? undefined : true,
+      err: error ? error : undefined,
     };
     request.log.info(line, 'request');
   }

@@ -59,7 +59,7 @@ interface Marks {
 
 /** Registers the hooks that feed `observers`. */
 export function observeRequests(app: FastifyInstance, observers: readonly RequestObserver[]): void {
-  app.addHook('onResponse', async (request, reply) => {
+  app.addHook('onResponse', (request, reply, done) => {
     // Kept on the socket itself, not in a WeakMap: a weak map's entries
     // outlive young-generation collections, which under load let every
     // request reach the old generation (140 MB more at 10k req/s).
@@ -82,6 +82,7 @@ export function observeRequests(app: FastifyInstance, observers: readonly Reques
         request.log.error({ err: error }, 'a request observer failed');
       }
     }
+    done();
   });
 }
 

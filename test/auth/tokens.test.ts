@@ -5,6 +5,8 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createLocalJWKSet, decodeJwt, exportJWK, jwtVerify, SignJWT, UnsecuredJWT, type JSONWebKeySet } from 'jose';
+import { TokenService } from '../../src/auth/tokens.ts';
+import { loadConfig } from '../../src/config/load.ts';
 import { authSettings, basic, writeUsers } from '../helpers/auth.ts';
 import { randomImage } from '../helpers/images.ts';
 import { errorCode, injectPushImage } from '../helpers/inject.ts';
@@ -212,5 +214,26 @@ describe('token endpoint and Bearer tokens', () => {
     assert.equal(started.statusCode, 202);
     const ciWrongAudience = await sign(externalByFile.privateKey, { iss: 'ci', aud: 'berth' }, 'ES384');
     assert.equal((await tags(`Bearer ${ciWrongAudience}`)).statusCode, 401);
+  });
+});
+
+describe('verified tokens remembered', () => {
+  it('answers a token it verified from memory, and never past the token’s own expiry', async (context) => {
+    const temp = await tempDir('berth-token-cache');
+    try {
+      const settings = { ...(await loadConfig({ env: {}, overrides: { dataDir: temp.path } })).auth.token, ttl: 60_000 };
+      const service = await TokenService.open(settings, join(temp.path, 'key.pem'));
+      context.mock.timers.enable({ apis: ['Date'], now: Date.now() });
+      const { token } = await service.issueAccessToken('alice', [{ type: 'repository', name: 'team/app', actions: ['pull'] }]);
+      const first = await service.verifyAccessToken(token);
+      assert.equal(await service.verifyAccessToken(token), first, 'the second request is answered from memory');
+      // 60 s token, 30 s clock tolerance: still good 61 s on (checked again), refused 95 s on.
+      context.mock.timers.tick(61_000);
+      assert.equal((await service.verifyAccessToken(token)).subject, 'alice');
+      context.mock.timers.tick(34_000);
+      await assert.rejects(service.verifyAccessToken(token), /expired/);
+    } finally {
+      await temp.remove();
+    }
   });
 });

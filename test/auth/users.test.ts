@@ -118,6 +118,23 @@ describe('credential cache', () => {
     off.remember('a', 'pw', 'h');
     assert.equal(off.verified('a', 'pw', 'h'), false);
   });
+
+  it('runs one comparison for credentials many requests bring at once, and a new one afterwards', async () => {
+    const cache = new CredentialCache({ ttl: 60_000, size: 10 });
+    let comparisons = 0;
+    const compare = async () => {
+      comparisons++;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      return true;
+    };
+    const answers = await Promise.all(Array.from({ length: 64 }, () => cache.compareOnce('a', 'pw', 'h', compare)));
+    assert.deepEqual(new Set(answers), new Set([true]));
+    assert.equal(comparisons, 1);
+    await Promise.all([cache.compareOnce('a', 'other', 'h', compare), cache.compareOnce('a', 'pw', 'h2', compare)]);
+    assert.equal(comparisons, 3, 'other passwords and other hashes are compared on their own');
+    await cache.compareOnce('a', 'pw', 'h', compare);
+    assert.equal(comparisons, 4, 'a finished comparison is not reused: the cache entry is what remembers');
+  });
 });
 
 describe('configuration of access control', () => {

@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
+import { writeCounter } from './read-cache.ts';
 
 export type Row = Record<string, SQLInputValue>;
 
@@ -8,9 +9,11 @@ export type Row = Record<string, SQLInputValue>;
 export class SqliteStatements {
   readonly #db: DatabaseSync;
   readonly #statements = new Map<string, StatementSync>();
+  readonly #counter: { writes: number };
 
   constructor(db: DatabaseSync) {
     this.#db = db;
+    this.#counter = writeCounter(db);
   }
 
   get(sql: string, ...params: SQLInputValue[]): Row | undefined {
@@ -25,11 +28,22 @@ export class SqliteStatements {
     return Number(this.statement(sql).run(...params).changes);
   }
 
-  /** Prepared once per SQL text: preparing costs more than most of these queries. */
+  /**
+   * Prepared once per SQL text: preparing costs more than most of these
+   * queries. Every `run` (a write) is counted, so that the ReadCache over
+   * this database forgets what a write may have changed.
+   */
   statement(sql: string): StatementSync {
     let statement = this.#statements.get(sql);
     if (statement === undefined) {
-      statement = this.#db.prepare(sql);
+      const prepared = this.#db.prepare(sql);
+      const run = prepared.run;
+      const counter = this.#counter;
+      prepared.run = ((...params: unknown[]) => {
+        counter.writes++;
+        return Reflect.apply(run, prepared, params) as ReturnType<StatementSync['run']>;
+      }) as StatementSync['run'];
+      statement = prepared;
       this.#statements.set(sql, statement);
     }
     return statement;

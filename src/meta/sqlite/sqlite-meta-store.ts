@@ -18,6 +18,7 @@ import type {
 } from '../meta-store.ts';
 import { fixedAmong, fixedTagMoved, manifestRecordFromRow, missingReference, referrerFromRow } from '../rows.ts';
 import { openDatabase, SqliteStatements, type Row } from './database.ts';
+import { ReadCache } from './read-cache.ts';
 import { insertOutbox } from './outbox.ts';
 import { sqliteMigrations } from './migrations.ts';
 
@@ -37,6 +38,8 @@ export class SqliteMetaStore implements MetaStore {
   private constructor(db: DatabaseSync) {
     this.#db = db;
     const q = new Queries(db);
+    // Every manifest and blob HEAD, and tag lists, ask these; see ReadCache for why a remembered answer is still current.
+    const cache = new ReadCache(db);
     this.repositories = {
       exists: async (repository) => q.repositoryId(repository) !== undefined,
       list: async (page) =>
@@ -53,12 +56,17 @@ export class SqliteMetaStore implements MetaStore {
     };
     this.blobs = {
       linkedSize: async (repository, digest) =>
-        q.get(
-          `SELECT b.size FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id
-           JOIN blobs b ON b.digest = rb.digest WHERE r.name = ? AND rb.digest = ?`,
-          repository,
-          digest,
-        )?.['size'] as number | undefined,
+        cache.get(
+          `blob\n${repository}\n${digest}`,
+          () =>
+            q.get(
+              `SELECT b.size FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id
+               JOIN blobs b ON b.digest = rb.digest WHERE r.name = ? AND rb.digest = ?`,
+              repository,
+              digest,
+            )?.['size'] as number | undefined,
+          () => 16,
+        ),
       linkedIn: async (digest, limit) =>
         q
           .all('SELECT r.name FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id WHERE rb.digest = ? ORDER BY r.name LIMIT ?', digest, limit)
@@ -87,7 +95,12 @@ export class SqliteMetaStore implements MetaStore {
         ),
     };
     this.manifests = {
-      get: async (repository, reference) => q.manifest(repository, reference),
+      get: async (repository, reference) =>
+        cache.get(
+          `manifest\n${repository}\n${reference.kind === 'tag' ? reference.tag : reference.digest}`,
+          () => q.manifest(repository, reference),
+          (record) => record.bytes.byteLength + 256,
+        ),
       put: async (repository, manifest, references, tags, options) =>
         q.transaction(() => {
           q.putManifest(repository, manifest, references, tags, fixedAmong(tags, options), options?.referencesPending !== true);
@@ -106,17 +119,22 @@ export class SqliteMetaStore implements MetaStore {
       referrers: async (repository, subject, artifactType, page = {}) => q.referrers(repository, subject, artifactType, page),
     };
     this.tags = {
-      list: async (repository, page) =>
-        splitNames<Tag>(
-          q.get(
-            `SELECT group_concat(name, char(10) ORDER BY name) AS names FROM (
-               SELECT t.name FROM tags t JOIN repositories r ON r.id = t.repository_id
-               WHERE r.name = ? AND t.name > ? ORDER BY t.name LIMIT ?)`,
-            repository,
-            page.last ?? '',
-            limitOf(page),
-          ),
-        ),
+      list: async (repository, page) => {
+        const names = cache.get(
+          `tags\n${repository}\n${page.last ?? ''}\n${limitOf(page)}`,
+          () =>
+            q.get(
+              `SELECT group_concat(name, char(10) ORDER BY name) AS names FROM (
+                 SELECT t.name FROM tags t JOIN repositories r ON r.id = t.repository_id
+                 WHERE r.name = ? AND t.name > ? ORDER BY t.name LIMIT ?)`,
+              repository,
+              page.last ?? '',
+              limitOf(page),
+            )?.['names'] ?? null,
+          (text) => (typeof text === 'string' ? text.length : 8),
+        );
+        return splitNames<Tag>({ names: names ?? null });
+      },
       delete: async (repository, tag, options) =>
         q.changing(
           options,
