@@ -60,21 +60,25 @@ async function seed(base: string, blobs: number, log: (message: string) => void)
   await pool(names, 16, (name) => pushBlob(base, name, image.config).then(() => undefined));
   const referenced = Math.floor(blobs / 2);
   log(`seeding ${referenced} referenced and ${blobs - referenced} unreferenced blobs`);
-  await pool(Array.from({ length: blobs }, (_, index) => index), 16, async (index) => {
-    const repository = names[index % repositories] as string;
-    const layer = randomBytes(64);
-    const digest = await pushBlob(base, repository, layer);
-    if (index >= referenced) return;
-    const manifest = Buffer.from(
-      JSON.stringify({
-        schemaVersion: 2,
-        mediaType: ociManifest,
-        config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: image.configDigest, size: image.config.length },
-        layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest, size: layer.length }],
-      }),
-    );
-    await putManifest(base, repository, `t${index}`, manifest, ociManifest);
-  });
+  await pool(
+    Array.from({ length: blobs }, (_, index) => index),
+    16,
+    async (index) => {
+      const repository = names[index % repositories] as string;
+      const layer = randomBytes(64);
+      const digest = await pushBlob(base, repository, layer);
+      if (index >= referenced) return;
+      const manifest = Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: ociManifest,
+          config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: image.configDigest, size: image.config.length },
+          layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest, size: layer.length }],
+        }),
+      );
+      await putManifest(base, repository, `t${index}`, manifest, ociManifest);
+    },
+  );
 }
 
 /** Runs `berth gc --json` beside the server; its report and wall time. */

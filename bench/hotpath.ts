@@ -63,10 +63,11 @@ export async function hotPathSection(options: HotPathOptions): Promise<Row[]> {
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
   const webhook = await startWebhookReceiver();
-  const berth = await startBerth(join(dir, 'data'), ['--config', await writeConfig(dir, webhook.url, options.without ?? [])], [
-    ...(options.nodeFlags ?? []),
-    ...(options.profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${resolve(options.profileDir)}`]),
-  ]);
+  const berth = await startBerth(
+    join(dir, 'data'),
+    ['--config', await writeConfig(dir, webhook.url, options.without ?? [])],
+    [...(options.nodeFlags ?? []), ...(options.profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${resolve(options.profileDir)}`])],
+  );
   let bare: BenchServer | undefined;
   try {
     const image = benchImage();
@@ -235,9 +236,7 @@ async function writeConfig(dir: string, webhookUrl: string, without: readonly st
     config,
     [
       `log: { format: json${without.includes('log') ? ', level: warn' : ''} }`,
-      without.includes('auth')
-        ? "auth: { enabled: false }"
-        : `auth: { htpasswd: ${JSON.stringify(htpasswd)}, rulesFile: ${JSON.stringify(rules)} }`,
+      without.includes('auth') ? 'auth: { enabled: false }' : `auth: { htpasswd: ${JSON.stringify(htpasswd)}, rulesFile: ${JSON.stringify(rules)} }`,
       without.includes('events') ? '' : `events: { webhooks: [{ name: bench, url: ${JSON.stringify(webhookUrl)}, batchSize: 100 }] }`,
       without.includes('metrics') ? 'metrics: { enabled: false }' : '',
       '',

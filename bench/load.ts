@@ -40,11 +40,7 @@ export async function pushBlob(base: string, repository: string, bytes: Uint8Arr
   const digest = sha256(bytes);
   const target = await startUpload(base, repository, headers);
   target.searchParams.set('digest', digest);
-  await expect(
-    await fetch(target, { method: 'PUT', headers: { ...headers, 'content-type': 'application/octet-stream' }, body: bytes }),
-    201,
-    `push blob to ${repository}`,
-  );
+  await expect(await fetch(target, { method: 'PUT', headers: { ...headers, 'content-type': 'application/octet-stream' }, body: bytes }), 201, `push blob to ${repository}`);
   return digest;
 }
 

@@ -96,9 +96,11 @@ export async function concurrentDownloads(url: string, count: number, bytesEach:
 
 /** Uploads a file with curl (streamed, no Expect: 100-continue); returns the response's status and Location. */
 export async function curlUpload(method: string, url: string, file: string): Promise<{ status: number; location: string }> {
-  const { stdout } = await execFileAsync('curl', [
-    '-sS', '-o', '/dev/null', '-D', '-', '-X', method, '-H', 'Content-Type: application/octet-stream', '-H', 'Expect:', '-T', file, url,
-  ], { maxBuffer: 1024 * 1024 });
+  const { stdout } = await execFileAsync(
+    'curl',
+    ['-sS', '-o', '/dev/null', '-D', '-', '-X', method, '-H', 'Content-Type: application/octet-stream', '-H', 'Expect:', '-T', file, url],
+    { maxBuffer: 1024 * 1024 },
+  );
   const status = Number(/^HTTP\/[\d.]+ (\d+)/m.exec(stdout)?.[1]);
   const location = /^location: (.*)$/im.exec(stdout)?.[1]?.trim() ?? '';
   return { status, location };

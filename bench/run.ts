@@ -31,7 +31,12 @@ function version(command: string, args: string[]): string {
   const result = spawnSync(command, args, { encoding: 'utf8' });
   if (result.error !== undefined) return 'not installed';
   const text = `${result.stdout}\n${result.stderr}`;
-  return text.split('\n').find((line) => /\d+\.\d+/.test(line))?.trim() ?? 'unknown';
+  return (
+    text
+      .split('\n')
+      .find((line) => /\d+\.\d+/.test(line))
+      ?.trim() ?? 'unknown'
+  );
 }
 
 const out = resolve(flags.out);

@@ -28,7 +28,12 @@ export interface ScaleSizes {
 const berthMain = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
 const bigRepository = 'scale/big';
 const manifest = Buffer.from(
-  JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: `sha256:${'0'.repeat(64)}`, size: 2 }, layers: [] }),
+  JSON.stringify({
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: `sha256:${'0'.repeat(64)}`, size: 2 },
+    layers: [],
+  }),
 );
 const manifestDigest = `sha256:${createHash('sha256').update(manifest).digest('hex')}`;
 
@@ -44,9 +49,7 @@ async function load(dataDir: string, sizes: ScaleSizes): Promise<void> {
   const now = Date.now();
   db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = OFF; BEGIN');
   const repository = db.prepare('INSERT INTO repositories (name, created_at) VALUES (?, ?)');
-  const putManifest = db.prepare(
-    'INSERT INTO manifests (repository_id, digest, media_type, content, size, created_at) VALUES (?, ?, ?, ?, ?, ?)',
-  );
+  const putManifest = db.prepare('INSERT INTO manifests (repository_id, digest, media_type, content, size, created_at) VALUES (?, ?, ?, ?, ?, ?)');
   const tag = db.prepare('INSERT INTO tags (repository_id, name, digest, updated_at) VALUES (?, ?, ?, ?)');
   const blob = db.prepare('INSERT INTO blobs (digest, size, created_at) VALUES (?, 64, 0)');
   const link = db.prepare('INSERT INTO repository_blobs (repository_id, digest, linked_at) VALUES (?, ?, 0)');
@@ -136,11 +139,18 @@ export async function scaleSection(context: BenchContext, sizes: ScaleSizes): Pr
     const base = berth.url;
     const tagsUrl = (last?: string) => `${base}/v2/${bigRepository}/tags/list?n=100${last === undefined ? '' : `&last=${last}`}`;
     const catalogUrl = (last?: string) => `${base}/v2/_catalog?n=100${last === undefined ? '' : `&last=${last}`}`;
-    for (const [label, depth] of [['first', undefined], ['middle', Math.floor(sizes.tags / 2)], ['last', sizes.tags - 50]] as const) {
+    for (const [label, depth] of [
+      ['first', undefined],
+      ['middle', Math.floor(sizes.tags / 2)],
+      ['last', sizes.tags - 50],
+    ] as const) {
       const page = await timed(tagsUrl(depth === undefined ? undefined : `t${padded(depth)}`), 200);
       rows.push(pageRow(`tags/list n=100, ${label} page of ${sizes.tags} tags`, page));
     }
-    for (const [label, depth] of [['first', undefined], ['middle', Math.floor(sizes.repositories / 2)]] as const) {
+    for (const [label, depth] of [
+      ['first', undefined],
+      ['middle', Math.floor(sizes.repositories / 2)],
+    ] as const) {
       const page = await timed(catalogUrl(depth === undefined ? undefined : `scale/r${padded(depth)}`), 200);
       rows.push(pageRow(`_catalog n=100, ${label} page of ${sizes.repositories} repositories`, page));
     }

@@ -30,11 +30,7 @@ const berthOf = (context: BenchContext) => context.servers.find((server) => serv
 const distributionOf = (context: BenchContext) => context.servers.find((server) => server.name === 'distribution');
 
 /** Measures `measure` on every server and makes one row of it. */
-async function sideBySide(
-  context: BenchContext,
-  row: Omit<Row, 'berth' | 'distribution'>,
-  measure: (server: BenchServer) => Promise<number>,
-): Promise<Row> {
+async function sideBySide(context: BenchContext, row: Omit<Row, 'berth' | 'distribution'>, measure: (server: BenchServer) => Promise<number>): Promise<Row> {
   const values: Record<string, number> = {};
   for (const server of context.servers) {
     values[server.name] = (await repeated(context.sizes.repeats, async () => ({ value: await measure(server) }))).value;
@@ -82,9 +78,17 @@ export async function manifestSection(context: BenchContext): Promise<Row[]> {
           berth: berth[key],
           ...(distribution === undefined ? {} : { distribution: distribution[key] }),
         });
-        rows.push(judge({ ...base('throughput', 'req/s', 'higher', 'requestsPerSecond'), target: '≥ 5× Distribution' }, (row) => row.distribution === undefined ? undefined : row.berth >= 5 * row.distribution));
+        rows.push(
+          judge({ ...base('throughput', 'req/s', 'higher', 'requestsPerSecond'), target: '≥ 5× Distribution' }, (row) =>
+            row.distribution === undefined ? undefined : row.berth >= 5 * row.distribution,
+          ),
+        );
         rows.push(base('p50', 'ms', 'lower', 'p50Ms'));
-        rows.push(judge({ ...base('p99', 'ms', 'lower', 'p99Ms'), target: 'no worse than Distribution' }, (row) => row.distribution === undefined ? undefined : row.berth <= row.distribution));
+        rows.push(
+          judge({ ...base('p99', 'ms', 'lower', 'p99Ms'), target: 'no worse than Distribution' }, (row) =>
+            row.distribution === undefined ? undefined : row.berth <= row.distribution,
+          ),
+        );
       }
     }
   }
@@ -130,21 +134,17 @@ export async function pushSection(context: BenchContext, big: BigBlob): Promise<
       row.distribution === undefined ? row.berth >= 0.7 * context.sha256Limit : row.berth >= 1.5 * row.distribution && row.berth >= 0.7 * context.sha256Limit,
     ),
   );
-  const chunked = await sideBySide(
-    context,
-    { section: 'blob push', metric: `POST + PATCH + PUT, ${big.size / 2 ** 20} MiB`, unit: 'B/s', better: 'higher' },
-    async (server) => {
-      const started = performance.now();
-      const session = await startUpload(server.url, 'bench/chunked');
-      const patched = await curlUpload('PATCH', session.toString(), big.file);
-      if (patched.status !== 202) throw new Error(`${server.name} PATCH: ${patched.status}`);
-      const finish = new URL(resolveLocation(server.url, patched.location));
-      finish.searchParams.set('digest', big.digest);
-      const done = await fetch(finish, { method: 'PUT' });
-      if (done.status !== 201) throw new Error(`${server.name} PUT: ${done.status} ${await done.text()}`);
-      return big.size / ((performance.now() - started) / 1000);
-    },
-  );
+  const chunked = await sideBySide(context, { section: 'blob push', metric: `POST + PATCH + PUT, ${big.size / 2 ** 20} MiB`, unit: 'B/s', better: 'higher' }, async (server) => {
+    const started = performance.now();
+    const session = await startUpload(server.url, 'bench/chunked');
+    const patched = await curlUpload('PATCH', session.toString(), big.file);
+    if (patched.status !== 202) throw new Error(`${server.name} PATCH: ${patched.status}`);
+    const finish = new URL(resolveLocation(server.url, patched.location));
+    finish.searchParams.set('digest', big.digest);
+    const done = await fetch(finish, { method: 'PUT' });
+    if (done.status !== 201) throw new Error(`${server.name} PUT: ${done.status} ${await done.text()}`);
+    return big.size / ((performance.now() - started) / 1000);
+  });
   rows.push(judge({ ...chunked, target: '≥ 1.5× Distribution' }, (row) => (row.distribution === undefined ? undefined : row.berth >= 1.5 * row.distribution)));
   // Many small pushes: sessions opened with fetch, bodies PUT by one curl
   // process 4 at a time, so the client takes little CPU from the servers.
@@ -181,7 +181,8 @@ export async function pullSection(context: BenchContext, big: BigBlob): Promise<
   const one = await sideBySide(context, { section: 'blob GET', metric: `1 stream, ${big.size / 2 ** 20} MiB`, unit: 'B/s', better: 'higher' }, (server) =>
     curlDownload(`${server.url}/v2/bench/big/blobs/${big.digest}`),
   );
-  if (nginxBig !== undefined) Object.assign(one, { reference: (await repeated(context.sizes.repeats, async () => ({ v: await curlDownload(nginxBig) }))).v, referenceName: 'nginx' });
+  if (nginxBig !== undefined)
+    Object.assign(one, { reference: (await repeated(context.sizes.repeats, async () => ({ v: await curlDownload(nginxBig) }))).v, referenceName: 'nginx' });
   rows.push(judge({ ...one, target: '≥ 1.0× Distribution' }, (row) => (row.distribution === undefined ? undefined : row.berth >= row.distribution)));
   const four = await sideBySide(context, { section: 'blob GET', metric: `4 streams, ${big.size / 2 ** 20} MiB each`, unit: 'B/s', better: 'higher' }, (server) =>
     concurrentDownloads(`${server.url}/v2/bench/big/blobs/${big.digest}`, 4, big.size),
@@ -231,14 +232,20 @@ export async function listingSection(context: BenchContext): Promise<Row[]> {
   for (const server of context.servers) {
     context.log(`loading ${tags} tags and ${repositories} repositories into ${server.name}`);
     await pushImage(server.url, 'bench/tags', 'seed', image);
-    await pool(Array.from({ length: tags }, (_, index) => `t${String(index).padStart(6, '0')}`), 16, (tag) =>
-      putManifest(server.url, 'bench/tags', tag, image.manifest, ociManifest),
+    await pool(
+      Array.from({ length: tags }, (_, index) => `t${String(index).padStart(6, '0')}`),
+      16,
+      (tag) => putManifest(server.url, 'bench/tags', tag, image.manifest, ociManifest),
     );
-    await pool(Array.from({ length: repositories }, (_, index) => `bench/repos/r${String(index).padStart(6, '0')}`), 16, async (repository) => {
-      await mountBlob(server.url, repository, image.configDigest, 'bench/tags');
-      await mountBlob(server.url, repository, image.layerDigest, 'bench/tags');
-      await putManifest(server.url, repository, 'latest', image.manifest, ociManifest);
-    });
+    await pool(
+      Array.from({ length: repositories }, (_, index) => `bench/repos/r${String(index).padStart(6, '0')}`),
+      16,
+      async (repository) => {
+        await mountBlob(server.url, repository, image.configDigest, 'bench/tags');
+        await mountBlob(server.url, repository, image.layerDigest, 'bench/tags');
+        await putManifest(server.url, repository, 'latest', image.manifest, ociManifest);
+      },
+    );
   }
   const rows: Row[] = [];
   // A whole list is one request: wrk at one connection measures its latency
@@ -287,10 +294,14 @@ export async function loadManyBlobs(context: BenchContext): Promise<void> {
   const { blobs, repositories } = context.sizes;
   for (const server of context.servers) {
     context.log(`loading ${blobs} blobs into ${server.name}`);
-    await pool(Array.from({ length: blobs }, (_, index) => index), 16, async (index) => {
-      const repository = `bench/repos/r${String(index % repositories).padStart(6, '0')}`;
-      await pushBlob(server.url, repository, randomBytes(64));
-    });
+    await pool(
+      Array.from({ length: blobs }, (_, index) => index),
+      16,
+      async (index) => {
+        const repository = `bench/repos/r${String(index % repositories).padStart(6, '0')}`;
+        await pushBlob(server.url, repository, randomBytes(64));
+      },
+    );
   }
 }
 

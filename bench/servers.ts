@@ -144,7 +144,13 @@ http {
   const url = `http://127.0.0.1:${port}`;
   for (let attempt = 0; ; attempt++) {
     if (child.exitCode !== null) throw new Error(`nginx exited with ${child.exitCode}`);
-    if (await fetch(`${url}/`).then(() => true, () => false)) break;
+    if (
+      await fetch(`${url}/`).then(
+        () => true,
+        () => false,
+      )
+    )
+      break;
     if (attempt > 1000) throw new Error('nginx did not start');
     await sleep(10);
   }

@@ -40,7 +40,14 @@ function nameOf(index: number): string {
 }
 
 const manifestBytes = (index: number, layer: string, config: string) =>
-  Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: mediaTypes.ociManifest, config: { mediaType: mediaTypes.ociConfig, digest: config, size: 100 }, layers: [{ mediaType: mediaTypes.ociLayerGzip, digest: layer, size: 1000 + index }] }));
+  Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: mediaTypes.ociManifest,
+      config: { mediaType: mediaTypes.ociConfig, digest: config, size: 100 },
+      layers: [{ mediaType: mediaTypes.ociLayerGzip, digest: layer, size: 1000 + index }],
+    }),
+  );
 
 async function loadSqlite(path: string): Promise<void> {
   const meta = SqliteMetaStore.open(path);
@@ -70,7 +77,9 @@ async function loadPostgres(database: { host: string; port: number; user: string
   // Same names as on SQLite; the triggers keep repository_stats as for pushes.
   await client.query('BEGIN');
   await client.query(`INSERT INTO repositories (name, created_at) SELECT unnest($1::text[]), now()`, [Array.from({ length: count }, (_, index) => nameOf(index))]);
-  await client.query(`INSERT INTO blobs (digest, size, created_at) SELECT 'sha256:' || lpad(to_hex(i), 64, '0'), 1000 + i, now() FROM generate_series(0, $1::int - 1) AS i`, [count]);
+  await client.query(`INSERT INTO blobs (digest, size, created_at) SELECT 'sha256:' || lpad(to_hex(i), 64, '0'), 1000 + i, now() FROM generate_series(0, $1::int - 1) AS i`, [
+    count,
+  ]);
   await client.query(`INSERT INTO repository_blobs (repository_id, digest, linked_at) SELECT r.id, 'sha256:' || lpad(to_hex(r.id::int - 1), 64, '0'), now() FROM repositories r`);
   await client.query(
     `INSERT INTO manifests (repository_id, digest, media_type, content, size, created_at)
@@ -120,7 +129,9 @@ async function run(label: string, app: FastifyInstance): Promise<void> {
     ['repositories page (anonymous, sees 1 %)', '/ui/', undefined],
     ['search "api" (anonymous, sees 1 %)', '/ui/?q=api&partial=1', undefined],
   ];
-  process.stdout.write(`\n### ${label}, ${count} repositories, ${requests} requests each (server time through inject)\n\n| request | rows | p50 ms | p95 ms |\n| --- | ---: | ---: | ---: |\n`);
+  process.stdout.write(
+    `\n### ${label}, ${count} repositories, ${requests} requests each (server time through inject)\n\n| request | rows | p50 ms | p95 ms |\n| --- | ---: | ---: | ---: |\n`,
+  );
   for (const [name, url, authorization] of cases) {
     const result = await measure(app, url, authorization);
     process.stdout.write(`| ${name} | ${result.rows} | ${result.p50.toFixed(2)} | ${result.p95.toFixed(2)} |\n`);
@@ -129,7 +140,13 @@ async function run(label: string, app: FastifyInstance): Promise<void> {
 
 const work = await tempDir('berth-bench-ui');
 try {
-  const rules = { admins: ['admin'], rules: [{ repositories: '**', grants: { '*': ['pull'] } }, { repositories: 'public/**', anonymous: ['pull'], grants: { '*': ['pull'] } }] };
+  const rules = {
+    admins: ['admin'],
+    rules: [
+      { repositories: '**', grants: { '*': ['pull'] } },
+      { repositories: 'public/**', anonymous: ['pull'], grants: { '*': ['pull'] } },
+    ],
+  };
   const settings = await authSettings(work.path, { users: { admin: 'admin-pass' }, rules: rules as never });
   const start = async (dataDir: string, extra: Record<string, unknown> = {}) => {
     const config = await loadConfig({ env: {}, overrides: { listen: '127.0.0.1:0', dataDir, 'log.level': 'silent', 'gc.interval': 0, ...settings, ...extra } });
@@ -153,7 +170,13 @@ try {
       const database = await cluster.createDatabase();
       let server: Awaited<ReturnType<typeof start>> | undefined;
       const app = await loadPostgres(database, async () => {
-        server = await start(join(work.path, 'postgres'), { 'metadata.driver': 'postgres', 'metadata.postgres.host': database.host, 'metadata.postgres.port': database.port, 'metadata.postgres.user': database.user, 'metadata.postgres.database': database.database });
+        server = await start(join(work.path, 'postgres'), {
+          'metadata.driver': 'postgres',
+          'metadata.postgres.host': database.host,
+          'metadata.postgres.port': database.port,
+          'metadata.postgres.user': database.user,
+          'metadata.postgres.database': database.database,
+        });
         return server.app;
       });
       try {

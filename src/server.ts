@@ -136,7 +136,13 @@ export async function openRegistry(config: Config, logger: PinoLogger = createLo
     router,
     logger,
     operations,
-    v2Endpoints: dropletRoutes.size === 0 ? [] : dropletEndpoints((name) => { const source = router.sourceFor(name); return source === undefined ? undefined : dropletRoutes.get(source); }),
+    v2Endpoints:
+      dropletRoutes.size === 0
+        ? []
+        : dropletEndpoints((name) => {
+            const source = router.sourceFor(name);
+            return source === undefined ? undefined : dropletRoutes.get(source);
+          }),
     browse,
     sources: [...kindSources, { prefix: '', kind: 'hosted' as const, source: hostedSource }],
     hostedSource,
@@ -218,7 +224,6 @@ function lazyDropletStore(meta: MetaStore): () => Promise<DropletStore> {
     return opened;
   };
 }
-
 
 /** What sources other than hosted are built from. */
 interface SourceContext {

@@ -41,7 +41,14 @@ export function webUi(registry: Registry, sessions: SessionAccess | undefined): 
         const last = operations.lastGc;
         if (last === undefined) return undefined;
         const { report } = last;
-        return { finishedAt: last.finishedAt, seconds: last.seconds, bytesFreed: report.bytesFreed, blobsDeleted: report.blobsDeleted, manifestsDeleted: report.manifestsDeleted, linksRemoved: report.linksRemoved };
+        return {
+          finishedAt: last.finishedAt,
+          seconds: last.seconds,
+          bytesFreed: report.bytesFreed,
+          blobsDeleted: report.blobsDeleted,
+          manifestsDeleted: report.manifestsDeleted,
+          linksRemoved: report.linksRemoved,
+        };
       },
       nextGc: () => operations.nextGc(),
       gcInterval: config.gc.interval,

@@ -17,7 +17,16 @@ const src = join(root, 'src');
  */
 const base = ['oci/', 'errors/', 'io/'];
 const stores = ['blobs/blob-store.ts', 'meta/meta-store.ts', 'meta/operations-store.ts', 'meta/change-log.ts'];
-const metaShared = ['meta/meta-store.ts', 'meta/operations-store.ts', 'meta/change-log.ts', 'meta/rows.ts', 'meta/cursors.ts', 'meta/droplet-store.ts', 'meta/droplet-rows.ts', 'meta/browse-index.ts'];
+const metaShared = [
+  'meta/meta-store.ts',
+  'meta/operations-store.ts',
+  'meta/change-log.ts',
+  'meta/rows.ts',
+  'meta/cursors.ts',
+  'meta/droplet-store.ts',
+  'meta/droplet-rows.ts',
+  'meta/browse-index.ts',
+];
 export const allowed: Record<string, readonly string[]> = {
   errors: [],
   oci: ['errors/'],

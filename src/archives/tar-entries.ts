@@ -157,7 +157,10 @@ function parseNumeric(header: Buffer, start: number, length: number, offset: num
 }
 
 function parseOctal(field: Buffer): number {
-  const text = field.toString('latin1').replace(/[\0 ]+$/, '').replace(/^[\0 ]+/, '');
+  const text = field
+    .toString('latin1')
+    .replace(/[\0 ]+$/, '')
+    .replace(/^[\0 ]+/, '');
   if (text === '') return 0;
   if (!/^[0-7]+$/.test(text)) throw new TarFormatError(`invalid octal field "${text.slice(0, 20)}"`);
   return Number.parseInt(text, 8);

@@ -71,8 +71,7 @@ export class AccessControl implements AccessPolicy, TokenIssuer, SessionAccess {
     const may = (name: string, action: RepositoryAction): boolean => allows(identity, rules, name, action);
     // A token with `registry:catalog:*` lists what its user may pull; an
     // external issuer's token, what it grants.
-    const sees = (name: string): boolean =>
-      identity.kind === 'token' && identity.token.own ? rules.actions(identity.user, name).has('pull') : may(name, 'pull');
+    const sees = (name: string): boolean => (identity.kind === 'token' && identity.token.own ? rules.actions(identity.user, name).has('pull') : may(name, 'pull'));
     const admin = identity.kind === 'user' || (identity.kind === 'token' && identity.token.own) ? rules.isAdmin(identity.user) : false;
     // External tokens name what they grant one by one: no prefix bounds them.
     const prefixes = identity.kind === 'token' && !identity.token.own ? undefined : rules.pullPrefixes(identity.kind === 'anonymous' ? undefined : identity.user);
@@ -304,5 +303,8 @@ function quote(value: string): string {
 
 /** A short digest of a user's password hash, carried by refresh tokens so a new password revokes them. */
 function credentialFingerprint(hash: string | undefined): string {
-  return createHash('sha256').update(hash ?? '').digest('base64url').slice(0, 22);
+  return createHash('sha256')
+    .update(hash ?? '')
+    .digest('base64url')
+    .slice(0, 22);
 }

@@ -61,9 +61,7 @@ export class AccessRules {
 
   /** Rules used when none are configured: every signed-in user may do everything; anyone may pull if `anonymousPull`. */
   static everyUser(anonymousPull: boolean): AccessRules {
-    return new AccessRules(
-      accessRulesConfig.parse({ rules: [{ repositories: '**', anonymous: anonymousPull ? ['pull'] : [], grants: { '*': [...repositoryActions] } }] }),
-    );
+    return new AccessRules(accessRulesConfig.parse({ rules: [{ repositories: '**', anonymous: anonymousPull ? ['pull'] : [], grants: { '*': [...repositoryActions] } }] }));
   }
 
   /** Reads rules from a YAML file (`admins`, `groups`, `rules`). */

@@ -37,9 +37,7 @@ export class PasswordChecker {
   matches(password: string, hash: string | undefined): Promise<boolean> {
     if (this.#closed) return Promise.reject(new Error('the password checker is closed'));
     if (this.#queue.length >= this.#queueLimit) {
-      return Promise.reject(
-        new RegistryError('TOOMANYREQUESTS', 'too many sign-ins are being checked at once; retry in a moment', { headers: { 'retry-after': '1' } }),
-      );
+      return Promise.reject(new RegistryError('TOOMANYREQUESTS', 'too many sign-ins are being checked at once; retry in a moment', { headers: { 'retry-after': '1' } }));
     }
     return new Promise((resolve, reject) => {
       this.#queue.push({ id: (this.#nextId += 1), password, hash, resolve, reject });

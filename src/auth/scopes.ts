@@ -23,7 +23,10 @@ export function parseScopes(values: readonly string[]): AccessEntry[] {
       if (first <= 0 || last === first) continue;
       const type = scope.slice(0, first).replace(/\([a-z0-9]+\)$/, '');
       const name = scope.slice(first + 1, last);
-      const actions = scope.slice(last + 1).split(',').filter((action) => /^[a-z*]+$/.test(action));
+      const actions = scope
+        .slice(last + 1)
+        .split(',')
+        .filter((action) => /^[a-z*]+$/.test(action));
       if (!/^[a-z0-9]+$/.test(type) || name === '' || actions.length === 0) continue;
       const key = `${type}:${name}`;
       const entry = merged.get(key) ?? { type, name, actions: [] };

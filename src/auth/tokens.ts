@@ -1,18 +1,7 @@
 import { createHmac, createPrivateKey, createPublicKey, generateKeyPairSync, randomUUID, X509Certificate, type KeyObject } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import {
-  calculateJwkThumbprint,
-  createLocalJWKSet,
-  createRemoteJWKSet,
-  decodeJwt,
-  exportJWK,
-  jwtVerify,
-  SignJWT,
-  type JSONWebKeySet,
-  type JWK,
-  type JWTVerifyGetKey,
-} from 'jose';
+import { calculateJwkThumbprint, createLocalJWKSet, createRemoteJWKSet, decodeJwt, exportJWK, jwtVerify, SignJWT, type JSONWebKeySet, type JWK, type JWTVerifyGetKey } from 'jose';
 import { z } from 'zod';
 import type { AuthConfig } from '../config/auth.ts';
 import { writeNewFile } from '../io/durable-file.ts';
@@ -105,7 +94,9 @@ export class TokenService {
    * signing key: replicas sharing the key share it, and it changes with it.
    */
   derivedSecret(purpose: string): Buffer {
-    return createHmac('sha256', this.#signingKey.export({ format: 'der', type: 'pkcs8' })).update(purpose).digest();
+    return createHmac('sha256', this.#signingKey.export({ format: 'der', type: 'pkcs8' }))
+      .update(purpose)
+      .digest();
   }
 
   /** The public half of the signing key, for other services that verify Berth's tokens. */

@@ -14,11 +14,7 @@ import { registerUsage } from './commands/usage.ts';
 export const exitCodes = { ok: 0, failure: 1, usage: 2, config: 3 } as const;
 
 export function buildProgram(): Command {
-  const program = new Command('berth')
-    .description('Berth: an OCI container registry')
-    .version('0.1.0')
-    .exitOverride()
-    .showHelpAfterError();
+  const program = new Command('berth').description('Berth: an OCI container registry').version('0.1.0').exitOverride().showHelpAfterError();
   registerServe(program);
   registerDroplet(program);
   registerRootfs(program);

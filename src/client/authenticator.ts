@@ -91,25 +91,17 @@ export class Authenticator {
     if (!refresh && cached !== undefined && cached.expiresAt > Date.now()) return cached.token;
     let pending = this.#pending.get(key);
     if (pending === undefined) {
-      pending = this.#fetchToken(realm, service, scopes, repository, signal).then(
-        (token) => {
-          this.#tokens.set(key, token);
-          return token.token;
-        },
-      );
+      pending = this.#fetchToken(realm, service, scopes, repository, signal).then((token) => {
+        this.#tokens.set(key, token);
+        return token.token;
+      });
       pending = pending.finally(() => this.#pending.delete(key));
       this.#pending.set(key, pending);
     }
     return pending;
   }
 
-  async #fetchToken(
-    realm: string,
-    service: string | undefined,
-    scopes: readonly string[],
-    repository: string | undefined,
-    signal: AbortSignal | undefined,
-  ): Promise<CachedToken> {
+  async #fetchToken(realm: string, service: string | undefined, scopes: readonly string[], repository: string | undefined, signal: AbortSignal | undefined): Promise<CachedToken> {
     const credentials = await this.#credentials.lookup(this.#host, repository);
     return withRetries(this.#retry, () => this.#requestToken(realm, service, scopes, credentials, signal), { signal });
   }
@@ -151,7 +143,12 @@ export class Authenticator {
         response.status === 401 || response.status === 403
           ? `token service ${realm} refused ${who} for ${scopes.join(' ') || 'this registry'} (HTTP ${response.status})`
           : `token service ${realm} answered HTTP ${response.status}`,
-        { status: response.status, code: response.status === 401 ? 'UNAUTHORIZED' : response.status === 403 ? 'DENIED' : undefined, temporary: isTemporaryStatus(response.status), retryAfter: parseRetryAfter(response.headers.get('retry-after')) },
+        {
+          status: response.status,
+          code: response.status === 401 ? 'UNAUTHORIZED' : response.status === 403 ? 'DENIED' : undefined,
+          temporary: isTemporaryStatus(response.status),
+          retryAfter: parseRetryAfter(response.headers.get('retry-after')),
+        },
       );
     }
     let body: { token?: unknown; access_token?: unknown; expires_in?: unknown };

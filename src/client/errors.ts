@@ -14,10 +14,7 @@ export class UpstreamError extends Error {
   /** Seconds the server asked us to wait (Retry-After), when it said. */
   readonly retryAfter: number | undefined;
 
-  constructor(
-    message: string,
-    options: { status?: number | undefined; code?: string | undefined; temporary: boolean; retryAfter?: number | undefined; cause?: unknown },
-  ) {
+  constructor(message: string, options: { status?: number | undefined; code?: string | undefined; temporary: boolean; retryAfter?: number | undefined; cause?: unknown }) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.status = options.status;
     this.code = options.code;

@@ -34,9 +34,7 @@ export async function withRetries<T>(
       if (!isUpstreamError(error) || !error.temporary || attempt >= policy.attempts || options.signal?.aborted === true) throw error;
       if (error.status === 429 && policy.retryRateLimited === false) throw error;
       const delay =
-        error.retryAfter !== undefined
-          ? Math.min(error.retryAfter * 1000, maxRetryAfterMs)
-          : Math.random() * Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
+        error.retryAfter !== undefined ? Math.min(error.retryAfter * 1000, maxRetryAfterMs) : Math.random() * Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
       options.onRetry?.(error, attempt, delay);
       await sleep(delay, undefined, options.signal === undefined ? {} : { signal: options.signal });
     }

@@ -91,15 +91,7 @@ async function startSession(
 }
 
 /** PATCHes the blob in chunks, resuming from the registry's own count after a failure. */
-async function sendChunks(
-  http: RegistryHttp,
-  target: UploadTarget,
-  start: string,
-  size: number,
-  chunkSize: number,
-  open: BlobOpener,
-  options: UploadOptions,
-): Promise<string> {
+async function sendChunks(http: RegistryHttp, target: UploadTarget, start: string, size: number, chunkSize: number, open: BlobOpener, options: UploadOptions): Promise<string> {
   let location = start;
   let offset = 0;
   while (offset < size) {
@@ -119,7 +111,10 @@ async function sendChunks(
           method: 'PATCH',
           url: location,
           headers: { 'content-type': 'application/octet-stream', 'content-range': `${from}-${end}` },
-          body: async () => ({ stream: Readable.toWeb(counting(await open({ start: from, end }), options.onProgress, from)) as ReadableStream<Uint8Array>, length: end - from + 1 }),
+          body: async () => ({
+            stream: Readable.toWeb(counting(await open({ start: from, end }), options.onProgress, from)) as ReadableStream<Uint8Array>,
+            length: end - from + 1,
+          }),
           ...target.scopes,
           retry: false,
           signal: options.signal,

@@ -59,13 +59,9 @@ export const authConfig = z
     rulesFile: z.string().min(1).optional(),
     access: accessRulesConfig.optional(),
     /** Verified passwords are remembered this long (by a keyed hash, never the password) so bcrypt runs once per user and minute. */
-    credentialCache: z
-      .strictObject({ ttl: duration.prefault('60s'), size: z.number().int().nonnegative().default(10_000) })
-      .prefault({}),
+    credentialCache: z.strictObject({ ttl: duration.prefault('60s'), size: z.number().int().nonnegative().default(10_000) }).prefault({}),
     /** bcrypt runs in worker threads so it never stalls serving; at most `queue` checks wait, more get 429. */
-    passwordChecks: z
-      .strictObject({ workers: z.number().int().positive().default(1), queue: z.number().int().nonnegative().default(64) })
-      .prefault({}),
+    passwordChecks: z.strictObject({ workers: z.number().int().positive().default(1), queue: z.number().int().nonnegative().default(64) }).prefault({}),
     /** Wrong passwords allowed per client address and `per` before 429 (guessing protection); 0: no limit. */
     failedSignIns: z.strictObject({ limit: z.number().int().nonnegative().default(20), per: duration.prefault('1m') }).prefault({}),
     token: z

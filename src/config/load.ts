@@ -143,10 +143,12 @@ function describeIssues(error: z.ZodError, origins: Map<string, string>): string
     const path = issue.path.map(String).join('.');
     const keys = 'keys' in issue && Array.isArray(issue.keys) ? (issue.keys as string[]) : [];
     if (issue.code === 'unrecognized_keys') {
-      return keys.map((key) => {
-        const full = path === '' ? key : `${path}.${key}`;
-        return `${full}: unknown key${originOf(full, origins)}`;
-      }).join('\n  ');
+      return keys
+        .map((key) => {
+          const full = path === '' ? key : `${path}.${key}`;
+          return `${full}: unknown key${originOf(full, origins)}`;
+        })
+        .join('\n  ');
     }
     return `${path === '' ? '(top level)' : path}: ${issue.message}${originOf(path, origins)}`;
   });

@@ -5,9 +5,7 @@ import { byteSize, duration } from './units.ts';
  * A name prefix served by one repository kind. Names not matched by any
  * entry are hosted. Each kind adds its own options next to `kind`.
  */
-const prefix = z
-  .string()
-  .regex(/^([a-z0-9]+([._-][a-z0-9]+)*\/)*$/, 'expected a repository name prefix ending in "/", such as "mirror/" (or "" for every name)');
+const prefix = z.string().regex(/^([a-z0-9]+([._-][a-z0-9]+)*\/)*$/, 'expected a repository name prefix ending in "/", such as "mirror/" (or "" for every name)');
 
 export const hostedRepositories = z.strictObject({ prefix, kind: z.literal('hosted') });
 
@@ -57,7 +55,18 @@ export const dropletRepositories = z.strictObject({
   architecture: z.string().min(1).default('amd64'),
   /** Owner of every file of the droplet layer: vcap in cflinuxfs. */
   owner: z
-    .strictObject({ uid: z.int().min(0).max(2 ** 31 - 1).default(2000), gid: z.int().min(0).max(2 ** 31 - 1).default(2000) })
+    .strictObject({
+      uid: z
+        .int()
+        .min(0)
+        .max(2 ** 31 - 1)
+        .default(2000),
+      gid: z
+        .int()
+        .min(0)
+        .max(2 ** 31 - 1)
+        .default(2000),
+    })
     .prefault({}),
   /** Droplets kept per app, newest first: uploaded ones, or layers cached from the Cloud Controller. */
   keepDroplets: z.int().min(1).max(1000).default(5),
@@ -76,56 +85,58 @@ export const dropletRepositories = z.strictObject({
  * content; tags are re-checked after `tagTtl`, and served from the cache
  * when the upstream fails.
  */
-export const proxyRepositories = z.strictObject({
-  prefix,
-  kind: z.literal('proxy'),
-  /** The upstream registry's API, such as https://registry-1.docker.io or https://ghcr.io. */
-  upstream: z.url({ protocol: /^https?$/, error: 'expected the upstream registry as an http(s) URL, such as https://ghcr.io' }),
-  /** Single-component names are official images under `library/` (Docker Hub); default: on for Docker Hub. */
-  officialImages: z.boolean().optional(),
-  /** The `ns` query values (containerd registry namespaces) this cache serves; default: the upstream's host, docker.io for Docker Hub. */
-  namespaces: z.array(z.string().min(1)).optional(),
-  username: z.string().min(1).optional(),
-  password: z.string().optional(),
-  /** A file holding the password (for secrets mounted as files). */
-  passwordFile: z.string().min(1).optional(),
-  /** A docker/podman auth file to take the upstream's credentials from. */
-  authFile: z.string().min(1).optional(),
-  /** How long a cached tag is served before the upstream is asked again. */
-  tagTtl: duration.prefault('5m'),
-  /** After the upstream fails, how long cached tags are served without asking it again. */
-  failureBackoff: duration.prefault('30s'),
-  /** How long to wait for the upstream's response headers, or for more bytes of a blob. */
-  timeout: duration.prefault('30s'),
-  /** Whether clients may push to names under the prefix (stored as hosted content). */
-  pushes: z.boolean().default(false),
-  /** The most the cache may hold (distinct blobs and manifests); least recently pulled images are evicted beyond it. */
-  maxBytes: byteSize.optional(),
-  /** Cache each manifest's signatures, SBOMs and attestations with it (referrers API, else cosign tags). */
-  referrers: z.boolean().default(true),
-  /** Below this fraction of the upstream's rate limit left, cached tags are served without re-checking them. */
-  rateLimitReserve: z.number().min(0).max(1).default(0.1),
-  /** Repositories and tags kept synced from the upstream on a schedule (pre-warming). */
-  sync: z
-    .strictObject({
-      /** How often (one replica at a time); 0 turns it off. */
-      interval: duration.prefault('1h'),
-      repositories: z
-        .array(
-          z.strictObject({
-            /** The repository's name upstream, as clients name it after the prefix (`library/alpine`, `org/tool`). */
-            name: z.string().regex(/^[a-z0-9]+([._-][a-z0-9]+)*(\/[a-z0-9]+([._-][a-z0-9]+)*)*$/, 'expected a repository name such as library/alpine'),
-            /** Tag globs (`*` any run, `?` one character); default every tag. */
-            tags: z.array(z.string().min(1)).min(1).default(['*']),
-          }),
-        )
-        .min(1),
-    })
-    .optional(),
-}).refine((value) => value.maxBytes === undefined || !value.pushes, {
-  message: 'maxBytes evicts cached images and cannot tell them from pushed ones: a cache with a budget takes no pushes (pushes: false)',
-  path: ['maxBytes'],
-});
+export const proxyRepositories = z
+  .strictObject({
+    prefix,
+    kind: z.literal('proxy'),
+    /** The upstream registry's API, such as https://registry-1.docker.io or https://ghcr.io. */
+    upstream: z.url({ protocol: /^https?$/, error: 'expected the upstream registry as an http(s) URL, such as https://ghcr.io' }),
+    /** Single-component names are official images under `library/` (Docker Hub); default: on for Docker Hub. */
+    officialImages: z.boolean().optional(),
+    /** The `ns` query values (containerd registry namespaces) this cache serves; default: the upstream's host, docker.io for Docker Hub. */
+    namespaces: z.array(z.string().min(1)).optional(),
+    username: z.string().min(1).optional(),
+    password: z.string().optional(),
+    /** A file holding the password (for secrets mounted as files). */
+    passwordFile: z.string().min(1).optional(),
+    /** A docker/podman auth file to take the upstream's credentials from. */
+    authFile: z.string().min(1).optional(),
+    /** How long a cached tag is served before the upstream is asked again. */
+    tagTtl: duration.prefault('5m'),
+    /** After the upstream fails, how long cached tags are served without asking it again. */
+    failureBackoff: duration.prefault('30s'),
+    /** How long to wait for the upstream's response headers, or for more bytes of a blob. */
+    timeout: duration.prefault('30s'),
+    /** Whether clients may push to names under the prefix (stored as hosted content). */
+    pushes: z.boolean().default(false),
+    /** The most the cache may hold (distinct blobs and manifests); least recently pulled images are evicted beyond it. */
+    maxBytes: byteSize.optional(),
+    /** Cache each manifest's signatures, SBOMs and attestations with it (referrers API, else cosign tags). */
+    referrers: z.boolean().default(true),
+    /** Below this fraction of the upstream's rate limit left, cached tags are served without re-checking them. */
+    rateLimitReserve: z.number().min(0).max(1).default(0.1),
+    /** Repositories and tags kept synced from the upstream on a schedule (pre-warming). */
+    sync: z
+      .strictObject({
+        /** How often (one replica at a time); 0 turns it off. */
+        interval: duration.prefault('1h'),
+        repositories: z
+          .array(
+            z.strictObject({
+              /** The repository's name upstream, as clients name it after the prefix (`library/alpine`, `org/tool`). */
+              name: z.string().regex(/^[a-z0-9]+([._-][a-z0-9]+)*(\/[a-z0-9]+([._-][a-z0-9]+)*)*$/, 'expected a repository name such as library/alpine'),
+              /** Tag globs (`*` any run, `?` one character); default every tag. */
+              tags: z.array(z.string().min(1)).min(1).default(['*']),
+            }),
+          )
+          .min(1),
+      })
+      .optional(),
+  })
+  .refine((value) => value.maxBytes === undefined || !value.pushes, {
+    message: 'maxBytes evicts cached images and cannot tell them from pushed ones: a cache with a budget takes no pushes (pushes: false)',
+    path: ['maxBytes'],
+  });
 
 export type ProxyRepositoryConfig = z.output<typeof proxyRepositories>;
 

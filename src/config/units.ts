@@ -14,10 +14,7 @@ export const duration = z
 
 /** A size: bytes as a number, or text such as `512MiB`, `10GB`. Parsed to bytes. */
 export const byteSize = z
-  .union([
-    z.number().int().nonnegative(),
-    z.string().regex(/^\d+(\.\d+)?\s*([KMGT]i?B|B)?$/i, 'expected a size such as 4MiB, 500MB or 10GiB'),
-  ])
+  .union([z.number().int().nonnegative(), z.string().regex(/^\d+(\.\d+)?\s*([KMGT]i?B|B)?$/i, 'expected a size such as 4MiB, 500MB or 10GiB')])
   .transform((value) => {
     if (typeof value === 'number') return value;
     const match = /^(\d+(?:\.\d+)?)\s*([a-z]+)?$/i.exec(value);

@@ -160,8 +160,13 @@ class ImageCopy {
     const wanted = this.#options.platforms === undefined || this.#options.platforms === 'all' ? hostPlatform() : this.#options.platforms;
     const entry = choosePlatform(index.manifests, wanted);
     if (entry === undefined) {
-      const available = index.manifests.map((item) => (item.platform?.os === undefined ? undefined : formatPlatform(item.platform as Platform))).filter((item) => item !== undefined);
-      throw new RegistryError('MANIFEST_UNKNOWN', `${this.#source.description}: the index has no ${formatPlatform(wanted)} image (it has ${available.join(', ') || 'none with a platform'}); use --platform or --all`);
+      const available = index.manifests
+        .map((item) => (item.platform?.os === undefined ? undefined : formatPlatform(item.platform as Platform)))
+        .filter((item) => item !== undefined);
+      throw new RegistryError(
+        'MANIFEST_UNKNOWN',
+        `${this.#source.description}: the index has no ${formatPlatform(wanted)} image (it has ${available.join(', ') || 'none with a platform'}); use --platform or --all`,
+      );
     }
     this.#options.onEvent?.({ event: 'platform-selected', digest: entry.digest, platform: formatPlatform(entry.platform as Platform) });
     return this.manifest(await this.#child(entry), tag, true);
@@ -178,7 +183,10 @@ class ImageCopy {
         return { ...entry, mediaType: child.mediaType, digest: child.digest, size: child.bytes.byteLength };
       });
       // A Docker list cannot hold OCI manifests (zstd layers, a layout's conversion): it becomes an OCI index.
-      const mediaType = toOci || (data.mediaType === mediaTypes.dockerManifestList && children.some((child) => child.mediaType !== mediaTypes.dockerManifest)) ? mediaTypes.ociIndex : data.mediaType;
+      const mediaType =
+        toOci || (data.mediaType === mediaTypes.dockerManifestList && children.some((child) => child.mediaType !== mediaTypes.dockerManifest))
+          ? mediaTypes.ociIndex
+          : data.mediaType;
       written = serialize({ ...json, ...(json['mediaType'] === undefined ? {} : { mediaType }), manifests }, mediaType);
     }
     return this.#write(written, tag, child);
@@ -214,9 +222,10 @@ class ImageCopy {
 
   #refuseRewrite(data: ManifestData, rewritten: boolean): void {
     if (!rewritten || this.#options.preserveDigests !== true) return;
-    const why = this.#destination.requiresOci === true && (data.mediaType === mediaTypes.dockerManifest || data.mediaType === mediaTypes.dockerManifestList)
-      ? `${this.#destination.description} holds OCI images, so ${data.mediaType} would be converted`
-      : 'its layers would be recompressed';
+    const why =
+      this.#destination.requiresOci === true && (data.mediaType === mediaTypes.dockerManifest || data.mediaType === mediaTypes.dockerManifestList)
+        ? `${this.#destination.description} holds OCI images, so ${data.mediaType} would be converted`
+        : 'its layers would be recompressed';
     throw new LocationError(`--preserve-digests: ${data.digest} cannot be copied unchanged: ${why}`);
   }
 

@@ -124,7 +124,8 @@ function parseDockerDaemon(rest: string, text: string): Location {
   const colon = rest.lastIndexOf(':');
   const hasTag = colon > rest.lastIndexOf('/');
   const name = hasTag ? rest.slice(0, colon) : rest;
-  if (name === '' || !/^[a-z0-9]+([._:/-]+[a-z0-9]+)*$/.test(name)) throw new LocationError(`"${text}": "${name}" is not an image name such as app or registry.example.com/team/app`);
+  if (name === '' || !/^[a-z0-9]+([._:/-]+[a-z0-9]+)*$/.test(name))
+    throw new LocationError(`"${text}": "${name}" is not an image name such as app or registry.example.com/team/app`);
   if (!hasTag) return { transport: 'docker-daemon', name };
   const tag = rest.slice(colon + 1);
   if (!isTag(tag)) throw new LocationError(`"${text}": "${tag}" is not a valid tag`);

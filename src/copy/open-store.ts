@@ -50,7 +50,9 @@ export async function openStore(location: Location, options: StoreOptions, signa
     case 'oci':
       return new OciLayoutStore(new DirectoryStorage(resolve(location.path), `oci:${location.path}`));
     case 's3':
-      return new OciLayoutStore(new S3Storage(createS3Client(options.s3 ?? { region: 'us-east-1', forcePathStyle: false }), location.bucket, location.prefix, { ownsClient: true }));
+      return new OciLayoutStore(
+        new S3Storage(createS3Client(options.s3 ?? { region: 'us-east-1', forcePathStyle: false }), location.bucket, location.prefix, { ownsClient: true }),
+      );
     case 'oci-archive':
       return OciArchiveStore.open(resolve(location.path), options.tempDir, signal);
     case 'docker-archive':

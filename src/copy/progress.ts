@@ -5,7 +5,19 @@ import type { CopyEvent } from './copy-image.ts';
 export type ReportEvent =
   | CopyEvent
   | { event: 'image-started'; source: string; destination: string }
-  | { event: 'image-copied'; source: string; destination: string; digest: string; mediaType?: string; copied: number; mounted: number; skipped: number; bytes: number; imageId?: string; referrers?: number }
+  | {
+      event: 'image-copied';
+      source: string;
+      destination: string;
+      digest: string;
+      mediaType?: string;
+      copied: number;
+      mounted: number;
+      skipped: number;
+      bytes: number;
+      imageId?: string;
+      referrers?: number;
+    }
   | { event: 'image-present'; source: string; destination: string; imageId: string; tagged: boolean }
   | { event: 'image-up-to-date'; source: string; destination: string; digest: string }
   | { event: 'image-failed'; source: string; destination: string; code: string; message: string; exitCode: number }
@@ -94,7 +106,9 @@ class TerminalReporter implements Reporter {
         this.#line(`copying ${event.source} → ${event.destination}`);
         break;
       case 'image-copied':
-        this.#line(`done    ${event.destination} ${short(event.digest)}: ${event.copied} copied (${formatBytes(event.bytes)}), ${event.mounted} mounted, ${event.skipped} already there`);
+        this.#line(
+          `done    ${event.destination} ${short(event.digest)}: ${event.copied} copied (${formatBytes(event.bytes)}), ${event.mounted} mounted, ${event.skipped} already there`,
+        );
         break;
       case 'image-present':
         this.#line(`present ${event.destination}: the daemon has image ${short(event.imageId)}${event.tagged ? ' (tagged now)' : ''}; nothing loaded`);

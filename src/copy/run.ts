@@ -110,7 +110,14 @@ async function withStores(
 }
 
 /** Copies one image; resolves to whether anything had to be written. */
-async function copyOne(source: Location, destination: Location, sourceStore: Endpoint, destinationStore: Endpoint, tag: Tag | undefined, options: TransferOptions): Promise<'copied' | 'up-to-date'> {
+async function copyOne(
+  source: Location,
+  destination: Location,
+  sourceStore: Endpoint,
+  destinationStore: Endpoint,
+  tag: Tag | undefined,
+  options: TransferOptions,
+): Promise<'copied' | 'up-to-date'> {
   const { reporter } = options;
   const from = label(source);
   const to = label(destination);
@@ -118,7 +125,8 @@ async function copyOne(source: Location, destination: Location, sourceStore: End
   const copyOptions = { ...options, onEvent: (event: CopyEvent) => reporter.report(event) };
   if (sourceStore instanceof DockerDaemon) {
     if (destinationStore instanceof DockerDaemon) throw new LocationError('docker-daemon to docker-daemon: copy through a remote (a directory, a bucket, a registry) instead');
-    if (options.compress !== undefined) throw new LocationError('--dest-compress: layers leave a daemon as plain tars and are stored so; it does not apply to docker-daemon: sources');
+    if (options.compress !== undefined)
+      throw new LocationError('--dest-compress: layers leave a daemon as plain tars and are stored so; it does not apply to docker-daemon: sources');
     const sourceTag = source.reference?.kind === 'tag' ? source.reference.tag : ('latest' as Tag);
     const result = await copyFromDaemon(sourceStore, sourceTag, destinationStore, tag ?? sourceTag, copyOptions);
     if ('upToDate' in result) {

@@ -92,7 +92,10 @@ export class WebhookDispatcher {
         await sleep(wait, undefined, { signal: AbortSignal.any([stop, held]) }).catch(() => undefined);
         continue;
       }
-      await this.#attempt(hook, batch.filter((event) => event.nextAttemptAt.getTime() <= Date.now()));
+      await this.#attempt(
+        hook,
+        batch.filter((event) => event.nextAttemptAt.getTime() <= Date.now()),
+      );
     }
   }
 

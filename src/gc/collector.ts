@@ -189,7 +189,12 @@ class Pass {
         }
         for (const manifest of batch) {
           const change = { kind: 'manifest-deleted', ...manifest, reason: 'gc' } as const;
-          const freed = await withChange(this.#deps.changes, change, (options) => namespace.deleteUnreachable(manifest, this.#cutoff, options), (size) => size !== undefined);
+          const freed = await withChange(
+            this.#deps.changes,
+            change,
+            (options) => namespace.deleteUnreachable(manifest, this.#cutoff, options),
+            (size) => size !== undefined,
+          );
           if (freed !== undefined) deleted++;
         }
         this.#log.debug({ phase: 'manifests', deleted }, 'deleted unreachable manifests');

@@ -49,10 +49,7 @@ export interface AccessPolicy {
 }
 
 /** Credentials presented to the token endpoint. */
-export type TokenCredentials =
-  | { kind: 'anonymous' }
-  | { kind: 'password'; user: string; password: string }
-  | { kind: 'refresh'; token: string };
+export type TokenCredentials = { kind: 'anonymous' } | { kind: 'password'; user: string; password: string } | { kind: 'refresh'; token: string };
 
 export interface TokenGrantRequest {
   credentials: TokenCredentials;

@@ -120,7 +120,10 @@ export function createApp(dependencies: AppDependencies): FastifyInstance {
     const readiness = dependencies.readiness;
     const ready = readiness?.ready ?? true;
     const body = { status: ready ? 'ready' : 'unavailable', dependencies: readiness?.report() ?? {} };
-    reply.code(ready ? 200 : 503).header('content-type', 'application/json').header('cache-control', 'no-store');
+    reply
+      .code(ready ? 200 : 503)
+      .header('content-type', 'application/json')
+      .header('cache-control', 'no-store');
     if (!ready) reply.header('retry-after', String(retryAfterSeconds));
     return reply.send(JSON.stringify(body));
   });

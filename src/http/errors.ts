@@ -119,10 +119,7 @@ export function answerClientError(error: NodeJS.ErrnoException, socket: Duplex):
         : [400, 'the request is not valid HTTP'];
   const body = JSON.stringify(errorBody(new RegistryError('UNSUPPORTED', message, { status })));
   if (socket.writable) {
-    socket.write(
-      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`,
-    );
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`);
   }
   socket.destroy();
 }
-

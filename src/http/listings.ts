@@ -26,9 +26,7 @@ export async function listTags({ request, reply, name, signal, repository }: V2R
 /** GET /v2/_catalog?n=&last= across every repository source; with a caller, only what it may pull. */
 export async function listCatalog(request: FastifyRequest, reply: FastifyReply, router: RepositoryRouter, caller?: Caller): Promise<unknown> {
   const page = parsePage(request.query);
-  const { entries, next } = await paginate(page, (probe) =>
-    caller === undefined ? router.catalog(probe) : visibleCatalog(router, probe, (name) => caller.sees(name)),
-  );
+  const { entries, next } = await paginate(page, (probe) => (caller === undefined ? router.catalog(probe) : visibleCatalog(router, probe, (name) => caller.sees(name))));
   if (next !== undefined) reply.header('link', nextLink('/v2/_catalog', page, next));
   return reply.header('content-type', 'application/json').send(JSON.stringify({ repositories: entries }));
 }
@@ -55,9 +53,7 @@ export async function listReferrers({ request, reply, params, name, signal, repo
     reply.header('link', `</v2/${name}/referrers/${subject}?${query.toString()}>; rel="next"`);
   }
   if (artifactType !== undefined) reply.header('oci-filters-applied', 'artifactType');
-  return reply
-    .header('content-type', mediaTypes.ociIndex)
-    .send(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: mediaTypes.ociIndex, manifests })));
+  return reply.header('content-type', mediaTypes.ociIndex).send(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: mediaTypes.ociIndex, manifests })));
 }
 
 /** How many names are read per round while filtering the catalog. */

@@ -115,5 +115,4 @@ class Observation implements CompletedRequest {
   query(name: string): string[] {
     return queryValues(this.#request.query, name);
   }
-
 }

@@ -53,7 +53,10 @@ export function usageRoute(
       if (invalid !== undefined) {
         throw new RegistryError('NAME_INVALID', `"${invalid.slice(0, 100)}" is not a repository glob (letters, digits, ".", "_", "-", "/", "*", "?")`);
       }
-      return reply.header('content-type', 'application/json').header('cache-control', 'no-store').send(JSON.stringify(await report(globs, caller === undefined ? undefined : (name) => caller.sees(name))));
+      return reply
+        .header('content-type', 'application/json')
+        .header('cache-control', 'no-store')
+        .send(JSON.stringify(await report(globs, caller === undefined ? undefined : (name) => caller.sees(name))));
     });
   };
 }

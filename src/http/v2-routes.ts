@@ -131,14 +131,7 @@ export function classifyV2(path: string, extra: readonly V2Endpoint[] = []): V2T
 }
 
 /** Runs a matched endpoint. */
-export async function runV2(
-  match: V2Match,
-  request: FastifyRequest,
-  reply: FastifyReply,
-  router: RepositoryRouter,
-  settings: HttpSettings,
-  caller?: Caller,
-): Promise<unknown> {
+export async function runV2(match: V2Match, request: FastifyRequest, reply: FastifyReply, router: RepositoryRouter, settings: HttpSettings, caller?: Caller): Promise<unknown> {
   const controller = new AbortController();
   reply.raw.once('close', () => {
     if (!reply.raw.writableFinished) controller.abort(new RegistryError('UNKNOWN', 'client went away'));
@@ -164,10 +157,12 @@ export async function runV2(
     writer: async () => {
       // A name its source cannot open (a new name under an archive prefix)
       // is as read-only as one it serves without a writer.
-      const writer = (await open().catch((error: unknown) => {
-        if (isRegistryError(error) && error.code === 'NAME_UNKNOWN') throw readOnly(match.name, error);
-        throw error;
-      })).writer;
+      const writer = (
+        await open().catch((error: unknown) => {
+          if (isRegistryError(error) && error.code === 'NAME_UNKNOWN') throw readOnly(match.name, error);
+          throw error;
+        })
+      ).writer;
       if (writer === undefined) throw readOnly(match.name);
       return writer;
     },

@@ -1,12 +1,6 @@
 import { RegistryError } from '../errors/registry-error.ts';
 import { parseDigest, type Digest } from './digest.ts';
-import {
-  isForeignLayer,
-  isIndexMediaType,
-  isManifestMediaType,
-  mediaTypes,
-  type ManifestMediaType,
-} from './media-types.ts';
+import { isForeignLayer, isIndexMediaType, isManifestMediaType, mediaTypes, type ManifestMediaType } from './media-types.ts';
 
 export interface Descriptor {
   mediaType: string;

@@ -22,12 +22,7 @@ export const mediaTypes = {
 } as const;
 
 /** The manifest media types Berth stores and serves. */
-export const manifestMediaTypes = [
-  mediaTypes.ociManifest,
-  mediaTypes.ociIndex,
-  mediaTypes.dockerManifest,
-  mediaTypes.dockerManifestList,
-] as const;
+export const manifestMediaTypes = [mediaTypes.ociManifest, mediaTypes.ociIndex, mediaTypes.dockerManifest, mediaTypes.dockerManifestList] as const;
 export type ManifestMediaType = (typeof manifestMediaTypes)[number];
 
 export function isManifestMediaType(value: string): value is ManifestMediaType {

@@ -28,11 +28,7 @@ export function parseRepositoryName(value: string): RepositoryName {
     });
   }
   if (!namePattern.test(value)) {
-    throw new RegistryError(
-      'NAME_INVALID',
-      'invalid repository name: use lowercase letters and digits, separated by ".", "_", "__", "-" or "/"',
-      { detail: { name: value } },
-    );
+    throw new RegistryError('NAME_INVALID', 'invalid repository name: use lowercase letters and digits, separated by ".", "_", "__", "-" or "/"', { detail: { name: value } });
   }
   return value as RepositoryName;
 }

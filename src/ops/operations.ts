@@ -85,9 +85,7 @@ export class Operations {
     const events = config.events.webhooks.length === 0 ? undefined : config.events;
     this.events = events === undefined ? undefined : new EventRecorder(events, store.events, logger, (webhook, outcome) => this.metrics.events.inc({ webhook, outcome }));
     this.#dispatcher =
-      events === undefined
-        ? undefined
-        : new WebhookDispatcher(events, store.events, store.leases, logger, (webhook, outcome) => this.metrics.events.inc({ webhook, outcome }));
+      events === undefined ? undefined : new WebhookDispatcher(events, store.events, store.leases, logger, (webhook, outcome) => this.metrics.events.inc({ webhook, outcome }));
     if (this.#dispatcher !== undefined) this.events?.onQueued(() => this.#dispatcher?.wake());
     this.changes = this.events === undefined ? undefined : new ChangeEvents(this.events);
     this.retention = new Retention(config.retention.policies, {

@@ -7,14 +7,7 @@ import type { Digest } from '../oci/digest.ts';
 import type { Descriptor } from '../oci/manifest.ts';
 import type { Reference, RepositoryName, Tag } from '../oci/names.ts';
 import type { PullRecorder } from '../policy/pull-recorder.ts';
-import type {
-  BlobBody,
-  ManifestContent,
-  ManifestRead,
-  Repository,
-  RepositorySource,
-  RepositoryWriter,
-} from '../registry/repository.ts';
+import type { BlobBody, ManifestContent, ManifestRead, Repository, RepositorySource, RepositoryWriter } from '../registry/repository.ts';
 
 /** Who hears of pulls: the pull events' recorder, retention's pull times. */
 export interface PullListeners {

@@ -110,11 +110,9 @@ export class Quotas {
     if (quota.maxRepositories === undefined || (await this.#usage.occupied(repository))) return;
     const { repositories } = await this.#sums.usage(quota.scope);
     if (repositories >= quota.maxRepositories) {
-      throw new RegistryError(
-        'DENIED',
-        `quota "${quota.name}" allows ${quota.maxRepositories} repositories and ${repositories} exist: ${repository} cannot be created`,
-        { detail: { quota: quota.name, maxRepositories: quota.maxRepositories, repositories } },
-      );
+      throw new RegistryError('DENIED', `quota "${quota.name}" allows ${quota.maxRepositories} repositories and ${repositories} exist: ${repository} cannot be created`, {
+        detail: { quota: quota.name, maxRepositories: quota.maxRepositories, repositories },
+      });
     }
   }
 

@@ -179,9 +179,12 @@ export class Retention {
     for (const { tag, digest } of plan.tags) {
       // Only while unchanged since the plan: a tag pushed meanwhile stays.
       const deleted = (): Promise<boolean> =>
-        withChange(changes, { kind: 'tag-deleted', repository, tag, digest, reason: 'retention' }, (options) =>
-          operations.namespace.deleteTag(repository, tag, digest, now, options),
-        (removed) => removed);
+        withChange(
+          changes,
+          { kind: 'tag-deleted', repository, tag, digest, reason: 'retention' },
+          (options) => operations.namespace.deleteTag(repository, tag, digest, now, options),
+          (removed) => removed,
+        );
       if (dryRun || (await deleted())) {
         report.tags.push({ repository, tag, digest });
         if (!dryRun) this.#deps.onTagDeleted?.(repository, tag, digest);
@@ -190,9 +193,12 @@ export class Retention {
     for (const { digest, size } of plan.manifests) {
       // The store re-checks reachability; a manifest pushed or tagged since the plan stays.
       const deleted = async (): Promise<boolean> =>
-        (await withChange(changes, { kind: 'manifest-deleted', repository, digest, reason: 'retention' }, (options) =>
-          operations.namespace.deleteUnreachable({ repository, digest }, now, options),
-        (freed) => freed !== undefined)) !== undefined;
+        (await withChange(
+          changes,
+          { kind: 'manifest-deleted', repository, digest, reason: 'retention' },
+          (options) => operations.namespace.deleteUnreachable({ repository, digest }, now, options),
+          (freed) => freed !== undefined,
+        )) !== undefined;
       if (dryRun || (await deleted())) {
         report.manifests.push({ repository, digest, size });
         if (!dryRun) this.#deps.onManifestDeleted?.(repository, digest);

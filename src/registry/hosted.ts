@@ -9,16 +9,7 @@ import type { Reference, RepositoryName, Tag } from '../oci/names.ts';
 import { storedBlobBody } from './blob-body.ts';
 import { withChange, type ChangeLog } from '../meta/change-log.ts';
 import { getManifest, manifestUnknown, putManifest } from './manifests.ts';
-import type {
-  BlobBody,
-  ChunkBounds,
-  ManifestContent,
-  PutManifestResult,
-  Repository,
-  RepositorySource,
-  RepositoryWriter,
-  UploadState,
-} from './repository.ts';
+import type { BlobBody, ChunkBounds, ManifestContent, PutManifestResult, Repository, RepositorySource, RepositoryWriter, UploadState } from './repository.ts';
 import { Uploads } from './uploads.ts';
 import type { WritePolicy } from './write-policy.ts';
 
@@ -163,8 +154,18 @@ export class HostedRepository implements Repository, RepositoryWriter {
     const { name } = this;
     const removed =
       reference.kind === 'tag'
-        ? await withChange(changes, { kind: 'tag-deleted', repository: name, tag: reference.tag, reason: 'api' }, (options) => meta.tags.delete(name, reference.tag, options), isTrue)
-        : await withChange(changes, { kind: 'manifest-deleted', repository: name, digest: reference.digest, reason: 'api' }, (options) => meta.manifests.delete(name, reference.digest, options), isTrue);
+        ? await withChange(
+            changes,
+            { kind: 'tag-deleted', repository: name, tag: reference.tag, reason: 'api' },
+            (options) => meta.tags.delete(name, reference.tag, options),
+            isTrue,
+          )
+        : await withChange(
+            changes,
+            { kind: 'manifest-deleted', repository: name, digest: reference.digest, reason: 'api' },
+            (options) => meta.manifests.delete(name, reference.digest, options),
+            isTrue,
+          );
     if (!removed) throw manifestUnknown(reference);
   }
 

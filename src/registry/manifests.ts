@@ -60,12 +60,7 @@ export async function putManifest(
  * content, so it is served as stored; a tag holding an index, asked for by
  * a client that accepts no index type, resolves to the linux/amd64 child.
  */
-export async function getManifest(
-  meta: MetaStore,
-  repository: RepositoryName,
-  reference: Reference,
-  accept: MediaTypeAcceptance,
-): Promise<ManifestContent> {
+export async function getManifest(meta: MetaStore, repository: RepositoryName, reference: Reference, accept: MediaTypeAcceptance): Promise<ManifestContent> {
   const record = await meta.manifests.get(repository, reference);
   if (record === undefined) throw manifestUnknown(reference);
   return negotiateManifest(record, reference, accept, (child) => meta.manifests.get(repository, { kind: 'digest', digest: child }));
@@ -111,8 +106,6 @@ export function platformChild(bytes: Uint8Array): Digest | undefined {
   const index = JSON.parse(Buffer.from(bytes).toString('utf8')) as {
     manifests?: { digest?: string; platform?: { os?: string; architecture?: string } }[];
   };
-  const match = index.manifests?.find(
-    (entry) => entry.platform?.os === defaultPlatform.os && entry.platform.architecture === defaultPlatform.architecture,
-  );
+  const match = index.manifests?.find((entry) => entry.platform?.os === defaultPlatform.os && entry.platform.architecture === defaultPlatform.architecture);
   return match?.digest as Digest | undefined;
 }

@@ -62,14 +62,7 @@ export class Uploads {
     });
   }
 
-  async finish(
-    repository: RepositoryName,
-    id: string,
-    digest: Digest,
-    body: Readable | undefined,
-    bounds: ChunkBounds,
-    signal?: AbortSignal,
-  ): Promise<number> {
+  async finish(repository: RepositoryName, id: string, digest: Digest, body: Readable | undefined, bounds: ChunkBounds, signal?: AbortSignal): Promise<number> {
     return this.#lock.run(id, async () => {
       const session = await this.#session(repository, id);
       const size = body === undefined || bounds.length === 0 ? session.size : await this.#write(session, body, bounds, signal);

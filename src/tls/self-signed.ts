@@ -126,12 +126,7 @@ async function loadX509(): Promise<typeof X509> {
   return import('@peculiar/x509');
 }
 
-async function readPair(
-  x509: typeof X509,
-  certPath: string,
-  keyPath: string,
-  crypto: Crypto,
-): Promise<{ certificate: X509.X509Certificate; privateKey: CryptoKey } | undefined> {
+async function readPair(x509: typeof X509, certPath: string, keyPath: string, crypto: Crypto): Promise<{ certificate: X509.X509Certificate; privateKey: CryptoKey } | undefined> {
   let certPem: string;
   let keyPem: string;
   try {

@@ -47,7 +47,14 @@ export function registerApi(app: FastifyInstance, deps: UiDependencies, sessions
     if (rest === undefined || rest === 'tags') {
       const view = await repositoryView(deps, viewer, name, queryOf(request));
       if (rest === undefined) {
-        return sendJson(reply, { name: view.name, kind: view.kind, tags: view.summary?.tags ?? null, bytes: view.summary?.bytes ?? null, pushedAt: view.summary?.pushedAt?.toISOString() ?? null, upstream: view.upstream ?? null });
+        return sendJson(reply, {
+          name: view.name,
+          kind: view.kind,
+          tags: view.summary?.tags ?? null,
+          bytes: view.summary?.bytes ?? null,
+          pushedAt: view.summary?.pushedAt?.toISOString() ?? null,
+          upstream: view.upstream ?? null,
+        });
       }
       return sendJson(reply, {
         name: view.name,

@@ -86,7 +86,14 @@ export async function listRepositories(deps: UiDependencies, viewer: Viewer, req
 }
 
 function toRow(deps: UiDependencies, summary: RepositorySummary): RepositoryRow & { cursor: string } {
-  return { name: summary.name, kind: deps.kindOf(summary.name), tags: summary.tags, bytes: summary.bytes, cursor: summary.cursor, ...(summary.pushedAt === undefined ? {} : { pushedAt: summary.pushedAt }) };
+  return {
+    name: summary.name,
+    kind: deps.kindOf(summary.name),
+    tags: summary.tags,
+    bytes: summary.bytes,
+    cursor: summary.cursor,
+    ...(summary.pushedAt === undefined ? {} : { pushedAt: summary.pushedAt }),
+  };
 }
 
 function cursorOf(sort: RepositorySort, row: RepositoryRow): string {

@@ -47,7 +47,9 @@ interface ParsedJson {
 
 function descriptors(value: unknown): (Descriptor & { platform?: Record<string, unknown> })[] {
   if (!Array.isArray(value)) return [];
-  return value.filter((entry): entry is Descriptor & { platform?: Record<string, unknown> } => typeof entry === 'object' && entry !== null && typeof (entry as Descriptor).digest === 'string');
+  return value.filter(
+    (entry): entry is Descriptor & { platform?: Record<string, unknown> } => typeof entry === 'object' && entry !== null && typeof (entry as Descriptor).digest === 'string',
+  );
 }
 
 function platformName(platform: Record<string, unknown> | undefined): string {
@@ -80,7 +82,11 @@ export async function summarize(content: ManifestContent, children?: (digest: Di
   const config = descriptors([json.config])[0];
   const layers = descriptors(json.layers);
   const size = (config?.size ?? 0) + layers.reduce((sum, layer) => sum + (Number(layer.size) || 0), 0);
-  const artifactType = base.artifactType ?? (config !== undefined && config.mediaType !== 'application/vnd.oci.image.config.v1+json' && config.mediaType !== 'application/vnd.docker.container.image.v1+json' ? config.mediaType : undefined);
+  const artifactType =
+    base.artifactType ??
+    (config !== undefined && config.mediaType !== 'application/vnd.oci.image.config.v1+json' && config.mediaType !== 'application/vnd.docker.container.image.v1+json'
+      ? config.mediaType
+      : undefined);
   return { ...base, ...(artifactType === undefined ? {} : { artifactType }), kind: 'image', platforms: [], ...(config === undefined ? {} : { config }), layers, size };
 }
 

@@ -110,7 +110,13 @@ export function registerPages(app: FastifyInstance, deps: UiDependencies, sessio
       const tooMany = isRegistryError(error) && error.code === 'TOOMANYREQUESTS';
       if (!isRegistryError(error) || (error.code !== 'UNAUTHORIZED' && !tooMany)) throw error;
       const text = tooMany ? error.message : 'Wrong user name or password.';
-      return sendPage(request, reply, undefined, { title: 'Sign in', section: 'sign-in', status: tooMany ? 429 : 401, notice: { kind: 'error', text } }, signInPage({ user, next, available: true }));
+      return sendPage(
+        request,
+        reply,
+        undefined,
+        { title: 'Sign in', section: 'sign-in', status: tooMany ? 429 : 401, notice: { kind: 'error', text } },
+        signInPage({ user, next, available: true }),
+      );
     }
     return reply.redirect(next, 303);
   });
@@ -144,7 +150,13 @@ function splitPath(request: FastifyRequest): { name: string; rest?: string } {
 function sendErrorPage(request: FastifyRequest, reply: FastifyReply, viewer: Viewer | undefined, error: unknown): FastifyReply {
   if (!isRegistryError(error) || error.status >= 500) {
     request.log.error({ err: error, requestId: request.id }, 'UI page failed');
-    return sendPage(request, reply, viewer, { title: 'Something went wrong', status: 500 }, errorPage('Something went wrong', `The page could not be built; quote request id ${request.id} to the operator.`));
+    return sendPage(
+      request,
+      reply,
+      viewer,
+      { title: 'Something went wrong', status: 500 },
+      errorPage('Something went wrong', `The page could not be built; quote request id ${request.id} to the operator.`),
+    );
   }
   const options: PageOptions = { title: 'Not here', status: error.status };
   if (error.status === 404) return sendPage(request, reply, viewer, options, errorPage('Not found', error.message));

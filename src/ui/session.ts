@@ -95,7 +95,7 @@ export class UiSessions {
     const expected = Buffer.from(viewer.csrf);
     const given = Buffer.from(token ?? '');
     if (expected.length === 0 || given.length !== expected.length || !timingSafeEqual(given, expected)) {
-      throw new RegistryError('DENIED', 'the request lacks this page\'s CSRF token; reload the page and try again');
+      throw new RegistryError('DENIED', "the request lacks this page's CSRF token; reload the page and try again");
     }
   }
 }

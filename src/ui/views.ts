@@ -40,7 +40,13 @@ export async function openVisible(deps: UiDependencies, viewer: Viewer, rawName:
   return { name, repository };
 }
 
-export async function repositoryView(deps: UiDependencies, viewer: Viewer, rawName: string, query: Record<string, string | undefined>, signal?: AbortSignal): Promise<RepositoryView> {
+export async function repositoryView(
+  deps: UiDependencies,
+  viewer: Viewer,
+  rawName: string,
+  query: Record<string, string | undefined>,
+  signal?: AbortSignal,
+): Promise<RepositoryView> {
   const { name, repository } = await openVisible(deps, viewer, rawName);
   const kind = deps.kindOf(name);
   const summary = await deps.browse.summary(name);

@@ -72,8 +72,7 @@ describe('access rules, catalog, uploads and mounts', () => {
   });
 
   it('lets the longest matching rule decide alone', async () => {
-    const get = (user: keyof typeof users, name: string) =>
-      test.app.inject({ method: 'GET', url: `/v2/${name}/tags/list`, headers: { authorization: as(user) } });
+    const get = (user: keyof typeof users, name: string) => test.app.inject({ method: 'GET', url: `/v2/${name}/tags/list`, headers: { authorization: as(user) } });
     assert.equal((await get('bob', 'team/secret/x')).statusCode, 403, 'team/secret/* grants bob nothing, though team/** would');
     assert.equal((await get('alice', 'team/secret/x')).statusCode, 200);
     assert.equal((await get('carol', 'other/z')).statusCode, 200, '** lets every signed-in user pull');
@@ -89,7 +88,12 @@ describe('access rules, catalog, uploads and mounts', () => {
     for (const user of ['bob', 'root'] as const) {
       for (const method of ['GET', 'PATCH', 'PUT', 'DELETE'] as const) {
         const url = method === 'PUT' ? `${location}?digest=${digestOf(chunk)}` : location;
-        const response = await test.app.inject({ method, url, headers: { authorization: as(user), 'content-type': 'application/octet-stream' }, ...(method === 'PATCH' || method === 'PUT' ? { payload: chunk } : {}) });
+        const response = await test.app.inject({
+          method,
+          url,
+          headers: { authorization: as(user), 'content-type': 'application/octet-stream' },
+          ...(method === 'PATCH' || method === 'PUT' ? { payload: chunk } : {}),
+        });
         assert.equal(response.statusCode, 404, `${user} ${method}`);
         assert.equal(errorCode(response), 'BLOB_UPLOAD_UNKNOWN');
       }
@@ -138,8 +142,7 @@ describe('access rules, catalog, uploads and mounts', () => {
 
   it('applies changed rules and users files without a restart', async () => {
     const rulesFile = join(temp.path, 'rules.yaml');
-    const tags = (user: string, password: string) =>
-      test.app.inject({ method: 'GET', url: '/v2/other/z/tags/list', headers: { authorization: basic(user, password) } });
+    const tags = (user: string, password: string) => test.app.inject({ method: 'GET', url: '/v2/other/z/tags/list', headers: { authorization: basic(user, password) } });
     assert.equal((await tags('dave', 'dave-pw')).statusCode, 401);
     await writeUsers(join(temp.path, 'htpasswd'), { ...users, dave: 'dave-pw' });
     await eventually(async () => assert.equal((await tags('dave', 'dave-pw')).statusCode, 200));
@@ -162,7 +165,9 @@ describe('access rules, catalog, uploads and mounts', () => {
 describe('guessing passwords', () => {
   it('answers 429 once a client failed too often, while right passwords of others still work', async () => {
     const temp = await tempDir('berth-guess');
-    const test = await createTestApp(await authSettings(temp.path, { users: { alice: 'pw', bob: 'bob-pw' }, extra: { 'auth.failedSignIns.limit': 3, 'auth.failedSignIns.per': '1h' } }));
+    const test = await createTestApp(
+      await authSettings(temp.path, { users: { alice: 'pw', bob: 'bob-pw' }, extra: { 'auth.failedSignIns.limit': 3, 'auth.failedSignIns.per': '1h' } }),
+    );
     try {
       const ping = (authorization: string, ip = '10.0.0.1') => test.app.inject({ method: 'GET', url: '/v2/', remoteAddress: ip, headers: { authorization } });
       assert.equal((await ping(basic('bob', 'bob-pw'))).statusCode, 200, 'cached from now on');
@@ -188,7 +193,10 @@ describe('token realm', () => {
     const temp = await tempDir('berth-realm');
     const proxied = await createTestApp(await authSettings(join(temp.path, 'a'), { users: { alice: 'pw' }, extra: { 'auth.challenge': 'token', 'limits.trustProxy': true } }));
     const fixed = await createTestApp(
-      await authSettings(join(temp.path, 'b'), { users: { alice: 'pw' }, extra: { 'auth.challenge': 'token', 'auth.token.realm': 'https://auth.example/token', 'auth.token.service': 'reg' } }),
+      await authSettings(join(temp.path, 'b'), {
+        users: { alice: 'pw' },
+        extra: { 'auth.challenge': 'token', 'auth.token.realm': 'https://auth.example/token', 'auth.token.service': 'reg' },
+      }),
     );
     try {
       const headers = { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'registry.example' };

@@ -57,13 +57,19 @@ for (const challenge of ['basic', 'token'] as const) {
     it('skopeo logs in, pushes and pulls; wrong passwords, readers and anonymous clients are refused', { skip: missingCommands('skopeo') }, async () => {
       const authfile = join(temp.path, 'skopeo-auth.json');
       assert.match(await run('skopeo', ['login', '--cert-dir', certs, '--authfile', authfile, '-u', 'alice', '-p', users.alice, host]), /Login Succeeded/);
-      assert.match(await fails('skopeo', ['login', '--cert-dir', certs, '--authfile', join(temp.path, 'bad.json'), '-u', 'alice', '-p', 'wrong', host]), /invalid username\/password|unauthorized/i);
+      assert.match(
+        await fails('skopeo', ['login', '--cert-dir', certs, '--authfile', join(temp.path, 'bad.json'), '-u', 'alice', '-p', 'wrong', host]),
+        /invalid username\/password|unauthorized/i,
+      );
       await run('skopeo', ['copy', '--dest-cert-dir', certs, '--authfile', authfile, `oci:${layout}:v1`, `docker://${host}/team/app:v1`]);
       await run('skopeo', ['copy', '--dest-cert-dir', certs, '--dest-creds', `alice:${users.alice}`, `oci:${layout}:v1`, `docker://${host}/public/app:v1`]);
       const inspected = JSON.parse(await run('skopeo', ['inspect', '--cert-dir', certs, '--creds', `bob:${users.bob}`, `docker://${host}/team/app:v1`])) as { Layers: string[] };
       assert.equal(inspected.Layers.length, 1);
       await run('skopeo', ['copy', '--src-cert-dir', certs, '--src-creds', `bob:${users.bob}`, `docker://${host}/team/app:v1`, `oci:${join(temp.path, 'pulled')}:v1`]);
-      assert.match(await fails('skopeo', ['copy', '--dest-cert-dir', certs, '--dest-creds', `bob:${users.bob}`, `oci:${layout}:v1`, `docker://${host}/team/bob:v1`]), /denied|unauthorized/i);
+      assert.match(
+        await fails('skopeo', ['copy', '--dest-cert-dir', certs, '--dest-creds', `bob:${users.bob}`, `oci:${layout}:v1`, `docker://${host}/team/bob:v1`]),
+        /denied|unauthorized/i,
+      );
       await run('skopeo', ['inspect', '--cert-dir', certs, '--no-creds', `docker://${host}/public/app:v1`]);
       assert.match(await fails('skopeo', ['inspect', '--cert-dir', certs, '--no-creds', `docker://${host}/team/app:v1`]), /unauthorized|authentication required/i);
       assert.match(await fails('skopeo', ['inspect', `docker://${host}/public/app:v1`, '--no-creds']), /certificate/i, 'without the CA the certificate is not trusted');
@@ -74,7 +80,10 @@ for (const challenge of ['basic', 'token'] as const) {
       const authfile = join(temp.path, 'podman-auth.json');
       await run('skopeo', ['copy', '--dest-cert-dir', certs, '--dest-creds', `alice:${users.alice}`, `oci:${layout}:v1`, `docker://${host}/team/base:v1`]);
       assert.match(await run('podman', [...storage, 'login', '--cert-dir', certs, '--authfile', authfile, '-u', 'alice', '-p', users.alice, host]), /Login Succeeded/);
-      assert.match(await fails('podman', [...storage, 'login', '--cert-dir', certs, '--authfile', join(temp.path, 'bad.json'), '-u', 'alice', '-p', 'wrong', host]), /invalid username\/password|unauthorized/i);
+      assert.match(
+        await fails('podman', [...storage, 'login', '--cert-dir', certs, '--authfile', join(temp.path, 'bad.json'), '-u', 'alice', '-p', 'wrong', host]),
+        /invalid username\/password|unauthorized/i,
+      );
       await run('podman', [...storage, 'pull', '--cert-dir', certs, '--authfile', authfile, `${host}/team/base:v1`]);
       await run('podman', [...storage, 'push', '--cert-dir', certs, '--authfile', authfile, `${host}/team/base:v1`, `${host}/team/podman:v1`]);
       const container = (await run('buildah', [...storage, 'from', '--pull-never', `${host}/team/base:v1`])).trim();
@@ -85,7 +94,10 @@ for (const challenge of ['basic', 'token'] as const) {
       await run('buildah', [...storage, 'push', '--cert-dir', certs, '--authfile', authfile, 'built:v1', `docker://${host}/team/buildah:v1`]);
       const built = JSON.parse(await run('skopeo', ['inspect', '--cert-dir', certs, '--creds', `bob:${users.bob}`, `docker://${host}/team/buildah:v1`])) as { Layers: string[] };
       assert.equal(built.Layers.length, 2);
-      assert.match(await fails('podman', [...storage, 'push', '--cert-dir', certs, '--creds', `bob:${users.bob}`, `${host}/team/base:v1`, `${host}/team/bob:v1`]), /denied|unauthorized/i);
+      assert.match(
+        await fails('podman', [...storage, 'push', '--cert-dir', certs, '--creds', `bob:${users.bob}`, `${host}/team/base:v1`, `${host}/team/bob:v1`]),
+        /denied|unauthorized/i,
+      );
     });
 
     it('containerd (ctr) pulls and pushes with credentials', { skip: containerdUnavailable() || missingCommands('skopeo') }, async () => {

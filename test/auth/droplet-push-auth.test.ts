@@ -26,8 +26,7 @@ test('berth droplet push signs in with --username and --password-stdin when the 
     });
     const registry = await startTestRegistry(settings, { dataDir: data });
     try {
-      const push = (extra: string[], input = '') =>
-        runBerth(['droplet', 'push', droplet, '--app', 'cf/dev/shop', '--guid', 'g-1', '--registry', registry.url, ...extra], input);
+      const push = (extra: string[], input = '') => runBerth(['droplet', 'push', droplet, '--app', 'cf/dev/shop', '--guid', 'g-1', '--registry', registry.url, ...extra], input);
       const anonymous = await push([]);
       assert.equal(anonymous.code, 1);
       assert.match(anonymous.stderr, /HTTP 401 UNAUTHORIZED/);

@@ -140,7 +140,10 @@ describe('RateLimiter', () => {
   it('allows a burst, then the sustained rate, per client, and forgets the least recent clients', () => {
     const limiter = new RateLimiter({ requests: 2, per: 1000, burst: 3, clients: 2 });
     const start = 1_000_000;
-    assert.deepEqual([0, 1, 2].map(() => limiter.take('a', start)), [undefined, undefined, undefined]);
+    assert.deepEqual(
+      [0, 1, 2].map(() => limiter.take('a', start)),
+      [undefined, undefined, undefined],
+    );
     assert.equal(limiter.take('a', start), 1);
     assert.equal(limiter.take('b', start), undefined, 'clients are counted apart');
     assert.equal(limiter.take('a', start + 500), undefined, 'one request back after half a second at 2/s');

@@ -83,7 +83,12 @@ describe('token endpoint and Bearer tokens', () => {
 
   const getToken = async (query: string, authorization?: string) => {
     const response = await test.app.inject({ method: 'GET', url: `/token?${query}`, headers: authorization === undefined ? {} : { authorization } });
-    return { status: response.statusCode, body: response.body, headers: response.headers, token: response.statusCode === 200 ? (JSON.parse(response.body) as TokenBody) : undefined };
+    return {
+      status: response.statusCode,
+      body: response.body,
+      headers: response.headers,
+      token: response.statusCode === 200 ? (JSON.parse(response.body) as TokenBody) : undefined,
+    };
   };
   const postToken = (form: Record<string, string>, contentType = 'application/x-www-form-urlencoded') =>
     test.app.inject({ method: 'POST', url: '/token', headers: { 'content-type': contentType }, payload: new URLSearchParams(form).toString() });
@@ -158,11 +163,20 @@ describe('token endpoint and Bearer tokens', () => {
 
     await writeUsers(join(temp.path, 'htpasswd'), { ...users, carol: 'changed' });
     // The users file is looked at once a second, on use.
-    await eventually(async () => assert.equal((await postToken({ grant_type: 'refresh_token', refresh_token: refresh, service: 'berth' })).statusCode, 401, 'a new password revokes refresh tokens'));
+    await eventually(async () =>
+      assert.equal((await postToken({ grant_type: 'refresh_token', refresh_token: refresh, service: 'berth' })).statusCode, 401, 'a new password revokes refresh tokens'),
+    );
   });
 
   it('takes the OAuth2 password grant and refuses other grants and bodies', async () => {
-    const ok = await postToken({ grant_type: 'password', username: 'bob', password: users.bob, service: 'berth', scope: 'repository:team/app:pull repository:team/app:push', access_type: 'offline' });
+    const ok = await postToken({
+      grant_type: 'password',
+      username: 'bob',
+      password: users.bob,
+      service: 'berth',
+      scope: 'repository:team/app:pull repository:team/app:push',
+      access_type: 'offline',
+    });
     assert.equal(ok.statusCode, 200, ok.body);
     const body = JSON.parse(ok.body) as TokenBody;
     assert.equal(body.scope, 'repository:team/app:pull');
@@ -188,7 +202,17 @@ describe('token endpoint and Bearer tokens', () => {
   const badTokens: { name: string; token: () => Promise<string>; message: RegExp }[] = [
     { name: 'a wrong signature', token: () => sign(stranger.privateKey, {}), message: /signature/ },
     { name: 'a wrong audience', token: () => sign(external.privateKey, { iss: 'https://sso.example', aud: 'other' }), message: /aud/ },
-    { name: 'alg none', token: async () => new UnsecuredJWT({ access: [{ type: 'repository', name: 'team/app', actions: ['pull'] }] }).setIssuer('berth').setAudience('berth').setSubject('alice').setExpirationTime('5m').encode(), message: /algorithm|invalid/ },
+    {
+      name: 'alg none',
+      token: async () =>
+        new UnsecuredJWT({ access: [{ type: 'repository', name: 'team/app', actions: ['pull'] }] })
+          .setIssuer('berth')
+          .setAudience('berth')
+          .setSubject('alice')
+          .setExpirationTime('5m')
+          .encode(),
+      message: /algorithm|invalid/,
+    },
     { name: 'an expired token', token: () => sign(external.privateKey, { iss: 'https://sso.example', exp: Math.floor(Date.now() / 1000) - 120 }), message: /expired/ },
     { name: 'an unknown issuer', token: () => sign(stranger.privateKey, { iss: 'https://evil.example' }), message: /issuer/ },
     { name: 'a token that is no JWT', token: async () => 'not.a.jwt', message: /JWT/ },
@@ -209,7 +233,11 @@ describe('token endpoint and Bearer tokens', () => {
     const push = await test.app.inject({ method: 'POST', url: '/v2/team/app/blobs/uploads/', headers: { authorization: `Bearer ${sso}` } });
     assert.equal(push.statusCode, 401, 'an external token without push gets a challenge for it');
     assert.match(String(push.headers['www-authenticate']), /error="insufficient_scope"/);
-    const ci = await sign(externalByFile.privateKey, { iss: 'ci', aud: 'registry.example', access: [{ type: 'repository', name: 'team/app', actions: ['pull', 'push'] }] }, 'ES384');
+    const ci = await sign(
+      externalByFile.privateKey,
+      { iss: 'ci', aud: 'registry.example', access: [{ type: 'repository', name: 'team/app', actions: ['pull', 'push'] }] },
+      'ES384',
+    );
     const started = await test.app.inject({ method: 'POST', url: '/v2/team/app/blobs/uploads/', headers: { authorization: `Bearer ${ci}` } });
     assert.equal(started.statusCode, 202);
     const ciWrongAudience = await sign(externalByFile.privateKey, { iss: 'ci', aud: 'berth' }, 'ES384');

@@ -22,7 +22,10 @@ describe('htpasswd', () => {
     const users = parseHtpasswd(`# users\n\nalice:${hash}\nbob:${hash.replace(/^\$2b\$/, '$2y$')}\n`, 'f');
     assert.deepEqual([...users.keys()], ['alice', 'bob']);
     assert.equal(passwordMatches('pw', users.get('bob')), true);
-    assert.throws(() => parseHtpasswd('carol:$apr1$abc$def\n', 'f'), (error: Error) => error instanceof HtpasswdError && /f:1: user carol has a hash that is not bcrypt/.test(error.message));
+    assert.throws(
+      () => parseHtpasswd('carol:$apr1$abc$def\n', 'f'),
+      (error: Error) => error instanceof HtpasswdError && /f:1: user carol has a hash that is not bcrypt/.test(error.message),
+    );
     assert.throws(() => parseHtpasswd(`a:${hash}\na:${hash}\n`, 'f'), /f:2: user a appears twice/);
     assert.throws(() => parseHtpasswd('no-colon\n', 'f'), /f:1: expected "user:bcrypt-hash"/);
   });

@@ -22,7 +22,11 @@ function assertValidPlan(chain: Segment[], parts: Part[]): void {
   const pieces = parts.flatMap((part) => (part.kind === 'copy' ? [part.piece] : part.pieces));
   parts.forEach((part, index) => {
     const length = part.kind === 'copy' ? part.piece.end - part.piece.start + 1 : part.length;
-    if (part.kind === 'stream') assert.equal(length, part.pieces.reduce((sum, piece) => sum + piece.end - piece.start + 1, 0));
+    if (part.kind === 'stream')
+      assert.equal(
+        length,
+        part.pieces.reduce((sum, piece) => sum + piece.end - piece.start + 1, 0),
+      );
     assert.ok(length <= s3Limits.maxPartBytes, `part ${index + 1} is ${length} bytes`);
     if (index < parts.length - 1) assert.ok(length >= s3Limits.minPartBytes, `part ${index + 1} of ${parts.length} is only ${length} bytes`);
   });
@@ -73,13 +77,22 @@ describe('resolving an upload from its segments', () => {
 
   it('takes the one chain that reaches the recorded size, ignoring stray segments', () => {
     const segments = [segment(0, 10), segment(10, 5), segment(15, 7), segment(10, 3)];
-    assert.deepEqual(resolveChain(segments, 15).map((s) => s.key), ['k0-10-0-10', 'k10-5-10-5']);
-    assert.deepEqual(resolveChain(segments, 22).map((s) => s.length), [10, 5, 7]);
+    assert.deepEqual(
+      resolveChain(segments, 15).map((s) => s.key),
+      ['k0-10-0-10', 'k10-5-10-5'],
+    );
+    assert.deepEqual(
+      resolveChain(segments, 22).map((s) => s.length),
+      [10, 5, 7],
+    );
     assert.deepEqual(resolveChain(segments, 0), []);
   });
 
   it('takes the longest chain when no size is given', () => {
-    assert.deepEqual(resolveChain([segment(0, 4), segment(4, 4), segment(20, 1)]).map((s) => s.offset), [0, 4]);
+    assert.deepEqual(
+      resolveChain([segment(0, 4), segment(4, 4), segment(20, 1)]).map((s) => s.offset),
+      [0, 4],
+    );
     assert.deepEqual(resolveChain([]), []);
   });
 

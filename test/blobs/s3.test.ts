@@ -65,10 +65,7 @@ describe('S3 BlobStore across replicas', () => {
     const id = randomUUID();
     await replicaA.uploads.create(id);
     const [winner, loser] = [randomBytes(300), randomBytes(200)];
-    const [winnerSize] = await Promise.all([
-      replicaA.uploads.append(id, 0, streamOf(winner)),
-      replicaB.uploads.append(id, 0, streamOf(loser)),
-    ]);
+    const [winnerSize] = await Promise.all([replicaA.uploads.append(id, 0, streamOf(winner)), replicaB.uploads.append(id, 0, streamOf(loser))]);
     await replicaB.uploads.commit(id, digestOf(winner), winnerSize);
     assertSameBytes(await readAll(await replicaA.open(digestOf(winner))), winner);
   });
@@ -144,10 +141,11 @@ describe("the AWS SDK's own messages", () => {
       });
       const abort = new AbortController();
       setTimeout(() => abort.abort(new Error('the client went away')), 200);
-      await assert.rejects(
-        client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: 'sdk/broken', Body: body, ContentLength: 100 }), { abortSignal: abort.signal }),
+      await assert.rejects(client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: 'sdk/broken', Body: body, ContentLength: 100 }), { abortSignal: abort.signal }));
+      assert.ok(
+        logged.some((message) => /non-retryable streaming request/.test(message)),
+        JSON.stringify(logged),
       );
-      assert.ok(logged.some((message) => /non-retryable streaming request/.test(message)), JSON.stringify(logged));
       assert.equal(console.mock.callCount(), 0);
     } finally {
       client.destroy();

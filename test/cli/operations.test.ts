@@ -57,7 +57,10 @@ describe('berth gc, usage and retention', () => {
     assert.match(result.stdout, /^quota ci \(ci\/\*\*\): \d+\.\d KiB of 1\.0 MiB, 1 repositories$/m);
     assert.match(result.stdout, /^ci\/\*: \d+\.\d KiB in 1 repositories$/m);
     const json = JSON.parse((await berth(['usage', ...common(), '--json'])).stdout) as { quotas: { name: string; maxBytes: number }[] };
-    assert.deepEqual(json.quotas.map((quota) => [quota.name, quota.maxBytes]), [['ci', 1024 * 1024]]);
+    assert.deepEqual(
+      json.quotas.map((quota) => [quota.name, quota.maxBytes]),
+      [['ci', 1024 * 1024]],
+    );
   });
 
   it('berth retention --dry-run lists what would go, deleting nothing', async () => {
@@ -85,7 +88,10 @@ describe('berth gc, usage and retention', () => {
     const report = JSON.parse(real.stdout) as { linksRemoved: number; blobsDeleted: number; bytesFreed: number; dryRun: boolean };
     assert.deepEqual([report.dryRun, report.linksRemoved, report.blobsDeleted], [false, 3, 3]);
     const image = images[0] as TestImage;
-    assert.equal(report.bytesFreed, [image.config, ...image.layers].reduce((total, blob) => total + blob.bytes.length, 0));
+    assert.equal(
+      report.bytesFreed,
+      [image.config, ...image.layers].reduce((total, blob) => total + blob.bytes.length, 0),
+    );
     assert.equal((await call(registry.url, 'GET', `/v2/ci/app/blobs/${image.config.digest}`)).status, 404);
     assert.equal((await call(registry.url, 'GET', `/v2/ci/app/blobs/${images[1]?.config.digest}`)).status, 200);
   });

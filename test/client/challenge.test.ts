@@ -18,7 +18,13 @@ const cases: [string, ReturnType<typeof parseChallenges>][] = [
   ],
   ['bearer REALM=https://x/token , Service = reg', [{ scheme: 'bearer', params: { realm: 'https://x/token', service: 'reg' } }]],
   ['Bearer realm="with \\"quotes\\" and, comma",error="invalid_token"', [{ scheme: 'bearer', params: { realm: 'with "quotes" and, comma', error: 'invalid_token' } }]],
-  ['Negotiate abc==, Basic realm=x', [{ scheme: 'negotiate', params: {} }, { scheme: 'basic', params: { realm: 'x' } }]],
+  [
+    'Negotiate abc==, Basic realm=x',
+    [
+      { scheme: 'negotiate', params: {} },
+      { scheme: 'basic', params: { realm: 'x' } },
+    ],
+  ],
   ['', []],
 ];
 

@@ -40,7 +40,8 @@ describe('registry client', () => {
     assert.equal(fetched.digest, image.manifest.digest);
     assert.equal(front.count('GET', '/manifests/v1'), 3);
 
-    front.hook = (method, path) => (method === 'GET' && path.endsWith('/manifests/v2') ? { respond: { status: 400, body: '{"errors":[{"code":"MANIFEST_INVALID","message":"no"}]}' } } : undefined);
+    front.hook = (method, path) =>
+      method === 'GET' && path.endsWith('/manifests/v2') ? { respond: { status: 400, body: '{"errors":[{"code":"MANIFEST_INVALID","message":"no"}]}' } } : undefined;
     await assert.rejects(client().getManifest(repository, { kind: 'tag', tag: 'v2' as never }), (error: unknown) => {
       assert.ok(error instanceof UpstreamError);
       assert.equal(error.status, 400);
@@ -60,13 +61,19 @@ describe('registry client', () => {
   test('Basic challenges are answered with the credentials, which then go up front', async () => {
     const expected = `Basic ${Buffer.from('alice:wonderland').toString('base64')}`;
     front.hook = (_method, _path, headers) =>
-      headers.authorization === expected ? undefined : { respond: { status: 401, headers: { 'www-authenticate': 'Basic realm="berth-test"' }, body: '{"errors":[{"code":"UNAUTHORIZED","message":"who are you"}]}' } };
+      headers.authorization === expected
+        ? undefined
+        : { respond: { status: 401, headers: { 'www-authenticate': 'Basic realm="berth-test"' }, body: '{"errors":[{"code":"UNAUTHORIZED","message":"who are you"}]}' } };
     await assert.rejects(client().ping(), (error: unknown) => error instanceof UpstreamError && error.status === 401 && error.code === 'UNAUTHORIZED');
     const before = front.requests.length;
     const authorized = client({ credentials: staticCredentials('alice', 'wonderland') });
     await authorized.ping();
     await authorized.statBlob(repository, blobOf(Buffer.from('x')).digest);
-    assert.deepEqual(front.requests.slice(before).map((line) => line.split(' ')[0]), ['GET', 'GET', 'HEAD'], 'one 401, then credentials on every request');
+    assert.deepEqual(
+      front.requests.slice(before).map((line) => line.split(' ')[0]),
+      ['GET', 'GET', 'HEAD'],
+      'one 401, then credentials on every request',
+    );
     front.hook = undefined;
   });
 
@@ -100,9 +107,14 @@ describe('registry client', () => {
     const blob = blobOf(randomBytes(4096));
     const source = parseRepositoryName('client/source');
     await client().uploadBlob(source, { digest: blob.digest, size: blob.bytes.length }, async () => Readable.from([blob.bytes]));
-    const outcome = await client().uploadBlob(repository, { digest: blob.digest, size: blob.bytes.length }, async () => {
-      throw new Error('the bytes must not be read');
-    }, { mountFrom: source });
+    const outcome = await client().uploadBlob(
+      repository,
+      { digest: blob.digest, size: blob.bytes.length },
+      async () => {
+        throw new Error('the bytes must not be read');
+      },
+      { mountFrom: source },
+    );
     assert.equal(outcome, 'mounted');
     assert.equal(await client().statBlob(repository, blob.digest), 4096);
   });

@@ -115,7 +115,13 @@ describe('configuration of pull-through caches', () => {
     assert.equal(entry.maxBytes, 150 * 1024 ** 3);
     assert.equal(entry.referrers, true);
     assert.equal(entry.rateLimitReserve, 0.1);
-    assert.deepEqual(entry.sync, { interval: 6 * 3_600_000, repositories: [{ name: 'library/alpine', tags: ['3.*'] }, { name: 'library/busybox', tags: ['*'] }] });
+    assert.deepEqual(entry.sync, {
+      interval: 6 * 3_600_000,
+      repositories: [
+        { name: 'library/alpine', tags: ['3.*'] },
+        { name: 'library/busybox', tags: ['*'] },
+      ],
+    });
   });
 
   it('refuses a budget on a cache that takes pushes, naming the key', async () => {

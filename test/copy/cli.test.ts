@@ -19,7 +19,10 @@ function berth(args: string[], env: Record<string, string> = {}): Promise<Outcom
   return new Promise((resolve) => {
     execFile(process.execPath, ['src/cli/main.ts', ...args], { env: { ...process.env, ...env }, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
       const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;
-      const events = stdout.split('\n').filter((line) => line !== '').map((line) => JSON.parse(line) as Outcome['events'][number]);
+      const events = stdout
+        .split('\n')
+        .filter((line) => line !== '')
+        .map((line) => JSON.parse(line) as Outcome['events'][number]);
       resolve({ code, stdout, stderr, events });
     });
   });
@@ -88,7 +91,10 @@ describe('berth copy and sync on the command line', () => {
     await pushImage(registry.url, 'cli/app', 'edge', await realImage());
     const first = await berth(['sync', '--tags', '[0-9.]+', `docker://${registry.host}/cli/app`, `oci-archive:${temp.path}/mirror.tar`]);
     assert.equal(first.code, 0, first.stderr + first.stdout);
-    assert.deepEqual(first.events.find((event) => event.event === 'sync-done'), { time: first.events.at(-1)?.['time'], event: 'sync-done', images: 2, copied: 2, upToDate: 0, failed: 0 });
+    assert.deepEqual(
+      first.events.find((event) => event.event === 'sync-done'),
+      { time: first.events.at(-1)?.['time'], event: 'sync-done', images: 2, copied: 2, upToDate: 0, failed: 0 },
+    );
     const second = await berth(['sync', '--tags', '[0-9.]+', `docker://${registry.host}/cli/app`, `oci-archive:${temp.path}/mirror.tar`]);
     assert.equal(second.code, 0);
     assert.equal(second.events.find((event) => event.event === 'sync-done')?.['upToDate'], 2);
@@ -101,12 +107,18 @@ describe('berth copy and sync on the command line', () => {
     assert.equal(bare.code, 0, bare.stderr + bare.stdout);
     assert.equal(bare.events.filter((event) => event.event === 'referrer-copied').length, 0);
     const signed = await berth(['copy', `docker://${registry.host}/cli/app:1.0`, `oci:${temp.path}/signed:1.0`]);
-    assert.deepEqual(signed.events.filter((event) => event.event === 'referrer-copied').map((event) => event['digest']), [signature.manifest.digest]);
+    assert.deepEqual(
+      signed.events.filter((event) => event.event === 'referrer-copied').map((event) => event['digest']),
+      [signature.manifest.digest],
+    );
 
     await pushImage(registry.url, 'picked/keep', '1', randomImage());
     await pushImage(registry.url, 'picked/skip', '1', randomImage());
     const mirror = await berth(['sync', '--include', 'picked/**', '--exclude', 'picked/skip', `docker://${registry.host}`, `oci:${temp.path}/mirror`]);
     assert.equal(mirror.code, 0, mirror.stderr + mirror.stdout);
-    assert.deepEqual(mirror.events.find((event) => event.event === 'mirror-done'), { time: mirror.events.at(-1)?.['time'], event: 'mirror-done', repositories: 1, synced: 1, failed: 0 });
+    assert.deepEqual(
+      mirror.events.find((event) => event.event === 'mirror-done'),
+      { time: mirror.events.at(-1)?.['time'], event: 'mirror-done', repositories: 1, synced: 1, failed: 0 },
+    );
   });
 });

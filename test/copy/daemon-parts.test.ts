@@ -151,7 +151,13 @@ describe('an export whose layer names Berth cannot tie to diff_ids from the head
       const result = await copy('docker-daemon:app:1', `oci:${temp.path}/layout:1`, settings);
       assert.equal(result.code, 0, result.reporter.failure());
       assert.equal(exports.length, 2);
-      assert.deepEqual(result.reporter.of('blob-copied').map((event) => event.digest).sort(), [id, ...diffIds].sort());
+      assert.deepEqual(
+        result.reporter
+          .of('blob-copied')
+          .map((event) => event.digest)
+          .sort(),
+        [id, ...diffIds].sort(),
+      );
       const facts = await imageFacts(`oci:${temp.path}/layout:1`, { authFiles: [], tempDir: temp.path });
       assert.deepEqual(facts.layerDigests, diffIds);
       assert.equal(facts.configDigest, id);

@@ -52,4 +52,3 @@ export async function realImage(options: { layers?: number; docker?: boolean; ar
   );
   return { config, layers, manifest, diffIds };
 }
-

@@ -54,7 +54,10 @@ describe('skopeo, podman and umoci read the layouts berth copy writes from Docke
       const raw = JSON.parse(await run('skopeo', ['inspect', '--raw', written])) as RawManifest;
       assert.equal(raw.mediaType, mediaTypes.ociManifest);
       assert.deepEqual(raw.config, { mediaType: mediaTypes.ociConfig, digest: image.config.digest, size: image.config.bytes.length });
-      assert.deepEqual(raw.layers.map((layer) => [layer.mediaType, layer.digest]), image.layers.map((layer) => [mediaTypes.ociLayerGzip, layer.digest]));
+      assert.deepEqual(
+        raw.layers.map((layer) => [layer.mediaType, layer.digest]),
+        image.layers.map((layer) => [mediaTypes.ociLayerGzip, layer.digest]),
+      );
       await run('skopeo', ['copy', '--quiet', written, `dir:${join(temp.path, `skopeo-${transport}`)}`]);
 
       const id = (await run('podman', [...podman, 'pull', '-q', written])).trim();
@@ -90,12 +93,18 @@ describe('skopeo, podman and umoci read the layouts berth copy writes from Docke
     assert.equal(result.code, 0, result.reporter.failure());
     const top = JSON.parse(await run('skopeo', ['inspect', '--raw', written])) as { mediaType: string; manifests: { mediaType: string; platform: { architecture: string } }[] };
     assert.equal(top.mediaType, mediaTypes.ociIndex);
-    assert.deepEqual(top.manifests.map((entry) => [entry.mediaType, entry.platform.architecture]), [
-      [mediaTypes.ociManifest, 'amd64'],
-      [mediaTypes.ociManifest, 'arm64'],
-    ]);
+    assert.deepEqual(
+      top.manifests.map((entry) => [entry.mediaType, entry.platform.architecture]),
+      [
+        [mediaTypes.ociManifest, 'amd64'],
+        [mediaTypes.ociManifest, 'arm64'],
+      ],
+    );
     const armOnly = JSON.parse(await run('skopeo', ['inspect', '--override-arch', 'arm64', written])) as { Layers: string[] };
-    assert.deepEqual(armOnly.Layers, arm.layers.map((layer) => layer.digest));
+    assert.deepEqual(
+      armOnly.Layers,
+      arm.layers.map((layer) => layer.digest),
+    );
     await run('skopeo', ['copy', '--quiet', '--all', written, `oci:${join(temp.path, 'multi-by-skopeo')}:list`]);
   });
 
@@ -111,7 +120,10 @@ describe('skopeo, podman and umoci read the layouts berth copy writes from Docke
     const kept = await copy(`docker://${registry.host}/oci/app:1.0`, `oci:${join(temp.path, 'preserved')}:1.0`, { tempDir: temp.path, options: { preserveDigests: true } });
     assert.equal(kept.code, 0, kept.reporter.failure());
     assert.equal(kept.reporter.of('image-copied')[0]?.digest, oci.manifest.digest);
-    const zstd = await copy(`docker://${registry.host}/oci/app:1.0`, `oci:${join(temp.path, 'preserved')}:z`, { tempDir: temp.path, options: { preserveDigests: true, compress: 'zstd' } });
+    const zstd = await copy(`docker://${registry.host}/oci/app:1.0`, `oci:${join(temp.path, 'preserved')}:z`, {
+      tempDir: temp.path,
+      options: { preserveDigests: true, compress: 'zstd' },
+    });
     assert.equal(zstd.code, 2);
     assert.match(zstd.reporter.failure(), /would be recompressed/);
   });
@@ -123,6 +135,9 @@ describe('skopeo, podman and umoci read the layouts berth copy writes from Docke
     assert.equal(first.reporter.of('image-copied').length, 1);
     const second = await sync(`docker://${registry.host}/docker/app`, destination, { tempDir: temp.path, options: { tags: /1\.0/ } });
     assert.equal(second.code, 0, second.reporter.failure());
-    assert.deepEqual(second.reporter.of('image-up-to-date').map((event) => event.digest), [first.reporter.of('image-copied')[0]?.digest]);
+    assert.deepEqual(
+      second.reporter.of('image-up-to-date').map((event) => event.digest),
+      [first.reporter.of('image-copied')[0]?.digest],
+    );
   });
 });

@@ -39,10 +39,13 @@ describe('berth copy and berth sync carry referrers', () => {
   test('registry → layout → registry: the SBOM and its signature go along (listed in index.json), and --no-referrers leaves them', async () => {
     const out = await copy(`docker://${registry.host}/team/app:v1`, `oci:${temp.path}/layout:v1`, { tempDir: temp.path });
     assert.equal(out.code, 0, out.reporter.failure());
-    assert.deepEqual(out.reporter.of('referrer-copied').map((event) => [event.subject, event.digest]), [
-      [image.manifest.digest, sbom.manifest.digest],
-      [sbom.manifest.digest, signature.manifest.digest],
-    ]);
+    assert.deepEqual(
+      out.reporter.of('referrer-copied').map((event) => [event.subject, event.digest]),
+      [
+        [image.manifest.digest, sbom.manifest.digest],
+        [sbom.manifest.digest, signature.manifest.digest],
+      ],
+    );
     assert.equal(out.reporter.of('image-copied')[0]?.referrers, 2);
     const index = JSON.parse(await readFile(join(temp.path, 'layout', 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
     assert.deepEqual(index.manifests.map((entry) => entry.digest).sort(), [image.manifest.digest, sbom.manifest.digest, signature.manifest.digest].sort());
@@ -56,7 +59,10 @@ describe('berth copy and berth sync carry referrers', () => {
     assert.equal(bare.code, 0, bare.reporter.failure());
     assert.equal(bare.reporter.of('referrer-copied').length, 0);
     const bareIndex = JSON.parse(await readFile(join(temp.path, 'bare', 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
-    assert.deepEqual(bareIndex.manifests.map((entry) => entry.digest), [image.manifest.digest]);
+    assert.deepEqual(
+      bareIndex.manifests.map((entry) => entry.digest),
+      [image.manifest.digest],
+    );
   });
 
   test('sync brings signatures made after the image was synced', async () => {
@@ -112,7 +118,10 @@ describe('berth copy carries cosign signatures from a registry without a referre
     await pushToDistribution(distribution.url, 'team/signed', signature.tag, { blobs: blobsOf(signature), manifest: signature.manifest });
     const result = await copy(`docker://${distribution.host}/team/signed:1.0`, `docker://${registry.host}/team/signed:1.0`, { tempDir: temp.path });
     assert.equal(result.code, 0, result.reporter.failure());
-    assert.deepEqual(result.reporter.of('referrer-copied').map((event) => event.tag), [signature.tag]);
+    assert.deepEqual(
+      result.reporter.of('referrer-copied').map((event) => event.tag),
+      [signature.tag],
+    );
     const copied = await fetch(`${registry.url}/v2/team/signed/manifests/${signature.tag}`, { headers: { accept: signature.manifest.mediaType } });
     assert.equal(copied.headers.get('docker-content-digest'), signature.manifest.digest);
     await copied.arrayBuffer();

@@ -58,7 +58,10 @@ describe('an interrupted copy, run again, resumes', () => {
     const rerun = await copy(`docker://${source.host}/big/app:1.0`, target, { tempDir: temp.path, options: { jobs: 1 } });
     assert.equal(rerun.code, 0, rerun.reporter.failure());
     assert.deepEqual(
-      rerun.reporter.of('blob-skipped').map((event) => event.digest).sort(),
+      rerun.reporter
+        .of('blob-skipped')
+        .map((event) => event.digest)
+        .sort(),
       [...arrived].sort(),
     );
     assert.equal(rerun.reporter.of('blob-copied').length, 3, 'the other three (config and two layers)');
@@ -69,7 +72,11 @@ describe('an interrupted copy, run again, resumes', () => {
   test('to a layout: index.json names nothing until the copy completes', async () => {
     const layout = join(temp.path, 'layout');
     const first = interruptAfter(3);
-    const interrupted = await copy(`docker://${source.host}/big/app:1.0`, `oci:${layout}:1.0`, { tempDir: temp.path, reporter: first.reporter, options: { jobs: 1, signal: first.signal } });
+    const interrupted = await copy(`docker://${source.host}/big/app:1.0`, `oci:${layout}:1.0`, {
+      tempDir: temp.path,
+      reporter: first.reporter,
+      options: { jobs: 1, signal: first.signal },
+    });
     assert.equal(interrupted.code, 130);
     await assert.rejects(access(join(layout, 'index.json')));
     const rerun = await copy(`docker://${source.host}/big/app:1.0`, `oci:${layout}:1.0`, { tempDir: temp.path, options: { jobs: 1 } });

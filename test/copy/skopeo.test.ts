@@ -60,7 +60,9 @@ describe('skopeo reads what berth copy writes, and the other way round', { skip:
     const inspected = JSON.parse(await run('skopeo', ['inspect', written])) as { Layers: string[] };
     assert.deepEqual(inspected.Layers, image.diffIds);
     const entries = JSON.parse(await run('tar', ['-xOf', `${temp.path}/berth.docker.tar`, 'manifest.json'])) as { RepoTags: string[]; Config: string; Layers: string[] }[];
-    assert.deepEqual(entries, [{ Config: `${image.config.digest.slice(7)}.json`, RepoTags: [`${registry.host}/seed/app:1.0`], Layers: image.diffIds.map((diffId) => `${diffId.slice(7)}.tar`) }]);
+    assert.deepEqual(entries, [
+      { Config: `${image.config.digest.slice(7)}.json`, RepoTags: [`${registry.host}/seed/app:1.0`], Layers: image.diffIds.map((diffId) => `${diffId.slice(7)}.tar`) },
+    ]);
     // skopeo finds the image by the name docker load would give it.
     assert.equal(sha256(await run('skopeo', ['inspect', '--config', '--raw', `${written}:${registry.host}/seed/app:1.0`])), image.config.digest);
     assert.equal(sha256(await run('skopeo', ['inspect', '--config', '--raw', written])), image.config.digest);
@@ -99,9 +101,16 @@ describe('skopeo reads what berth copy writes, and the other way round', { skip:
     assert.equal(sha256(await run('skopeo', ['inspect', '--raw', `oci:${temp.path}/multi:latest`])), index.digest);
     const armOnly = JSON.parse(await run('skopeo', ['inspect', '--override-arch', 'arm64', `oci:${temp.path}/multi:latest`])) as { Architecture: string; Layers: string[] };
     assert.equal(armOnly.Architecture, 'arm64');
-    assert.deepEqual(armOnly.Layers, arm.layers.map((layer) => layer.digest));
+    assert.deepEqual(
+      armOnly.Layers,
+      arm.layers.map((layer) => layer.digest),
+    );
     const listed = JSON.parse(await readFile(join(temp.path, 'multi', 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
-    assert.deepEqual(listed.manifests.map((entry) => entry.digest), [index.digest], 'children are blobs, not entries of index.json');
+    assert.deepEqual(
+      listed.manifests.map((entry) => entry.digest),
+      [index.digest],
+      'children are blobs, not entries of index.json',
+    );
 
     const one = await copy(`docker://${registry.host}/multi/app:latest`, `oci:${temp.path}/multi-arm:latest`, {
       tempDir: temp.path,
@@ -135,13 +144,22 @@ describe('skopeo reads what berth copy writes, and the other way round', { skip:
     await pushImage(registry.url, 'docker/app', 'v1', docker);
     const list = imageIndex([{ image: docker, os: 'linux', architecture: 'amd64' }], true);
     await pushManifest(registry.url, 'docker/app', 'list', list);
-    const result = await copy(`docker://${registry.host}/docker/app:list`, `oci:${temp.path}/converted:list`, { tempDir: temp.path, options: { compress: 'zstd', platforms: 'all' } });
+    const result = await copy(`docker://${registry.host}/docker/app:list`, `oci:${temp.path}/converted:list`, {
+      tempDir: temp.path,
+      options: { compress: 'zstd', platforms: 'all' },
+    });
     assert.equal(result.code, 0, result.reporter.failure());
-    const top = JSON.parse(await run('skopeo', ['inspect', '--raw', `oci:${temp.path}/converted:list`])) as { mediaType: string; manifests: { digest: string; mediaType: string }[] };
+    const top = JSON.parse(await run('skopeo', ['inspect', '--raw', `oci:${temp.path}/converted:list`])) as {
+      mediaType: string;
+      manifests: { digest: string; mediaType: string }[];
+    };
     assert.equal(top.mediaType, mediaTypes.ociIndex);
     assert.equal(top.manifests[0]?.mediaType, mediaTypes.ociManifest);
     const childDigest = top.manifests[0]?.digest ?? '';
-    const child = JSON.parse(await readFile(join(temp.path, 'converted', 'blobs', 'sha256', childDigest.slice(7)), 'utf8')) as { mediaType: string; config: { mediaType: string; digest: string } };
+    const child = JSON.parse(await readFile(join(temp.path, 'converted', 'blobs', 'sha256', childDigest.slice(7)), 'utf8')) as {
+      mediaType: string;
+      config: { mediaType: string; digest: string };
+    };
     assert.equal(child.mediaType, mediaTypes.ociManifest);
     assert.equal(child.config.mediaType, mediaTypes.ociConfig);
     assert.equal(child.config.digest, docker.config.digest);

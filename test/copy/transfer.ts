@@ -18,7 +18,9 @@ export class RecordingReporter implements Reporter {
   }
   /** The failure message, for assertion messages. */
   failure(): string {
-    return this.of('image-failed').map((event) => `${event.code}: ${event.message}`).join('\n');
+    return this.of('image-failed')
+      .map((event) => `${event.code}: ${event.message}`)
+      .join('\n');
   }
 }
 

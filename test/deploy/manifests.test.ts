@@ -70,8 +70,8 @@ async function manifestSets(): Promise<Map<string, K8sObject[]>> {
   return sets;
 }
 
-const podSpecOf = (object: K8sObject) => ((object.spec?.['template'] as Json | undefined)?.['spec'] as PodSpec | undefined);
-const podLabelsOf = (object: K8sObject) => ((object.spec?.['template'] as { metadata?: { labels?: Record<string, string> } } | undefined)?.metadata?.labels ?? {});
+const podSpecOf = (object: K8sObject) => (object.spec?.['template'] as Json | undefined)?.['spec'] as PodSpec | undefined;
+const podLabelsOf = (object: K8sObject) => (object.spec?.['template'] as { metadata?: { labels?: Record<string, string> } } | undefined)?.metadata?.labels ?? {};
 const matches = (selector: Record<string, string>, labels: Record<string, string>) => Object.entries(selector).every(([key, value]) => labels[key] === value);
 
 describe('deploy/ manifests', () => {
@@ -104,7 +104,10 @@ describe('deploy/ manifests', () => {
         const where = `${workload.file}: ${workload.kind} ${workload.metadata.name}`;
         const pod = podSpecOf(workload);
         assert.ok(pod !== undefined, where);
-        assert.ok(matches((workload.spec?.['selector'] as { matchLabels: Record<string, string> } | undefined)?.matchLabels ?? {}, podLabelsOf(workload)), `${where}: selector matches the pod`);
+        assert.ok(
+          matches((workload.spec?.['selector'] as { matchLabels: Record<string, string> } | undefined)?.matchLabels ?? {}, podLabelsOf(workload)),
+          `${where}: selector matches the pod`,
+        );
         assert.equal(pod.securityContext?.runAsNonRoot, true, where);
         assert.equal(pod.securityContext?.runAsUser, imageUser.uid, where);
         const [container] = pod.containers;
@@ -113,16 +116,26 @@ describe('deploy/ manifests', () => {
         assert.equal(container.securityContext?.readOnlyRootFilesystem, true, where);
         assert.equal(container.securityContext?.allowPrivilegeEscalation, false, where);
         const ports = container.ports ?? [];
-        assert.ok(ports.some((port) => port.containerPort === imagePort), `${where}: port ${imagePort}`);
+        assert.ok(
+          ports.some((port) => port.containerPort === imagePort),
+          `${where}: port ${imagePort}`,
+        );
         const portOk = (port: string | number | undefined) => ports.some((candidate) => candidate.name === port || candidate.containerPort === port);
         assert.equal(container.readinessProbe?.httpGet?.path, '/readyz', where);
         assert.equal(container.livenessProbe?.httpGet?.path, '/livez', where);
         assert.ok(portOk(container.readinessProbe?.httpGet?.port) && portOk(container.livenessProbe?.httpGet?.port), `${where}: probes on a container port`);
         const volumes = new Set((pod.volumes ?? []).map((volume) => volume.name));
         for (const mount of container.volumeMounts ?? []) assert.ok(volumes.has(mount.name), `${where}: volume ${mount.name}`);
-        assert.ok((container.volumeMounts ?? []).some((mount) => mount.mountPath === imagePaths.data), `${where}: a volume on ${imagePaths.data} (the root is read-only)`);
+        assert.ok(
+          (container.volumeMounts ?? []).some((mount) => mount.mountPath === imagePaths.data),
+          `${where}: a volume on ${imagePaths.data} (the root is read-only)`,
+        );
         for (const { secretRef } of container.envFrom ?? []) {
-          if (secretRef !== undefined) assert.ok(objects.some((object) => object.kind === 'Secret' && object.metadata.name === secretRef.name), `${where}: Secret ${secretRef.name}`);
+          if (secretRef !== undefined)
+            assert.ok(
+              objects.some((object) => object.kind === 'Secret' && object.metadata.name === secretRef.name),
+              `${where}: Secret ${secretRef.name}`,
+            );
         }
       }
     }
@@ -164,13 +177,19 @@ describe('deploy/ manifests', () => {
     for (const objects of sets.values()) {
       const workloads = objects.filter((object) => object.kind === 'Deployment' || object.kind === 'DaemonSet');
       for (const object of objects.filter((candidate) => candidate.kind === 'Service' || candidate.kind === 'PodDisruptionBudget')) {
-        const selector = object.kind === 'Service' ? (object.spec?.['selector'] as Record<string, string>) : ((object.spec?.['selector'] as { matchLabels: Record<string, string> } | undefined)?.matchLabels ?? {});
+        const selector =
+          object.kind === 'Service'
+            ? (object.spec?.['selector'] as Record<string, string>)
+            : ((object.spec?.['selector'] as { matchLabels: Record<string, string> } | undefined)?.matchLabels ?? {});
         const targets = workloads.filter((workload) => matches(selector, podLabelsOf(workload)));
         assert.equal(targets.length, 1, `${object.file}: ${object.kind} ${object.metadata.name} selects one workload`);
         if (object.kind === 'Service') {
           const ports = (podSpecOf(targets[0] as K8sObject) as PodSpec).containers[0]?.ports ?? [];
           for (const port of (object.spec?.['ports'] as { targetPort: string | number }[] | undefined) ?? []) {
-            assert.ok(ports.some((candidate) => candidate.name === port.targetPort || candidate.containerPort === port.targetPort), `${object.file}: targetPort ${port.targetPort}`);
+            assert.ok(
+              ports.some((candidate) => candidate.name === port.targetPort || candidate.containerPort === port.targetPort),
+              `${object.file}: targetPort ${port.targetPort}`,
+            );
           }
         }
       }

@@ -61,7 +61,11 @@ describe('berth copy and sync with docker-daemon: (Docker Engine)', { skip: dock
       counted.server.close();
     }
     assert.equal(out.code, 0, out.reporter.failure());
-    assert.deepEqual(counted.paths.filter((path) => path.endsWith('/get')), ['/images/shop%2Fweb%3A1/get'], "Docker 20.10's v1 layer names were recognised: one pass");
+    assert.deepEqual(
+      counted.paths.filter((path) => path.endsWith('/get')),
+      ['/images/shop%2Fweb%3A1/get'],
+      "Docker 20.10's v1 layer names were recognised: one pass",
+    );
     const facts = await imageFacts(layout, { authFiles: [], tempDir: temp.path });
     assert.equal(facts.configDigest, web1.config.digest);
     assert.deepEqual(facts.layerDigests, web1.diffIds, 'layers travel as the plain tars the daemon exports');
@@ -79,11 +83,24 @@ describe('berth copy and sync with docker-daemon: (Docker Engine)', { skip: dock
     assert.equal(first.code, 0, first.reporter.failure());
     const second = await copy('docker-daemon:shop/web:2', `${layout}:2`, on(build));
     assert.equal(second.code, 0, second.reporter.failure());
-    assert.deepEqual(second.reporter.of('blob-skipped').map((event) => event.digest), [web2.diffIds[0]], 'the shared busybox layer');
-    assert.deepEqual(second.reporter.of('blob-copied').map((event) => event.digest).sort(), [web2.config.digest, web2.diffIds[1]].sort());
+    assert.deepEqual(
+      second.reporter.of('blob-skipped').map((event) => event.digest),
+      [web2.diffIds[0]],
+      'the shared busybox layer',
+    );
+    assert.deepEqual(
+      second.reporter
+        .of('blob-copied')
+        .map((event) => event.digest)
+        .sort(),
+      [web2.config.digest, web2.diffIds[1]].sort(),
+    );
     const again = await copy('docker-daemon:shop/web:2', `${layout}:2`, on(build));
     assert.equal(again.code, 0, again.reporter.failure());
-    assert.deepEqual(again.reporter.events.map((event) => event.event), ['image-started', 'image-up-to-date']);
+    assert.deepEqual(
+      again.reporter.events.map((event) => event.event),
+      ['image-started', 'image-up-to-date'],
+    );
   });
 
   test('daemon → docker-archive: the file docker load takes', async () => {
@@ -104,8 +121,14 @@ describe('berth copy and sync with docker-daemon: (Docker Engine)', { skip: dock
     const back = await copy(`docker://${registry.host}/shop/web:2`, 'docker-daemon:from-registry/web:2', on(server));
     assert.equal(back.code, 0, back.reporter.failure());
     // The server has shop/web:1, on the same busybox layer: Docker's load is not sent that one again.
-    assert.deepEqual(back.reporter.of('blob-skipped').map((event) => event.digest), [web2.diffIds[0]]);
-    assert.deepEqual(back.reporter.of('blob-copied').map((event) => event.digest), [web2.diffIds[1]]);
+    assert.deepEqual(
+      back.reporter.of('blob-skipped').map((event) => event.digest),
+      [web2.diffIds[0]],
+    );
+    assert.deepEqual(
+      back.reporter.of('blob-copied').map((event) => event.digest),
+      [web2.diffIds[1]],
+    );
     assert.equal(await server.docker(['run', '--rm', '--network', 'none', 'from-registry/web:2']), 'two\n');
   });
 
@@ -151,12 +174,22 @@ describe('berth copy and sync with docker-daemon: (Docker Engine)', { skip: dock
     assert.match(gone.reporter.failure(), /cannot reach the daemon at unix:\/\/.*no\.sock \(ENOENT\); is dockerd or `podman system service` running\?/);
     await pushImage(registry.url, 'multi/web', 'one', web1);
     await pushImage(registry.url, 'multi/web', 'two', web2);
-    const index = imageIndex([{ image: web1, os: 'linux', architecture: 'amd64' }, { image: web2, os: 'linux', architecture: 'arm64' }], true);
+    const index = imageIndex(
+      [
+        { image: web1, os: 'linux', architecture: 'amd64' },
+        { image: web2, os: 'linux', architecture: 'arm64' },
+      ],
+      true,
+    );
     await pushManifest(registry.url, 'multi/web', 'both', index);
     const all = await copy(`docker://${registry.host}/multi/web:both`, 'docker-daemon:multi/web:both', on(server, { options: { platforms: 'all' } }));
     assert.equal(all.code, 2);
     assert.match(all.reporter.failure(), /a daemon holds one platform per name; choose one with --platform/);
-    const arm = await copy(`docker://${registry.host}/multi/web:both`, 'docker-daemon:multi/web:arm', on(server, { options: { platforms: { os: 'linux', architecture: 'arm64' } } }));
+    const arm = await copy(
+      `docker://${registry.host}/multi/web:both`,
+      'docker-daemon:multi/web:arm',
+      on(server, { options: { platforms: { os: 'linux', architecture: 'arm64' } } }),
+    );
     assert.equal(arm.code, 0, arm.reporter.failure());
     assert.equal(await imageId(server, 'multi/web:arm'), web2.config.digest);
   });
@@ -185,7 +218,9 @@ describe('berth copy and sync with docker-daemon: (Docker Engine)', { skip: dock
     const proxy = await tcpToUnix(build.host.slice('unix://'.length));
     try {
       const port = (proxy.address() as { port: number }).port;
-      const viaTcp = await runBerth(['copy', '--progress', 'none', '--daemon-host', `tcp://127.0.0.1:${port}`, 'docker-daemon:shop/web:2', `oci:${temp.path}/cli:2`], '', { DOCKER_HOST: 'unix:///nonexistent.sock' });
+      const viaTcp = await runBerth(['copy', '--progress', 'none', '--daemon-host', `tcp://127.0.0.1:${port}`, 'docker-daemon:shop/web:2', `oci:${temp.path}/cli:2`], '', {
+        DOCKER_HOST: 'unix:///nonexistent.sock',
+      });
       assert.equal(viaTcp.code, 0, viaTcp.stderr);
     } finally {
       proxy.close();

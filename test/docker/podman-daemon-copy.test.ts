@@ -53,7 +53,10 @@ describe('berth copy with docker-daemon: (podman system service)', { skip: missi
 
     const next = await copy('docker-daemon:shop/app:2', `oci:${temp.path}/layout:2`, settings);
     assert.equal(next.code, 0, next.reporter.failure());
-    assert.deepEqual(next.reporter.of('blob-skipped').map((event) => event.digest), [sibling.diffIds[0]]);
+    assert.deepEqual(
+      next.reporter.of('blob-skipped').map((event) => event.digest),
+      [sibling.diffIds[0]],
+    );
 
     await service.podman(['rmi', 'shop/app:1']);
     const back = await copy(`oci:${temp.path}/layout:1`, 'docker-daemon:shop/app:1', settings);

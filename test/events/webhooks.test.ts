@@ -66,16 +66,19 @@ describe('CloudEvents webhooks', () => {
       const pushed = events[0] as Record<string, unknown>;
       assert.match(pushed['id'] as string, uuid);
       assert.ok(Math.abs(Date.parse(pushed['time'] as string) - Date.now()) < 60_000);
-      assert.deepEqual({ ...pushed, id: undefined, time: undefined }, {
-        specversion: '1.0',
-        id: undefined,
-        source: 'https://registry.example.com',
-        type: 'io.berth.manifest.pushed',
-        subject: 'team/app:v1',
-        time: undefined,
-        datacontenttype: 'application/json',
-        data: { repository: 'team/app', digest: image.manifest.digest, mediaType: image.manifest.mediaType, size: image.manifest.bytes.length, tags: ['v1'] },
-      });
+      assert.deepEqual(
+        { ...pushed, id: undefined, time: undefined },
+        {
+          specversion: '1.0',
+          id: undefined,
+          source: 'https://registry.example.com',
+          type: 'io.berth.manifest.pushed',
+          subject: 'team/app:v1',
+          time: undefined,
+          datacontenttype: 'application/json',
+          data: { repository: 'team/app', digest: image.manifest.digest, mediaType: image.manifest.mediaType, size: image.manifest.bytes.length, tags: ['v1'] },
+        },
+      );
       assert.deepEqual(events[1]?.['data'], {
         repository: 'team/app',
         digest: image.manifest.digest,
@@ -88,7 +91,11 @@ describe('CloudEvents webhooks', () => {
       assert.equal(gc['dryRun'], false);
       assert.equal(gc['blobsDeleted'], 3, "the deleted image's two layers and its config (unlinked through the API); other/app keeps its own");
       assert.equal(new Set(events.map((event) => event['id'])).size, events.length, 'ids are unique');
-      assert.deepEqual(pushes.events().map((event) => event['subject']), ['team/app:v1'], 'only pushes under team/');
+      assert.deepEqual(
+        pushes.events().map((event) => event['subject']),
+        ['team/app:v1'],
+        'only pushes under team/',
+      );
       await eventually(async () => (await metric(registry, /^berth_events_total\{webhook="audit",outcome="delivered"\}/)) === 7, { what: 'delivered count' });
     } finally {
       await registry.close();
@@ -148,7 +155,10 @@ describe('CloudEvents webhooks', () => {
       await receiver.waitFor(1);
       assert.equal(receiver.received[0]?.contentType, 'application/cloudevents-batch+json; charset=utf-8');
       assert.ok(Array.isArray(receiver.received[0]?.body));
-      assert.deepEqual(receiver.events().map((event) => event['subject']), ['team/taken:v1']);
+      assert.deepEqual(
+        receiver.events().map((event) => event['subject']),
+        ['team/taken:v1'],
+      );
     } finally {
       await registry.close();
       await receiver.stop();

@@ -112,7 +112,11 @@ for (const driver of drivers) {
       const moved = await fetch(`${registry.url}/v2/fixed/app/manifests/v1`, { method: 'PUT', headers: { 'content-type': other.manifest.mediaType }, body: other.manifest.bytes });
       assert.equal(moved.status, 403, 'an immutable tag does not move (refused inside the write)');
       const missing = randomImage();
-      const unknownBlobs = await fetch(`${registry.url}/v2/team/missing/manifests/v1`, { method: 'PUT', headers: { 'content-type': missing.manifest.mediaType }, body: missing.manifest.bytes });
+      const unknownBlobs = await fetch(`${registry.url}/v2/team/missing/manifests/v1`, {
+        method: 'PUT',
+        headers: { 'content-type': missing.manifest.mediaType },
+        body: missing.manifest.bytes,
+      });
       assert.equal(unknownBlobs.status, 404, 'a manifest naming blobs that are not there is refused (MANIFEST_BLOB_UNKNOWN)');
       assert.equal((await call(registry.url, 'DELETE', '/v2/team/app/manifests/never')).status, 404);
       assert.equal((await call(registry.url, 'DELETE', `/v2/team/app/blobs/${missing.config.digest}`)).status, 404);

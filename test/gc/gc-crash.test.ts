@@ -39,7 +39,11 @@ async function checkKilledPass(settings: TestSettings, childEnvironment: NodeJS.
     try {
       // Some batches in: blobs deleted, the current batch likely condemned with its bytes still there.
       // berth gc logs to stderr (stdout is for its report).
-      const condemnedBatches = () => child.stderr().split('\n').filter((line) => line.includes('condemned blobs')).length;
+      const condemnedBatches = () =>
+        child
+          .stderr()
+          .split('\n')
+          .filter((line) => line.includes('condemned blobs')).length;
       await eventually(() => condemnedBatches() >= 5 || child.child.exitCode !== null, { interval: 1, timeout: 60_000, what: 'five condemned batches logged' });
       child.child.kill('SIGKILL');
       assert.equal(await child.exited, null, 'killed, not finished');

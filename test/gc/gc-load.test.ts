@@ -64,7 +64,8 @@ async function runLoad(registry: TestRegistry): Promise<{ live: Pushed[]; failur
         const { manifest, blobs } = image(shared);
         for (const blob of blobs) {
           const from = `load/w${(index + 1) % workers}`;
-          const mounted = Math.random() < 0.3 && (await fetch(`${registry.url}/v2/${repository}/blobs/uploads/?mount=${blob.digest}&from=${from}`, { method: 'POST' })).status === 201;
+          const mounted =
+            Math.random() < 0.3 && (await fetch(`${registry.url}/v2/${repository}/blobs/uploads/?mount=${blob.digest}&from=${from}`, { method: 'POST' })).status === 201;
           if (!mounted) await pushBlob(registry.url, repository, blob);
         }
         await pushManifest(registry.url, repository, `t${n}`, manifest);

@@ -38,10 +38,13 @@ describe('scheduled passes on the embedded store', () => {
       await pushImage(registry.url, 'kept/app', 'old', randomImage({ layers: 1 }));
       await new Promise((resolve) => setTimeout(resolve, 5));
       await pushImage(registry.url, 'kept/app', 'new', randomImage({ layers: 1 }));
-      await eventually(async () => {
-        const tags = (await call(registry.url, 'GET', '/v2/kept/app/tags/list')).json<{ tags: string[] }>().tags;
-        assert.deepEqual(tags, ['new']);
-      }, { timeout: 20_000 });
+      await eventually(
+        async () => {
+          const tags = (await call(registry.url, 'GET', '/v2/kept/app/tags/list')).json<{ tags: string[] }>().tags;
+          assert.deepEqual(tags, ['new']);
+        },
+        { timeout: 20_000 },
+      );
       await eventually(async () => /^berth_retention_deleted_total\{kind="tag"\} 1$/m.test((await call(registry.url, 'GET', '/metrics')).text));
     } finally {
       await registry.close();

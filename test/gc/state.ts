@@ -34,10 +34,7 @@ export async function assertConsistent(meta: MetaStore, blobs: BlobStore): Promi
      AND NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.repository_id = mr.repository_id AND rb.digest = mr.target)`,
   );
   assert.deepEqual(dangling, [], 'a manifest references a blob its repository no longer links');
-  const looseTags = await rows(
-    meta,
-    'SELECT t.name FROM tags t WHERE NOT EXISTS (SELECT 1 FROM manifests m WHERE m.repository_id = t.repository_id AND m.digest = t.digest)',
-  );
+  const looseTags = await rows(meta, 'SELECT t.name FROM tags t WHERE NOT EXISTS (SELECT 1 FROM manifests m WHERE m.repository_id = t.repository_id AND m.digest = t.digest)');
   assert.deepEqual(looseTags, [], 'a tag names a missing manifest');
 }
 

@@ -96,6 +96,11 @@ async function inputsHash(): Promise<string> {
       if (entry.isFile()) files.push(join(entry.parentPath, entry.name).slice(projectRoot.length));
     }
   }
-  for (const file of files.sort()) hash.update(file).update('\0').update(await readFile(join(projectRoot, file))).update('\0');
+  for (const file of files.sort())
+    hash
+      .update(file)
+      .update('\0')
+      .update(await readFile(join(projectRoot, file)))
+      .update('\0');
   return hash.digest('hex').slice(0, 16);
 }

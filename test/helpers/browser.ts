@@ -6,15 +6,7 @@ import { tempDir } from './tmp.ts';
 /** Debian's Chromium, driven by playwright-core (no browser download). */
 export const chromiumPath = '/usr/bin/chromium';
 
-const chromiumArgs = [
-  '--no-sandbox',
-  '--headless',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
+const chromiumArgs = ['--no-sandbox', '--headless', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
 
 export interface TestBrowser {
   context: BrowserContext;

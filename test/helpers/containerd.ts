@@ -16,7 +16,14 @@ export async function startContainerd(directory: string): Promise<{ socket: stri
   const config = join(directory, 'config.toml');
   await writeFile(
     config,
-    [`version = 2`, `root = "${join(directory, 'root')}"`, `state = "${join(directory, 'state')}"`, `disabled_plugins = ["io.containerd.grpc.v1.cri"]`, `[grpc]`, `  address = "${socket}"`].join('\n'),
+    [
+      `version = 2`,
+      `root = "${join(directory, 'root')}"`,
+      `state = "${join(directory, 'state')}"`,
+      `disabled_plugins = ["io.containerd.grpc.v1.cri"]`,
+      `[grpc]`,
+      `  address = "${socket}"`,
+    ].join('\n'),
   );
   const child: ChildProcess = spawn('containerd', ['--config', config], { stdio: 'ignore' });
   const exited = new Promise((resolve) => child.once('exit', resolve));

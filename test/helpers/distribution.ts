@@ -83,7 +83,23 @@ export async function startTokenService(user: string, password: string): Promise
   const directory = await tempDir('berth-token');
   const keyPath = join(directory.path, 'key.pem');
   const certPath = join(directory.path, 'cert.pem');
-  await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', keyPath, '-out', certPath, '-days', '2', '-subj', '/CN=berth-test-token']);
+  await run('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    keyPath,
+    '-out',
+    certPath,
+    '-days',
+    '2',
+    '-subj',
+    '/CN=berth-test-token',
+  ]);
   const key = await importPKCS8(await readFile(keyPath, 'utf8'), 'ES256');
   const certificate = new X509Certificate(await readFile(certPath));
   const service = 'berth-test-registry';

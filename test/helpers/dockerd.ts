@@ -48,10 +48,7 @@ export async function startDockerEngine(options: DockerEngineOptions = {}): Prom
   const configFile = join(directory.path, 'daemon.json');
   const clientConfig = join(directory.path, 'client');
   await mkdir(clientConfig);
-  await writeFile(
-    configFile,
-    JSON.stringify({ 'registry-mirrors': options.mirrors ?? [], 'insecure-registries': options.insecureRegistries ?? [], 'shutdown-timeout': 2 }),
-  );
+  await writeFile(configFile, JSON.stringify({ 'registry-mirrors': options.mirrors ?? [], 'insecure-registries': options.insecureRegistries ?? [], 'shutdown-timeout': 2 }));
   const logPath = join(directory.path, 'dockerd.log');
   const log = await open(logPath, 'w');
   const child = spawn(

@@ -45,9 +45,7 @@ export function randomImage(
     Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] }, nonce: randomBytes(8).toString('hex') })),
     docker ? mediaTypes.dockerConfig : mediaTypes.ociConfig,
   );
-  const layers = Array.from({ length: options.layers ?? 2 }, () =>
-    blobOf(randomBytes(options.layerSize ?? 1024), docker ? mediaTypes.dockerLayerGzip : mediaTypes.ociLayerGzip),
-  );
+  const layers = Array.from({ length: options.layers ?? 2 }, () => blobOf(randomBytes(options.layerSize ?? 1024), docker ? mediaTypes.dockerLayerGzip : mediaTypes.ociLayerGzip));
   const mediaType = docker ? mediaTypes.dockerManifest : mediaTypes.ociManifest;
   const body: Record<string, unknown> = {
     schemaVersion: 2,

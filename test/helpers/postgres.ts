@@ -66,8 +66,11 @@ function serverOptions(socketDir: string): string {
     `-c unix_socket_directories=${socketDir}`,
     `-c port=${socketPort}`,
     // Durability is worthless for a cluster deleted after the run; speed is not.
-    '-c fsync=off', '-c synchronous_commit=off', '-c full_page_writes=off',
-    '-c max_connections=200', '-c shared_buffers=32MB',
+    '-c fsync=off',
+    '-c synchronous_commit=off',
+    '-c full_page_writes=off',
+    '-c max_connections=200',
+    '-c shared_buffers=32MB',
   ].join(' ');
 }
 
@@ -92,8 +95,17 @@ export async function startTestPostgres(): Promise<TestPostgres> {
       await chown(dir.path, uid, gid);
     }
     await asServerUser('initdb', [
-      '-D', dataDir, '-U', superuser, '--auth=trust', '--encoding=UTF8', '--locale=C.UTF-8',
-      '--locale-provider=icu', '--icu-locale=en-US', '--no-sync', '--no-instructions',
+      '-D',
+      dataDir,
+      '-U',
+      superuser,
+      '--auth=trust',
+      '--encoding=UTF8',
+      '--locale=C.UTF-8',
+      '--locale-provider=icu',
+      '--icu-locale=en-US',
+      '--no-sync',
+      '--no-instructions',
     ]);
     await asServerUser('pg_ctl', ['-D', dataDir, '-l', join(dir.path, 'server.log'), '-o', serverOptions(dir.path), '-w', '-t', '60', 'start']);
     started = true;

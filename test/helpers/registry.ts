@@ -27,10 +27,7 @@ async function testConfig(dataDir: string, settings: TestSettings) {
 }
 
 /** A real Berth listening on a free loopback port, storing under a fresh temp dir. */
-export async function startTestRegistry(
-  settings: TestSettings = {},
-  options: { dataDir?: string; captureLogs?: boolean } = {},
-): Promise<TestRegistry> {
+export async function startTestRegistry(settings: TestSettings = {}, options: { dataDir?: string; captureLogs?: boolean } = {}): Promise<TestRegistry> {
   const temp = options.dataDir === undefined ? await tempDir('berth-data') : undefined;
   const directory = options.dataDir ?? (temp?.path as string);
   const config = await testConfig(directory, settings);

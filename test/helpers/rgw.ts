@@ -64,8 +64,20 @@ export async function startTestRgw(bucket = 'berth-test'): Promise<TestRgw> {
     await writeFile(conf, cephConf({ dir: d, fsid, monPort, rgwPort }));
     await run('ceph-authtool', ['--create-keyring', join(d, 'mon.a.keyring'), '--gen-key', '-n', 'mon.', '--cap', 'mon', 'allow *']);
     await run('ceph-authtool', [
-      '--create-keyring', join(d, 'client.admin.keyring'), '--gen-key', '-n', 'client.admin',
-      '--cap', 'mon', 'allow *', '--cap', 'osd', 'allow *', '--cap', 'mgr', 'allow *',
+      '--create-keyring',
+      join(d, 'client.admin.keyring'),
+      '--gen-key',
+      '-n',
+      'client.admin',
+      '--cap',
+      'mon',
+      'allow *',
+      '--cap',
+      'osd',
+      'allow *',
+      '--cap',
+      'mgr',
+      'allow *',
     ]);
     await run('ceph-authtool', [join(d, 'mon.a.keyring'), '--import-keyring', join(d, 'client.admin.keyring')]);
     await run('monmaptool', ['--create', '--addv', 'a', `[v2:127.0.0.1:${monPort}]`, '--fsid', fsid, join(d, 'monmap')]);
@@ -84,8 +96,14 @@ export async function startTestRgw(bucket = 'berth-test'): Promise<TestRgw> {
     await startGateway();
     const credentials = { accessKeyId: randomBytes(10).toString('hex').toUpperCase(), secretAccessKey: randomBytes(20).toString('hex') };
     await run('radosgw-admin', [
-      '-c', conf, 'user', 'create', '--uid=berth', '--display-name=berth',
-      `--access-key=${credentials.accessKeyId}`, `--secret=${credentials.secretAccessKey}`,
+      '-c',
+      conf,
+      'user',
+      'create',
+      '--uid=berth',
+      '--display-name=berth',
+      `--access-key=${credentials.accessKeyId}`,
+      `--secret=${credentials.secretAccessKey}`,
     ]);
     const endpoint = `http://127.0.0.1:${rgwPort}`;
     const client = new S3Client({ region: 'us-east-1', endpoint, forcePathStyle: true, credentials: { ...credentials } });

@@ -10,11 +10,11 @@ const root = fileURLToPath(new URL('../..', import.meta.url));
 async function runFixture(env: Record<string, string>): Promise<{ code: number | null; output: string }> {
   const empty = await tempDir('berth-empty-path');
   try {
-    const child = spawn(
-      process.execPath,
-      ['--test', '--test-reporter=spec', '--test-global-setup=test/helpers/global-setup.ts', 'test/fixtures/needs-host-tools.fixture.ts'],
-      { cwd: root, env: { PATH: empty.path, HOME: empty.path, ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    const child = spawn(process.execPath, ['--test', '--test-reporter=spec', '--test-global-setup=test/helpers/global-setup.ts', 'test/fixtures/needs-host-tools.fixture.ts'], {
+      cwd: root,
+      env: { PATH: empty.path, HOME: empty.path, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let output = '';
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));

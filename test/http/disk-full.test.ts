@@ -74,7 +74,7 @@ describe('a full disk', { skip: cannotMount }, () => {
     assert.deepEqual((await call(registry.url, 'GET', `/v2/full/app/blobs/${stored.digest}`)).body, stored.bytes);
   });
 
-  it("a chunk that does not fit is dropped whole; the session keeps what it had and resumes once there is room", async () => {
+  it('a chunk that does not fit is dropped whole; the session keeps what it had and resumes once there is room', async () => {
     const start = await call(registry.url, 'POST', '/v2/full/chunks/blobs/uploads/');
     const location = start.headers.get('location') as string;
     const first = randomBytes(100_000);

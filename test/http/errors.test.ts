@@ -32,7 +32,12 @@ describe('the API root and health', () => {
 describe('names are checked before anything touches storage', () => {
   const bad = ['Upper/case', 'a/../b', '..', 'a//b', 'trailing-', `${'a'.repeat(300)}`, 'sp%20ace', 'a/./b', '%2e%2e/x'];
   for (const name of bad) {
-    for (const [method, path] of [['GET', 'tags/list'], ['GET', 'manifests/latest'], ['POST', 'blobs/uploads/'], ['HEAD', `blobs/sha256:${'a'.repeat(64)}`]] as const) {
+    for (const [method, path] of [
+      ['GET', 'tags/list'],
+      ['GET', 'manifests/latest'],
+      ['POST', 'blobs/uploads/'],
+      ['HEAD', `blobs/sha256:${'a'.repeat(64)}`],
+    ] as const) {
       it(`${method} ${name.length > 30 ? `${name.slice(0, 10)}…(${name.length})` : name}/${path.slice(0, 16)} → 400 NAME_INVALID`, async () => {
         const response = await rawCall(registry.url, method, `/v2/${name}/${path}`);
         assert.equal(response.status, 400, response.text);
@@ -91,7 +96,22 @@ describe('the error catalog', () => {
     }
   });
   it('holds only the spec table, plus what Distribution answers (TAG_INVALID) and 500 UNKNOWN', () => {
-    const spec = ['BLOB_UNKNOWN', 'BLOB_UPLOAD_INVALID', 'BLOB_UPLOAD_UNKNOWN', 'DIGEST_INVALID', 'MANIFEST_BLOB_UNKNOWN', 'MANIFEST_INVALID', 'MANIFEST_UNKNOWN', 'NAME_INVALID', 'NAME_UNKNOWN', 'SIZE_INVALID', 'UNAUTHORIZED', 'DENIED', 'UNSUPPORTED', 'TOOMANYREQUESTS'];
+    const spec = [
+      'BLOB_UNKNOWN',
+      'BLOB_UPLOAD_INVALID',
+      'BLOB_UPLOAD_UNKNOWN',
+      'DIGEST_INVALID',
+      'MANIFEST_BLOB_UNKNOWN',
+      'MANIFEST_INVALID',
+      'MANIFEST_UNKNOWN',
+      'NAME_INVALID',
+      'NAME_UNKNOWN',
+      'SIZE_INVALID',
+      'UNAUTHORIZED',
+      'DENIED',
+      'UNSUPPORTED',
+      'TOOMANYREQUESTS',
+    ];
     assert.deepEqual(Object.keys(errorCodes).sort(), [...spec, 'TAG_INVALID', 'UNKNOWN'].sort());
   });
 });

@@ -92,7 +92,10 @@ describe('GET /v2/<name>/referrers/<digest>, many referrers', () => {
       const link = /<([^>]+)>; rel="next"/.exec(String(first.headers['link']))?.[1];
       assert.equal(link, `/v2/signed/app/referrers/${subject}?artifactType=application%2Fvnd.example.sig&last=${encodeURIComponent(firstPage[referrersPageSize - 1] as string)}`);
       const second = await test.app.inject({ method: 'GET', url: link as string });
-      assert.deepEqual(second.json<{ manifests: { digest: string }[] }>().manifests.map((descriptor) => descriptor.digest), digests.slice(referrersPageSize));
+      assert.deepEqual(
+        second.json<{ manifests: { digest: string }[] }>().manifests.map((descriptor) => descriptor.digest),
+        digests.slice(referrersPageSize),
+      );
       assert.equal(second.headers['link'], undefined);
       assert.equal(second.headers['oci-filters-applied'], 'artifactType');
     } finally {

@@ -98,7 +98,13 @@ describe('manifest kinds', () => {
     const arm = randomImage({ docker: true });
     await pushImage(registry.url, 'kinds/docker', 'amd64', amd);
     await pushImage(registry.url, 'kinds/docker', 'arm64', arm);
-    const list = imageIndex([{ image: amd, os: 'linux', architecture: 'amd64' }, { image: arm, os: 'linux', architecture: 'arm64' }], true);
+    const list = imageIndex(
+      [
+        { image: amd, os: 'linux', architecture: 'amd64' },
+        { image: arm, os: 'linux', architecture: 'arm64' },
+      ],
+      true,
+    );
     assert.equal((await put('kinds/docker', 'multi', list)).status, 201);
     const reply = await call(registry.url, 'GET', '/v2/kinds/docker/manifests/multi', { headers: { accept: mediaTypes.dockerManifestList } });
     assert.equal(reply.headers.get('content-type'), mediaTypes.dockerManifestList);
@@ -186,7 +192,10 @@ describe('manifest kinds', () => {
 describe('Accept negotiation', () => {
   const amd = randomImage();
   const arm = randomImage();
-  const index = imageIndex([{ image: arm, os: 'linux', architecture: 'arm64' }, { image: amd, os: 'linux', architecture: 'amd64' }]);
+  const index = imageIndex([
+    { image: arm, os: 'linux', architecture: 'arm64' },
+    { image: amd, os: 'linux', architecture: 'amd64' },
+  ]);
   before(async () => {
     await pushImage(registry.url, 'neg/app', 'amd', amd);
     await pushImage(registry.url, 'neg/app', 'arm', arm);

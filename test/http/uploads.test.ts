@@ -239,13 +239,19 @@ describe('concurrent pushes', () => {
     const replies = await Promise.all(
       Array.from({ length: 8 }, (_, index) => call(registry.url, 'POST', `/v2/same/r${index % 3}/blobs/uploads/?digest=${blob.digest}`, { body: blob.bytes })),
     );
-    assert.deepEqual(replies.map((reply) => reply.status), Array(8).fill(201));
+    assert.deepEqual(
+      replies.map((reply) => reply.status),
+      Array(8).fill(201),
+    );
     for (let index = 0; index < 3; index++) {
       assert.deepEqual((await call(registry.url, 'GET', `/v2/same/r${index}/blobs/${blob.digest}`)).body, blob.bytes);
     }
     const hex = blob.digest.slice('sha256:'.length);
     const stored = await readdir(join(registry.dataDir, 'blobs', 'sha256', hex.slice(0, 2)));
-    assert.deepEqual(stored.filter((name) => name.includes(hex)), [hex]);
+    assert.deepEqual(
+      stored.filter((name) => name.includes(hex)),
+      [hex],
+    );
     assert.deepEqual(await uploadsLeft(), before);
   });
 });

@@ -41,7 +41,20 @@ export function containerScenario(start: () => Promise<ContainerEngine>, cli: st
 
   const startBerth = async (): Promise<string> => {
     const id = (
-      await engine.cli(['run', '-d', '--read-only', '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges', '-v', `${volume}:${imagePaths.data}`, ...engine.runFlags, ...engine.networkFlags(port), image])
+      await engine.cli([
+        'run',
+        '-d',
+        '--read-only',
+        '--cap-drop',
+        'ALL',
+        '--security-opt',
+        'no-new-privileges',
+        '-v',
+        `${volume}:${imagePaths.data}`,
+        ...engine.runFlags,
+        ...engine.networkFlags(port),
+        image,
+      ])
     ).trim();
     containers.push(id);
     await untilHealthy(`http://127.0.0.1:${port}`, async () => engine.cli(['logs', id]));
@@ -115,4 +128,3 @@ async function untilHealthy(url: string, logs: () => Promise<string>): Promise<v
   }
   throw new Error(`Berth did not answer /healthz within 30 s:\n${await logs().catch((error: unknown) => String(error))}`);
 }
-

@@ -107,7 +107,12 @@ export function elfInfo(bytes: Buffer): { machine: number; interpreter: string |
   const phnum = bytes.readUInt16LE(0x38);
   const segments = Array.from({ length: phnum }, (_, index) => {
     const at = phoff + index * phentsize;
-    return { type: bytes.readUInt32LE(at), offset: Number(bytes.readBigUInt64LE(at + 8)), vaddr: Number(bytes.readBigUInt64LE(at + 16)), filesz: Number(bytes.readBigUInt64LE(at + 32)) };
+    return {
+      type: bytes.readUInt32LE(at),
+      offset: Number(bytes.readBigUInt64LE(at + 8)),
+      vaddr: Number(bytes.readBigUInt64LE(at + 16)),
+      filesz: Number(bytes.readBigUInt64LE(at + 32)),
+    };
   });
   const cString = (at: number) => bytes.toString('latin1', at, bytes.indexOf(0, at));
   const interp = segments.find((segment) => segment.type === 3);

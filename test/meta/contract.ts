@@ -134,10 +134,7 @@ export function runMetaStoreContract(label: string, openStore: OpenStore<MetaSto
         const repository = freshRepository();
         const child = manifest();
         const index = manifest({ mediaType: 'application/vnd.oci.image.index.v1+json' });
-        await assert.rejects(
-          meta.manifests.put(repository, index, { blobs: [], children: [child.digest] }, []),
-          registryError('MANIFEST_BLOB_UNKNOWN'),
-        );
+        await assert.rejects(meta.manifests.put(repository, index, { blobs: [], children: [child.digest] }, []), registryError('MANIFEST_BLOB_UNKNOWN'));
         await meta.manifests.put(repository, child, { blobs: [], children: [] }, []);
         await meta.manifests.put(repository, index, { blobs: [], children: [child.digest] }, [parseTag('multi')]);
         assert.equal((await meta.manifests.get(repository, { kind: 'tag', tag: parseTag('multi') }))?.digest, index.digest);
@@ -223,7 +220,10 @@ export function runMetaStoreContract(label: string, openStore: OpenStore<MetaSto
           annotations: { 'org.example.by': 'ci' },
         });
         const sboms = await meta.manifests.referrers(repository, subject.digest, 'application/vnd.example.sbom');
-        assert.deepEqual(sboms.map((descriptor) => descriptor.digest), [referrers[0]?.digest, referrers[2]?.digest].sort());
+        assert.deepEqual(
+          sboms.map((descriptor) => descriptor.digest),
+          [referrers[0]?.digest, referrers[2]?.digest].sort(),
+        );
         assert.deepEqual(await meta.manifests.referrers(repository, subject.digest, 'application/none'), []);
         assert.deepEqual(await meta.manifests.referrers(repository, digestOf(randomBytes(4))), []);
       });

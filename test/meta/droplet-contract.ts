@@ -135,7 +135,10 @@ export function runDropletStoreContract(label: string, open: () => Promise<Opene
       assert.equal(await store.droplets.latest(source, 'app'), undefined);
       assert.equal(await stores.meta.manifests.get(repository, { kind: 'tag', tag: parseTag('latest') }), undefined);
       const links = await stores.operations.namespace.unreferencedLinks(new Date(Date.now() + 60_000), undefined, 1000);
-      assert.ok(links.items.some((link) => link.repository === repository && link.digest === staged.layer.digest), 'its layer is unreferenced: GC reclaims it');
+      assert.ok(
+        links.items.some((link) => link.repository === repository && link.digest === staged.layer.digest),
+        'its layer is unreferenced: GC reclaims it',
+      );
     });
 
     it('rootfs moves forward only: a digest seen before is not made latest again, except by rollback', async () => {
@@ -150,7 +153,10 @@ export function runDropletStoreContract(label: string, open: () => Promise<Opene
       assert.equal((await store.rootfs.latest(source))?.digest, v2.digest, 'touching the old file does not roll back');
       assert.equal((await store.rootfs.byOrigin(source, 'file:v1-touched'))?.digest, v1.digest, 'its new origin is remembered, so it is not imported again');
       const history = await store.rootfs.history(source);
-      assert.deepEqual(history.map((entry) => entry.digest), [v2.digest, v1.digest]);
+      assert.deepEqual(
+        history.map((entry) => entry.digest),
+        [v2.digest, v1.digest],
+      );
       assert.equal(history[0]?.expiresAt, undefined);
       assert.ok(history[1]?.expiresAt !== undefined);
 

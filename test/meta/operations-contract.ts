@@ -212,9 +212,7 @@ export function runOperationsStoreContract(label: string, open: () => Promise<Op
         await meta.manifests.put(repository, child, { blobs: [], children: [] }, []);
         await meta.manifests.put(repository, index, { blobs: [], children: [child.digest] }, [parseTag('multi')]);
         for (const each of [orphan, subject, referrer, strayReferrer]) await meta.manifests.put(repository, each, { blobs: [], children: [] }, []);
-        const found = (await scanAll((cursor) => ops.namespace.unreachableManifests(future(), cursor, 1)))
-          .filter((key) => key.repository === repository)
-          .map((key) => key.digest);
+        const found = (await scanAll((cursor) => ops.namespace.unreachableManifests(future(), cursor, 1))).filter((key) => key.repository === repository).map((key) => key.digest);
         assert.deepEqual(found.sort(), [orphan.digest, subject.digest, strayReferrer.digest].sort());
         assert.equal(await ops.namespace.deleteUnreachable({ repository, digest: orphan.digest }, past()), undefined, 'too new');
         assert.equal(await ops.namespace.deleteUnreachable({ repository, digest: orphan.digest }, future()), orphan.bytes.byteLength);
@@ -222,9 +220,7 @@ export function runOperationsStoreContract(label: string, open: () => Promise<Op
         assert.equal(await ops.namespace.deleteUnreachable({ repository, digest: strayReferrer.digest }, future()), undefined, 'tagged since');
         assert.equal(await meta.manifests.get(repository, { kind: 'digest', digest: orphan.digest }), undefined);
         assert.equal(await ops.namespace.deleteUnreachable({ repository, digest: subject.digest }, future()), subject.bytes.byteLength);
-        const after = (await scanAll((cursor) => ops.namespace.unreachableManifests(future(), cursor, 10)))
-          .filter((key) => key.repository === repository)
-          .map((key) => key.digest);
+        const after = (await scanAll((cursor) => ops.namespace.unreachableManifests(future(), cursor, 10))).filter((key) => key.repository === repository).map((key) => key.digest);
         assert.deepEqual(after, [referrer.digest], 'a referrer whose subject went is unreachable next');
       });
 
@@ -249,7 +245,13 @@ export function runOperationsStoreContract(label: string, open: () => Promise<Op
         await meta.manifests.put(repository, index, { blobs: [], children: [child.digest] }, [parseTag('v2'), parseTag('v1')]);
         await meta.manifests.put(repository, referrer, { blobs: [], children: [] }, []);
         const contents = await ops.namespace.contents(repository);
-        assert.deepEqual(contents.tags.map((tag) => [tag.tag, tag.digest]), [['v1', index.digest], ['v2', index.digest]]);
+        assert.deepEqual(
+          contents.tags.map((tag) => [tag.tag, tag.digest]),
+          [
+            ['v1', index.digest],
+            ['v2', index.digest],
+          ],
+        );
         assert.ok(contents.tags.every((tag) => tag.updatedAt instanceof Date && Math.abs(tag.updatedAt.getTime() - Date.now()) < 60_000));
         const byDigest = new Map(contents.manifests.map((manifest) => [manifest.digest, manifest]));
         assert.deepEqual(byDigest.get(index.digest)?.children, [child.digest]);
@@ -308,7 +310,10 @@ export function runOperationsStoreContract(label: string, open: () => Promise<Op
         await ops.events.enqueue([1, 2, 3].map((n) => ({ webhook: hook, body: `{"n":${n}}` })));
         await ops.events.enqueue([{ webhook: `${hook}-b`, body: '{"n":9}' }]);
         const head = await ops.events.head(hook, 2);
-        assert.deepEqual(head.map((event) => event.body), ['{"n":1}', '{"n":2}']);
+        assert.deepEqual(
+          head.map((event) => event.body),
+          ['{"n":1}', '{"n":2}'],
+        );
         assert.ok(head.every((event) => event.attempts === 0 && event.webhook === hook));
         const later = new Date(Date.now() + 5000);
         await ops.events.postpone([head[0]?.id as number], later, 'HTTP 503');
@@ -317,7 +322,10 @@ export function runOperationsStoreContract(label: string, open: () => Promise<Op
         assert.equal(again[0]?.nextAttemptAt.getTime(), later.getTime());
         assert.equal((await ops.events.backlog()).get(hook), 3);
         await ops.events.remove(again.slice(0, 2).map((event) => event.id));
-        assert.deepEqual((await ops.events.head(hook, 10)).map((event) => event.body), ['{"n":3}']);
+        assert.deepEqual(
+          (await ops.events.head(hook, 10)).map((event) => event.body),
+          ['{"n":3}'],
+        );
         assert.equal((await ops.events.backlog()).get(`${hook}-b`), 1);
       });
     });

@@ -66,10 +66,7 @@ export function runOutboxContract(label: string, open: () => Promise<OutboxStore
       );
       const fixed = parseTag('stable');
       await meta.manifests.put(repository, record(), { blobs: [], children: [] }, [fixed]);
-      await assert.rejects(
-        meta.manifests.put(repository, record(), { blobs: [], children: [] }, [fixed], { fixedTags: [fixed], outbox: rows }),
-        registryError('DENIED'),
-      );
+      await assert.rejects(meta.manifests.put(repository, record(), { blobs: [], children: [] }, [fixed], { fixedTags: [fixed], outbox: rows }), registryError('DENIED'));
       assert.deepEqual(await queued(webhook), []);
     });
 

@@ -20,7 +20,10 @@ describe('PostgreSQL MetaStore', { skip }, () => {
     const stores = await Promise.all(Array.from({ length: 4 }, () => PostgresMetaStore.open({ ...database, max: 2 })));
     try {
       const versions = await stores[0]?.pool.query('SELECT version FROM schema_migrations ORDER BY version');
-      assert.deepEqual(versions?.rows.map((row) => row['version']), postgresMigrations.map((_, index) => index + 1));
+      assert.deepEqual(
+        versions?.rows.map((row) => row['version']),
+        postgresMigrations.map((_, index) => index + 1),
+      );
       const again = await PostgresMetaStore.open(database);
       await again.close();
     } finally {

@@ -30,10 +30,7 @@ describe('the SQLite read thread', () => {
     let ticks = 0;
     const ticking = setInterval(() => ticks++, 5);
     try {
-      const [row] = await reader.all(
-        'WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < :count) SELECT COUNT(*) AS total FROM n',
-        { count: 3_000_000 },
-      );
+      const [row] = await reader.all('WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < :count) SELECT COUNT(*) AS total FROM n', { count: 3_000_000 });
       assert.equal(row?.['total'], 3_000_000);
       assert.ok(ticks >= 3, `timers ran ${ticks} times during the query`);
     } finally {

@@ -41,36 +41,78 @@ describe('repository names follow the spec grammar', () => {
   ];
   for (const [name, valid] of cases) {
     it(`${JSON.stringify(name.length > 40 ? `${name.slice(0, 20)}…(${name.length})` : name)} is ${valid ? 'valid' : 'NAME_INVALID'}`, () => {
-      assert.equal(codeOf(() => parseRepositoryName(name)), valid ? undefined : 'NAME_INVALID');
+      assert.equal(
+        codeOf(() => parseRepositoryName(name)),
+        valid ? undefined : 'NAME_INVALID',
+      );
     });
   }
 });
 
 describe('tags and references', () => {
   it('accepts tags up to 128 characters not starting with . or -', () => {
-    assert.equal(codeOf(() => parseTag('v1.0_rc-2')), undefined);
-    assert.equal(codeOf(() => parseTag('_x')), undefined);
-    assert.equal(codeOf(() => parseTag('a'.repeat(128))), undefined);
-    assert.equal(codeOf(() => parseTag('a'.repeat(129))), 'TAG_INVALID');
-    assert.equal(codeOf(() => parseTag('.hidden')), 'TAG_INVALID');
-    assert.equal(codeOf(() => parseTag('-x')), 'TAG_INVALID');
+    assert.equal(
+      codeOf(() => parseTag('v1.0_rc-2')),
+      undefined,
+    );
+    assert.equal(
+      codeOf(() => parseTag('_x')),
+      undefined,
+    );
+    assert.equal(
+      codeOf(() => parseTag('a'.repeat(128))),
+      undefined,
+    );
+    assert.equal(
+      codeOf(() => parseTag('a'.repeat(129))),
+      'TAG_INVALID',
+    );
+    assert.equal(
+      codeOf(() => parseTag('.hidden')),
+      'TAG_INVALID',
+    );
+    assert.equal(
+      codeOf(() => parseTag('-x')),
+      'TAG_INVALID',
+    );
   });
   it('tells digests from tags', () => {
     const digest = digestOf(Buffer.from('x'));
     assert.deepEqual(parseReference(digest), { kind: 'digest', digest });
     assert.deepEqual(parseReference('latest'), { kind: 'tag', tag: 'latest' });
-    assert.equal(codeOf(() => parseReference('sha256:abc')), 'MANIFEST_INVALID');
-    assert.equal(codeOf(() => parseReference('bad tag')), 'MANIFEST_INVALID');
+    assert.equal(
+      codeOf(() => parseReference('sha256:abc')),
+      'MANIFEST_INVALID',
+    );
+    assert.equal(
+      codeOf(() => parseReference('bad tag')),
+      'MANIFEST_INVALID',
+    );
   });
 });
 
 describe('digests', () => {
   it('accepts sha256 and sha512 of the right length only', () => {
-    assert.equal(codeOf(() => parseDigest(digestOf(Buffer.from('a'), 'sha512'))), undefined);
-    assert.equal(codeOf(() => parseDigest(`sha256:${'a'.repeat(63)}`)), 'DIGEST_INVALID');
-    assert.equal(codeOf(() => parseDigest(`sha256:${'A'.repeat(64)}`)), 'DIGEST_INVALID');
-    assert.equal(codeOf(() => parseDigest(`md5:${'a'.repeat(32)}`)), 'DIGEST_INVALID');
-    assert.equal(codeOf(() => parseDigest('nonsense')), 'DIGEST_INVALID');
+    assert.equal(
+      codeOf(() => parseDigest(digestOf(Buffer.from('a'), 'sha512'))),
+      undefined,
+    );
+    assert.equal(
+      codeOf(() => parseDigest(`sha256:${'a'.repeat(63)}`)),
+      'DIGEST_INVALID',
+    );
+    assert.equal(
+      codeOf(() => parseDigest(`sha256:${'A'.repeat(64)}`)),
+      'DIGEST_INVALID',
+    );
+    assert.equal(
+      codeOf(() => parseDigest(`md5:${'a'.repeat(32)}`)),
+      'DIGEST_INVALID',
+    );
+    assert.equal(
+      codeOf(() => parseDigest('nonsense')),
+      'DIGEST_INVALID',
+    );
   });
   it('computes the sha256 of known bytes', () => {
     assert.equal(digestOf(Buffer.from('')), 'sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855');
@@ -95,10 +137,7 @@ describe('manifest parsing', () => {
   });
   it('skips foreign layers and prefers an explicit artifactType', () => {
     const foreign = { mediaType: mediaTypes.dockerForeignLayer, digest: digestOf(Buffer.from('f')), size: 1, urls: ['https://x'] };
-    const parsed = parseManifest(
-      encode({ schemaVersion: 2, mediaType: mediaTypes.ociManifest, artifactType: 'application/x-sbom', config, layers: [foreign] }),
-      undefined,
-    );
+    const parsed = parseManifest(encode({ schemaVersion: 2, mediaType: mediaTypes.ociManifest, artifactType: 'application/x-sbom', config, layers: [foreign] }), undefined);
     assert.deepEqual(parsed.blobs, [config.digest]);
     assert.equal(parsed.artifactType, 'application/x-sbom');
   });
@@ -127,7 +166,10 @@ describe('manifest parsing', () => {
   ];
   for (const [label, bytes, contentType] of invalid) {
     it(`refuses ${label} with MANIFEST_INVALID`, () => {
-      assert.equal(codeOf(() => parseManifest(bytes, contentType)), 'MANIFEST_INVALID');
+      assert.equal(
+        codeOf(() => parseManifest(bytes, contentType)),
+        'MANIFEST_INVALID',
+      );
     });
   }
 });

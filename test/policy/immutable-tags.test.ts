@@ -17,7 +17,12 @@ const rule = /immutableTags\[0\] \(repositories prod\/\*\*; tags v\*, stable\)/;
 const cases: PolicyCase[] = [
   { step: 'a first push of an immutable tag', request: (r) => put(r, 'prod/app', 'v1', a), status: 201 },
   { step: 'the same manifest again', request: (r) => put(r, 'prod/app', 'v1', a), status: 201 },
-  { step: 'moving it to another manifest', request: (r) => put(r, 'prod/app', 'v1', b), status: 403, message: /tag v1 is immutable \(immutableTags\[0\].*\): it names sha256:\w+ and cannot be moved/ },
+  {
+    step: 'moving it to another manifest',
+    request: (r) => put(r, 'prod/app', 'v1', b),
+    status: 403,
+    message: /tag v1 is immutable \(immutableTags\[0\].*\): it names sha256:\w+ and cannot be moved/,
+  },
   { step: 'moving it as an extra ?tag=', request: (r) => put(r, 'prod/app', b.manifest.digest, b, '?tag=v1'), status: 403, message: rule },
   { step: 'a tag the rule does not name moves freely', request: (r) => put(r, 'prod/app', 'latest', b), status: 201 },
   { step: 'and back', request: (r) => put(r, 'prod/app', 'latest', a), status: 201 },

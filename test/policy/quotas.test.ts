@@ -34,9 +34,18 @@ const pushBlob = (registry: TestRegistry, repository: string, blob: TestBlob) =>
 const cases: PolicyCase[] = [
   { step: 'a blob within the quota', request: (r) => pushBlob(r, 'team-a/app', blobs.a), status: 201 },
   { step: 'another repository of the quota shares it', request: (r) => pushBlob(r, 'team-a/lib', blobs.b), status: 201 },
-  { step: 'a blob past the quota', request: (r) => pushBlob(r, 'team-a/lib', blobs.c), status: 403, message: /quota "team-a" is full: 7\.8 KiB of 9\.8 KiB used; blob sha256:\w+ needs 2\.9 KiB/ },
+  {
+    step: 'a blob past the quota',
+    request: (r) => pushBlob(r, 'team-a/lib', blobs.c),
+    status: 403,
+    message: /quota "team-a" is full: 7\.8 KiB of 9\.8 KiB used; blob sha256:\w+ needs 2\.9 KiB/,
+  },
   { step: 'a blob the quota already holds costs nothing (upload)', request: (r) => pushBlob(r, 'team-a/new', blobs.a), status: 201 },
-  { step: 'a blob the quota already holds costs nothing (mount)', request: (r) => call(r.url, 'POST', `/v2/team-a/lib/blobs/uploads/?mount=${blobs.a.digest}&from=team-a/app`), status: 201 },
+  {
+    step: 'a blob the quota already holds costs nothing (mount)',
+    request: (r) => call(r.url, 'POST', `/v2/team-a/lib/blobs/uploads/?mount=${blobs.a.digest}&from=team-a/app`),
+    status: 201,
+  },
   { step: 'a small config fits', request: (r) => pushBlob(r, 'team-a/app', blobs.config), status: 201 },
   {
     step: 'a manifest that fits',
@@ -44,12 +53,22 @@ const cases: PolicyCase[] = [
     status: 201,
   },
   { step: 'repositories outside the quota are not limited', request: (r) => pushBlob(r, 'other/app', blobs.c), status: 201 },
-  { step: 'a mount from outside past the quota', request: (r) => call(r.url, 'POST', `/v2/team-a/app/blobs/uploads/?mount=${blobs.c.digest}&from=other/app`), status: 403, message: /quota "team-a" is full/ },
+  {
+    step: 'a mount from outside past the quota',
+    request: (r) => call(r.url, 'POST', `/v2/team-a/app/blobs/uploads/?mount=${blobs.c.digest}&from=other/app`),
+    status: 403,
+    message: /quota "team-a" is full/,
+  },
   { step: 'an upload may start while room is left', request: (r) => call(r.url, 'POST', '/v2/team-a/app/blobs/uploads/'), status: 202 },
   { step: 'the last blob that would not fit', request: (r) => pushBlob(r, 'team-a/app', blobs.d), status: 403, message: /quota "team-a" is full/ },
   { step: 'a repository within the count', request: (r) => pushBlob(r, 'few/one', blobs.small), status: 201 },
   { step: 'the second repository', request: (r) => pushBlob(r, 'few/two', blobs.small), status: 201 },
-  { step: 'a third repository', request: (r) => pushBlob(r, 'few/three', blobs.small), status: 403, message: /quota "few\/\*" allows 2 repositories and 2 exist: few\/three cannot be created/ },
+  {
+    step: 'a third repository',
+    request: (r) => pushBlob(r, 'few/three', blobs.small),
+    status: 403,
+    message: /quota "few\/\*" allows 2 repositories and 2 exist: few\/three cannot be created/,
+  },
   { step: 'no upload starts in a third repository', request: (r) => call(r.url, 'POST', '/v2/few/three/blobs/uploads/'), status: 403, message: /allows 2 repositories/ },
   { step: 'an existing repository of a full count', request: (r) => pushBlob(r, 'few/one', blobs.c), status: 201 },
   { step: 'nested names are not matched by one *', request: (r) => pushBlob(r, 'few/deep/three', blobs.small), status: 201 },
@@ -124,9 +143,15 @@ describe('quotas', () => {
     try {
       const bob = basic('bob', 'bob-pw');
       const before = await usage(bob, 'private/se*');
-      for (const [name, blob] of [['private/secret', blobs.c], ['public/app', blobs.small]] as const) {
+      for (const [name, blob] of [
+        ['private/secret', blobs.c],
+        ['public/app', blobs.small],
+      ] as const) {
         const pushed = await call(guarded.url, 'POST', `/v2/${name}/blobs/uploads/?digest=${blob.digest}`, {
-          headers: { authorization: basic(name.startsWith('private') ? 'alice' : 'root', name.startsWith('private') ? 'alice-pw' : 'root-pw'), 'content-type': 'application/octet-stream' },
+          headers: {
+            authorization: basic(name.startsWith('private') ? 'alice' : 'root', name.startsWith('private') ? 'alice-pw' : 'root-pw'),
+            'content-type': 'application/octet-stream',
+          },
           body: blob.bytes,
         });
         assert.equal(pushed.status, 201, pushed.text);
@@ -137,7 +162,11 @@ describe('quotas', () => {
       assert.deepEqual((await usage(basic('alice', 'alice-pw'), 'private/se*')).selection, [3000, 1]);
       assert.deepEqual(await usage(basic('root', 'root-pw'), '**'), { selection: [3010, 2], quota: [3010, 2] });
       const token = (await call(guarded.url, 'GET', '/token?service=berth')).json<{ token: string }>().token;
-      assert.equal((await call(guarded.url, 'GET', '/berth/usage?repositories=private/se*', { headers: { authorization: `Bearer ${token}` } })).status, 401, 'an anonymous token is anonymous');
+      assert.equal(
+        (await call(guarded.url, 'GET', '/berth/usage?repositories=private/se*', { headers: { authorization: `Bearer ${token}` } })).status,
+        401,
+        'an anonymous token is anonymous',
+      );
     } finally {
       await guarded.close();
       await dir.remove();

@@ -16,10 +16,7 @@ const ago = (days: number) => new Date(now.getTime() - days * day);
 const d = (name: string) => `sha256:${name.padEnd(64, '0')}` as Digest;
 
 /** A repository: tags (name → manifest, pushed days ago) and manifests (created days ago, children, subject). */
-function repository(
-  tags: Record<string, [string, number]>,
-  manifests: Record<string, { age: number; children?: string[]; subject?: string }>,
-): RepositoryContents {
+function repository(tags: Record<string, [string, number]>, manifests: Record<string, { age: number; children?: string[]; subject?: string }>): RepositoryContents {
   return {
     tags: Object.entries(tags).map(([tag, [manifest, age]]) => ({ tag: tag as Tag, digest: d(manifest), updatedAt: ago(age) })),
     manifests: Object.entries(manifests).map(([name, { age, children, subject }]) => ({
@@ -38,10 +35,7 @@ const rule = (overrides: Partial<Omit<RetentionRule, 'keepTags'>> & { keepTags?:
   immutable: overrides.immutable ?? (() => false),
 });
 
-const four = repository(
-  { v1: ['a', 40], v2: ['b', 30], v3: ['c', 20], v4: ['d', 10] },
-  { a: { age: 40 }, b: { age: 30 }, c: { age: 20 }, d: { age: 10 } },
-);
+const four = repository({ v1: ['a', 40], v2: ['b', 30], v3: ['c', 20], v4: ['d', 10] }, { a: { age: 40 }, b: { age: 30 }, c: { age: 20 }, d: { age: 10 } });
 
 const cases: { name: string; rule: RetentionRule; contents: RepositoryContents; pulls?: Record<string, number>; tags: string[]; manifests: string[] }[] = [
   { name: 'no keepLatest: no tag goes', rule: rule(), contents: four, tags: [], manifests: [] },
@@ -109,8 +103,14 @@ describe('retention plans', () => {
     it(name, () => {
       const pulled = new Map(Object.entries(pulls ?? {}).map(([manifest, days]) => [d(manifest), ago(days)]));
       const plan = planRetention(given, contents, pulled, now);
-      assert.deepEqual(plan.tags.map((tag) => tag.tag), tags);
-      assert.deepEqual(plan.manifests.map((manifest) => manifest.digest), manifests.map(d));
+      assert.deepEqual(
+        plan.tags.map((tag) => tag.tag),
+        tags,
+      );
+      assert.deepEqual(
+        plan.manifests.map((manifest) => manifest.digest),
+        manifests.map(d),
+      );
     });
   }
 });
@@ -136,8 +136,14 @@ describe('retention on a registry', () => {
       await operations.pulls?.flush();
 
       const dry = await operations.applyRetention({ dryRun: true });
-      assert.deepEqual(dry?.tags.map((tag) => `${tag.repository}:${tag.tag}`), ['ci/app:build-1']);
-      assert.deepEqual(dry?.manifests.map((manifest) => manifest.digest), [images[0]?.manifest.digest]);
+      assert.deepEqual(
+        dry?.tags.map((tag) => `${tag.repository}:${tag.tag}`),
+        ['ci/app:build-1'],
+      );
+      assert.deepEqual(
+        dry?.manifests.map((manifest) => manifest.digest),
+        [images[0]?.manifest.digest],
+      );
       assert.equal((await call(registry.url, 'GET', '/v2/ci/app/tags/list')).json<{ tags: string[] }>().tags.length, 4, 'a dry run deletes nothing');
 
       const report = await operations.applyRetention({ dryRun: false });

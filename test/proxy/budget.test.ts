@@ -57,7 +57,12 @@ describe('a cache with a size budget evicts the least recently pulled images', (
 
     // Pulled in the order b, c, a, b: c is the least recently pulled, though b was cached first.
     for (const name of ['b', 'c', 'a', 'b']) await pullManifest(setup.proxy.url, `up/team/${name}`, '1');
-    for (const [name, image] of [['c', c], ['a', a], ['b', b]] as const) await pullBlobs(setup.proxy.url, `up/team/${name}`, image);
+    for (const [name, image] of [
+      ['c', c],
+      ['a', a],
+      ['b', b],
+    ] as const)
+      await pullBlobs(setup.proxy.url, `up/team/${name}`, image);
 
     const reports: EvictionReport[] = await budgetsOf(setup).enforce();
     const usage = (await (await fetch(`${setup.proxy.url}/berth/usage`)).json()) as { caches: { name: string; usedBytes: number; maxBytes: number }[] };
@@ -73,7 +78,10 @@ describe('a cache with a size budget evicts the least recently pulled images', (
     assert.equal(await blobs.stat(shared.digest), shared.bytes.length, 'the layer a hosted repository holds stays');
     const hosted = await fetch(`${setup.proxy.url}/v2/local/keep/blobs/${shared.digest}`);
     assert.ok(Buffer.from(await hosted.arrayBuffer()).equals(shared.bytes));
-    for (const [name, image] of [['a', a], ['b', b]] as const) {
+    for (const [name, image] of [
+      ['a', a],
+      ['b', b],
+    ] as const) {
       assert.notEqual(await meta.manifests.get(`up/team/${name}` as never, { kind: 'digest', digest: image.manifest.digest }), undefined, `${name} stays`);
       assert.deepEqual(await tags(name), ['1']);
     }
@@ -141,7 +149,7 @@ describe('eviction while clients pull', () => {
   });
 });
 
-describe('a size budget on PostgreSQL, beside a hosted prefix inside the cache\'s', { skip: postgresMissing() }, () => {
+describe("a size budget on PostgreSQL, beside a hosted prefix inside the cache's", { skip: postgresMissing() }, () => {
   let postgres: TestPostgres;
   let upstream: TestRegistry;
   let forwarder: Forwarder;

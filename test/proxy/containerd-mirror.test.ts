@@ -51,8 +51,14 @@ describe('containerd pulls docker.io images through a Berth mirror set in hosts.
     }
     const requests = mirror.logs.filter((line) => typeof line['path'] === 'string' && (line['path'] as string).startsWith('/v2/library/alpine/'));
     assert.ok(requests.length >= 3, 'manifest and layers came through the mirror');
-    assert.ok(requests.every((line) => (line['path'] as string).includes('ns=docker.io')), 'containerd names the registry in ns');
-    assert.ok(requests.every((line) => line['status'] === 200), JSON.stringify(requests.map((line) => [line['path'], line['status']])));
+    assert.ok(
+      requests.every((line) => (line['path'] as string).includes('ns=docker.io')),
+      'containerd names the registry in ns',
+    );
+    assert.ok(
+      requests.every((line) => line['status'] === 200),
+      JSON.stringify(requests.map((line) => [line['path'], line['status']])),
+    );
     // Cached: the mirror now holds the image as hosted content under its prefix.
     const tags = (await (await fetch(`${mirror.url}/v2/docker.io/library/alpine/tags/list`)).json()) as { tags: string[] };
     assert.ok(tags.tags.includes('3'));

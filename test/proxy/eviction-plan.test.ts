@@ -37,10 +37,13 @@ describe('eviction plans whole images', () => {
         { root: d('7'), members: [d('7')], tags: [], lastUsed: 5000 },
       ],
     );
-    assert.deepEqual(leastRecentlyUsed(images).map((image) => image.root), [d('7'), d('6'), d('1')]);
+    assert.deepEqual(
+      leastRecentlyUsed(images).map((image) => image.root),
+      [d('7'), d('6'), d('1')],
+    );
   });
 
-  test('a cache\'s scope leaves out the longer prefixes routed elsewhere', () => {
+  test("a cache's scope leaves out the longer prefixes routed elsewhere", () => {
     const scope = routedScope(['up/'], ['up/', 'up/local/', 'team/']);
     const matches = (name: string) => name.startsWith(scope.prefix) && new RegExp(scope.pattern).test(name);
     assert.equal(matches('up/team/app'), true);
@@ -52,7 +55,7 @@ describe('eviction plans whole images', () => {
   });
 });
 
-describe('reading an upstream\'s rate limit', () => {
+describe("reading an upstream's rate limit", () => {
   test('Docker Hub headers: near the limit at the reserve; a 429 blocks until Retry-After; an old reading lapses', () => {
     let now = 0;
     const limit = new UpstreamRateLimit(0.1, () => now);

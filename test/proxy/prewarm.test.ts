@@ -39,7 +39,12 @@ describe('pre-warming: a schedule keeps repositories and tag patterns synced', (
 
   test('matching tags, index children and every blob are cached before anyone pulls; they pull while the upstream is down', async () => {
     const { meta } = setup.proxy.server.registry;
-    const expected: [string, TestImage][] = [['up/team/app', images.get('v1') as TestImage], ['up/team/app', images.get('v2') as TestImage], ['up/team/multi', images.get('amd') as TestImage], ['up/team/multi', images.get('arm') as TestImage]];
+    const expected: [string, TestImage][] = [
+      ['up/team/app', images.get('v1') as TestImage],
+      ['up/team/app', images.get('v2') as TestImage],
+      ['up/team/multi', images.get('amd') as TestImage],
+      ['up/team/multi', images.get('arm') as TestImage],
+    ];
     const cached = async () => {
       for (const [name, image] of expected) {
         for (const blob of [image.config, ...image.layers]) if ((await meta.blobs.linkedSize(name as RepositoryName, blob.digest)) === undefined) return false;
@@ -79,7 +84,7 @@ describe('pre-warming has one leader across replicas', () => {
   });
   after(() => setup.close());
 
-  test('while another holds the cache\'s sync lease, a run does nothing; then it syncs', async () => {
+  test("while another holds the cache's sync lease, a run does nothing; then it syncs", async () => {
     const { registry } = setup.proxy.server;
     const warmer = registry.proxyCaches?.warmers.get('up/');
     assert.ok(warmer !== undefined);

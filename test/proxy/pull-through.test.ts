@@ -89,7 +89,7 @@ describe('pull-through cache: cold and warm pulls', () => {
     assert.equal(setup.forwarder.count('HEAD', `/manifests/${arm.manifest.digest}`), 0);
   });
 
-  test('unknown names and tags are the upstream\'s answer: 404 with the OCI code', async () => {
+  test("unknown names and tags are the upstream's answer: 404 with the OCI code", async () => {
     const missing = await getManifest(setup.proxy.url, 'up/team/none', 'latest');
     assert.equal(missing.status, 404);
     const body = (await missing.json()) as { errors: { code: string; message: string }[] };
@@ -164,7 +164,9 @@ describe('pull-through cache: blobs stream while they are stored', () => {
     const manifests = await Promise.all(Array.from({ length: 6 }, () => getManifest(setup.proxy.url, 'up/crowd/app', 'v1')));
     for (const response of manifests) assert.equal(response.headers.get('docker-content-digest'), image.manifest.digest);
     await Promise.all(manifests.map((response) => response.arrayBuffer()));
-    const pulls = Array.from({ length: 8 }, () => fetch(`${setup.proxy.url}/v2/up/crowd/app/blobs/${layer.digest}`).then(async (response) => Buffer.from(await response.arrayBuffer())));
+    const pulls = Array.from({ length: 8 }, () =>
+      fetch(`${setup.proxy.url}/v2/up/crowd/app/blobs/${layer.digest}`).then(async (response) => Buffer.from(await response.arrayBuffer())),
+    );
     setTimeout(() => release.resolve(), 50);
     for (const body of await Promise.all(pulls)) assert.deepEqual(body, layer.bytes);
     assert.equal(setup.forwarder.count('GET', `/blobs/${layer.digest}`), 1);

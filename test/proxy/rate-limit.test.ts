@@ -83,7 +83,7 @@ describe('a rate-limited upstream: CNCF Distribution behind a proxy answering 42
     assert.equal(metric(metrics, 'berth_proxy_stale_served_total', 'cache="hub/",reason="near_limit"'), 1);
     assert.equal(metric(metrics, 'berth_proxy_stale_served_total', 'cache="hub/",reason="rate_limited"'), 1);
     const served = metric(metrics, 'berth_proxy_cache_served_bytes_total', 'cache="hub/"');
-    assert.equal(served, a.config.bytes.length + (a.layers[0]?.bytes.length ?? 0), 'the second read of a\'s blobs came from the cache');
+    assert.equal(served, a.config.bytes.length + (a.layers[0]?.bytes.length ?? 0), "the second read of a's blobs came from the cache");
     assert.ok(metric(metrics, 'berth_cache_requests_total', 'kind="proxy",cache="manifest",result="hit"') >= 3);
     assert.ok(metric(metrics, 'berth_cache_requests_total', 'kind="proxy",cache="manifest",result="miss"') >= 6);
   });

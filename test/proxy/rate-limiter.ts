@@ -33,13 +33,10 @@ export class RateLimiter {
         return;
       }
       if (counted) this.used += 1;
-      const upstream = httpRequest(
-        { host: this.#target.hostname, port: this.#target.port, method, path, headers: { ...request.headers, host: this.#target.host } },
-        (answer) => {
-          response.writeHead(answer.statusCode ?? 502, { ...answer.headers, ...this.#headers() });
-          answer.pipe(response);
-        },
-      );
+      const upstream = httpRequest({ host: this.#target.hostname, port: this.#target.port, method, path, headers: { ...request.headers, host: this.#target.host } }, (answer) => {
+        response.writeHead(answer.statusCode ?? 502, { ...answer.headers, ...this.#headers() });
+        answer.pipe(response);
+      });
       upstream.on('error', () => response.destroy());
       request.pipe(upstream);
     });

@@ -33,7 +33,8 @@ describe('signatures travel with images: cosign tags from CNCF Distribution (no 
     await pushToDistribution(distribution.url, 'team/signed', '1.0', { blobs: blobsOf(image), manifest: image.manifest });
     const signature = cosignArtifact(image.manifest, 'sig');
     const attestation = cosignArtifact(image.manifest, 'att');
-    for (const artifact of [signature, attestation]) await pushToDistribution(distribution.url, 'team/signed', artifact.tag, { blobs: blobsOf(artifact), manifest: artifact.manifest });
+    for (const artifact of [signature, attestation])
+      await pushToDistribution(distribution.url, 'team/signed', artifact.tag, { blobs: blobsOf(artifact), manifest: artifact.manifest });
 
     assert.equal((await get(`${cache.url}/v2/dist/team/signed/manifests/1.0`)).digest, image.manifest.digest);
     await cache.server.registry.proxyCaches?.idle();
@@ -58,7 +59,7 @@ describe('signatures travel with images: cosign tags from CNCF Distribution (no 
   });
 });
 
-describe('referrers travel with images: the upstream\'s referrers API', () => {
+describe("referrers travel with images: the upstream's referrers API", () => {
   let setup: ProxySetup;
   before(async () => {
     setup = await startProxySetup({ tagTtl: 0 });
@@ -77,10 +78,18 @@ describe('referrers travel with images: the upstream\'s referrers API', () => {
     await setup.proxy.server.registry.proxyCaches?.idle();
     await setup.forwarder.close();
 
-    const listed = JSON.parse((await get(`${setup.proxy.url}/v2/up/team/app/referrers/${image.manifest.digest}`)).body.toString()) as { manifests: { digest: string; artifactType?: string }[] };
-    assert.deepEqual(listed.manifests.map((entry) => [entry.digest, entry.artifactType]), [[sbom.manifest.digest, 'application/spdx+json']]);
+    const listed = JSON.parse((await get(`${setup.proxy.url}/v2/up/team/app/referrers/${image.manifest.digest}`)).body.toString()) as {
+      manifests: { digest: string; artifactType?: string }[];
+    };
+    assert.deepEqual(
+      listed.manifests.map((entry) => [entry.digest, entry.artifactType]),
+      [[sbom.manifest.digest, 'application/spdx+json']],
+    );
     const onSbom = JSON.parse((await get(`${setup.proxy.url}/v2/up/team/app/referrers/${sbom.manifest.digest}`)).body.toString()) as { manifests: { digest: string }[] };
-    assert.deepEqual(onSbom.manifests.map((entry) => entry.digest), [signature.manifest.digest]);
+    assert.deepEqual(
+      onSbom.manifests.map((entry) => entry.digest),
+      [signature.manifest.digest],
+    );
     for (const artifact of [sbom, signature]) {
       const manifest = await get(`${setup.proxy.url}/v2/up/team/app/manifests/${artifact.manifest.digest}`);
       assert.equal(manifest.status, 200);

@@ -48,7 +48,9 @@ describe('pull-through cache on S3 and PostgreSQL', { skip: postgresMissing() },
     assert.equal(manifest.headers.get('docker-content-digest'), image.manifest.digest);
     await manifest.arrayBuffer();
     for (const blob of [image.config, ...image.layers]) {
-      const bodies = await Promise.all(Array.from({ length: 4 }, () => fetch(`${setup.proxy.url}/v2/up/big/app/blobs/${blob.digest}`).then(async (response) => Buffer.from(await response.arrayBuffer()))));
+      const bodies = await Promise.all(
+        Array.from({ length: 4 }, () => fetch(`${setup.proxy.url}/v2/up/big/app/blobs/${blob.digest}`).then(async (response) => Buffer.from(await response.arrayBuffer()))),
+      );
       for (const body of bodies) assert.ok(body.equals(blob.bytes));
       assert.equal(setup.forwarder.count('GET', `/blobs/${blob.digest}`), 1);
     }

@@ -13,7 +13,12 @@ export interface CosignArtifact {
 export function cosignArtifact(subject: TestManifest, suffix: 'sig' | 'att' | 'sbom'): CosignArtifact {
   const config = blobOf(Buffer.from(JSON.stringify({ architecture: '', os: '', rootfs: { type: 'layers', diff_ids: [] } })), mediaTypes.ociConfig);
   const payload = blobOf(
-    Buffer.from(JSON.stringify({ critical: { image: { 'docker-manifest-digest': subject.digest }, type: 'cosign container image signature' }, optional: { nonce: randomBytes(8).toString('hex') } })),
+    Buffer.from(
+      JSON.stringify({
+        critical: { image: { 'docker-manifest-digest': subject.digest }, type: 'cosign container image signature' },
+        optional: { nonce: randomBytes(8).toString('hex') },
+      }),
+    ),
     suffix === 'sig' ? 'application/vnd.dev.cosign.simplesigning.v1+json' : 'application/vnd.dsse.envelope.v1+json',
   );
   const manifest = manifestOf(

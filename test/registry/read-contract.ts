@@ -142,7 +142,10 @@ export function runReadContract(kind: string, open: () => Promise<ReadFixture>, 
         return;
       }
       const { digest, artifactType } = f.referrers;
-      assert.deepEqual(index.manifests.map((entry) => [entry.digest, entry.artifactType]), [[digest, artifactType]]);
+      assert.deepEqual(
+        index.manifests.map((entry) => [entry.digest, entry.artifactType]),
+        [[digest, artifactType]],
+      );
       const filtered = await get(`/v2/${f.name}/referrers/${subject}?artifactType=${encodeURIComponent('application/vnd.example.other')}`);
       assert.deepEqual(filtered.json<{ manifests: unknown[] }>().manifests, []);
       assert.equal(filtered.headers.get('oci-filters-applied'), 'artifactType');

@@ -17,13 +17,7 @@ const shared = sharedFixture();
 const hostedUnknownName = 'a hosted manifest lookup does not ask whether the repository exists (the tag list does: NAME_UNKNOWN)';
 
 /** The parts of a ReadFixture every kind holding the shared fixture has. */
-function holding(
-  url: string,
-  name: string,
-  fixture: SharedFixture,
-  unknown: Pick<ReadFixture, 'unknownName' | 'unknownNameManifest'>,
-  close: () => Promise<void>,
-): ReadFixture {
+function holding(url: string, name: string, fixture: SharedFixture, unknown: Pick<ReadFixture, 'unknownName' | 'unknownNameManifest'>, close: () => Promise<void>): ReadFixture {
   const { image, referrer, artifactType } = fixture;
   return {
     url,
@@ -57,7 +51,10 @@ runReadContract('proxy', async () => {
   const upstream = await startTestRegistry();
   await pushShared(upstream, 'library/app');
   const proxy = await startTestRegistry({ repositories: [{ prefix: 'up/', kind: 'proxy', upstream: upstream.url }] });
-  const unknown = { unknownName: 'up/library/nothing', unknownNameManifest: { code: 'MANIFEST_UNKNOWN', because: `the upstream's answer, passed on (${hostedUnknownName})` } } as const;
+  const unknown = {
+    unknownName: 'up/library/nothing',
+    unknownNameManifest: { code: 'MANIFEST_UNKNOWN', because: `the upstream's answer, passed on (${hostedUnknownName})` },
+  } as const;
   return holding(proxy.url, 'up/library/app', shared, unknown, async () => {
     await proxy.close();
     await upstream.close();

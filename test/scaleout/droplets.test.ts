@@ -30,8 +30,7 @@ const pull = async (replica: TestRegistry, name: string, reference: string) => {
   const text = await response.text();
   return { response, text, digest: response.headers.get('docker-content-digest'), json: JSON.parse(text) as ManifestJson };
 };
-const upload = (replica: TestRegistry, name: string, guid: string, body: Buffer) =>
-  fetch(`${replica.url}/v2/${name}/blobs/?guid=${guid}`, { method: 'POST', body });
+const upload = (replica: TestRegistry, name: string, guid: string, body: Buffer) => fetch(`${replica.url}/v2/${name}/blobs/?guid=${guid}`, { method: 'POST', body });
 const droplets = (replica: TestRegistry) => kindSourceFor<DropletSource>(replica.server.registry, 'cf/x');
 
 /**
@@ -102,7 +101,10 @@ describe('droplet repositories on two replicas sharing PostgreSQL and S3', { ski
   test('the same guid uploaded through both at once: same bytes both 201, other bytes one 201 and one 409', async () => {
     const same = await buildDroplet({ greeting: 'same' });
     const both = await Promise.all([upload(a, 'cf/dev/race', 'g-same', same), upload(b, 'cf/dev/race', 'g-same', same)]);
-    assert.deepEqual(both.map((response) => response.status), [201, 201]);
+    assert.deepEqual(
+      both.map((response) => response.status),
+      [201, 201],
+    );
     assert.equal(await both[0]?.text(), await both[1]?.text());
 
     const [first, second] = [await buildDroplet({ greeting: 'one' }), await buildDroplet({ greeting: 'two' })];

@@ -36,7 +36,11 @@ describe('the registry on S3 and PostgreSQL', { skip: postgresMissing() }, () =>
     assert.equal(whole.status, 200);
     assert.equal(whole.headers.get('docker-content-digest'), layer.digest);
     assertSameBytes(Buffer.from(await whole.arrayBuffer()), layer.bytes);
-    for (const [start, end] of [[0, 0], [100, 5099], [9999, 9999]] as const) {
+    for (const [start, end] of [
+      [0, 0],
+      [100, 5099],
+      [9999, 9999],
+    ] as const) {
       const part = await fetch(`${registry.url}/v2/team/app/blobs/${layer.digest}`, { headers: { range: `bytes=${start}-${end}` } });
       assert.equal(part.status, 206);
       assert.equal(part.headers.get('content-range'), `bytes ${start}-${end}/10000`);

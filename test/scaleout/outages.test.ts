@@ -59,15 +59,24 @@ describe('replicas when PostgreSQL or the object store fails', { skip }, () => {
         storage: {
           driver: 's3',
           s3: {
-            bucket: rgw.bucket, prefix: 'outages', region: rgw.region, endpoint: `http://127.0.0.1:${s3Proxy.port}`,
-            forcePathStyle: true, credentials: { accessKeyId: rgw.credentials.accessKeyId, secretAccessKey: rgw.credentials.secretAccessKey }, requestTimeout: '3s',
+            bucket: rgw.bucket,
+            prefix: 'outages',
+            region: rgw.region,
+            endpoint: `http://127.0.0.1:${s3Proxy.port}`,
+            forcePathStyle: true,
+            credentials: { accessKeyId: rgw.credentials.accessKeyId, secretAccessKey: rgw.credentials.secretAccessKey },
+            requestTimeout: '3s',
           },
         },
         metadata: {
           driver: 'postgres',
           postgres: {
-            host: '127.0.0.1', port: pgProxy.port, user: database.user, database: database.database,
-            pool: { connectionTimeout: '2s' }, statementTimeout: '2s',
+            host: '127.0.0.1',
+            port: pgProxy.port,
+            user: database.user,
+            database: database.database,
+            pool: { connectionTimeout: '2s' },
+            statementTimeout: '2s',
           },
         },
       }),
@@ -83,7 +92,10 @@ describe('replicas when PostgreSQL or the object store fails', { skip }, () => {
     }
     const nginxDir = join(work.path, 'nginx');
     await mkdir(nginxDir);
-    const nginx = await startNginx(nginxDir, replicas.map((url) => new URL(url).host));
+    const nginx = await startNginx(
+      nginxDir,
+      replicas.map((url) => new URL(url).host),
+    );
     children.push(nginx);
     balanced = nginx.url;
     pushed = randomImage({ layers: 2, layerSize: 10_000 });
@@ -107,7 +119,11 @@ describe('replicas when PostgreSQL or the object store fails', { skip }, () => {
     await rgw?.close();
     await postgres?.close();
     await work?.remove();
-    assert.deepEqual(statuses.filter((entry) => entry.status >= 500 && entry.status !== 503), [], 'no 5xx but 503');
+    assert.deepEqual(
+      statuses.filter((entry) => entry.status >= 500 && entry.status !== 503),
+      [],
+      'no 5xx but 503',
+    );
   });
 
   async function call(what: string, path: string, init: RequestInit = {}): Promise<Response> {
@@ -229,7 +245,10 @@ describe('replicas when PostgreSQL or the object store fails', { skip }, () => {
     await new Promise((resolve) => setTimeout(resolve, 150));
     await postgres.stop('immediate');
     const answered = await Promise.all(pushes);
-    assert.ok(answered.every((status) => status === 201 || status === 503), answered.join(', '));
+    assert.ok(
+      answered.every((status) => status === 201 || status === 503),
+      answered.join(', '),
+    );
     await postgres.start();
     await readinessFlips(200, 3000);
     for (const [index, image] of images.entries()) {
@@ -240,7 +259,9 @@ describe('replicas when PostgreSQL or the object store fails', { skip }, () => {
       const byDigest = await call('manifest', `/v2/team/cut/manifests/${image.manifest.digest}`, { headers: { accept: mediaTypes.ociManifest } });
       assert.equal(byDigest.status, response.status, `t${index}: the tag and the manifest are both there or both absent`);
     }
-    console.log(`# manifest pushes cut by -m immediate: ${answered.filter((status) => status === 201).length} acknowledged, ${answered.filter((status) => status === 503).length} refused`);
+    console.log(
+      `# manifest pushes cut by -m immediate: ${answered.filter((status) => status === 201).length} acknowledged, ${answered.filter((status) => status === 503).length} refused`,
+    );
   });
 
   it('keeps serving manifests and redirects while the object store is down, 503 for uploads', async () => {
@@ -259,7 +280,10 @@ describe('replicas when PostgreSQL or the object store fails', { skip }, () => {
     await assertKeptImageIntact();
   });
 
-  for (const [name, dependency] of [['PostgreSQL', 'metadata'], ['the object store', 'blobs']] as const) {
+  for (const [name, dependency] of [
+    ['PostgreSQL', 'metadata'],
+    ['the object store', 'blobs'],
+  ] as const) {
     it(`answers 503 within the configured time when ${name} accepts connections but never answers`, async () => {
       const proxy = dependency === 'metadata' ? pgProxy : s3Proxy;
       proxy.setMode('blackhole');

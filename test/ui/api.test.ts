@@ -63,11 +63,17 @@ describe('JSON API: the access rules of the registry', () => {
   });
 
   it('sorts by size and last push and pages with a cursor', async () => {
-    const first = JSON.parse((await call('root', { method: 'GET', url: `${api}/repositories?sort=size&limit=2` })).body) as { repositories: { name: string; bytes: number }[]; next: string };
+    const first = JSON.parse((await call('root', { method: 'GET', url: `${api}/repositories?sort=size&limit=2` })).body) as {
+      repositories: { name: string; bytes: number }[];
+      next: string;
+    };
     assert.equal(first.repositories.length, 2);
     assert.equal(first.repositories[0]?.name, 'public/app');
     assert.ok((first.repositories[0]?.bytes ?? 0) >= (first.repositories[1]?.bytes ?? 0));
-    const second = JSON.parse((await call('root', { method: 'GET', url: `${api}/repositories?sort=size&limit=10&after=${encodeURIComponent(first.next)}` })).body) as { repositories: { name: string }[]; next: string | null };
+    const second = JSON.parse((await call('root', { method: 'GET', url: `${api}/repositories?sort=size&limit=10&after=${encodeURIComponent(first.next)}` })).body) as {
+      repositories: { name: string }[];
+      next: string | null;
+    };
     assert.equal(second.repositories.length, 3);
     assert.equal(second.next, null);
     const all = [...first.repositories, ...second.repositories].map((row) => row.name).sort();
@@ -82,7 +88,10 @@ describe('JSON API: the access rules of the registry', () => {
     const tags = async (who: Who, query = '') =>
       (JSON.parse((await call(who, { method: 'GET', url: `${api}/repositories/public/app/-/tags${query}` })).body) as { tags: TagRow[] }).tags;
     const byAlice = await tags('alice');
-    assert.deepEqual(byAlice.map((row) => row.tag), ['1.0', '1.1', 'latest', 'multi']);
+    assert.deepEqual(
+      byAlice.map((row) => row.tag),
+      ['1.0', '1.1', 'latest', 'multi'],
+    );
     assert.equal(byAlice[0]?.digest, fixture.image.manifest.digest);
     assert.equal(byAlice[0]?.immutable, true);
     assert.equal(byAlice[0]?.deletable, false);
@@ -91,7 +100,10 @@ describe('JSON API: the access rules of the registry', () => {
     assert.deepEqual(byAlice[3]?.platforms, ['linux/amd64', 'linux/arm64']);
     assert.equal(byAlice[3]?.kind, 'index');
     assert.ok((await tags('anonymous')).every((row) => !row.deletable));
-    assert.deepEqual((await tags('bob', '?filter=1.')).map((row) => row.tag), ['1.0', '1.1']);
+    assert.deepEqual(
+      (await tags('bob', '?filter=1.')).map((row) => row.tag),
+      ['1.0', '1.1'],
+    );
   });
 
   it('shows an image with its config and referrers grouped by artifact type', async () => {
@@ -106,7 +118,10 @@ describe('JSON API: the access rules of the registry', () => {
     assert.equal(image.manifest.layers.length, 2);
     assert.deepEqual(image.config.entrypoint, ['/bin/app']);
     assert.equal(image.config.user, '1000');
-    assert.deepEqual(image.referrers.map((group) => group.artifactType), [artifactTypes.sbom, artifactTypes.signature].sort());
+    assert.deepEqual(
+      image.referrers.map((group) => group.artifactType),
+      [artifactTypes.sbom, artifactTypes.signature].sort(),
+    );
     const sbom = image.referrers.find((group) => group.artifactType === artifactTypes.sbom);
     assert.equal(sbom?.referrers[0]?.children[0]?.artifactType, artifactTypes.signature);
   });

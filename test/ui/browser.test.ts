@@ -50,7 +50,7 @@ describe('web UI in Chromium', { skip: missingCommands('chromium') }, () => {
     await page.locator('#results p[data-count]').waitFor();
     assert.ok(!(await page.content()).includes('secret/keys'));
     await page.goto(`${base}/ui/r/secret/keys`);
-    assert.match(await page.locator('h1').textContent() ?? '', /Not found/);
+    assert.match((await page.locator('h1').textContent()) ?? '', /Not found/);
     await assertAccessible(page, 'repositories, signed out');
   });
 
@@ -59,13 +59,17 @@ describe('web UI in Chromium', { skip: missingCommands('chromium') }, () => {
     assert.match((await page.locator('.who').textContent()) ?? '', /Signed in as alice/);
     assert.deepEqual(await rowNames(page), ['public/app', 'team/api', 'team/tools/builder', 'team/web']);
     await page.getByLabel('Search repositories').pressSequentially('buil', { delay: 30 });
-    await page.waitForFunction(() => (globalThis as unknown as { document: { querySelectorAll(s: string): { length: number } } }).document.querySelectorAll('#results tbody tr').length === 1);
+    await page.waitForFunction(
+      () => (globalThis as unknown as { document: { querySelectorAll(s: string): { length: number } } }).document.querySelectorAll('#results tbody tr').length === 1,
+    );
     assert.deepEqual(await rowNames(page), ['team/tools/builder']);
     assert.match(page.url(), /\?q=buil&/);
     await page.getByLabel('Search repositories').fill('team/');
     await page.getByLabel('Match').selectOption('prefix');
     await page.waitForURL(/match=prefix/);
-    await page.waitForFunction(() => (globalThis as unknown as { document: { querySelectorAll(s: string): { length: number } } }).document.querySelectorAll('#results tbody tr').length === 3);
+    await page.waitForFunction(
+      () => (globalThis as unknown as { document: { querySelectorAll(s: string): { length: number } } }).document.querySelectorAll('#results tbody tr').length === 3,
+    );
     await page.getByLabel('Sort by').selectOption('size');
     await page.waitForURL(/sort=size/);
     await assertAccessible(page, 'repositories, signed in, searching');
@@ -77,7 +81,9 @@ describe('web UI in Chromium', { skip: missingCommands('chromium') }, () => {
     assert.deepEqual(await tags(), ['1.0', '1.1', 'latest', 'multi']);
     assert.equal(await page.locator('#tags .badge.lock').count(), 1);
     await page.getByLabel('Filter tags').pressSequentially('1.', { delay: 30 });
-    await page.waitForFunction(() => (globalThis as unknown as { document: { querySelectorAll(s: string): { length: number } } }).document.querySelectorAll('#tags tbody tr').length === 2);
+    await page.waitForFunction(
+      () => (globalThis as unknown as { document: { querySelectorAll(s: string): { length: number } } }).document.querySelectorAll('#tags tbody tr').length === 2,
+    );
     assert.deepEqual(await tags(), ['1.0', '1.1']);
     await assertAccessible(page, 'repository page');
   });
@@ -131,10 +137,11 @@ describe('web UI in Chromium', { skip: missingCommands('chromium') }, () => {
 
   it('switches to dark mode and keeps it', async () => {
     await page.goto(`${base}/ui/`);
-    const background = () => page.evaluate(() => {
-      const global = globalThis as unknown as { getComputedStyle(element: unknown): { backgroundColor: string }; document: { body: unknown } };
-      return global.getComputedStyle(global.document.body).backgroundColor;
-    });
+    const background = () =>
+      page.evaluate(() => {
+        const global = globalThis as unknown as { getComputedStyle(element: unknown): { backgroundColor: string }; document: { body: unknown } };
+        return global.getComputedStyle(global.document.body).backgroundColor;
+      });
     const light = await background();
     await page.getByRole('button', { name: 'Dark mode' }).click();
     assert.equal(await page.locator('html').getAttribute('data-theme'), 'dark');

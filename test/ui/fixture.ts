@@ -42,7 +42,14 @@ function configuredImage(): TestImage {
         architecture: 'amd64',
         os: 'linux',
         created: '2026-01-02T03:04:05Z',
-        config: { Entrypoint: ['/bin/app'], Cmd: ['--serve'], Env: ['PATH=/usr/bin', 'MODE=production'], User: '1000', WorkingDir: '/srv', Labels: { 'org.opencontainers.image.source': 'https://example.com/app' } },
+        config: {
+          Entrypoint: ['/bin/app'],
+          Cmd: ['--serve'],
+          Env: ['PATH=/usr/bin', 'MODE=production'],
+          User: '1000',
+          WorkingDir: '/srv',
+          Labels: { 'org.opencontainers.image.source': 'https://example.com/app' },
+        },
         history: [{ created_by: 'ADD rootfs.tar /' }, { created_by: 'COPY app /bin/app' }],
         rootfs: { type: 'layers', diff_ids: [] },
         nonce: randomBytes(4).toString('hex'),
@@ -52,11 +59,20 @@ function configuredImage(): TestImage {
   );
   const layers = [blobOf(randomBytes(3000)), blobOf(randomBytes(5000))];
   const descriptor = (blob: { digest: string; bytes: Buffer; mediaType: string }) => ({ mediaType: blob.mediaType, digest: blob.digest, size: blob.bytes.length });
-  return { config, layers, manifest: manifestOf({ schemaVersion: 2, mediaType: mediaTypes.ociManifest, config: descriptor(config), layers: layers.map(descriptor) }, mediaTypes.ociManifest) };
+  return {
+    config,
+    layers,
+    manifest: manifestOf({ schemaVersion: 2, mediaType: mediaTypes.ociManifest, config: descriptor(config), layers: layers.map(descriptor) }, mediaTypes.ociManifest),
+  };
 }
 
 async function putManifest(app: FastifyInstance, repository: string, reference: string, manifest: TestManifest): Promise<void> {
-  const response = await app.inject({ method: 'PUT', url: `/v2/${repository}/manifests/${reference}`, headers: { authorization: rootAuth, 'content-type': manifest.mediaType }, payload: manifest.bytes });
+  const response = await app.inject({
+    method: 'PUT',
+    url: `/v2/${repository}/manifests/${reference}`,
+    headers: { authorization: rootAuth, 'content-type': manifest.mediaType },
+    payload: manifest.bytes,
+  });
   if (response.statusCode !== 201) throw new Error(`manifest push failed: ${response.statusCode} ${response.body}`);
 }
 

@@ -202,4 +202,3 @@ function unknownUpload(id: string): RegistryError {
 function isNotFound(error: unknown): boolean {
   return error instanceof Error && 'code' in error && error.code === 'ENOENT';
 }
-

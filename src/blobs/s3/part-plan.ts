@@ -28,10 +28,7 @@ export type Part = { kind: 'copy'; piece: Piece } | { kind: 'stream'; pieces: Pi
  */
 export function planParts(chain: readonly Segment[], options: { streamPartBytes: number; copy: boolean }): Part[] {
   const total = chain.reduce((sum, segment) => sum + segment.length, 0);
-  const streamPartBytes = Math.min(
-    s3Limits.maxPartBytes,
-    Math.max(options.streamPartBytes, s3Limits.minPartBytes, Math.ceil(total / s3Limits.maxParts)),
-  );
+  const streamPartBytes = Math.min(s3Limits.maxPartBytes, Math.max(options.streamPartBytes, s3Limits.minPartBytes, Math.ceil(total / s3Limits.maxParts)));
   const parts: Part[] = [];
   let pending: Piece[] = [];
   let pendingLength = 0;

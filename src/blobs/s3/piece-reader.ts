@@ -18,11 +18,7 @@ export const defaultReadAhead: ReadAhead = { smallPieceBytes: 1024 * 1024, maxRe
  * of the reader, within `limits`. Memory stays bounded: at most `maxBytes`
  * of small pieces, and large pieces stream without buffering.
  */
-export async function* readPieces(
-  pieces: readonly Piece[],
-  fetchPiece: (piece: Piece) => Promise<Readable>,
-  limits: ReadAhead = defaultReadAhead,
-): AsyncGenerator<Buffer> {
+export async function* readPieces(pieces: readonly Piece[], fetchPiece: (piece: Piece) => Promise<Readable>, limits: ReadAhead = defaultReadAhead): AsyncGenerator<Buffer> {
   const lengthOf = (piece: Piece) => piece.end - piece.start + 1;
   const ahead: { length: number; bytes: Promise<Buffer> }[] = [];
   let aheadBytes = 0;

@@ -72,7 +72,12 @@ export class S3UploadArea implements UploadArea {
 
   async read(id: string, signal?: AbortSignal, size?: number): Promise<Readable> {
     const chain = resolveChain(await this.#segments(id, signal), size);
-    return Readable.from(this.#concatenate(chain.map((segment) => ({ key: segment.key, start: 0, end: segment.length - 1 })), signal));
+    return Readable.from(
+      this.#concatenate(
+        chain.map((segment) => ({ key: segment.key, start: 0, end: segment.length - 1 })),
+        signal,
+      ),
+    );
   }
 
   async commit(id: string, digest: Digest, size?: number): Promise<void> {
@@ -176,9 +181,7 @@ export class S3UploadArea implements UploadArea {
       uploadId = id;
       const etags = await inOrder(plan, partConcurrency, (part, index) => this.#uploadPart(part, target.key, id, index + 1));
       const completed: CompletedPart[] = etags.map((etag, index) => ({ PartNumber: index + 1, ETag: etag }));
-      await client.send(
-        new CompleteMultipartUploadCommand({ Bucket: bucket, Key: target.key, UploadId: uploadId, MultipartUpload: { Parts: completed } }),
-      );
+      await client.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: target.key, UploadId: uploadId, MultipartUpload: { Parts: completed } }));
     } catch (error) {
       if (uploadId !== undefined) await abortMultipart(target, uploadId);
       if (copy && isNotImplemented(error)) {
@@ -207,9 +210,7 @@ export class S3UploadArea implements UploadArea {
       return copied.CopyPartResult?.ETag;
     }
     const body = Readable.from(this.#concatenate(part.pieces));
-    const uploaded = await client.send(
-      new UploadPartCommand({ Bucket: bucket, Key: key, UploadId: uploadId, PartNumber: partNumber, Body: body, ContentLength: part.length }),
-    );
+    const uploaded = await client.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId: uploadId, PartNumber: partNumber, Body: body, ContentLength: part.length }));
     return uploaded.ETag;
   }
 

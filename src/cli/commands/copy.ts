@@ -7,7 +7,12 @@ export function registerCopy(program: Command): void {
     program
       .command('copy')
       .description('copy an image between registries, OCI layouts (directory or S3), archives and the local Docker Engine')
-      .argument('<source>', 'docker://HOST/REPO[:TAG|@DIGEST], oci:DIR[:REF], s3://BUCKET/PREFIX[:REF], oci-archive:FILE[:REF], docker-archive:FILE[:NAME:TAG] or docker-daemon:NAME[:TAG]')
+      .argument(
+        '<source>',
+        'docker://HOST/REPO[:TAG|@DIGEST], oci:DIR[:REF], s3://BUCKET/PREFIX[:REF], oci-archive:FILE[:REF], docker-archive:FILE[:NAME:TAG] or docker-daemon:NAME[:TAG]',
+      )
       .argument('<destination>', 'the same forms'),
-  ).action((source: string, destination: string, flags: TransferFlags) => runTransferCommand('copy', flags, async (options) => (await import('../../copy/run.ts')).runCopy(source, destination, options)));
+  ).action((source: string, destination: string, flags: TransferFlags) =>
+    runTransferCommand('copy', flags, async (options) => (await import('../../copy/run.ts')).runCopy(source, destination, options)),
+  );
 }

@@ -8,7 +8,10 @@ export function registerSync(program: Command): void {
     program
       .command('sync')
       .description('copy every tag of a repository (or those matching --tags) to another transport, skipping what is current')
-      .argument('<source>', 'a repository or layout without a tag: docker://HOST/REPO, oci:DIR, s3://BUCKET/PREFIX, oci-archive:FILE, docker-archive:FILE, docker-daemon:NAME; or a whole registry: docker://HOST')
+      .argument(
+        '<source>',
+        'a repository or layout without a tag: docker://HOST/REPO, oci:DIR, s3://BUCKET/PREFIX, oci-archive:FILE, docker-archive:FILE, docker-daemon:NAME; or a whole registry: docker://HOST',
+      )
       .argument('<destination>', 'the same forms (for a whole registry: docker://HOST[/PREFIX], oci:DIR, s3://BUCKET/PREFIX)')
       .option('--tags <regex>', 'only tags matching this regular expression (the whole tag)')
       .option('--include <glob>', 'a whole registry: only repositories matching this glob (team/**); repeatable', collect, [])

@@ -48,7 +48,9 @@ export class DockerDaemon {
   async require(tag: Tag, signal?: AbortSignal): Promise<DaemonImage> {
     const image = await this.inspect(`${this.name}:${tag}`, signal);
     if (image === undefined) {
-      throw new RegistryError('MANIFEST_UNKNOWN', `docker-daemon: the daemon at ${this.client.host} has no image ${this.name}:${tag}`, { detail: { reference: `${this.name}:${tag}` } });
+      throw new RegistryError('MANIFEST_UNKNOWN', `docker-daemon: the daemon at ${this.client.host} has no image ${this.name}:${tag}`, {
+        detail: { reference: `${this.name}:${tag}` },
+      });
     }
     return image;
   }
@@ -57,12 +59,14 @@ export class DockerDaemon {
   async listTags(signal?: AbortSignal): Promise<Tag[]> {
     const images = (await this.client.json<{ RepoTags?: string[] | null }[]>('/images/json', signal)) ?? [];
     const names = new Set([this.name, `docker.io/${this.name}`, `docker.io/library/${this.name}`, `localhost/${this.name}`]);
-    const tags = images.flatMap((image) => image.RepoTags ?? []).flatMap((repoTag) => {
-      const colon = repoTag.lastIndexOf(':');
-      if (colon <= repoTag.lastIndexOf('/')) return [];
-      const tag = repoTag.slice(colon + 1);
-      return names.has(repoTag.slice(0, colon)) && isTag(tag) ? [tag] : [];
-    });
+    const tags = images
+      .flatMap((image) => image.RepoTags ?? [])
+      .flatMap((repoTag) => {
+        const colon = repoTag.lastIndexOf(':');
+        if (colon <= repoTag.lastIndexOf('/')) return [];
+        const tag = repoTag.slice(colon + 1);
+        return names.has(repoTag.slice(0, colon)) && isTag(tag) ? [tag] : [];
+      });
     return [...new Set(tags)].sort();
   }
 

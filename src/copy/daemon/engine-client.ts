@@ -72,10 +72,18 @@ export class EngineClient {
     if (error.name === 'AbortError' || isRegistryError(error)) return error;
     const where = 'socketPath' in this.#target ? this.#target.socketPath : this.host;
     if (code === 'EACCES' || code === 'EPERM') {
-      return new RegistryError('DENIED', `docker-daemon: permission denied on ${where}: run as a user in the docker group (or root), or point --daemon-host at a socket you may use`, { cause: error });
+      return new RegistryError(
+        'DENIED',
+        `docker-daemon: permission denied on ${where}: run as a user in the docker group (or root), or point --daemon-host at a socket you may use`,
+        { cause: error },
+      );
     }
     if (code === 'ENOENT' || code === 'ECONNREFUSED' || code === 'EHOSTUNREACH' || code === 'ENOTFOUND' || code === 'ETIMEDOUT') {
-      return new RegistryError('UNKNOWN', `docker-daemon: cannot reach the daemon at ${this.host} (${code}); is dockerd or \`podman system service\` running? Set DOCKER_HOST or --daemon-host`, { cause: error });
+      return new RegistryError(
+        'UNKNOWN',
+        `docker-daemon: cannot reach the daemon at ${this.host} (${code}); is dockerd or \`podman system service\` running? Set DOCKER_HOST or --daemon-host`,
+        { cause: error },
+      );
     }
     return new RegistryError('UNKNOWN', `docker-daemon: ${this.host}: ${error.message}`, { cause: error });
   }

@@ -69,7 +69,8 @@ export async function copyFromDaemon(daemon: DockerDaemon, tag: Tag, destination
       const entry: ExportEntry = next.value;
       if (entry.kind === 'config') {
         const bytes = await readSmallBytes(entry.stream, 'the image config');
-        if (digestOf(bytes) !== image.id) throw new RegistryError('DIGEST_INVALID', `docker-daemon: the exported config of ${daemon.name}:${tag} does not hash to its image ID ${image.id}`);
+        if (digestOf(bytes) !== image.id)
+          throw new RegistryError('DIGEST_INVALID', `docker-daemon: the exported config of ${daemon.name}:${tag} does not hash to its image ID ${image.id}`);
         config = { mediaType: oci ? mediaTypes.ociConfig : mediaTypes.dockerConfig, digest: image.id, size: bytes.length };
         await store(config, Readable.from([bytes]));
         continue;
@@ -105,7 +106,9 @@ export async function copyFromDaemon(daemon: DockerDaemon, tag: Tag, destination
 function holdsImage(current: ManifestData, image: DaemonImage): boolean {
   try {
     const parsed = JSON.parse(Buffer.from(current.bytes).toString('utf8')) as { config?: Descriptor; layers?: Descriptor[] };
-    return parsed.config?.digest === image.id && parsed.layers?.length === image.diffIds.length && parsed.layers.every((layer, position) => layer.digest === image.diffIds[position]);
+    return (
+      parsed.config?.digest === image.id && parsed.layers?.length === image.diffIds.length && parsed.layers.every((layer, position) => layer.digest === image.diffIds[position])
+    );
   } catch {
     return false;
   }

@@ -124,7 +124,10 @@ function v1Position(v1Id: string, json: string | undefined, chainIds: readonly s
   const variants = [base, base.filter(([key]) => key !== 'os')];
   for (const [position, chainId] of chainIds.entries()) {
     for (const variant of variants) {
-      const added: [string, string][] = [['layer_id', JSON.stringify(chainId)], ...(typeof parent === 'string' && parent !== '' ? [['parent', JSON.stringify(`sha256:${parent}`)] as [string, string]] : [])];
+      const added: [string, string][] = [
+        ['layer_id', JSON.stringify(chainId)],
+        ...(typeof parent === 'string' && parent !== '' ? [['parent', JSON.stringify(`sha256:${parent}`)] as [string, string]] : []),
+      ];
       const sorted = [...variant, ...added].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
       const text = `{${sorted.map(([key, value]) => `${JSON.stringify(key)}:${value}`).join(',')}}`;
       if (createHash('sha256').update(text).digest('hex') === v1Id) return position;

@@ -71,11 +71,7 @@ export class DockerArchiveStore implements ImageStore {
     this.#incoming = new DirectoryStorage(directory, this.description);
   }
 
-  static async open(
-    file: string,
-    options: { tempRoot: string; name?: string; index?: number; defaultName?: string },
-    signal?: AbortSignal,
-  ): Promise<DockerArchiveStore> {
+  static async open(file: string, options: { tempRoot: string; name?: string; index?: number; defaultName?: string }, signal?: AbortSignal): Promise<DockerArchiveStore> {
     const archive = await TarArchive.open(file, options.tempRoot, signal);
     const directory = await mkdtemp(join(options.tempRoot, 'berth-docker-archive-'));
     const selection = { ...(options.name === undefined ? {} : { name: options.name }), ...(options.index === undefined ? {} : { index: options.index }) };
@@ -132,7 +128,10 @@ export class DockerArchiveStore implements ImageStore {
     const config = JSON.parse(await readFile(configPath, 'utf8')) as { rootfs?: { diff_ids?: unknown } };
     const diffIds = Array.isArray(config.rootfs?.diff_ids) ? (config.rootfs.diff_ids as unknown[]) : [];
     if (diffIds.length !== parsed.layers.length) {
-      throw new RegistryError('MANIFEST_INVALID', `${this.description}: the image config lists ${diffIds.length} diff_ids for ${parsed.layers.length} layers; docker load would refuse it`);
+      throw new RegistryError(
+        'MANIFEST_INVALID',
+        `${this.description}: the image config lists ${diffIds.length} diff_ids for ${parsed.layers.length} layers; docker load would refuse it`,
+      );
     }
     const configFile = `${hexOf(parsed.config.digest)}.json`;
     await copyFile(configPath, join(this.#directory, configFile));

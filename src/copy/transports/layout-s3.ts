@@ -81,7 +81,10 @@ export class S3Storage implements LayoutStorage {
     if (written > 0) return;
     // An empty stream writes nothing; an empty blob still needs its key.
     verify();
-    await this.#client.send(new PutObjectCommand({ Bucket: target.bucket, Key: target.key, Body: new Uint8Array(), ContentLength: 0, ContentType: blobContentType }), optionsOf(signal));
+    await this.#client.send(
+      new PutObjectCommand({ Bucket: target.bucket, Key: target.key, Body: new Uint8Array(), ContentLength: 0, ContentType: blobContentType }),
+      optionsOf(signal),
+    );
   }
 
   async writeSmall(path: string, bytes: Uint8Array, signal?: AbortSignal): Promise<void> {

@@ -5,7 +5,17 @@ import { algorithmOf, digestOf, hexOf, type Digest } from '../../oci/digest.ts';
 import { parseDescriptor, type Descriptor } from '../../oci/manifest.ts';
 import { mediaTypes } from '../../oci/media-types.ts';
 import { isTag, type Reference, type Tag } from '../../oci/names.ts';
-import { blobNotFound, cosignTagsOf, manifestNotFound, type ReferrerRef, type BlobOpener, type ImageStore, type ManifestData, type PutBlobOptions, type PutManifestOptions } from '../image-store.ts';
+import {
+  blobNotFound,
+  cosignTagsOf,
+  manifestNotFound,
+  type ReferrerRef,
+  type BlobOpener,
+  type ImageStore,
+  type ManifestData,
+  type PutBlobOptions,
+  type PutManifestOptions,
+} from '../image-store.ts';
 import { sniffManifestType } from '../../client/registry-client.ts';
 import type { LayoutStorage } from './layout-storage.ts';
 

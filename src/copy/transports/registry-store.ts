@@ -5,7 +5,16 @@ import type { RegistryClient } from '../../client/registry-client.ts';
 import type { Descriptor } from '../../oci/manifest.ts';
 import type { Reference, RepositoryName, Tag } from '../../oci/names.ts';
 import type { Digest } from '../../oci/digest.ts';
-import { cosignTagsOf, manifestNotFound, type ReferrerRef, type BlobOpener, type ImageStore, type ManifestData, type PutBlobOptions, type PutManifestOptions } from '../image-store.ts';
+import {
+  cosignTagsOf,
+  manifestNotFound,
+  type ReferrerRef,
+  type BlobOpener,
+  type ImageStore,
+  type ManifestData,
+  type PutBlobOptions,
+  type PutManifestOptions,
+} from '../image-store.ts';
 
 const latest = { kind: 'tag', tag: 'latest' as Tag } as const;
 

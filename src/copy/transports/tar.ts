@@ -28,7 +28,9 @@ export async function packTar(files: readonly PackedFile[], output: string, sign
         for (let parent = posix.dirname(file.name); parent !== '.'; parent = posix.dirname(parent)) directories.add(parent);
       }
       for (const directory of [...directories].sort()) {
-        await new Promise<void>((resolve, reject) => pack.entry({ name: `${directory}/`, type: 'directory', mode: 0o755, mtime }, Buffer.alloc(0), (error) => (error ? reject(error) : resolve())));
+        await new Promise<void>((resolve, reject) =>
+          pack.entry({ name: `${directory}/`, type: 'directory', mode: 0o755, mtime }, Buffer.alloc(0), (error) => (error ? reject(error) : resolve())),
+        );
       }
       for (const file of files) {
         await new Promise<void>((resolve, reject) => {

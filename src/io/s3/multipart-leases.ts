@@ -81,5 +81,4 @@ export class MultipartLeases {
     if (keys.length === 0) return;
     await this.#client.send(new DeleteObjectsCommand({ Bucket: this.#bucket, Delete: { Objects: keys.map((key) => ({ Key: key })), Quiet: true } }));
   }
-
 }

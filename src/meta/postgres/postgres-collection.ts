@@ -1,15 +1,7 @@
 import type pg from 'pg';
 import type { Digest } from '../../oci/digest.ts';
 import type { RepositoryName, Tag } from '../../oci/names.ts';
-import type {
-  Batch,
-  BlobCollection,
-  BlobLink,
-  ManifestKey,
-  NamespaceCollection,
-  RepositoryContents,
-  SizedBlob,
-} from '../operations-store.ts';
+import type { Batch, BlobCollection, BlobLink, ManifestKey, NamespaceCollection, RepositoryContents, SizedBlob } from '../operations-store.ts';
 import { nextRowCursor, parseRowCursor } from '../cursors.ts';
 import type { WriteOptions } from '../meta-store.ts';
 import { insertOutbox } from './outbox.ts';
@@ -23,8 +15,7 @@ const digestLockClass = 0x6265;
 // The predicates of collection, shared by the scans and by the re-checks
 // inside the deleting transactions, so that both always agree. `$cutoff`
 // is replaced by the parameter number of each query.
-const notTouchedSince = (digest: string, cutoff: string) =>
-  `NOT EXISTS (SELECT 1 FROM blob_touches t WHERE t.digest = ${digest} AND t.touched_at >= ${cutoff})`;
+const notTouchedSince = (digest: string, cutoff: string) => `NOT EXISTS (SELECT 1 FROM blob_touches t WHERE t.digest = ${digest} AND t.touched_at >= ${cutoff})`;
 const blobUnlinked = 'NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = b.digest)';
 const linkUnreferenced = `NOT EXISTS (SELECT 1 FROM manifest_references mr
   WHERE mr.repository_id = rb.repository_id AND mr.target = rb.digest AND mr.kind = 'blob')`;
@@ -193,10 +184,11 @@ export class PostgresNamespaceCollection implements NamespaceCollection {
       if (repositoryId === undefined) return undefined;
       // A put of this manifest (or of an index listing it) holds the row until it commits.
       await client.query('SELECT 1 FROM manifests WHERE repository_id = $1 AND digest = $2 FOR UPDATE', [repositoryId, manifest.digest]);
-      const { rows } = await client.query<Row>(
-        `DELETE FROM manifests m WHERE m.repository_id = $1 AND m.digest = $2 AND ${manifestUnreachable('$3')} RETURNING m.size`,
-        [repositoryId, manifest.digest, cutoff],
-      );
+      const { rows } = await client.query<Row>(`DELETE FROM manifests m WHERE m.repository_id = $1 AND m.digest = $2 AND ${manifestUnreachable('$3')} RETURNING m.size`, [
+        repositoryId,
+        manifest.digest,
+        cutoff,
+      ]);
       if (rows[0] === undefined) return undefined;
       await client.query('DELETE FROM manifest_references WHERE repository_id = $1 AND manifest_digest = $2', [repositoryId, manifest.digest]);
       await insertOutbox(client, options?.outbox);
@@ -248,10 +240,7 @@ export class PostgresNamespaceCollection implements NamespaceCollection {
 
 /** Locks each digest (by hash, in hash order, so two lockers never wait on each other crosswise) until the transaction ends. */
 async function lockDigests(client: pg.PoolClient, digests: readonly Digest[]): Promise<void> {
-  await client.query(
-    `SELECT pg_advisory_xact_lock($1, h) FROM (SELECT DISTINCT hashtext(d) AS h FROM unnest($2::text[]) AS d ORDER BY h) AS hashes`,
-    [digestLockClass, digests],
-  );
+  await client.query(`SELECT pg_advisory_xact_lock($1, h) FROM (SELECT DISTINCT hashtext(d) AS h FROM unnest($2::text[]) AS d ORDER BY h) AS hashes`, [digestLockClass, digests]);
 }
 
 function sizedBlob(row: Row): SizedBlob {

@@ -61,10 +61,15 @@ export class PostgresDropletStore implements DropletStore {
              VALUES ($1, $2, $3, $4, $5, now()) ON CONFLICT DO NOTHING`,
             [droplet.dropletDigest, droplet.layer.digest, droplet.layer.size, droplet.layer.diffId, JSON.stringify(droplet.processTypes)],
           );
-          await client.query(
-            'INSERT INTO droplets (source, app, guid, droplet_digest, staged_at, record_repository, record_digest) VALUES ($1, $2, $3, $4, $5, $6, $7)',
-            [source, app, droplet.guid, droplet.dropletDigest, droplet.stagedAt, record.repository, record.digest],
-          );
+          await client.query('INSERT INTO droplets (source, app, guid, droplet_digest, staged_at, record_repository, record_digest) VALUES ($1, $2, $3, $4, $5, $6, $7)', [
+            source,
+            app,
+            droplet.guid,
+            droplet.dropletDigest,
+            droplet.stagedAt,
+            record.repository,
+            record.digest,
+          ]);
           await storeImage(client, { ...record, blobs: [record.config, droplet.layer], tags: [record.tag] });
           const forgotten = await rows(
             client,
@@ -80,12 +85,11 @@ export class PostgresDropletStore implements DropletStore {
           await lockSource(client, 'droplets', source);
           return forget(client, source, app, guid);
         }),
-      guids: async (source, app) =>
-        (await rows(pool, 'SELECT guid FROM droplets WHERE source = $1 AND app = $2 ORDER BY guid', [source, app])).map((row) => row['guid'] as string),
+      guids: async (source, app) => (await rows(pool, 'SELECT guid FROM droplets WHERE source = $1 AND app = $2 ORDER BY guid', [source, app])).map((row) => row['guid'] as string),
       apps: async (source, page) =>
-        (
-          await rows(pool, 'SELECT DISTINCT app FROM droplets WHERE source = $1 AND app > $2 ORDER BY app LIMIT $3', [source, page.last ?? '', page.limit ?? null])
-        ).map((row) => row['app'] as string),
+        (await rows(pool, 'SELECT DISTINCT app FROM droplets WHERE source = $1 AND app > $2 ORDER BY app LIMIT $3', [source, page.last ?? '', page.limit ?? null])).map(
+          (row) => row['app'] as string,
+        ),
     };
     const rootfsRow = async (db: Queryable, source: string, digest: Digest) =>
       (await rows(db, 'SELECT * FROM droplet_rootfs WHERE source = $1 AND layer_digest = $2', [source, digest]))[0];
@@ -227,10 +231,7 @@ async function ensureRepository(client: pg.PoolClient, repository: RepositoryNam
 
 async function link(client: pg.PoolClient, repositoryId: number, blob: { digest: Digest; size: number }): Promise<void> {
   // DO UPDATE, not DO NOTHING: the blob row stays locked until this commits, so a collector condemning it waits and then sees the link.
-  await client.query('INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, now()) ON CONFLICT (digest) DO UPDATE SET size = blobs.size', [
-    blob.digest,
-    blob.size,
-  ]);
+  await client.query('INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, now()) ON CONFLICT (digest) DO UPDATE SET size = blobs.size', [blob.digest, blob.size]);
   await client.query(
     `INSERT INTO repository_blobs (repository_id, digest, linked_at) VALUES ($1, $2, now())
      ON CONFLICT (repository_id, digest) DO UPDATE SET linked_at = excluded.linked_at`,

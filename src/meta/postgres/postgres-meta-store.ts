@@ -68,10 +68,7 @@ export class PostgresMetaStore implements MetaStore {
         )[0]?.['size'] as number | undefined,
       linkedIn: async (digest, limit) =>
         (
-          await this.#rows('SELECT r.name FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id WHERE rb.digest = $1 ORDER BY r.name LIMIT $2', [
-            digest,
-            limit,
-          ])
+          await this.#rows('SELECT r.name FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id WHERE rb.digest = $1 ORDER BY r.name LIMIT $2', [digest, limit])
         ).map((row) => row['name'] as RepositoryName),
       storedSize: async (digest) => (await this.#rows('SELECT size FROM blobs WHERE digest = $1', [digest]))[0]?.['size'] as number | undefined,
       link: (repository, digest, size) =>
@@ -85,11 +82,7 @@ export class PostgresMetaStore implements MetaStore {
           );
         }),
       unlink: (repository, digest, options) =>
-        this.#changing(
-          'DELETE FROM repository_blobs WHERE repository_id = (SELECT id FROM repositories WHERE name = $1) AND digest = $2',
-          [repository, digest],
-          options,
-        ),
+        this.#changing('DELETE FROM repository_blobs WHERE repository_id = (SELECT id FROM repositories WHERE name = $1) AND digest = $2', [repository, digest], options),
     };
     this.manifests = {
       get: (repository, reference) => this.#manifest(repository, reference),
@@ -220,10 +213,7 @@ export class PostgresMetaStore implements MetaStore {
   async #manifest(repository: RepositoryName, reference: Reference): Promise<ManifestRecord | undefined> {
     const rows =
       reference.kind === 'digest'
-        ? await this.#rows(
-            'SELECT m.* FROM manifests m JOIN repositories r ON r.id = m.repository_id WHERE r.name = $1 AND m.digest = $2',
-            [repository, reference.digest],
-          )
+        ? await this.#rows('SELECT m.* FROM manifests m JOIN repositories r ON r.id = m.repository_id WHERE r.name = $1 AND m.digest = $2', [repository, reference.digest])
         : await this.#rows(
             `SELECT m.* FROM tags t JOIN repositories r ON r.id = t.repository_id
              JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.digest
@@ -290,15 +280,15 @@ async function putManifest(
   const repositoryId = await ensureRepository(client, repository);
   if (checkReferences) {
     // FOR SHARE: what the manifest references stays in the repository until this commits.
-    const blobs = await client.query(
-      'SELECT digest FROM repository_blobs WHERE repository_id = $1 AND digest = ANY($2::text[]) ORDER BY digest FOR SHARE',
-      [repositoryId, references.blobs],
-    );
+    const blobs = await client.query('SELECT digest FROM repository_blobs WHERE repository_id = $1 AND digest = ANY($2::text[]) ORDER BY digest FOR SHARE', [
+      repositoryId,
+      references.blobs,
+    ]);
     firstMissing('blob', references.blobs, blobs.rows);
-    const children = await client.query(
-      'SELECT digest FROM manifests WHERE repository_id = $1 AND digest = ANY($2::text[]) ORDER BY digest FOR SHARE',
-      [repositoryId, references.children],
-    );
+    const children = await client.query('SELECT digest FROM manifests WHERE repository_id = $1 AND digest = ANY($2::text[]) ORDER BY digest FOR SHARE', [
+      repositoryId,
+      references.children,
+    ]);
     firstMissing('manifest', references.children, children.rows);
   }
   // DO UPDATE, not DO NOTHING: the row stays locked until this commits, so
@@ -348,10 +338,7 @@ async function claimFixedTags(client: pg.PoolClient, repositoryId: number, diges
      SELECT $1, name, $3, now() FROM unnest($2::text[]) WITH ORDINALITY AS t(name, position) ORDER BY position ON CONFLICT DO NOTHING`,
     [repositoryId, sorted, digest],
   );
-  const current = await client.query('SELECT name, digest FROM tags WHERE repository_id = $1 AND name = ANY($2::text[]) ORDER BY name FOR UPDATE', [
-    repositoryId,
-    sorted,
-  ]);
+  const current = await client.query('SELECT name, digest FROM tags WHERE repository_id = $1 AND name = ANY($2::text[]) ORDER BY name FOR UPDATE', [repositoryId, sorted]);
   const moved = current.rows.find((row: Row) => row['digest'] !== digest);
   if (moved !== undefined) throw fixedTagMoved(moved['name'] as string, moved['digest'] as string);
 }

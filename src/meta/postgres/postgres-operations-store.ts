@@ -1,17 +1,7 @@
 import pg from 'pg';
 import type { Digest } from '../../oci/digest.ts';
 import type { RepositoryName } from '../../oci/names.ts';
-import type {
-  BlobCollection,
-  EventQueue,
-  Lease,
-  Leases,
-  NamespaceCollection,
-  OperationsStore,
-  PullLog,
-  RepositoryScope,
-  UsageIndex,
-} from '../operations-store.ts';
+import type { BlobCollection, EventQueue, Lease, Leases, NamespaceCollection, OperationsStore, PullLog, RepositoryScope, UsageIndex } from '../operations-store.ts';
 import { PostgresBlobCollection, PostgresNamespaceCollection } from './postgres-collection.ts';
 import { insertOutbox } from './outbox.ts';
 import { inTransaction } from './transaction.ts';
@@ -72,10 +62,10 @@ function postgresUsage(pool: pg.Pool): UsageIndex {
     },
     holds: async (scope, digest) =>
       (
-        await pool.query(
-          `SELECT 1 FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id WHERE rb.digest = $4 AND ${scoped('r.name')} LIMIT 1`,
-          [...scopeParams(scope), digest],
-        )
+        await pool.query(`SELECT 1 FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id WHERE rb.digest = $4 AND ${scoped('r.name')} LIMIT 1`, [
+          ...scopeParams(scope),
+          digest,
+        ])
       ).rows.length > 0,
     occupied: async (repository) => (await pool.query(`SELECT 1 FROM repositories r WHERE r.name = $1 AND ${occupied}`, [repository])).rows.length > 0,
     repositories: async (scope) =>

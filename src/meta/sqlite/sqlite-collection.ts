@@ -1,14 +1,6 @@
 import type { Digest } from '../../oci/digest.ts';
 import type { RepositoryName, Tag } from '../../oci/names.ts';
-import type {
-  Batch,
-  BlobCollection,
-  BlobLink,
-  ManifestKey,
-  NamespaceCollection,
-  RepositoryContents,
-  SizedBlob,
-} from '../operations-store.ts';
+import type { Batch, BlobCollection, BlobLink, ManifestKey, NamespaceCollection, RepositoryContents, SizedBlob } from '../operations-store.ts';
 import { nextRowCursor, parseRowCursor } from '../cursors.ts';
 import type { WriteOptions } from '../meta-store.ts';
 import type { SQLInputValue } from 'node:sqlite';

@@ -86,12 +86,9 @@ export class SqliteDropletStore implements DropletStore {
           return staged(source, app, droplet.guid) as StagedDroplet;
         }),
       delete: async (source, app, guid) => q.transaction(() => q.forget(source, app, guid)),
-      guids: async (source, app) =>
-        q.all('SELECT guid FROM droplets WHERE source = ? AND app = ? ORDER BY guid', source, app).map((row) => row['guid'] as string),
+      guids: async (source, app) => q.all('SELECT guid FROM droplets WHERE source = ? AND app = ? ORDER BY guid', source, app).map((row) => row['guid'] as string),
       apps: async (source, page) =>
-        q
-          .all('SELECT DISTINCT app FROM droplets WHERE source = ? AND app > ? ORDER BY app LIMIT ?', source, page.last ?? '', page.limit ?? -1)
-          .map((row) => row['app'] as string),
+        q.all('SELECT DISTINCT app FROM droplets WHERE source = ? AND app > ? ORDER BY app LIMIT ?', source, page.last ?? '', page.limit ?? -1).map((row) => row['app'] as string),
     };
     const rootfsRow = (source: string, digest: Digest) => q.get('SELECT * FROM droplet_rootfs WHERE source = ? AND layer_digest = ?', source, digest);
     this.rootfs = {

@@ -86,13 +86,7 @@ export class SqliteMetaStore implements MetaStore {
           );
         }),
       unlink: async (repository, digest, options) =>
-        q.changing(options, () =>
-          q.run(
-            'DELETE FROM repository_blobs WHERE repository_id = (SELECT id FROM repositories WHERE name = ?) AND digest = ?',
-            repository,
-            digest,
-          ) > 0,
-        ),
+        q.changing(options, () => q.run('DELETE FROM repository_blobs WHERE repository_id = (SELECT id FROM repositories WHERE name = ?) AND digest = ?', repository, digest) > 0),
     };
     this.manifests = {
       get: async (repository, reference) =>
@@ -136,10 +130,7 @@ export class SqliteMetaStore implements MetaStore {
         return splitNames<Tag>({ names: names ?? null });
       },
       delete: async (repository, tag, options) =>
-        q.changing(
-          options,
-          () => q.run('DELETE FROM tags WHERE repository_id = (SELECT id FROM repositories WHERE name = ?) AND name = ?', repository, tag) > 0,
-        ),
+        q.changing(options, () => q.run('DELETE FROM tags WHERE repository_id = (SELECT id FROM repositories WHERE name = ?) AND name = ?', repository, tag) > 0),
       version: async (repository) => {
         const version = q.get('SELECT tag_version FROM repositories WHERE name = ?', repository)?.['tag_version'];
         return version === undefined ? undefined : String(version);
@@ -161,11 +152,9 @@ export class SqliteMetaStore implements MetaStore {
         const row = q.get('SELECT * FROM uploads WHERE id = ?', id);
         return row === undefined ? undefined : toUploadSession(row);
       },
-      advance: async (id, from, to) =>
-        q.run('UPDATE uploads SET size = ?, updated_at = ? WHERE id = ? AND size = ?', to, Date.now(), id, from) > 0,
+      advance: async (id, from, to) => q.run('UPDATE uploads SET size = ?, updated_at = ? WHERE id = ? AND size = ?', to, Date.now(), id, from) > 0,
       delete: async (id) => q.run('DELETE FROM uploads WHERE id = ?', id) > 0,
-      staleSince: async (cutoff) =>
-        q.all('SELECT * FROM uploads WHERE updated_at < ? ORDER BY updated_at', cutoff.getTime()).map(toUploadSession),
+      staleSince: async (cutoff) => q.all('SELECT * FROM uploads WHERE updated_at < ? ORDER BY updated_at', cutoff.getTime()).map(toUploadSession),
       count: async () => q.get('SELECT count(*) AS n FROM uploads')?.['n'] as number,
     };
   }
@@ -217,11 +206,7 @@ class Queries extends SqliteStatements {
   manifest(repository: RepositoryName, reference: Reference): ManifestRecord | undefined {
     const row =
       reference.kind === 'digest'
-        ? this.get(
-            `SELECT m.* FROM manifests m JOIN repositories r ON r.id = m.repository_id WHERE r.name = ? AND m.digest = ?`,
-            repository,
-            reference.digest,
-          )
+        ? this.get(`SELECT m.* FROM manifests m JOIN repositories r ON r.id = m.repository_id WHERE r.name = ? AND m.digest = ?`, repository, reference.digest)
         : this.get(
             `SELECT m.* FROM tags t JOIN repositories r ON r.id = t.repository_id
              JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.digest
@@ -232,14 +217,7 @@ class Queries extends SqliteStatements {
     return row === undefined ? undefined : manifestRecordFromRow(row);
   }
 
-  putManifest(
-    repository: RepositoryName,
-    manifest: ManifestRecord,
-    references: ManifestReferences,
-    tags: readonly Tag[],
-    fixedTags: readonly Tag[],
-    checkReferences = true,
-  ): void {
+  putManifest(repository: RepositoryName, manifest: ManifestRecord, references: ManifestReferences, tags: readonly Tag[], fixedTags: readonly Tag[], checkReferences = true): void {
     const now = Date.now();
     const repositoryId = this.ensureRepository(repository, now);
     for (const tag of fixedTags) {
@@ -270,9 +248,7 @@ class Queries extends SqliteStatements {
       manifest.annotations === undefined ? null : JSON.stringify(manifest.annotations),
       now,
     );
-    const insertReference = this.statement(
-      'INSERT INTO manifest_references (repository_id, manifest_digest, target, kind) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING',
-    );
+    const insertReference = this.statement('INSERT INTO manifest_references (repository_id, manifest_digest, target, kind) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING');
     for (const digest of references.blobs) insertReference.run(repositoryId, manifest.digest, digest, 'blob');
     for (const digest of references.children) insertReference.run(repositoryId, manifest.digest, digest, 'manifest');
     const upsertTag = this.statement(

@@ -3,18 +3,7 @@ import { hostname } from 'node:os';
 import type { DatabaseSync } from 'node:sqlite';
 import type { Digest } from '../../oci/digest.ts';
 import type { RepositoryName } from '../../oci/names.ts';
-import type {
-  BlobCollection,
-  EventQueue,
-  Lease,
-  Leases,
-  NamespaceCollection,
-  OperationsStore,
-  PullLog,
-  QueuedEvent,
-  RepositoryScope,
-  UsageIndex,
-} from '../operations-store.ts';
+import type { BlobCollection, EventQueue, Lease, Leases, NamespaceCollection, OperationsStore, PullLog, QueuedEvent, RepositoryScope, UsageIndex } from '../operations-store.ts';
 import { registerFunctions, SqliteStatements } from './database.ts';
 import { insertOutbox } from './outbox.ts';
 import { SqliteReadThread } from './read-thread.ts';
@@ -123,8 +112,7 @@ function sqliteEventQueue(q: SqliteStatements): EventQueue {
         JSON.stringify(ids),
       );
     },
-    backlog: async () =>
-      new Map(q.all('SELECT webhook, COUNT(*) AS count FROM event_queue GROUP BY webhook').map((row) => [row['webhook'] as string, row['count'] as number])),
+    backlog: async () => new Map(q.all('SELECT webhook, COUNT(*) AS count FROM event_queue GROUP BY webhook').map((row) => [row['webhook'] as string, row['count'] as number])),
   };
 }
 
@@ -141,9 +129,7 @@ function sqlitePullLog(q: SqliteStatements): PullLog {
       });
     },
     lastPulls: async (repository) =>
-      new Map(
-        q.all('SELECT digest, pulled_at FROM manifest_pulls WHERE repository = ?', repository).map((row) => [row['digest'] as Digest, new Date(row['pulled_at'] as number)]),
-      ),
+      new Map(q.all('SELECT digest, pulled_at FROM manifest_pulls WHERE repository = ?', repository).map((row) => [row['digest'] as Digest, new Date(row['pulled_at'] as number)])),
     prune: async (cutoff) => q.run('DELETE FROM manifest_pulls WHERE pulled_at < ?', cutoff.getTime()),
   };
 }
@@ -182,18 +168,21 @@ class SqliteLeases implements Leases {
     });
     if (!taken) return undefined;
     const controller = new AbortController();
-    const renew = setInterval(() => {
-      let renewed = false;
-      try {
-        renewed = q.run('UPDATE leases SET expires_at = ? WHERE name = ? AND holder = ?', this.#clock() + this.#ttl, name, holder) > 0;
-      } catch {
-        // The database is busy or closed: count it as lost rather than hold on blindly.
-      }
-      if (!renewed) {
-        clearInterval(renew);
-        controller.abort(new Error(`lease ${name} lost`));
-      }
-    }, Math.max(Math.floor(this.#ttl / 3), 10));
+    const renew = setInterval(
+      () => {
+        let renewed = false;
+        try {
+          renewed = q.run('UPDATE leases SET expires_at = ? WHERE name = ? AND holder = ?', this.#clock() + this.#ttl, name, holder) > 0;
+        } catch {
+          // The database is busy or closed: count it as lost rather than hold on blindly.
+        }
+        if (!renewed) {
+          clearInterval(renew);
+          controller.abort(new Error(`lease ${name} lost`));
+        }
+      },
+      Math.max(Math.floor(this.#ttl / 3), 10),
+    );
     renew.unref();
     return {
       signal: controller.signal,

@@ -58,9 +58,7 @@ export async function indexArchive(path: string, store: BlobStore, options: Inde
   try {
     const stamp = stampOf(await handle.stat());
     const compressed = await isGzip(handle);
-    const contents: ArchiveContents = compressed
-      ? await extractGzipArchive(handle, store, options)
-      : new TarContents(handle, await readTarEntries(handle, stamp.size));
+    const contents: ArchiveContents = compressed ? await extractGzipArchive(handle, store, options) : new TarContents(handle, await readTarEntries(handle, stamp.size));
     let format: ArchiveIndex['format'];
     let content: ArchiveContent;
     if (contents.has('oci-layout') && contents.has('index.json')) {

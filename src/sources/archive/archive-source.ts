@@ -66,7 +66,10 @@ export class ArchiveSource implements RepositorySource {
 
   async catalog(page: Page): Promise<RepositoryName[]> {
     const { names } = await this.scanned();
-    const full = [...names].map((name) => this.#prefix + name).filter(isRepositoryName).sort(compareNames);
+    const full = [...names]
+      .map((name) => this.#prefix + name)
+      .filter(isRepositoryName)
+      .sort(compareNames);
     const after = page.last === undefined ? full : full.filter((name) => name > (page.last as string));
     return page.limit === undefined ? after : after.slice(0, page.limit);
   }

@@ -76,12 +76,7 @@ export class UploadedApps implements AppDirectory {
   readonly #record: DropletRecorder;
 
   /** `discard` removes a converted layer that lost a race for its guid, unless metadata knows the digest. */
-  constructor(
-    source: string,
-    store: DropletStore,
-    tools: { convert: DropletConverter; record: DropletRecorder; discard: (layer: Digest) => Promise<void> },
-    keep: number,
-  ) {
+  constructor(source: string, store: DropletStore, tools: { convert: DropletConverter; record: DropletRecorder; discard: (layer: Digest) => Promise<void> }, keep: number) {
     this.#source = source;
     this.#store = store;
     this.#convert = tools.convert;
@@ -96,8 +91,7 @@ export class UploadedApps implements AppDirectory {
 
   async droplet(app: AppRef, request: DropletRequest): Promise<ResolvedDroplet> {
     const records = this.#store.droplets;
-    const droplet =
-      request.droplet === 'latest' ? await records.latest(this.#source, app.key) : await records.get(this.#source, app.key, request.droplet);
+    const droplet = request.droplet === 'latest' ? await records.latest(this.#source, app.key) : await records.get(this.#source, app.key, request.droplet);
     if (droplet === undefined) {
       if ((await records.latest(this.#source, app.key)) === undefined) throw appUnknown(app);
       throw new RegistryError('MANIFEST_UNKNOWN', `app ${app.name} has no droplet ${request.droplet}`, { detail: { tag: request.droplet } });
@@ -175,4 +169,3 @@ function sameOrConflict(app: AppRef, guid: string, recorded: StagedDroplet, uplo
 function appUnknown(app: AppRef): RegistryError {
   return new RegistryError('NAME_UNKNOWN', `no droplet was uploaded for app ${app.name}`, { detail: { app: app.name } });
 }
-

@@ -221,4 +221,3 @@ function invalidEntry(name: string, problem: string): RegistryError {
 function clip(value: string): string {
   return value.length > 200 ? `${value.slice(0, 200)}…` : value;
 }
-

@@ -82,8 +82,7 @@ export class RootfsBase {
     }
     if (latest !== undefined) return latest;
     const reason =
-      this.#lastFailure ??
-      (this.#options.path === undefined ? 'no rootfs is configured and none was imported (berth rootfs import FILE)' : 'the rootfs is not imported yet');
+      this.#lastFailure ?? (this.#options.path === undefined ? 'no rootfs is configured and none was imported (berth rootfs import FILE)' : 'the rootfs is not imported yet');
     throw new RegistryError('UNKNOWN', `droplet images cannot be composed: ${reason}`, { status: 503 });
   }
 
@@ -122,7 +121,9 @@ export class RootfsBase {
       throw new Error(digest === undefined ? `prefix "${this.#source}" has no earlier rootfs to roll back to` : `prefix "${this.#source}" never had the rootfs ${digest}`);
     }
     if ((await this.#blobs.stat(target.digest, signal)) !== target.size) {
-      throw new Error(`the layer of rootfs ${target.digest} is no longer stored (garbage collected after its retention); roll back to its file instead: berth rootfs rollback --file FILE`);
+      throw new Error(
+        `the layer of rootfs ${target.digest} is no longer stored (garbage collected after its retention); roll back to its file instead: berth rootfs rollback --file FILE`,
+      );
     }
     const record = await this.#store.rootfs.rollback(this.#source, target.digest, await this.#rootfsImage(target, signal), this.#options.retentionMs, new Date());
     if (record === undefined) throw new Error(`prefix "${this.#source}" never had the rootfs ${target.digest}`);

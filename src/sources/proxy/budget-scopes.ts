@@ -16,7 +16,14 @@ export function configuredBudgets(config: Config): Budget[] {
   );
   const shared = config.proxyCache.maxBytes;
   if (shared !== undefined && caches.length > 0) {
-    budgets.push({ name: 'all', scope: routedScope(caches.map((entry) => entry.prefix), prefixes), maxBytes: shared });
+    budgets.push({
+      name: 'all',
+      scope: routedScope(
+        caches.map((entry) => entry.prefix),
+        prefixes,
+      ),
+      maxBytes: shared,
+    });
   }
   return budgets;
 }

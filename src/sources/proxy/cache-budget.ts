@@ -184,7 +184,12 @@ export class CacheBudgets {
     const { repository } = image;
     for (const { tag, digest } of image.tags) {
       const change = { kind: 'tag-deleted', repository, tag, digest, reason: 'eviction' } as const;
-      await withChange(changes, change, (options) => namespace.deleteTag(repository, tag, digest, planAt, options), (deleted) => deleted);
+      await withChange(
+        changes,
+        change,
+        (options) => namespace.deleteTag(repository, tag, digest, planAt, options),
+        (deleted) => deleted,
+      );
     }
     const blobs = new Set<Digest>();
     for (const digest of image.members) {
@@ -198,7 +203,12 @@ export class CacheBudgets {
       const left: Digest[] = [];
       for (const digest of remaining) {
         const change = { kind: 'manifest-deleted', repository, digest, reason: 'eviction' } as const;
-        const size = await withChange(changes, change, (options) => namespace.deleteUnreachable({ repository, digest }, planAt, options), (freed) => freed !== undefined);
+        const size = await withChange(
+          changes,
+          change,
+          (options) => namespace.deleteUnreachable({ repository, digest }, planAt, options),
+          (freed) => freed !== undefined,
+        );
         if (size === undefined) left.push(digest);
         else progress = true;
       }

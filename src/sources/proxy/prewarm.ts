@@ -71,7 +71,7 @@ export class CacheWarmer {
       tags = (await state.client.allTags(repository.upstreamName, signal)).filter(tagMatcher(entry.tags));
     } catch (error) {
       report.failed += 1;
-      this.#logger.warn({ err: error, repository: entry.name }, 'cache sync could not list the upstream\'s tags');
+      this.#logger.warn({ err: error, repository: entry.name }, "cache sync could not list the upstream's tags");
       return;
     }
     for (const tag of tags) {

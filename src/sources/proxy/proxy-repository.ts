@@ -151,10 +151,10 @@ export class ProxyRepository implements Repository {
   /** After a manifest was fetched for a client: its signatures, SBOMs and attestations, in the background. */
   #followReferrers(digest: Digest, reference: Reference): void {
     if (!this.#state.options.referrers || (reference.kind === 'tag' && isCosignTag(reference.tag))) return;
-    this.#state.inBackground(
-      () => this.#state.flights.run(`referrers ${this.name}@${digest}`, () => cacheReferrers(this, this.#state, digest)),
-      { repository: this.name, subject: digest },
-    );
+    this.#state.inBackground(() => this.#state.flights.run(`referrers ${this.name}@${digest}`, () => cacheReferrers(this, this.#state, digest)), {
+      repository: this.name,
+      subject: digest,
+    });
   }
 
   /** Makes sure the manifest is cached: digests once and for all, tags when stale (or `recheck`); the digest when it was fetched. */
@@ -309,9 +309,13 @@ function optional(parsed: ReturnType<typeof parseManifest>): { subject?: Digest;
 /** Every write answered with the reason: this prefix is a cache, and where it caches from. */
 function refusingWriter(name: RepositoryName, upstream: string): RepositoryWriter {
   const refuse = async (): Promise<never> => {
-    throw new RegistryError('UNSUPPORTED', `${name} is in a pull-through cache of ${upstream}: pushes and deletes are refused here (push to the upstream, or set pushes: true for this prefix)`, {
-      detail: { name, upstream },
-    });
+    throw new RegistryError(
+      'UNSUPPORTED',
+      `${name} is in a pull-through cache of ${upstream}: pushes and deletes are refused here (push to the upstream, or set pushes: true for this prefix)`,
+      {
+        detail: { name, upstream },
+      },
+    );
   };
   return {
     startUpload: refuse,

@@ -82,7 +82,8 @@ function platformsSection(view: ImageView): Html {
   <caption class="sr-only">Platforms of this index</caption>
   <thead><tr><th scope="col">Platform</th><th scope="col">Digest</th><th scope="col" class="num">Size</th></tr></thead>
   <tbody>${view.manifest.platforms.map(
-    (platform) => html`<tr><td><a href="${imageHref(view.name, platform.digest)}">${platform.platform}</a></td><td>${copyableDigest(platform.digest)}</td><td class="num">${formatBytes(platform.size)}</td></tr>`,
+    (platform) =>
+      html`<tr><td><a href="${imageHref(view.name, platform.digest)}">${platform.platform}</a></td><td>${copyableDigest(platform.digest)}</td><td class="num">${formatBytes(platform.size)}</td></tr>`,
   )}</tbody>
 </table></div>`;
 }
@@ -94,7 +95,8 @@ function layersSection(view: ImageView): Html {
   <caption class="sr-only">Layers, base first</caption>
   <thead><tr><th scope="col" class="num">#</th><th scope="col">Digest</th><th scope="col" class="hide-narrow">Media type</th><th scope="col" class="num">Size</th></tr></thead>
   <tbody>${manifest.layers.map(
-    (layer, index) => html`<tr><td class="num">${index + 1}</td><td>${copyableDigest(layer.digest, `Copy the digest of layer ${index + 1}`)}</td><td class="hide-narrow"><code>${layer.mediaType}</code></td><td class="num">${formatBytes(layer.size)}</td></tr>`,
+    (layer, index) =>
+      html`<tr><td class="num">${index + 1}</td><td>${copyableDigest(layer.digest, `Copy the digest of layer ${index + 1}`)}</td><td class="hide-narrow"><code>${layer.mediaType}</code></td><td class="num">${formatBytes(layer.size)}</td></tr>`,
   )}</tbody>
 </table></div>`;
 }
@@ -111,8 +113,12 @@ function configSection(config: ImageConfig): Html {
   <dt>Environment</dt><dd>${config.env.length === 0 ? html`<span class="muted">none</span>` : html`<pre>${config.env.join('\n')}</pre>`}</dd>
 </dl>
 ${Object.keys(config.labels).length === 0 ? '' : html`<h3>Labels</h3>${fieldTable(config.labels, 'Labels')}`}
-${config.history.length === 0 ? '' : html`<details class="panel"><summary>History (${config.history.length} steps)</summary>
-<ol>${config.history.map((step) => html`<li>${step.createdBy === undefined ? html`<span class="muted">(no command)</span>` : html`<code>${step.createdBy}</code>`}${step.emptyLayer ? html` <span class="badge">no layer</span>` : ''}</li>`)}</ol></details>`}`;
+${
+  config.history.length === 0
+    ? ''
+    : html`<details class="panel"><summary>History (${config.history.length} steps)</summary>
+<ol>${config.history.map((step) => html`<li>${step.createdBy === undefined ? html`<span class="muted">(no command)</span>` : html`<code>${step.createdBy}</code>`}${step.emptyLayer ? html` <span class="badge">no layer</span>` : ''}</li>`)}</ol></details>`
+}`;
 }
 
 function fieldTable(fields: Record<string, string>, caption: string): Html {
@@ -123,9 +129,13 @@ function fieldTable(fields: Record<string, string>, caption: string): Html {
 
 function referrerGroups(name: string, groups: ReferrerGroup[]): Html {
   return html`<ul class="tree">${groups.map(
-    (group) => html`<li><strong>${artifactLabel(group.artifactType)}</strong>${artifactLabel(group.artifactType) === group.artifactType ? '' : html` <code>${group.artifactType}</code>`}
+    (
+      group,
+    ) => html`<li><strong>${artifactLabel(group.artifactType)}</strong>${artifactLabel(group.artifactType) === group.artifactType ? '' : html` <code>${group.artifactType}</code>`}
     <ul class="tree">${group.referrers.map(
-      (node) => html`<li><a href="${imageHref(name, node.descriptor.digest)}">${shortDigest(node.descriptor.digest)}</a> <span class="muted">${formatBytes(node.descriptor.size)}</span>
+      (
+        node,
+      ) => html`<li><a href="${imageHref(name, node.descriptor.digest)}">${shortDigest(node.descriptor.digest)}</a> <span class="muted">${formatBytes(node.descriptor.size)}</span>
         ${node.children.length === 0 ? '' : referrerGroups(name, node.children)}</li>`,
     )}</ul></li>`,
   )}</ul>`;

@@ -43,25 +43,39 @@ export function operationsPage(view: OperationsView): Html {
   </section>
   <section class="panel" aria-labelledby="quotas-heading">
     <h2 id="quotas-heading">Quotas</h2>
-    ${view.quotas.length === 0 ? html`<p class="muted">No quotas are configured.</p>` : view.quotas.map(
-      (quota) => html`<h3>${quota.name}</h3>${usageBar('Storage', quota.usedBytes, quota.maxBytes, formatBytes)}${usageBar('Repositories', quota.usedRepositories, quota.maxRepositories, String)}`,
-    )}
+    ${
+      view.quotas.length === 0
+        ? html`<p class="muted">No quotas are configured.</p>`
+        : view.quotas.map(
+            (quota) =>
+              html`<h3>${quota.name}</h3>${usageBar('Storage', quota.usedBytes, quota.maxBytes, formatBytes)}${usageBar('Repositories', quota.usedRepositories, quota.maxRepositories, String)}`,
+          )
+    }
   </section>
 </div>
 <h2 id="largest-heading">Largest repositories</h2>
-${view.largest.length === 0 ? html`<p class="muted">No repositories yet.</p>` : html`<div class="table-wrap"><table aria-labelledby="largest-heading">
+${
+  view.largest.length === 0
+    ? html`<p class="muted">No repositories yet.</p>`
+    : html`<div class="table-wrap"><table aria-labelledby="largest-heading">
   <thead><tr><th scope="col">Name</th><th scope="col" class="num">Tags</th><th scope="col" class="num">Size</th></tr></thead>
   <tbody>${view.largest.map((row) => html`<tr><td><a href="${repositoryHref(row.name)}">${row.name}</a></td><td class="num">${row.tags ?? '—'}</td><td class="num">${formatBytes(row.bytes ?? 0)}</td></tr>`)}</tbody>
-</table></div>`}
+</table></div>`
+}
 <h2 id="retention-heading">Retention</h2>
 ${retentionSection(view.retention)}
 <h2 id="events-heading">Recent events</h2>
-${view.events.length === 0 ? html`<p class="muted">Nothing has happened since this process started.</p>` : html`<div class="table-wrap"><table aria-labelledby="events-heading">
+${
+  view.events.length === 0
+    ? html`<p class="muted">Nothing has happened since this process started.</p>`
+    : html`<div class="table-wrap"><table aria-labelledby="events-heading">
   <thead><tr><th scope="col">When</th><th scope="col">What</th><th scope="col">Repository</th><th scope="col">Reference</th>${withUser ? html`<th scope="col" class="hide-narrow">By</th>` : ''}</tr></thead>
   <tbody>${view.events.map(
-    (event) => html`<tr><td>${timeAgo(event.at)}</td><td>${event.action}</td><td>${event.repository === undefined ? '—' : html`<a href="${repositoryHref(event.repository)}">${event.repository}</a>`}</td><td>${event.reference === undefined ? event.detail ?? '' : html`<code>${event.reference.includes(':') ? shortDigest(event.reference) : event.reference}</code>`}</td>${withUser ? html`<td class="hide-narrow">${event.user ?? ''}</td>` : ''}</tr>`,
+    (event) =>
+      html`<tr><td>${timeAgo(event.at)}</td><td>${event.action}</td><td>${event.repository === undefined ? '—' : html`<a href="${repositoryHref(event.repository)}">${event.repository}</a>`}</td><td>${event.reference === undefined ? (event.detail ?? '') : html`<code>${event.reference.includes(':') ? shortDigest(event.reference) : event.reference}</code>`}</td>${withUser ? html`<td class="hide-narrow">${event.user ?? ''}</td>` : ''}</tr>`,
   )}</tbody>
-</table></div>`}`;
+</table></div>`
+}`;
 }
 
 function retentionSection(retention: OperationsView['retention']): Html {
@@ -73,6 +87,10 @@ function retentionSection(retention: OperationsView['retention']): Html {
   if (preview === 'busy') return html`<p class="notice">Retention is being applied elsewhere right now; try the preview again in a moment.</p>`;
   const bytes = preview.manifests.reduce((sum, manifest) => sum + manifest.size, 0);
   return html`<p>A dry run over ${plural(preview.repositories, 'repository', 'repositories')} would delete ${plural(preview.tags.length, 'tag')} and ${plural(preview.manifests.length, 'manifest')} (${formatBytes(bytes)} of manifests; their blobs go at the next garbage collection).</p>
-${preview.tags.length === 0 ? '' : html`<div class="table-wrap"><table aria-labelledby="retention-heading"><thead><tr><th scope="col">Repository</th><th scope="col">Tag</th><th scope="col">Digest</th></tr></thead>
-<tbody>${preview.tags.slice(0, 200).map((tag) => html`<tr><td>${tag.repository}</td><td>${tag.tag}</td><td><a href="${imageHref(tag.repository, tag.digest)}">${shortDigest(tag.digest)}</a></td></tr>`)}</tbody></table></div>`}`;
+${
+  preview.tags.length === 0
+    ? ''
+    : html`<div class="table-wrap"><table aria-labelledby="retention-heading"><thead><tr><th scope="col">Repository</th><th scope="col">Tag</th><th scope="col">Digest</th></tr></thead>
+<tbody>${preview.tags.slice(0, 200).map((tag) => html`<tr><td>${tag.repository}</td><td>${tag.tag}</td><td><a href="${imageHref(tag.repository, tag.digest)}">${shortDigest(tag.digest)}</a></td></tr>`)}</tbody></table></div>`
+}`;
 }

@@ -186,7 +186,10 @@ describe('archive repositories: serving', () => {
   test('referrers are the archive manifests whose subject is the digest', async () => {
     const subject = randomImage();
     const signature = randomImage({ subject: subject.manifest, artifactType: 'application/vnd.example.sig' });
-    await writeOciArchive(join(fixture.dir, 'signed.oci'), [{ image: subject, tags: ['1'] }, { image: signature, tags: [] }]);
+    await writeOciArchive(join(fixture.dir, 'signed.oci'), [
+      { image: subject, tags: ['1'] },
+      { image: signature, tags: [] },
+    ]);
     const response = await fixture.get(`/v2/signed/referrers/${subject.manifest.digest}`);
     assert.equal(response.statusCode, 200);
     assert.deepEqual(

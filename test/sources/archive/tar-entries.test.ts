@@ -25,7 +25,7 @@ async function bytesAt(path: string, entry: TarEntry | undefined): Promise<Buffe
 const longDirectory = `${'d'.repeat(60)}/${'e'.repeat(59)}`;
 const files: Record<string, Buffer> = {
   'small.txt': Buffer.from('hello\n'),
-  'empty': Buffer.alloc(0),
+  empty: Buffer.alloc(0),
   'big.bin': randomBytes(3 * 1024 * 1024 + 17),
   [`${longDirectory}/fits-ustar-prefix.bin`]: randomBytes(1000),
 };

@@ -73,7 +73,11 @@ before(async () => {
     ...extra,
   });
   stub.droplets = [
-    droplet(guids.previous, '2024-04-01T10:00:00Z', { bits: await buildDroplet({ greeting: 'previous' }), webProcessType: 'bin/previous', processTypes: { worker: 'bin/worker-previous' } }),
+    droplet(guids.previous, '2024-04-01T10:00:00Z', {
+      bits: await buildDroplet({ greeting: 'previous' }),
+      webProcessType: 'bin/previous',
+      processTypes: { worker: 'bin/worker-previous' },
+    }),
     droplet(guids.current, '2024-06-01T10:00:00Z', { bits: await buildDroplet({ greeting: 'current' }), webProcessType: 'bin/current', processTypes: { worker: 'bin/worker' } }),
     droplet(guids.corrupt, '2024-06-02T10:00:00Z', { bits: corruptBits, checksum: 'wrong' }),
   ];

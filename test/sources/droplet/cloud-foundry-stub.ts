@@ -149,7 +149,11 @@ export class CloudFoundryStub {
     const inList = (value: string | undefined, list: string | null) => list === null || list.split(',').includes(value ?? '');
     let match: RegExpExecArray | null;
     if (url.pathname === '/v3/organizations') {
-      return this.#list(response, url, this.orgs.filter((org) => names === undefined || names.includes(org.name)).map((org) => this.#named(org, 'organizations')));
+      return this.#list(
+        response,
+        url,
+        this.orgs.filter((org) => names === undefined || names.includes(org.name)).map((org) => this.#named(org, 'organizations')),
+      );
     }
     if ((match = /^\/v3\/(spaces|organizations)\/([^/]+)$/.exec(url.pathname)) !== null) {
       const collection = match[1] as 'spaces' | 'organizations';
@@ -158,11 +162,19 @@ export class CloudFoundryStub {
     }
     if (url.pathname === '/v3/spaces') {
       const spaces = this.spaces.filter((space) => (names === undefined || names.includes(space.name)) && inList(space.parent, query.get('organization_guids')));
-      return this.#list(response, url, spaces.map((space) => this.#named(space, 'spaces')));
+      return this.#list(
+        response,
+        url,
+        spaces.map((space) => this.#named(space, 'spaces')),
+      );
     }
     if (url.pathname === '/v3/apps') {
       const apps = this.apps.filter((app) => (names === undefined || names.includes(app.name)) && inList(app.spaceGuid, query.get('space_guids')));
-      return this.#list(response, url, apps.map((app) => this.#app(app)));
+      return this.#list(
+        response,
+        url,
+        apps.map((app) => this.#app(app)),
+      );
     }
     if ((match = /^\/v3\/apps\/([^/]+)(\/.*)?$/.exec(url.pathname)) !== null) {
       const app = this.apps.find((candidate) => candidate.guid === match?.[1]);
@@ -174,10 +186,12 @@ export class CloudFoundryStub {
         return droplet === undefined ? notFound(response, 'Droplet') : send(response, 200, this.#droplet(droplet));
       }
       if (rest === '/droplets') {
-        const droplets = this.droplets.filter(
-          (droplet) => droplet.appGuid === app.guid && inList(droplet.guid, query.get('guids')) && inList(droplet.state, query.get('states')),
+        const droplets = this.droplets.filter((droplet) => droplet.appGuid === app.guid && inList(droplet.guid, query.get('guids')) && inList(droplet.state, query.get('states')));
+        return this.#list(
+          response,
+          url,
+          droplets.map((droplet) => this.#droplet(droplet)),
         );
-        return this.#list(response, url, droplets.map((droplet) => this.#droplet(droplet)));
       }
       if ((match = /^\/processes\/([^/]+)$/.exec(rest)) !== null) {
         const type = match[1] ?? '';

@@ -32,7 +32,10 @@ test('berth rootfs import and berth droplet push: the imported rootfs is the bas
       const response = await fetch(`${registry.url}/v2/cf/dev/shop/manifests/g-1`);
       assert.equal(response.status, 200);
       const manifest = (await response.json()) as { layers: { digest: string }[] };
-      assert.deepEqual(manifest.layers.map((entry) => entry.digest), [rootfs, layer]);
+      assert.deepEqual(
+        manifest.layers.map((entry) => entry.digest),
+        [rootfs, layer],
+      );
 
       await assert.rejects(berth(['droplet', 'push', join(temp.path, 'rootfs.tar.gz'), '--app', 'dev/shop', '--guid', 'g', '--registry', registry.url]), /UNSUPPORTED/);
     } finally {
@@ -44,10 +47,18 @@ test('berth rootfs import and berth droplet push: the imported rootfs is the bas
     assert.notEqual(second, rootfs);
     assert.equal((await berth(['rootfs', 'import', join(temp.path, 'rootfs.tar.gz'), '--data', data, '--config', config])).trim(), rootfs);
     const listed = (await berth(['rootfs', 'list', '--data', data, '--config', config])).trim().split('\n');
-    assert.deepEqual(listed.map((line) => line.split('\t').slice(0, 1).concat(line.split('\t')[2]?.startsWith('replaced') ? 'replaced' : 'latest')), [
-      [second, 'latest'],
-      [rootfs, 'replaced'],
-    ]);
+    assert.deepEqual(
+      listed.map((line) =>
+        line
+          .split('\t')
+          .slice(0, 1)
+          .concat(line.split('\t')[2]?.startsWith('replaced') ? 'replaced' : 'latest'),
+      ),
+      [
+        [second, 'latest'],
+        [rootfs, 'replaced'],
+      ],
+    );
     assert.equal((await berth(['rootfs', 'rollback', '--data', data, '--config', config])).trim(), rootfs);
     assert.match((await berth(['rootfs', 'list', '--data', data, '--config', config])).split('\n').find((line) => line.startsWith(rootfs)) ?? '', /\tlatest\t/);
     await assert.rejects(berth(['rootfs', 'rollback', `sha256:${'0'.repeat(64)}`, '--data', data, '--config', config]), /never had the rootfs/);

@@ -48,10 +48,13 @@ describe('droplet → layer conversion', () => {
 
     const entries = await entriesOf(layer);
     const byName = new Map(entries.map((entry) => [entry.name, entry]));
-    assert.deepEqual(entries.slice(0, 2).map((entry) => [entry.name, entry.uid, entry.mode]), [
-      ['home/', 0, 0o755],
-      ['home/vcap/', 2000, 0o755],
-    ]);
+    assert.deepEqual(
+      entries.slice(0, 2).map((entry) => [entry.name, entry.uid, entry.mode]),
+      [
+        ['home/', 0, 0o755],
+        ['home/vcap/', 2000, 0o755],
+      ],
+    );
     for (const entry of entries.slice(1)) {
       assert.ok(entry.name.startsWith('home/vcap/'), entry.name);
       assert.equal(entry.uid, 2000, entry.name);

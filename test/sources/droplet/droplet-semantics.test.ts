@@ -111,7 +111,11 @@ describe('uploaded droplets: what CF promises', () => {
       repositories: [{ prefix: 'cf/', kind: 'droplet', rootfs: rootfsPath }],
     });
     try {
-      const post = await fetch(`${secured.url}/v2/cf/dev/guarded/blobs/?guid=g-1`, { method: 'POST', body: await buildDroplet(), headers: { authorization: basic('pusher', 'p-pass') } });
+      const post = await fetch(`${secured.url}/v2/cf/dev/guarded/blobs/?guid=g-1`, {
+        method: 'POST',
+        body: await buildDroplet(),
+        headers: { authorization: basic('pusher', 'p-pass') },
+      });
       assert.equal(post.status, 201);
       const remove = (user: string, password: string) =>
         fetch(`${secured.url}/v2/cf/dev/guarded/manifests/g-1`, { method: 'DELETE', headers: { authorization: basic(user, password) } });
@@ -191,6 +195,10 @@ describe('uploaded droplets: what CF promises', () => {
     assert.equal((await pull(registry.url, 'cf/dev/base', 'g-1')).digest, onV1.digest, 'an explicit rollback goes back');
     const rootfsImage = await pull(registry.url, 'cf/rootfs', 'latest');
     assert.equal(rootfsImage.response.status, 200, rootfsImage.text);
-    assert.deepEqual(rootfsImage.json.layers.map((layer) => layer.digest), [back.digest], 'cf/rootfs:latest is the rootfs itself');
+    assert.deepEqual(
+      rootfsImage.json.layers.map((layer) => layer.digest),
+      [back.digest],
+      'cf/rootfs:latest is the rootfs itself',
+    );
   });
 });

@@ -47,9 +47,7 @@ before(async () => {
   rootfsPath = join(files.path, 'cflinuxfs.tar.gz');
   await writeRootfs(rootfsPath, 'one', true);
   registry = await startTestRegistry({
-    repositories: [
-      { prefix: 'cf/', kind: 'droplet', rootfs: rootfsPath, rootfsCheckInterval: 0, previousRootfsRetention: '1h', environment: { RELEASE_CHANNEL: 'test' } },
-    ],
+    repositories: [{ prefix: 'cf/', kind: 'droplet', rootfs: rootfsPath, rootfsCheckInterval: 0, previousRootfsRetention: '1h', environment: { RELEASE_CHANNEL: 'test' } }],
   });
 });
 after(async () => {
@@ -76,7 +74,10 @@ describe('droplet repositories: uploads (cube compatible)', () => {
     const json = byGuid.json as ManifestJson;
     assert.equal(json.mediaType, mediaTypes.ociManifest);
     assert.equal(json.config.mediaType, mediaTypes.ociConfig);
-    assert.deepEqual(json.layers.map((layer) => layer.mediaType), [mediaTypes.ociLayerGzip, mediaTypes.ociLayerGzip]);
+    assert.deepEqual(
+      json.layers.map((layer) => layer.mediaType),
+      [mediaTypes.ociLayerGzip, mediaTypes.ociLayerGzip],
+    );
 
     const latest = await manifest('cf/dev/shop', 'latest');
     assert.equal(latest.text, byGuid.text, 'one droplet: latest is it');
@@ -141,9 +142,15 @@ describe('droplet repositories: uploads (cube compatible)', () => {
     const json = docker.json as ManifestJson;
     assert.equal(json.mediaType, mediaTypes.dockerManifest);
     assert.equal(json.config.mediaType, mediaTypes.dockerConfig);
-    assert.deepEqual(json.layers.map((layer) => layer.mediaType), [mediaTypes.dockerLayerGzip, mediaTypes.dockerLayerGzip]);
+    assert.deepEqual(
+      json.layers.map((layer) => layer.mediaType),
+      [mediaTypes.dockerLayerGzip, mediaTypes.dockerLayerGzip],
+    );
     assert.equal(json.config.digest, oci.config.digest);
-    assert.deepEqual(json.layers.map((layer) => layer.digest), oci.layers.map((layer) => layer.digest));
+    assert.deepEqual(
+      json.layers.map((layer) => layer.digest),
+      oci.layers.map((layer) => layer.digest),
+    );
     const neither = await manifest('cf/dev/shop', dropletGuid, 'application/vnd.oci.image.index.v1+json');
     assert.equal(neither.response.status, 404);
     assert.equal((JSON.parse(neither.text) as { errors: { code: string }[] }).errors[0]?.code, 'MANIFEST_UNKNOWN');

@@ -60,12 +60,16 @@ test('what is not a tar, or a broken gzip, is refused and nothing is kept', asyn
   for (const [name, content, message] of cases) {
     const file = join(temp.path, name);
     await writeFile(file, content);
-    await assert.rejects(storeRootfs(store, file), (error: unknown) => {
-      assert.ok(isRegistryError(error), String(error));
-      assert.equal(error.code, 'BLOB_UPLOAD_INVALID');
-      assert.match(error.message, message);
-      return true;
-    }, name);
+    await assert.rejects(
+      storeRootfs(store, file),
+      (error: unknown) => {
+        assert.ok(isRegistryError(error), String(error));
+        assert.equal(error.code, 'BLOB_UPLOAD_INVALID');
+        assert.match(error.message, message);
+        return true;
+      },
+      name,
+    );
     for await (const upload of store.uploads.list()) assert.fail(`upload ${upload.key} left behind by ${name}`);
   }
 });

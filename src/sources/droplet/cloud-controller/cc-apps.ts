@@ -161,9 +161,7 @@ export class CloudControllerApps implements AppDirectory {
 
   /** A droplet of this app (the app-scoped listing makes sure it is this app's). */
   async #dropletOf(app: AppRef, guid: string, signal?: AbortSignal): Promise<CcDroplet | undefined> {
-    const page = (await this.#options.client.get(`/v3/apps/${app.key}/droplets?guids=${encodeURIComponent(guid)}`, signal)) as
-      | { resources?: CcDroplet[] }
-      | undefined;
+    const page = (await this.#options.client.get(`/v3/apps/${app.key}/droplets?guids=${encodeURIComponent(guid)}`, signal)) as { resources?: CcDroplet[] } | undefined;
     return page?.resources?.find((droplet) => droplet.guid === guid);
   }
 

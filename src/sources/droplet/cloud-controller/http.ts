@@ -20,14 +20,7 @@ export interface TimedResponse {
  * its body, unless `bodyUnbounded` (downloads, which watch for stalls
  * instead). Network failures and timeouts become 503s naming `what`.
  */
-export async function fetchWithin(
-  url: string,
-  init: RequestInit,
-  what: string,
-  timeoutMs: number,
-  signal?: AbortSignal,
-  bodyUnbounded = false,
-): Promise<TimedResponse> {
+export async function fetchWithin(url: string, init: RequestInit, what: string, timeoutMs: number, signal?: AbortSignal, bodyUnbounded = false): Promise<TimedResponse> {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(new DOMException(`${what} timed out`, 'TimeoutError')), timeoutMs);
   timer.unref();
