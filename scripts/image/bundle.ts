@@ -126,5 +126,5 @@ if (import.meta.main) {
   const { values } = parseArgs({ options: { output: { type: 'string', default: 'dist' } } });
   const outDir = resolve(values.output);
   const files = await bundleBerth(outDir);
-  process.stdout.write(`${files.length} files in ${outDir}; run: node --max-semi-space-size=1 ${join(outDir, bundleEntry)} serve\n`);
+  process.stdout.write(`${files.length} files in ${outDir}; run: node --max-semi-space-size=8 ${join(outDir, bundleEntry)} serve\n`);
 }
