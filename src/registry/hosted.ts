@@ -1,15 +1,13 @@
 import type { Readable } from 'node:stream';
-import type { BlobStore, ByteRange } from '../blobs/blob-store.ts';
+import type { BlobStore } from '../blobs/blob-store.ts';
 import { RegistryError } from '../errors/registry-error.ts';
 import type { MetaStore, Page } from '../meta/meta-store.ts';
-import type { MediaTypeAcceptance } from '../oci/accept.ts';
 import type { Digest } from '../oci/digest.ts';
-import type { Descriptor } from '../oci/manifest.ts';
 import type { Reference, RepositoryName, Tag } from '../oci/names.ts';
-import { storedBlobBody } from './blob-body.ts';
 import { withChange, type ChangeLog } from '../meta/change-log.ts';
-import { getManifest, manifestUnknown, putManifest } from './manifests.ts';
-import type { BlobBody, ChunkBounds, ManifestContent, PutManifestResult, Repository, RepositorySource, RepositoryWriter, UploadState } from './repository.ts';
+import { manifestUnknown, putManifest } from './manifests.ts';
+import { blobUnknown, StoredRepository } from './stored-repository.ts';
+import type { ChunkBounds, PutManifestResult, Repository, RepositorySource, RepositoryWriter, UploadState } from './repository.ts';
 import { Uploads } from './uploads.ts';
 import type { WritePolicy } from './write-policy.ts';
 
@@ -62,43 +60,13 @@ export class HostedSource implements RepositorySource {
   }
 }
 
-export class HostedRepository implements Repository, RepositoryWriter {
-  readonly name: RepositoryName;
+export class HostedRepository extends StoredRepository implements RepositoryWriter {
   readonly writer: RepositoryWriter = this;
   readonly #context: HostedContext;
 
   constructor(name: RepositoryName, context: HostedContext) {
-    this.name = name;
+    super(name, { meta: context.meta, blobs: context.blobs, redirects: context.options.redirects });
     this.#context = context;
-  }
-
-  manifest(reference: Reference, accept: MediaTypeAcceptance): Promise<ManifestContent> {
-    return getManifest(this.#context.meta, this.name, reference, accept);
-  }
-
-  async blobSize(digest: Digest): Promise<number> {
-    const size = await this.#context.meta.blobs.linkedSize(this.name, digest);
-    if (size === undefined) throw blobUnknown(digest);
-    return size;
-  }
-
-  openBlob(digest: Digest, range: ByteRange | undefined, signal?: AbortSignal): Promise<BlobBody> {
-    const { blobs, options } = this.#context;
-    return storedBlobBody(blobs, digest, range, { redirects: options.redirects, signal });
-  }
-
-  async tags(page: Page): Promise<Tag[]> {
-    // One page read from the tag index by key, whatever the list's length.
-    const { meta } = this.#context;
-    const tags = await meta.tags.list(this.name, page);
-    if (tags.length === 0 && !(await meta.repositories.exists(this.name))) {
-      throw new RegistryError('NAME_UNKNOWN', `repository ${this.name} is not known`, { detail: { name: this.name } });
-    }
-    return tags;
-  }
-
-  referrers(subject: Digest, artifactType: string | undefined, _signal?: AbortSignal, page?: Page): Promise<Descriptor[]> {
-    return this.#context.meta.manifests.referrers(this.name, subject, artifactType, page);
   }
 
   startUpload(owner?: string): Promise<UploadState> {
@@ -184,7 +152,3 @@ export class HostedRepository implements Repository, RepositoryWriter {
 }
 
 const isTrue = (removed: boolean) => removed;
-
-export function blobUnknown(digest: Digest): RegistryError {
-  return new RegistryError('BLOB_UNKNOWN', `blob ${digest} is not in this repository`, { detail: { digest } });
-}

@@ -9,7 +9,7 @@ import type { Digest } from '../../oci/digest.ts';
 import type { Descriptor } from '../../oci/manifest.ts';
 import type { Reference, RepositoryName, Tag } from '../../oci/names.ts';
 import { storedBlobBody } from '../../registry/blob-body.ts';
-import { blobUnknown } from '../../registry/hosted.ts';
+import { blobUnknown } from '../../registry/stored-repository.ts';
 import { manifestUnknown, negotiateManifest } from '../../registry/manifests.ts';
 import type { BlobBody, ManifestContent, Repository } from '../../registry/repository.ts';
 import { compareNames } from '../../registry/router.ts';

@@ -11,8 +11,8 @@ import { mediaTypes } from '../../oci/media-types.ts';
 import type { Reference, RepositoryName, Tag } from '../../oci/names.ts';
 import { storedBlobBody } from '../../registry/blob-body.ts';
 import { writeBlob } from '../../registry/blob-writer.ts';
-import { blobUnknown } from '../../registry/hosted.ts';
-import { getManifest, manifestUnknown } from '../../registry/manifests.ts';
+import { blobUnknown, StoredRepository } from '../../registry/stored-repository.ts';
+import { manifestUnknown } from '../../registry/manifests.ts';
 import type { BlobBody, ManifestContent, Repository, RepositorySource, RepositoryWriter } from '../../registry/repository.ts';
 import { compareNames } from '../../registry/router.ts';
 import type { AppDirectory, AppRef, DropletRequest, UploadedApps } from './apps.ts';
@@ -93,7 +93,8 @@ export class DropletSource implements RepositorySource {
   async open(name: RepositoryName): Promise<Repository> {
     const path = name.slice(this.#context.prefix.length);
     if (path === '') throw new RegistryError('NAME_UNKNOWN', `repository ${name} names no app`, { detail: { name } });
-    if (path === rootfsPath) return new RootfsRepository(name, this.#context);
+    // `<prefix>rootfs`: every rootfs kept (current or within retention) as an ordinary stored image, `latest` the current one.
+    if (path === rootfsPath) return new StoredRepository(name, this.#context);
     return new DropletRepository(name, path, this.#context);
   }
 
@@ -244,40 +245,6 @@ function uploadsWriter(name: RepositoryName, path: string, uploads: UploadedApps
       await uploads.remove(app, composition.dropletGuid);
     },
   };
-}
-
-/** `<prefix>rootfs`: every rootfs kept (current or within retention) as an image, `latest` the current one. */
-class RootfsRepository implements Repository {
-  readonly name: RepositoryName;
-  readonly #context: DropletContext;
-
-  constructor(name: RepositoryName, context: DropletContext) {
-    this.name = name;
-    this.#context = context;
-  }
-
-  manifest(reference: Reference, accept: MediaTypeAcceptance): Promise<ManifestContent> {
-    return getManifest(this.#context.meta, this.name, reference, accept);
-  }
-
-  async blobSize(digest: Digest): Promise<number> {
-    const size = await this.#context.meta.blobs.linkedSize(this.name, digest);
-    if (size === undefined) throw blobUnknown(digest);
-    return size;
-  }
-
-  openBlob(digest: Digest, range: ByteRange | undefined, signal?: AbortSignal): Promise<BlobBody> {
-    const { blobs, redirects } = this.#context;
-    return storedBlobBody(blobs, digest, range, { redirects, signal });
-  }
-
-  async tags(page: Page): Promise<Tag[]> {
-    return this.#context.meta.tags.list(this.name, page);
-  }
-
-  async referrers(): Promise<Descriptor[]> {
-    return [];
-  }
 }
 
 /**
