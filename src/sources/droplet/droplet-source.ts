@@ -12,6 +12,7 @@ import type { Reference, RepositoryName, Tag } from '../../oci/names.ts';
 import { storedBlobBody } from '../../registry/blob-body.ts';
 import { writeBlob } from '../../registry/blob-writer.ts';
 import { blobUnknown, StoredRepository } from '../../registry/stored-repository.ts';
+import { refusingWriter } from '../../registry/refusing-writer.ts';
 import { manifestUnknown } from '../../registry/manifests.ts';
 import type { BlobBody, ManifestContent, Repository, RepositorySource, RepositoryWriter } from '../../registry/repository.ts';
 import { compareNames } from '../../registry/router.ts';
@@ -217,18 +218,8 @@ class DropletRepository implements Repository {
  * through `POST /v2/<name>/blobs/?guid=`; every other write is refused.
  */
 function uploadsWriter(name: RepositoryName, path: string, uploads: UploadedApps, context: DropletContext): RepositoryWriter {
-  const refuse = async (): Promise<never> => {
-    throw new RegistryError('UNSUPPORTED', `${name} is a droplet repository: upload droplets with POST /v2/${name}/blobs/?guid=<droplet guid>`, { detail: { name } });
-  };
-  return {
-    startUpload: refuse,
-    uploadStatus: refuse,
-    appendUpload: refuse,
-    finishUpload: refuse,
-    cancelUpload: refuse,
-    mountBlob: refuse,
-    putManifest: refuse,
-    deleteBlob: refuse,
+  const reason = () => new RegistryError('UNSUPPORTED', `${name} is a droplet repository: upload droplets with POST /v2/${name}/blobs/?guid=<droplet guid>`, { detail: { name } });
+  return refusingWriter(reason, {
     async deleteManifest(reference) {
       if (!context.deletes) throw new RegistryError('UNSUPPORTED', 'deletes are disabled on this registry (registry.deletes: false)');
       const app = await uploads.app(path);
@@ -244,7 +235,7 @@ function uploadsWriter(name: RepositoryName, path: string, uploads: UploadedApps
       if (composition === undefined) throw manifestUnknown(reference);
       await uploads.remove(app, composition.dropletGuid);
     },
-  };
+  });
 }
 
 /**

@@ -10,6 +10,7 @@ import { referenceToString, type Reference, type RepositoryName, type Tag } from
 import { HostedRepository } from '../../registry/hosted.ts';
 import { getManifest, platformChild } from '../../registry/manifests.ts';
 import type { BlobBody, ManifestContent, Repository, RepositoryWriter } from '../../registry/repository.ts';
+import { refusingWriter } from '../../registry/refusing-writer.ts';
 import type { FetchedManifest } from '../../client/registry-client.ts';
 import type { BlobFill } from './blob-fill.ts';
 import type { ProxyState } from './proxy-state.ts';
@@ -34,7 +35,7 @@ export class ProxyRepository implements Repository {
     this.#upstreamName = upstreamName;
     this.#state = state;
     this.#hosted = new HostedRepository(name, state.hosted);
-    this.writer = state.options.pushes ? this.#hosted : refusingWriter(name, state.upstream);
+    this.writer = state.options.pushes ? this.#hosted : cacheWriter(name, state.upstream);
   }
 
   async manifest(reference: Reference, accept: MediaTypeAcceptance): Promise<ManifestContent> {
@@ -307,25 +308,13 @@ function optional(parsed: ReturnType<typeof parseManifest>): { subject?: Digest;
 }
 
 /** Every write answered with the reason: this prefix is a cache, and where it caches from. */
-function refusingWriter(name: RepositoryName, upstream: string): RepositoryWriter {
-  const refuse = async (): Promise<never> => {
-    throw new RegistryError(
-      'UNSUPPORTED',
-      `${name} is in a pull-through cache of ${upstream}: pushes and deletes are refused here (push to the upstream, or set pushes: true for this prefix)`,
-      {
-        detail: { name, upstream },
-      },
-    );
-  };
-  return {
-    startUpload: refuse,
-    uploadStatus: refuse,
-    appendUpload: refuse,
-    finishUpload: refuse,
-    cancelUpload: refuse,
-    mountBlob: refuse,
-    putManifest: refuse,
-    deleteManifest: refuse,
-    deleteBlob: refuse,
-  };
+function cacheWriter(name: RepositoryName, upstream: string): RepositoryWriter {
+  return refusingWriter(
+    () =>
+      new RegistryError(
+        'UNSUPPORTED',
+        `${name} is in a pull-through cache of ${upstream}: pushes and deletes are refused here (push to the upstream, or set pushes: true for this prefix)`,
+        { detail: { name, upstream } },
+      ),
+  );
 }
