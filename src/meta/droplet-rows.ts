@@ -1,6 +1,6 @@
 import type { Digest } from '../oci/digest.ts';
 import type { RepositoryName } from '../oci/names.ts';
-import type { Composition, Conversion, RootfsEntry, StagedDroplet } from './droplet-store.ts';
+import type { Composition, Conversion, RecordImage, RootfsEntry, RootfsImage, StagedDroplet } from './droplet-store.ts';
 
 /**
  * Rows of the droplet tables as both SQL drivers return them (same column
@@ -55,4 +55,50 @@ export function compositionFromRow(row: Row): Composition {
 /** The tag under which a rootfs image stays reachable while it is kept: its layer's hex digest. */
 export function rootfsTag(layer: Digest): string {
   return layer.slice(layer.indexOf(':') + 1);
+}
+
+/** A manifest to store with the blobs it references and the tags that name it. */
+export interface StoredImage {
+  repository: RepositoryName;
+  digest: Digest;
+  mediaType: string;
+  bytes: Uint8Array;
+  blobs: readonly { digest: Digest; size: number }[];
+  tags: readonly string[];
+}
+
+/** The artifact that keeps a droplet's layer linked while the droplet is kept. */
+export function recordImage(record: RecordImage, droplet: StagedDroplet): StoredImage {
+  return { ...record, blobs: [record.config, droplet.layer], tags: [record.tag] };
+}
+
+/** A rootfs as a pullable image: `latest` while current, and its layer's hex digest. */
+export function rootfsImage(image: RootfsImage, rootfs: { digest: Digest; size: number }): StoredImage {
+  return { ...image, blobs: [image.config, rootfs], tags: ['latest', rootfsTag(rootfs.digest)] };
+}
+
+/** A composed image as a manifest of its app repository, `tag` naming it. */
+export function compositionImage(composition: Composition, tag: string): StoredImage {
+  const { repository, digest, mediaType, bytes } = composition;
+  return { repository, digest, mediaType, bytes, blobs: [composition.config, composition.rootfs, composition.dropletLayer], tags: [tag] };
+}
+
+/** The columns of a `droplet_compositions` row, and their values for `composition` in that order. */
+export const compositionColumns = 'source, repository, digest, app, guid, rootfs_digest, config_digest, config_size, droplet_layer, droplet_layer_size, droplet_diff_id';
+
+export function compositionValues(source: string, composition: Composition): (string | number)[] {
+  const { config, rootfs, dropletLayer } = composition;
+  return [
+    source,
+    composition.repository,
+    composition.digest,
+    composition.app,
+    composition.dropletGuid,
+    rootfs.digest,
+    config.digest,
+    config.size,
+    dropletLayer.digest,
+    dropletLayer.size,
+    dropletLayer.diffId,
+  ];
 }

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { eventually } from '../helpers/eventually.ts';
 import { call } from '../helpers/http.ts';
-import { berthMain, spawnBerth, startBerthServer } from '../helpers/process.ts';
+import { alive, berthMain, spawnBerth, startBerthServer } from '../helpers/process.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { missingCommands, run } from '../helpers/tools.ts';
 
@@ -21,15 +21,6 @@ async function processWith(parts: string[]): Promise<string | undefined> {
     if (parts.every((part) => command.split('\0').includes(part))) return pid;
   }
   return undefined;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 let dir: { path: string; remove(): Promise<void> };

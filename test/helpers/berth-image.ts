@@ -7,6 +7,7 @@ import { projectRoot } from '../../scripts/image/bundle.ts';
 import { buildImage, defaultCacheDir, type BuiltImage } from '../../scripts/image/build.ts';
 import { hostPlatform } from '../../scripts/image/platform.ts';
 import { missingCommands } from './tools.ts';
+import { alive } from './process.ts';
 
 /** Debian packages and Node tarballs, shared with `npm run image`. */
 export const imageCacheDir = defaultCacheDir;
@@ -74,15 +75,6 @@ async function acquire(lock: string): Promise<boolean> {
   } catch {
     const owner = Number(await readFile(join(lock, 'pid'), 'utf8').catch(() => ''));
     if (owner > 0 && !alive(owner)) await rm(lock, { recursive: true, force: true });
-    return false;
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
     return false;
   }
 }

@@ -98,3 +98,13 @@ export async function startBerthServer(args: readonly string[], env: NodeJS.Proc
     throw error;
   }
 }
+
+/** Whether a process with this id exists (signal 0 checks without sending anything). */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -12,6 +12,8 @@ export interface ResponseHook {
   cutAfter?: number;
   /** Flip the bits of the body byte at this offset. */
   corruptAt?: number;
+  /** Headers added to the target's answer. */
+  headers?: Record<string, string>;
 }
 
 /**
@@ -68,7 +70,7 @@ export class Forwarder {
     const upstream = httpRequest(
       { host: this.#target.hostname, port: this.#target.port, method: request.method, path, headers: { ...request.headers, host: this.#target.host } },
       (answer) => {
-        response.writeHead(answer.statusCode ?? 502, answer.headers);
+        response.writeHead(answer.statusCode ?? 502, { ...answer.headers, ...hook?.headers });
         if (hook === undefined) {
           answer.pipe(response);
           return;

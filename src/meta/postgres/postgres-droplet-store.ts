@@ -1,24 +1,25 @@
 import type pg from 'pg';
 import type { Digest } from '../../oci/digest.ts';
 import type { RepositoryName } from '../../oci/names.ts';
-import { compositionFromRow, conversionFromRow, rootfsFromRow, rootfsTag, stagedDropletFromRow } from '../droplet-rows.ts';
-import type { CompositionIndex, ConversionIndex, DropletRecords, DropletStore, RootfsHistory, RootfsImage, StagedDroplet } from '../droplet-store.ts';
+import {
+  compositionColumns,
+  compositionFromRow,
+  compositionImage,
+  compositionValues,
+  conversionFromRow,
+  recordImage,
+  rootfsFromRow,
+  rootfsImage,
+  stagedDropletFromRow,
+  type StoredImage,
+} from '../droplet-rows.ts';
+import type { CompositionIndex, ConversionIndex, DropletRecords, DropletStore, RootfsHistory, StagedDroplet } from '../droplet-store.ts';
 import { inTransaction } from './transaction.ts';
 
 type Row = Record<string, unknown>;
 type Queryable = pg.Pool | pg.PoolClient;
 
 const stagedSelect = 'SELECT d.guid, d.staged_at, c.* FROM droplets d JOIN droplet_conversions c ON c.droplet_digest = d.droplet_digest';
-
-/** A manifest to store with the blobs it references and the tags that name it. */
-interface StoredImage {
-  repository: RepositoryName;
-  digest: Digest;
-  mediaType: string;
-  bytes: Uint8Array;
-  blobs: readonly { digest: Digest; size: number }[];
-  tags: readonly string[];
-}
 
 /**
  * The DropletStore on the PostgresMetaStore's pool (its tables come with
@@ -70,7 +71,7 @@ export class PostgresDropletStore implements DropletStore {
             record.repository,
             record.digest,
           ]);
-          await storeImage(client, { ...record, blobs: [record.config, droplet.layer], tags: [record.tag] });
+          await storeImage(client, recordImage(record, droplet));
           const forgotten = await rows(
             client,
             `SELECT guid FROM droplets WHERE source = $1 AND app = $2 AND guid NOT IN
@@ -158,31 +159,10 @@ export class PostgresDropletStore implements DropletStore {
       },
       put: (source, composition, tag, _now) =>
         transaction(async (client) => {
-          await storeImage(client, {
-            repository: composition.repository,
-            digest: composition.digest,
-            mediaType: composition.mediaType,
-            bytes: composition.bytes,
-            blobs: [composition.config, composition.rootfs, composition.dropletLayer],
-            tags: [tag],
-          });
+          await storeImage(client, compositionImage(composition, tag));
           await client.query(
-            `INSERT INTO droplet_compositions (source, repository, digest, app, guid, rootfs_digest, config_digest, config_size,
-               droplet_layer, droplet_layer_size, droplet_diff_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING`,
-            [
-              source,
-              composition.repository,
-              composition.digest,
-              composition.app,
-              composition.dropletGuid,
-              composition.rootfs.digest,
-              composition.config.digest,
-              composition.config.size,
-              composition.dropletLayer.digest,
-              composition.dropletLayer.size,
-              composition.dropletLayer.diffId,
-            ],
+            `INSERT INTO droplet_compositions (${compositionColumns}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING`,
+            compositionValues(source, composition),
           );
         }),
       blobSize: async (source, repository, digest, now) =>
@@ -211,10 +191,6 @@ export class PostgresDropletStore implements DropletStore {
         }),
     };
   }
-}
-
-function rootfsImage(image: RootfsImage, rootfs: { digest: Digest; size: number }): StoredImage {
-  return { ...image, blobs: [image.config, rootfs], tags: ['latest', rootfsTag(rootfs.digest)] };
 }
 
 /** Serialises writers of one prefix's droplets (or rootfs) across replicas until the transaction ends. */

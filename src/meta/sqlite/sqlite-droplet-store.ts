@@ -1,22 +1,23 @@
 import type { DatabaseSync, SQLInputValue } from 'node:sqlite';
 import type { Digest } from '../../oci/digest.ts';
 import type { RepositoryName } from '../../oci/names.ts';
-import { compositionFromRow, conversionFromRow, rootfsFromRow, rootfsTag, stagedDropletFromRow } from '../droplet-rows.ts';
-import type { CompositionIndex, ConversionIndex, DropletRecords, DropletStore, RecordImage, RootfsHistory, RootfsImage, StagedDroplet } from '../droplet-store.ts';
+import {
+  compositionColumns,
+  compositionFromRow,
+  compositionImage,
+  compositionValues,
+  conversionFromRow,
+  recordImage,
+  rootfsFromRow,
+  rootfsImage,
+  stagedDropletFromRow,
+  type StoredImage,
+} from '../droplet-rows.ts';
+import type { CompositionIndex, ConversionIndex, DropletRecords, DropletStore, RootfsHistory, StagedDroplet } from '../droplet-store.ts';
 import { SqliteStatements } from './database.ts';
 
 const stagedSelect = 'SELECT d.guid, d.staged_at, c.* FROM droplets d JOIN droplet_conversions c ON c.droplet_digest = d.droplet_digest';
 const liveRootfs = '(r.expires_at IS NULL OR r.expires_at > ?)';
-
-/** A manifest to store with the blobs it references and the tags that name it. */
-interface StoredImage {
-  repository: RepositoryName;
-  digest: Digest;
-  mediaType: string;
-  bytes: Uint8Array;
-  blobs: readonly { digest: Digest; size: number }[];
-  tags: readonly string[];
-}
 
 /**
  * The DropletStore over the SqliteMetaStore's database (its tables come
@@ -159,32 +160,10 @@ export class SqliteDropletStore implements DropletStore {
       },
       put: async (source, composition, tag, now) =>
         q.transaction(() => {
-          q.storeImage(
-            {
-              repository: composition.repository,
-              digest: composition.digest,
-              mediaType: composition.mediaType,
-              bytes: composition.bytes,
-              blobs: [composition.config, composition.rootfs, composition.dropletLayer],
-              tags: [tag],
-            },
-            now.getTime(),
-          );
+          q.storeImage(compositionImage(composition, tag), now.getTime());
           q.run(
-            `INSERT INTO droplet_compositions (source, repository, digest, app, guid, rootfs_digest, config_digest, config_size,
-               droplet_layer, droplet_layer_size, droplet_diff_id)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-            source,
-            composition.repository,
-            composition.digest,
-            composition.app,
-            composition.dropletGuid,
-            composition.rootfs.digest,
-            composition.config.digest,
-            composition.config.size,
-            composition.dropletLayer.digest,
-            composition.dropletLayer.size,
-            composition.dropletLayer.diffId,
+            `INSERT INTO droplet_compositions (${compositionColumns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+            ...compositionValues(source, composition),
           );
         }),
       blobSize: async (source, repository, digest, now) =>
@@ -212,14 +191,6 @@ export class SqliteDropletStore implements DropletStore {
         }),
     };
   }
-}
-
-function recordImage(record: RecordImage, droplet: StagedDroplet): StoredImage {
-  return { ...record, blobs: [record.config, droplet.layer], tags: [record.tag] };
-}
-
-function rootfsImage(image: RootfsImage, rootfs: { digest: Digest; size: number }): StoredImage {
-  return { ...image, blobs: [image.config, rootfs], tags: ['latest', rootfsTag(rootfs.digest)] };
 }
 
 /** The statements the droplet store shares with a push: repositories, links, manifests. */
