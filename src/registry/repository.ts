@@ -14,7 +14,7 @@ export interface ManifestContent {
   subject?: Digest;
 }
 
-/** Why a manifest is read: served to the client ('pull'), or only described (a HEAD request). */
+/** Why a manifest is read: served to the client ('pull'), or only described (a HEAD request, a page of the web UI). */
 export type ManifestRead = 'pull' | 'head';
 
 /**

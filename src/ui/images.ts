@@ -92,8 +92,9 @@ export async function summarize(content: ManifestContent, children?: (digest: Di
 
 /** The manifest a reference names, summarized (with its children's sizes for an index). */
 export async function loadManifest(repository: Repository, reference: Reference, signal?: AbortSignal): Promise<ManifestSummary> {
-  const content = await repository.manifest(reference, acceptAnything, signal);
-  return summarize(content, async (digest) => summarize(await repository.manifest({ kind: 'digest', digest }, acceptAnything, signal)));
+  // Shown, not pulled: a page view is no pull event and keeps nothing from retention.
+  const content = await repository.manifest(reference, acceptAnything, signal, 'head');
+  return summarize(content, async (digest) => summarize(await repository.manifest({ kind: 'digest', digest }, acceptAnything, signal, 'head')));
 }
 
 /** The image config's fields people look at. */

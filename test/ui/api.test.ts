@@ -106,6 +106,19 @@ describe('JSON API: the access rules of the registry', () => {
     );
   });
 
+  it('records no pull for an image it shows; a registry pull is recorded', async () => {
+    const { operations } = fixture.registry.server.registry;
+    const pulled = async () => {
+      await operations.pulls?.flush();
+      return (await operations.store.pulls.lastPulls('public/app' as never)).has(fixture.image.manifest.digest);
+    };
+    assert.equal((await call('anonymous', { method: 'GET', url: `${api}/repositories/public/app/-/manifests/1.0` })).statusCode, 200);
+    assert.equal(await pulled(), false, 'a page view is no pull');
+    const pull = await fixture.app.inject({ method: 'GET', url: `/v2/public/app/manifests/${fixture.image.manifest.digest}`, headers: { accept: fixture.image.manifest.mediaType } });
+    assert.equal(pull.statusCode, 200);
+    assert.equal(await pulled(), true, 'a registry pull is');
+  });
+
   it('shows an image with its config and referrers grouped by artifact type', async () => {
     const response = await call('anonymous', { method: 'GET', url: `${api}/repositories/public/app/-/manifests/1.0` });
     assert.equal(response.statusCode, 200, response.body);
