@@ -114,7 +114,11 @@ describe('JSON API: the access rules of the registry', () => {
     };
     assert.equal((await call('anonymous', { method: 'GET', url: `${api}/repositories/public/app/-/manifests/1.0` })).statusCode, 200);
     assert.equal(await pulled(), false, 'a page view is no pull');
-    const pull = await fixture.app.inject({ method: 'GET', url: `/v2/public/app/manifests/${fixture.image.manifest.digest}`, headers: { accept: fixture.image.manifest.mediaType } });
+    const pull = await fixture.app.inject({
+      method: 'GET',
+      url: `/v2/public/app/manifests/${fixture.image.manifest.digest}`,
+      headers: { accept: fixture.image.manifest.mediaType },
+    });
     assert.equal(pull.statusCode, 200);
     assert.equal(await pulled(), true, 'a registry pull is');
   });
