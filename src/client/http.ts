@@ -33,8 +33,11 @@ export interface HttpOptions {
   /** How long to wait for response headers. */
   timeoutMs: number;
   onRetry?: (error: unknown, attempt: number, delayMs: number) => void;
-  /** Sees every response from the registry (rate-limit headers, say) before it is handled. */
-  onResponse?: (response: Response) => void;
+  /**
+   * Sees every response from the registry (rate-limit headers, say) before it is handled,
+   * with when its request was sent (`performance.now()`): answers may arrive out of order.
+   */
+  onResponse?: (response: Response, sentAt: number) => void;
 }
 
 const maxRedirects = 5;
@@ -63,14 +66,16 @@ export class RegistryHttp {
   }
 
   async #attempt(spec: RequestSpec): Promise<Response> {
+    let sentAt = performance.now();
     let response = await this.#fetch(spec, await this.#auth.header(spec.scopes, spec.repository, spec.signal));
-    this.#options.onResponse?.(response);
+    this.#options.onResponse?.(response, sentAt);
     if (response.status === 401) {
       const challenge = response.headers.get('www-authenticate');
       await discard(response);
       if (await this.#auth.challenged(challenge, spec.scopes, spec.repository, spec.signal)) {
+        sentAt = performance.now();
         response = await this.#fetch(spec, await this.#auth.header(spec.scopes, spec.repository, spec.signal));
-        this.#options.onResponse?.(response);
+        this.#options.onResponse?.(response, sentAt);
       } else {
         throw await responseError(spec, response, 'authentication required and no usable credentials are configured');
       }

@@ -26,8 +26,8 @@ export interface RegistryClientOptions {
   /** Manifests larger than this are refused (default 4 MiB, the spec's recommendation). */
   maxManifestBytes?: number;
   onRetry?: (error: unknown, attempt: number, delayMs: number) => void;
-  /** Sees every response (rate-limit headers, say). */
-  onResponse?: (response: Response) => void;
+  /** Sees every response (rate-limit headers, say) and when its request was sent (`performance.now()`). */
+  onResponse?: (response: Response, sentAt: number) => void;
 }
 
 /** A manifest as a registry served it: exact bytes, their digest and media type. */

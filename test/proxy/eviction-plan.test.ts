@@ -76,4 +76,15 @@ describe("reading an upstream's rate limit", () => {
     limit.refused(undefined, 2000);
     assert.equal(limit.retryAfterSeconds(), 2, 'no Retry-After: the failure backoff');
   });
+
+  test('an answer to an earlier request arriving late does not replace a newer reading', () => {
+    const limit = new UpstreamRateLimit(0.34, () => 0);
+    const headers = (remaining: number) => new Headers({ 'ratelimit-limit': '6;w=21600', 'ratelimit-remaining': `${remaining};w=21600` });
+    limit.observe(headers(2), 20);
+    assert.equal(limit.nearLimit(), true);
+    limit.observe(headers(3), 10);
+    assert.equal(limit.nearLimit(), true, 'the request sent at 10 saw the limit before the one sent at 20');
+    limit.observe(headers(6), 30);
+    assert.equal(limit.nearLimit(), false, 'a later request may see the window reset');
+  });
 });

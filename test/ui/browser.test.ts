@@ -100,6 +100,8 @@ describe('web UI in Chromium', { skip: missingCommands('chromium') }, () => {
     // The SBOM's own signature hangs below it.
     assert.equal(await page.locator('ul.tree ul.tree ul.tree ul.tree').count(), 1);
     await page.getByRole('button', { name: 'Copy the docker command' }).click();
+    // Writing to the clipboard is asynchronous; the status follows it.
+    await page.locator('#status', { hasText: 'Copied' }).waitFor({ timeout: 5000 });
     assert.equal(await page.locator('#status').textContent(), 'Copied to the clipboard');
     const copied = await page.evaluate(() => (globalThis as unknown as { navigator: { clipboard: { readText(): Promise<string> } } }).navigator.clipboard.readText());
     assert.equal(copied, `docker pull ${fixture.registry.host}/public/app:1.0`);

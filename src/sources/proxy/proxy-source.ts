@@ -45,7 +45,7 @@ export class ProxySource implements RepositorySource {
       retry: { attempts: 2, baseDelayMs: 100, maxDelayMs: 1000, retryRateLimited: false },
       timeoutMs: config.timeout,
       userAgent: 'berth-proxy',
-      onResponse: (response) => state?.sawResponse(response),
+      onResponse: (response, sentAt) => state?.sawResponse(response, sentAt),
     });
     this.#prefix = config.prefix;
     this.#officialImages = config.officialImages ?? dockerHubHosts.has(upstream.hostname);

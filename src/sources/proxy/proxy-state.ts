@@ -81,9 +81,9 @@ export class ProxyState {
   }
 
   /** Every upstream answer: counted, and its rate-limit headers read. */
-  sawResponse(response: Response): void {
+  sawResponse(response: Response, sentAt: number): void {
     this.observer.upstreamRequest();
-    const remaining = this.rateLimit.observe(response.headers);
+    const remaining = this.rateLimit.observe(response.headers, sentAt);
     if (remaining !== undefined) this.observer.rateLimitRemaining(remaining);
     if (response.status === 429) this.observer.rateLimited();
   }

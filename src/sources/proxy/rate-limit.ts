@@ -14,6 +14,8 @@ export class UpstreamRateLimit {
   #limit: number | undefined;
   #remaining: number | undefined;
   #readAt = 0;
+  /** When the request whose reading is held was sent: an answer to an earlier request is older news. */
+  #readingSentAt = Number.NEGATIVE_INFINITY;
   #blockedUntil = 0;
 
   /** `reserve`: the fraction of the limit kept for uncached content (0.1: the last 10 %). */
@@ -22,10 +24,16 @@ export class UpstreamRateLimit {
     this.#now = now;
   }
 
-  /** Reads the headers of any upstream answer; the remaining count when the upstream sent one. */
-  observe(headers: Headers): number | undefined {
+  /**
+   * Reads the headers of any upstream answer; the remaining count when the upstream sent one.
+   * `sentAt` (`performance.now()` when its request left) keeps an answer that arrives late, to
+   * a request sent before the one already read, from replacing a newer reading with an older one.
+   */
+  observe(headers: Headers, sentAt: number = performance.now()): number | undefined {
     const remaining = leadingInteger(headers.get('ratelimit-remaining'));
     if (remaining === undefined) return undefined;
+    if (sentAt < this.#readingSentAt) return remaining;
+    this.#readingSentAt = sentAt;
     this.#remaining = remaining;
     this.#limit = leadingInteger(headers.get('ratelimit-limit')) ?? this.#limit;
     this.#readAt = this.#now();
