@@ -6,6 +6,8 @@ import { splitHostPort } from './config/units.ts';
 import type { AppDependencies } from './http/app.ts';
 import type { SessionAccess } from './http/access.ts';
 import type { ServerSettings } from './http/server-options.ts';
+import { alone, type Peers } from './io/peers.ts';
+import type { Spending } from './io/rate-limiter.ts';
 
 /** What access control, TLS and the limits add to the HTTP app. */
 export interface Security {
@@ -20,8 +22,12 @@ export interface Security {
 }
 
 /** Builds access control, TLS material and server limits from the configuration, logging what is in force. */
-export async function openSecurity(config: Config, logger: Logger): Promise<Security> {
+export async function openSecurity(config: Config, logger: Logger, peers: Peers = alone()): Promise<Security> {
   const server: ServerSettings = serverSettings(config);
+  if (peers.count > 1) {
+    server.reusePort = true;
+    if (server.rateLimit !== undefined) server.rateLimitShare = peers.channel<Spending>('rate-limit');
+  }
   let caCert: string | undefined;
   if (config.tls.cert !== undefined && config.tls.key !== undefined) {
     server.https = { cert: await readFile(config.tls.cert), key: await readFile(config.tls.key) };
@@ -35,7 +41,7 @@ export async function openSecurity(config: Config, logger: Logger): Promise<Secu
   }
   // Access control and certificate generation load only when configured: they
   // pull in JWT, bcrypt workers and X.509 code that start-up need not pay for.
-  const control = await (await import('./auth/open-access-control.ts')).openAccessControl(config, logger);
+  const control = await (await import('./auth/open-access-control.ts')).openAccessControl(config, logger, peers);
   const app: Security['app'] = { server, ...(control === undefined ? {} : { access: control, tokens: control }) };
   return {
     app,

@@ -28,6 +28,7 @@ import { proxyNamespaces } from './sources/proxy/namespaces.ts';
 import type { ProxyCaches } from './sources/proxy/proxy-caches.ts';
 import { passesInThreads } from './passes-in-threads.ts';
 import { webUi } from './ui-server.ts';
+import { alone, type Peers } from './io/peers.ts';
 
 /** The stores and the router built from a configuration: everything a command needs. */
 export interface Registry {
@@ -52,7 +53,7 @@ export interface Registry {
 }
 
 /** The one place that picks concrete drivers. */
-export async function openRegistry(config: Config, logger: PinoLogger = createLogger(config)): Promise<Registry> {
+export async function openRegistry(config: Config, logger: PinoLogger = createLogger(config), peers: Peers = alone()): Promise<Registry> {
   const dataDir = resolve(config.dataDir);
   const { blobs, sweepMultipart } = await openBlobStore(config, dataDir, logger);
   const { meta, operationsStore, browse } = await openMetaStore(config, dataDir).catch(async (error: unknown) => {
@@ -65,6 +66,7 @@ export async function openRegistry(config: Config, logger: PinoLogger = createLo
     meta,
     store: operationsStore,
     logger,
+    peers,
     ...(sweepMultipart === undefined ? {} : { sweepMultipart }),
   });
   const hosted = createHostedContext(
@@ -106,6 +108,7 @@ export async function openRegistry(config: Config, logger: PinoLogger = createLo
     hosted,
     metrics: operations.metrics,
     proxyCaches,
+    peers,
   };
   // Droplet uploads go to the droplet source behind the route (which records pulls around it).
   const dropletRoutes = new Map<RepositorySource, DropletReceiver>();
@@ -241,6 +244,8 @@ interface SourceContext {
   metrics: RegistryMetrics;
   /** Builds pull-through caches (with their budgets and schedules); present when any is configured. */
   proxyCaches: ProxyCaches | undefined;
+  /** The other workers: one of them scans archive directories and imports rootfs files. */
+  peers: Peers;
 }
 
 async function sourceFor(entry: Config['repositories'][number], hostedSource: RepositorySource, context: SourceContext): Promise<RepositorySource> {
@@ -253,11 +258,17 @@ async function sourceFor(entry: Config['repositories'][number], hostedSource: Re
         { ...entry, maxManifestBytes: context.config.registry.maxManifestBytes, indexCounter: context.metrics.cacheCounter('archive', 'index') },
         context.blobs,
         context.logger,
+        context.peers,
       );
     }
     case 'droplet': {
       const { createDropletSource } = await import('./sources/droplet/create.ts');
-      const source = createDropletSource(entry, { ...context, store: await context.dropletStore(), deletes: context.config.registry.deletes });
+      const source = createDropletSource(entry, {
+        ...context,
+        store: await context.dropletStore(),
+        deletes: context.config.registry.deletes,
+        workers: { leader: context.peers.leader, count: context.peers.count },
+      });
       context.droplets.push(source);
       return source;
     }
@@ -279,12 +290,16 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-/** Opens the stores, builds the app and listens where the configuration says. */
-export async function startServer(config: Config, logger: PinoLogger = createLogger(config)): Promise<RunningServer> {
-  const registry = await openRegistry(config, logger);
+/**
+ * Opens the stores, builds the app and listens where the configuration says.
+ * One of several workers (`peers`) shares the port with the others; only
+ * the leader runs the schedules and delivers events (src/workers/).
+ */
+export async function startServer(config: Config, logger: PinoLogger = createLogger(config), peers: Peers = alone()): Promise<RunningServer> {
+  const registry = await openRegistry(config, logger, peers);
   let security: Security;
   try {
-    security = await openSecurity(config, logger);
+    security = await openSecurity(config, logger, peers);
   } catch (error) {
     await registry.close();
     throw error;
@@ -308,14 +323,14 @@ export async function startServer(config: Config, logger: PinoLogger = createLog
   });
   const { host, port } = splitHostPort(config.listen);
   try {
-    await app.listen({ host, port });
+    await app.listen({ host, port, ...(peers.count > 1 ? { reusePort: true } : {}) });
   } catch (error) {
     await security.close();
     await registry.close();
     throw error;
   }
   // On the embedded store a pass's queries would run on this thread: passes get threads of their own.
-  registry.operations.start(config.metadata.driver === 'sqlite' ? passesInThreads(config) : undefined);
+  if (peers.leader) registry.operations.start(config.metadata.driver === 'sqlite' ? passesInThreads(config) : undefined);
   await readiness.start();
   const bound = app.server.address();
   const address = typeof bound === 'object' && bound !== null ? `${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}` : config.listen;
@@ -362,13 +377,15 @@ function createReadiness(config: Config, registry: Registry, logger: PinoLogger)
  * JSON lines, or readable lines when writing to a terminal. `berth serve`
  * logs to stdout; commands whose output is a report (gc, usage, retention,
  * rootfs import) log to stderr (2), so stdout holds the report alone.
+ * `shared`: several worker threads write to the same descriptor, so each
+ * line goes out in one write of its own and lines never interleave.
  */
-export function createLogger(config: Config, fd: 1 | 2 = 1): PinoLogger {
+export function createLogger(config: Config, fd: 1 | 2 = 1, options: { shared?: boolean } = {}): PinoLogger {
   const stream = fd === 1 ? process.stdout : process.stderr;
   const pretty = config.log.format === 'pretty' || (config.log.format === 'auto' && stream.isTTY === true);
-  const options = { level: config.log.level, base: null, timestamp: pino.stdTimeFunctions.isoTime };
-  if (!pretty) return fd === 1 ? pino(options) : pino(options, pino.destination({ fd, sync: true }));
+  const settings = { level: config.log.level, base: null, timestamp: pino.stdTimeFunctions.isoTime };
+  if (!pretty) return fd === 1 && options.shared !== true ? pino(settings) : pino(settings, pino.destination({ fd, sync: true }));
   // Loaded only for a terminal: servers writing JSON lines never pay for it.
   const pinoPretty = createRequire(import.meta.url)('pino-pretty') as typeof import('pino-pretty');
-  return pino(options, pinoPretty({ colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname', destination: fd }));
+  return pino(settings, pinoPretty({ colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname', destination: fd, sync: options.shared === true }));
 }

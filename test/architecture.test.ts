@@ -85,7 +85,9 @@ export const allowed: Record<string, readonly string[]> = {
   // The web UI and its JSON API: interfaces only, never a driver or an SDK.
   ui: [...base, ...stores, 'meta/browse-index.ts', 'registry/', 'http/', 'auth/', 'config/', 'policy/', 'ops/', 'log.ts', 'pkg:fastify'],
   'ui-server.ts': [...base, ...stores, 'meta/browse-index.ts', 'ui/', 'server.ts', 'registry/', 'http/', 'auth/', 'config/', 'ops/', 'sources/', 'log.ts', 'pkg:fastify'],
-  cli: [...base, 'config/', 'server.ts', 'access-tls-limits.ts', 'auth/', 'tls/', 'copy/', 'gc/', 'policy/', 'sources/', 'log.ts', 'pkg:commander'],
+  // Worker threads of `berth serve`: each opens the registry through the wiring.
+  workers: [...base, 'config/', 'server.ts', 'log.ts'],
+  cli: [...base, 'config/', 'server.ts', 'workers/', 'access-tls-limits.ts', 'auth/', 'tls/', 'copy/', 'gc/', 'policy/', 'sources/', 'log.ts', 'pkg:commander'],
 };
 
 const maxLines = 450;

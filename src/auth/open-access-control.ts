@@ -3,7 +3,8 @@ import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { ConfigError } from '../config/load.ts';
 import { defaultHtpasswdPath, type Config } from '../config/schema.ts';
-import { RateLimiter } from '../io/rate-limiter.ts';
+import { alone, type Peers } from '../io/peers.ts';
+import { RateLimiter, type Spending } from '../io/rate-limiter.ts';
 import { AccessControl } from './access-control.ts';
 import { AccessRules } from './access-rules.ts';
 import { CredentialCache } from './credential-cache.ts';
@@ -13,7 +14,7 @@ import { TokenService } from './tokens.ts';
 import { WatchedFile } from './watched-file.ts';
 
 /** Access control from the configuration, or undefined when it is off (with a warning saying so). */
-export async function openAccessControl(config: Config, logger: Logger): Promise<AccessControl | undefined> {
+export async function openAccessControl(config: Config, logger: Logger, peers: Peers = alone()): Promise<AccessControl | undefined> {
   const { auth } = config;
   const htpasswdPath = defaultHtpasswdPath(config);
   const hasUsers = await exists(htpasswdPath);
@@ -56,7 +57,13 @@ export async function openAccessControl(config: Config, logger: Logger): Promise
     passwords: new PasswordChecker(auth.passwordChecks),
     ...(auth.failedSignIns.limit === 0
       ? {}
-      : { failures: new RateLimiter({ requests: auth.failedSignIns.limit, per: auth.failedSignIns.per, burst: auth.failedSignIns.limit, clients: 100_000 }) }),
+      : {
+          // Every worker counts every failed sign-in, wherever it happened.
+          failures: new RateLimiter(
+            { requests: auth.failedSignIns.limit, per: auth.failedSignIns.per, burst: auth.failedSignIns.limit, clients: 100_000 },
+            peers.count > 1 ? peers.channel<Spending>('failed-sign-ins') : undefined,
+          ),
+        }),
     challenge: auth.challenge,
     realm: auth.realm,
   });

@@ -64,6 +64,8 @@ export const configSchema = z.strictObject({
     .strictObject({
       /** How long SIGTERM waits for in-flight requests before giving up. */
       shutdownTimeout: duration.prefault('30s'),
+      /** Worker threads serving the port (docs/deployment.md, "Workers"); default: as many as the CPUs this process may use. */
+      workers: z.number().int().min(1).max(256).optional(),
     })
     .prefault({}),
   /** Readiness checks of the metadata database and blob store (docs/operations.md, "Health and readiness"). */

@@ -100,7 +100,7 @@ export function createApp(dependencies: AppDependencies): FastifyInstance {
     if (closing) app.server.closeIdleConnections();
     done();
   });
-  if (dependencies.server?.rateLimit !== undefined) registerRateLimit(app, dependencies.server.rateLimit);
+  if (dependencies.server?.rateLimit !== undefined) registerRateLimit(app, dependencies.server.rateLimit, dependencies.server.rateLimitShare);
   if (dependencies.tokens !== undefined) registerTokenEndpoint(app, dependencies.tokens);
 
   declareTargets(app);

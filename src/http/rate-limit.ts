@@ -1,12 +1,13 @@
 import type { FastifyInstance } from 'fastify';
 import { RegistryError } from '../errors/registry-error.ts';
-import { RateLimiter, type RateLimitSettings } from '../io/rate-limiter.ts';
+import type { PeerChannel } from '../io/peers.ts';
+import { RateLimiter, type RateLimitSettings, type Spending } from '../io/rate-limiter.ts';
 
 const healthRoutes = new Set(['/healthz', '/livez', '/readyz']);
 
 /** Refuses requests over the per-client limit before any other work is done for them. */
-export function registerRateLimit(app: FastifyInstance, settings: RateLimitSettings): void {
-  const limiter = new RateLimiter(settings);
+export function registerRateLimit(app: FastifyInstance, settings: RateLimitSettings, share?: PeerChannel<Spending>): void {
+  const limiter = new RateLimiter(settings, share);
   app.addHook('onRequest', async (request) => {
     // Load balancers probe health often from one address; that is no abuse.
     if (healthRoutes.has(request.routeOptions.url ?? '')) return;

@@ -1,4 +1,5 @@
-import type { RateLimitSettings } from '../io/rate-limiter.ts';
+import type { PeerChannel } from '../io/peers.ts';
+import type { RateLimitSettings, Spending } from '../io/rate-limiter.ts';
 
 /** How the HTTP server itself guards against large and slow clients, and whether it speaks TLS. */
 export interface ServerSettings {
@@ -17,6 +18,10 @@ export interface ServerSettings {
   /** Trust X-Forwarded-* from these proxies (or all, when true). */
   trustProxy?: boolean | string[];
   rateLimit?: RateLimitSettings;
+  /** With several workers: what the rate limit tells the others (every worker counts every request). */
+  rateLimitShare?: PeerChannel<Spending>;
+  /** Several workers listen on the port (SO_REUSEPORT). */
+  reusePort?: boolean;
 }
 
 /**

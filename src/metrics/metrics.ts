@@ -1,4 +1,7 @@
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { AggregatorRegistry, collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/** One worker's metrics as values (prom-client's JSON form). */
+export type WorkerMetrics = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
 import type { CacheCounter } from '../registry/cache-metrics.ts';
 import { ProxyMetrics } from './proxy-metrics.ts';
 
@@ -81,6 +84,8 @@ export class RegistryMetrics {
     new Gauge({
       name: 'berth_upload_sessions_open',
       help: 'Upload sessions open now (all replicas).',
+      // Every worker reads the same database: one reading, not their sum.
+      aggregator: 'max',
       registers,
       ...(openUploads === undefined
         ? {}
@@ -109,7 +114,12 @@ export class RegistryMetrics {
       labelNames: ['kind'],
       registers,
     });
-    this.gcLastSuccess = new Gauge({ name: 'berth_gc_last_success_timestamp_seconds', help: 'When the last successful pass of this replica finished.', registers });
+    this.gcLastSuccess = new Gauge({
+      name: 'berth_gc_last_success_timestamp_seconds',
+      help: 'When the last successful pass of this replica finished.',
+      aggregator: 'max',
+      registers,
+    });
     this.retentionDeleted = new Counter({
       name: 'berth_retention_deleted_total',
       help: 'Tags and manifests deleted by retention policies, by kind: tag, manifest.',
@@ -126,12 +136,16 @@ export class RegistryMetrics {
       name: 'berth_dependency_up',
       help: 'Whether the last readiness check reached the dependency (metadata, blobs): 1 or 0.',
       labelNames: ['dependency'],
+      // Down when any worker finds it down.
+      aggregator: 'min',
       registers,
     });
     this.dependencyOutages = new Counter({
       name: 'berth_dependency_outages_total',
       help: 'Times a readiness check found the dependency (metadata, blobs) unreachable after it was reachable.',
       labelNames: ['dependency'],
+      // Every worker checks on its own and sees the same outage.
+      aggregator: 'max',
       registers,
     });
     this.events = new Counter({
@@ -146,6 +160,7 @@ export class RegistryMetrics {
       name: 'berth_events_backlog',
       help: 'Events waiting for delivery, by webhook (all replicas).',
       labelNames: ['webhook'],
+      aggregator: 'max',
       registers,
       ...(eventBacklog === undefined
         ? {}
@@ -170,5 +185,22 @@ export class RegistryMetrics {
   /** The exposition text, and its content type. */
   async exposition(): Promise<{ contentType: string; body: string }> {
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+
+  /** This worker's metrics as values, for the worker that adds up all of them. */
+  values(): Promise<WorkerMetrics> {
+    return this.registry.getMetricsAsJSON();
+  }
+
+  /**
+   * The exposition of several workers' metrics: counters and histograms
+   * added up, gauges as each declares (`aggregator`), and the `process_…`
+   * metrics, which describe the whole process the workers share, from the
+   * first list (the leader's).
+   */
+  static async combined(perWorker: WorkerMetrics[]): Promise<{ contentType: string; body: string }> {
+    const lists = perWorker.map((metrics) => metrics.map((metric) => (metric.name.startsWith('process_') ? { ...metric, aggregator: 'first' as const } : metric)));
+    const registry = AggregatorRegistry.aggregate(lists);
+    return { contentType: registry.contentType, body: await registry.metrics() };
   }
 }

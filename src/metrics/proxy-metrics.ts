@@ -44,7 +44,13 @@ export class ProxyMetrics {
     const registers = [registry];
     this.#requests = new Counter({ name: 'berth_proxy_upstream_requests_total', help: 'Requests a pull-through cache sent to its upstream.', labelNames: ['cache'], registers });
     this.#rateLimited = new Counter({ name: 'berth_proxy_upstream_rate_limited_total', help: 'Upstream answers of 429 Too Many Requests.', labelNames: ['cache'], registers });
-    this.#remaining = new Gauge({ name: 'berth_proxy_upstream_ratelimit_remaining', help: "The upstream's last ratelimit-remaining header.", labelNames: ['cache'], registers });
+    this.#remaining = new Gauge({
+      name: 'berth_proxy_upstream_ratelimit_remaining',
+      help: "The upstream's last ratelimit-remaining header.",
+      labelNames: ['cache'],
+      aggregator: 'min',
+      registers,
+    });
     this.#stale = new Counter({
       name: 'berth_proxy_stale_served_total',
       help: 'Cached tags served without re-checking the upstream, by reason: outage, rate_limited (429), near_limit.',
@@ -56,9 +62,10 @@ export class ProxyMetrics {
       name: 'berth_proxy_cache_bytes',
       help: 'Bytes a size budget counts (distinct blobs and manifests), as last measured.',
       labelNames: ['budget'],
+      aggregator: 'max',
       registers,
     });
-    this.#max = new Gauge({ name: 'berth_proxy_cache_max_bytes', help: "A size budget's maxBytes.", labelNames: ['budget'], registers });
+    this.#max = new Gauge({ name: 'berth_proxy_cache_max_bytes', help: "A size budget's maxBytes.", labelNames: ['budget'], aggregator: 'max', registers });
     this.#evictedImages = new Counter({ name: 'berth_proxy_evicted_images_total', help: 'Images evicted to keep a cache within its budget.', labelNames: ['budget'], registers });
     this.#evictedBytes = new Counter({ name: 'berth_proxy_evicted_bytes_total', help: 'Blob store bytes freed by eviction.', labelNames: ['budget'], registers });
   }

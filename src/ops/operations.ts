@@ -23,6 +23,7 @@ import { Quotas, visibleUsage } from '../policy/quotas.ts';
 import { Retention, type RetentionReport } from '../policy/retention.ts';
 import { operationsPolicy } from '../policy/write-policy.ts';
 import type { ChangeLog } from '../meta/change-log.ts';
+import { alone, type Peers } from '../io/peers.ts';
 import type { RepositorySource } from '../registry/repository.ts';
 import type { WritePolicy } from '../registry/write-policy.ts';
 import { metricsObserver } from './observers.ts';
@@ -38,6 +39,8 @@ export interface OperationsParts {
   logger: Logger;
   /** Aborts the blob store's multipart uploads started before a cutoff (S3). */
   sweepMultipart?: (cutoff: Date) => Promise<number>;
+  /** The other workers of this `berth serve`; the leader delivers events and runs the schedules. */
+  peers?: Peers;
 }
 
 /**
@@ -63,6 +66,7 @@ export class Operations {
   /** The last garbage collection pass this process ran (the web UI shows it). */
   lastGc: { report: GcReport; finishedAt: Date; seconds: number } | undefined;
   readonly #parts: OperationsParts;
+  readonly #peers: Peers;
   readonly #dispatcher: WebhookDispatcher | undefined;
   readonly #schedules: Schedules;
   readonly #tasks: { name: string; interval: number; task: (signal: AbortSignal) => Promise<void> }[] = [];
@@ -86,7 +90,9 @@ export class Operations {
     this.events = events === undefined ? undefined : new EventRecorder(events, store.events, logger, (webhook, outcome) => this.metrics.events.inc({ webhook, outcome }));
     this.#dispatcher =
       events === undefined ? undefined : new WebhookDispatcher(events, store.events, store.leases, logger, (webhook, outcome) => this.metrics.events.inc({ webhook, outcome }));
-    if (this.#dispatcher !== undefined) this.events?.onQueued(() => this.#dispatcher?.wake());
+    this.#peers = parts.peers ?? alone();
+    if (this.#dispatcher !== undefined) this.events?.onQueued(this.#wakeDispatcher());
+    this.#peers.answer('metrics', () => this.metrics.values());
     this.changes = this.events === undefined ? undefined : new ChangeEvents(this.events);
     this.retention = new Retention(config.retention.policies, {
       operations: store,
@@ -100,6 +106,27 @@ export class Operations {
     const budgets = config.proxyCache.maxBytes !== undefined || config.repositories.some((entry) => entry.kind === 'proxy' && entry.maxBytes !== undefined);
     this.pulls = this.retention.usesPulls || config.ui.enabled || budgets ? new PullRecorder(store.pulls, logger) : undefined;
     this.#schedules = new Schedules(logger);
+  }
+
+  /**
+   * What an event queued here does: wakes the dispatcher, which runs on the
+   * leader; another worker tells the leader, at most once per turn.
+   */
+  #wakeDispatcher(): () => void {
+    const queued = this.#peers.channel<null>('events-queued');
+    if (this.#peers.leader) {
+      queued.onMessage(() => this.#dispatcher?.wake());
+      return () => this.#dispatcher?.wake();
+    }
+    let told = false;
+    return () => {
+      if (told) return;
+      told = true;
+      setImmediate(() => {
+        told = false;
+        queued.post(null);
+      });
+    };
   }
 
   /** Where the blobs other kinds keep without links come from (the router, once built). */
@@ -174,7 +201,10 @@ export class Operations {
 
   extensions(): ((app: FastifyInstance, access?: AccessPolicy) => void)[] {
     const routes: ((app: FastifyInstance, access?: AccessPolicy) => void)[] = [usageRoute((globs, visible) => this.usage(globs, visible))];
-    if (this.#parts.config.metrics.enabled) routes.push(metricsRoute(() => this.metrics.exposition()));
+    if (this.#parts.config.metrics.enabled) {
+      const peers = this.#peers;
+      routes.push(metricsRoute(async () => (peers.count === 1 ? this.metrics.exposition() : RegistryMetrics.combined(await peers.gather('metrics')))));
+    }
     return routes;
   }
 

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { configFromOptions, type CommonOptions } from '../options.ts';
@@ -10,25 +11,27 @@ export function registerServe(program: Command): void {
     .option('--listen <host:port>', 'address to listen on (default 127.0.0.1:5000)')
     .option('--data <dir>', 'data directory (default ./data)')
     .option('--config <file>', 'YAML configuration file')
+    .option('--workers <n>', 'worker threads serving the port (default: the CPUs this process may use)', positiveInteger)
     .option('--tls <mode>', '"self-signed": HTTPS with a generated development certificate (see docs/auth.md)', tlsMode)
     .option('--tls-host <name>', 'a host name or IP address the self-signed certificate covers (repeatable)', collect, [])
-    .action(async (options: CommonOptions & { listen?: string; tls?: 'self-signed'; tlsHost: string[] }) => {
+    .action(async (options: CommonOptions & { listen?: string; workers?: number; tls?: 'self-signed'; tlsHost: string[] }) => {
       const config = await configFromOptions(options, {
         listen: options.listen,
+        ...(options.workers === undefined ? {} : { 'server.workers': options.workers }),
         ...(options.tls === undefined ? {} : { 'tls.selfSigned': true }),
         ...(options.tlsHost.length === 0 ? {} : { 'tls.hosts': options.tlsHost }),
       });
       // Loaded when the command runs, so that `berth --help` and other commands stay quick.
-      const { startServer } = await import('../../server.ts');
-      const server = await startServer(config);
-      const { logger } = server.registry;
-      const scheme = server.security.https ? 'https' : 'http';
-      logger.info({ address: server.address, dataDir: config.dataDir }, `Berth is listening on ${scheme}://${server.address}`);
-      if (server.security.caCert !== undefined) {
+      const { serveWithWorkers } = await import('../../workers/serve.ts');
+      const server = await serveWithWorkers(config, config.server.workers ?? availableParallelism());
+      const { logger } = server;
+      const scheme = server.https ? 'https' : 'http';
+      logger.info({ address: server.address, dataDir: config.dataDir, workers: server.workers }, `Berth is listening on ${scheme}://${server.address}`);
+      if (server.caCert !== undefined) {
         // Clients cannot name a wildcard address; show the local name instead.
         const shown = server.address.replace(/^(0\.0\.0\.0|\[::\]):/, 'localhost:');
         const { trustInstructions } = await import('../../tls/self-signed.ts');
-        process.stderr.write(`\n${trustInstructions(server.security.caCert, [shown])}\n\n`);
+        process.stderr.write(`\n${trustInstructions(server.caCert, [shown])}\n\n`);
       }
       let stopping = false;
       const stop = (signal: string) => {
@@ -54,6 +57,12 @@ export function registerServe(program: Command): void {
       process.once('SIGTERM', () => stop('SIGTERM'));
       process.once('SIGINT', () => stop('SIGINT'));
     });
+}
+
+function positiveInteger(value: string): number {
+  const number = Number(value);
+  if (!Number.isInteger(number) || number < 1 || number > 256) throw new InvalidArgumentError('a whole number from 1 to 256');
+  return number;
 }
 
 function tlsMode(value: string): 'self-signed' {

@@ -2,6 +2,7 @@ import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { BlobStore } from '../../blobs/blob-store.ts';
 import { RegistryError } from '../../errors/registry-error.ts';
+import { alone, type Peers } from '../../io/peers.ts';
 import type { Logger } from '../../log.ts';
 import type { Page } from '../../meta/meta-store.ts';
 import type { Digest } from '../../oci/digest.ts';
@@ -13,7 +14,7 @@ import { indexArchive } from './archive-index.ts';
 import { ArchiveRepository } from './archive-repository.ts';
 import { ArchiveIndexCache } from './index-cache.ts';
 import { DirectoryListings, NameArchives } from './name-rules.ts';
-import { ArchiveScanner, type ScanResult } from './scanner.ts';
+import { ArchiveScanner, type ScanResult, type SharedScans } from './scanner.ts';
 
 export interface ArchiveSourceOptions {
   /** Names starting with this prefix are served; the rules apply to the rest of the name. */
@@ -40,13 +41,17 @@ export class ArchiveSource implements RepositorySource {
   readonly #store: BlobStore;
   readonly #listings = new DirectoryListings();
 
-  constructor(options: ArchiveSourceOptions, store: BlobStore, logger: Logger) {
+  constructor(options: ArchiveSourceOptions, store: BlobStore, logger: Logger, peers: Peers = alone()) {
     this.#prefix = options.prefix;
     this.#root = resolve(options.directory);
     this.#store = store;
     const log = logger.child({ source: 'archive', prefix: options.prefix });
     this.#cache = new ArchiveIndexCache((path) => indexArchive(path, store, { maxManifestBytes: options.maxManifestBytes }), log, 4, options.indexCounter);
-    this.#scanner = new ArchiveScanner({ root: this.#root, rescanInterval: options.rescanInterval, watch: options.watch }, this.#cache, log);
+    this.#scanner = new ArchiveScanner(
+      { root: this.#root, rescanInterval: options.rescanInterval, watch: options.watch, ...(peers.count > 1 ? { shared: this.#sharedScans(peers) } : {}) },
+      this.#cache,
+      log,
+    );
     stat(this.#root).then(
       (stats) => {
         if (!stats.isDirectory()) log.warn({ directory: this.#root }, 'the archive directory is not a directory; nothing is served from it');
@@ -96,5 +101,16 @@ export class ArchiveSource implements RepositorySource {
 
   close(): Promise<void> {
     return this.#scanner.close();
+  }
+
+  /** The leader scans and watches the directory; the other workers take its results. */
+  #sharedScans(peers: Peers): SharedScans {
+    const topic = `archive-scan:${this.#root}`;
+    if (peers.leader) peers.answer(topic, () => this.#scanner.last());
+    return {
+      scans: peers.leader,
+      results: peers.channel<ScanResult>(topic),
+      latest: async () => (await peers.gather<ScanResult | undefined>(topic)).find((result) => result !== undefined),
+    };
   }
 }

@@ -1,6 +1,7 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
+import type { PeerChannel } from '../../io/peers.ts';
 import type { Logger } from '../../log.ts';
 import { stampOf } from './archive-index.ts';
 import type { ArchiveIndexCache } from './index-cache.ts';
@@ -12,6 +13,18 @@ export interface ScannerOptions {
   rescanInterval: number;
   /** Rescan soon after the kernel reports a change (not delivered for changes made on other NFS clients). */
   watch: boolean;
+  /** With several workers: one scans and watches, and tells the others what it found. */
+  shared?: SharedScans;
+}
+
+/** How the workers of one `berth serve` share one scanner. */
+export interface SharedScans {
+  /** Whether this worker is the one that scans. */
+  scans: boolean;
+  /** Every scan's result, from the scanning worker to the others. */
+  results: PeerChannel<ScanResult>;
+  /** The scanning worker's latest result, for a worker starting up (undefined if it does not answer). */
+  latest(): Promise<ScanResult | undefined>;
 }
 
 /** What one scan found. */
@@ -47,6 +60,16 @@ export class ArchiveScanner {
     this.#options = options;
     this.#cache = cache;
     this.#logger = logger;
+    const { shared } = options;
+    if (shared !== undefined && !shared.scans) {
+      // Another worker scans and watches: take its results; scan here only if it cannot say.
+      this.#current = shared.latest().then((result) => result ?? this.#scan());
+      shared.results.onMessage((result) => {
+        this.#last = result;
+        this.#current = Promise.resolve(result);
+      });
+      return;
+    }
     this.#current = this.#scan();
     if (options.rescanInterval > 0) {
       this.#timer = setInterval(() => this.rescan(), options.rescanInterval);
@@ -108,7 +131,13 @@ export class ArchiveScanner {
     if (changed) this.#logger.info(fields, 'archive directory scanned');
     else this.#logger.debug(fields, 'archive directory scanned');
     this.#last = result;
+    if (this.#options.shared?.scans === true) this.#options.shared.results.post(result);
     return result;
+  }
+
+  /** The latest complete scan, if one finished (another worker asks for it when it starts). */
+  last(): ScanResult | undefined {
+    return this.#last;
   }
 
   #startWatching(): void {

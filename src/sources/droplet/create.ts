@@ -27,6 +27,8 @@ export interface DropletDependencies {
   /** Whether deletes are allowed at all (`registry.deletes`). */
   deletes: boolean;
   logger: Logger;
+  /** Of several workers, whether this one imports a replaced rootfs file (the leader), and whether others serve too. */
+  workers?: { leader: boolean; count: number };
 }
 
 /** A droplet source as configured: uploads, or a Cloud Controller when one is configured. */
@@ -74,6 +76,7 @@ export function createDropletSource(config: DropletRepositoryConfig, dependencie
       retentionMs: config.previousRootfsRetention,
       repository: `${source}${rootfsPath}` as RepositoryName,
       architecture: config.architecture,
+      importer: importerRole(dependencies.workers),
     },
     logger,
   );
@@ -93,4 +96,9 @@ export function createDropletSource(config: DropletRepositoryConfig, dependencie
     deletes: dependencies.deletes,
     logger,
   });
+}
+
+function importerRole(workers: DropletDependencies['workers']): 'on-demand' | 'scheduled' | 'elsewhere' {
+  if (workers === undefined || workers.count <= 1) return 'on-demand';
+  return workers.leader ? 'scheduled' : 'elsewhere';
 }

@@ -22,6 +22,13 @@ export interface RootfsOptions {
   /** `<prefix>rootfs`, where each rootfs is kept as an image of its own. */
   repository: RepositoryName;
   architecture: string;
+  /**
+   * Who imports a replaced configured file. `on-demand` (one worker): checked
+   * when pulls need the rootfs. `scheduled` (the leader of several workers):
+   * also checked every `checkIntervalMs`, since pulls may reach other workers.
+   * `elsewhere` (the other workers): never here; they read what was imported.
+   */
+  importer?: 'on-demand' | 'scheduled' | 'elsewhere';
 }
 
 /** Stores a rootfs tarball (.tar or .tar.gz) as a gzip layer. */
@@ -62,6 +69,7 @@ export class RootfsBase {
   #lastExpiry = Number.NEGATIVE_INFINITY;
   #importing: Promise<void> | undefined;
   #lastFailure: string | undefined;
+  #schedule: NodeJS.Timeout | undefined;
 
   constructor(source: string, store: DropletStore, blobs: BlobStore, options: RootfsOptions, logger: Logger) {
     this.#source = source;
@@ -69,6 +77,11 @@ export class RootfsBase {
     this.#blobs = blobs;
     this.#options = options;
     this.#logger = logger;
+    if (options.importer === 'scheduled' && options.path !== undefined) {
+      this.#checkConfiguredFile();
+      this.#schedule = setInterval(() => this.#checkConfiguredFile(), Math.max(options.checkIntervalMs, 1000));
+      this.#schedule.unref();
+    }
   }
 
   /** The rootfs to compose on now; waits for the first import when there is none yet. */
@@ -158,7 +171,7 @@ export class RootfsBase {
   #checkConfiguredFile(): void {
     const path = this.#options.path;
     const now = Date.now();
-    if (path === undefined || this.#importing !== undefined || this.#stopping.signal.aborted) return;
+    if (path === undefined || this.#options.importer === 'elsewhere' || this.#importing !== undefined || this.#stopping.signal.aborted) return;
     if (now - this.#lastCheck < this.#options.checkIntervalMs) return;
     this.#lastCheck = now;
     const work = this.#importIfChanged(path).catch((error: unknown) => {
@@ -189,6 +202,7 @@ export class RootfsBase {
 
   /** Stops a background import (it is redone at the next start) and waits for it to give up. */
   async close(): Promise<void> {
+    clearInterval(this.#schedule);
     this.#stopping.abort(new Error('shutting down'));
     await this.#importing;
   }

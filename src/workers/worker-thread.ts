@@ -1,0 +1,33 @@
+// One worker of `berth serve` beside the leader: opens the stores, serves the shared port, stops when told.
+import { parentPort, workerData } from 'node:worker_threads';
+import type { Config } from '../config/schema.ts';
+import { ThreadPeers, type PeerIdentity } from '../io/peers.ts';
+import { createLogger, startServer } from '../server.ts';
+import type { ToLeader, ToWorker } from './worker-pool.ts';
+
+const { config, identity } = workerData as { config: Config; identity: PeerIdentity };
+const logger = createLogger(config, 1, { shared: true }).child({ worker: identity.worker });
+const peers = new ThreadPeers(identity);
+const tell = (message: ToLeader) => parentPort?.postMessage(message);
+
+try {
+  const server = await startServer(config, logger, peers);
+  parentPort?.on('message', (message: ToWorker) => {
+    if (message.type !== 'stop') return;
+    server.close().then(
+      () => {
+        peers.close();
+        tell({ type: 'stopped' });
+        process.exit(0);
+      },
+      (error: unknown) => {
+        logger.error({ err: error }, 'error while stopping');
+        process.exit(1);
+      },
+    );
+  });
+  tell({ type: 'ready' });
+} catch (error) {
+  tell({ type: 'failed', message: error instanceof Error ? error.message : String(error) });
+  process.exit(1);
+}

@@ -1,0 +1,193 @@
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { stringify } from 'yaml';
+import { basic, writeUsers } from '../helpers/auth.ts';
+import { eventually } from '../helpers/eventually.ts';
+import { randomImage, pushImage, pushManifest, manifestOf } from '../helpers/images.ts';
+import { startBerthServer, type BerthProcess } from '../helpers/process.ts';
+import { tempDir } from '../helpers/tmp.ts';
+import { WebhookReceiver } from '../events/receiver.ts';
+import { writeOciArchive } from '../sources/archive/fixtures.ts';
+import { mediaTypes } from '../../src/oci/media-types.ts';
+
+interface Answer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+}
+
+/** One request on a connection of its own, so the kernel may hand it to any worker. */
+function fresh(base: string, method: string, path: string, options: { headers?: Record<string, string>; body?: Buffer } = {}): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const sent = request(`${base}${path}`, { method, agent: false, headers: { ...options.headers, ...(options.body === undefined ? {} : { 'content-length': String(options.body.length) }) } }, (response) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body: Buffer.concat(chunks) }));
+      response.on('error', reject);
+    });
+    sent.on('error', reject);
+    sent.end(options.body);
+  });
+}
+
+/** The workers that wrote access-log lines for paths containing `fragment`. */
+function workersServing(berth: BerthProcess, fragment: string): Set<number> {
+  const workers = new Set<number>();
+  for (const line of berth.lines) {
+    if (!line.includes('"msg":"request"') || !line.includes(fragment)) continue;
+    workers.add((JSON.parse(line) as { worker: number }).worker);
+  }
+  return workers;
+}
+
+function metric(text: string, name: string, labels: string): number {
+  const line = text.split('\n').find((each) => each.startsWith(`${name}{${labels}}`));
+  return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
+}
+
+describe('berth serve with two workers', () => {
+  let dir: { path: string; remove(): Promise<void> };
+  let berth: BerthProcess & { url: string };
+  const hook = new WebhookReceiver();
+
+  before(async () => {
+    dir = await tempDir('berth-workers');
+    await hook.start();
+    await writeUsers(join(dir.path, 'htpasswd'), { alice: 'wonderland' });
+    await mkdir(join(dir.path, 'archives'));
+    const config = {
+      auth: { htpasswd: join(dir.path, 'htpasswd'), anonymousPull: true, failedSignIns: { limit: 3, per: '10m' } },
+      events: { webhooks: [{ name: 'audit', url: hook.url, types: ['push'] }] },
+      repositories: [{ prefix: 'arch/', kind: 'archive', directory: join(dir.path, 'archives'), rescanInterval: '0s' }],
+    };
+    await writeFile(join(dir.path, 'berth.yaml'), stringify(config));
+    berth = await startBerthServer(['--data', join(dir.path, 'data'), '--config', join(dir.path, 'berth.yaml'), '--workers', '2']);
+  });
+  after(async () => {
+    await berth?.stop();
+    await hook.stop();
+    await dir?.remove();
+  });
+
+  it('serves one port from both workers, and /metrics adds them up', async () => {
+    const signedIn = { authorization: basic('alice', 'wonderland') };
+    for (let i = 0; i < 40; i += 1) assert.equal((await fresh(berth.url, 'GET', '/v2/?probe', { headers: signedIn })).status, 200);
+    assert.deepEqual([...workersServing(berth, '/v2/?probe')].sort(), [0, 1], 'the kernel spreads connections over both workers');
+    // Whichever worker answers /metrics, it counts what both served.
+    for (let i = 0; i < 4; i += 1) {
+      const text = (await fresh(berth.url, 'GET', '/metrics')).body.toString();
+      assert.equal(metric(text, 'berth_http_requests_total', 'endpoint="base",method="GET",status="200"'), 40);
+      assert.equal(text.match(/^process_resident_memory_bytes /gm)?.length, 1, 'process-wide metrics appear once');
+    }
+  });
+
+  it('continues an upload on whichever worker gets the next request', async () => {
+    const auth = { authorization: basic('alice', 'wonderland') };
+    const crossed = new Set<string>();
+    for (let round = 0; round < 12; round += 1) {
+      const chunks = [randomBytes(3000), randomBytes(2000), randomBytes(1000)];
+      const digest = `sha256:${createHash('sha256').update(Buffer.concat(chunks)).digest('hex')}`;
+      const started = await fresh(berth.url, 'POST', '/v2/team/uploads/blobs/uploads/', { headers: auth });
+      assert.equal(started.status, 202);
+      let location = started.headers['location'] as string;
+      const id = location.split('/').pop()?.split('?')[0] as string;
+      let offset = 0;
+      for (const chunk of chunks) {
+        const patched = await fresh(berth.url, 'PATCH', location, {
+          headers: { ...auth, 'content-type': 'application/octet-stream', 'content-range': `${offset}-${offset + chunk.length - 1}` },
+          body: chunk,
+        });
+        assert.equal(patched.status, 202, patched.body.toString());
+        offset += chunk.length;
+        location = patched.headers['location'] as string;
+      }
+      const done = await fresh(berth.url, 'PUT', `${location}${location.includes('?') ? '&' : '?'}digest=${digest}`, { headers: auth });
+      assert.equal(done.status, 201, done.body.toString());
+      const read = await fresh(berth.url, 'GET', `/v2/team/uploads/blobs/${digest}`);
+      assert.deepEqual(read.body, Buffer.concat(chunks));
+      if (workersServing(berth, id).size === 2) crossed.add(id);
+    }
+    assert.ok(crossed.size > 0, 'some uploads moved between workers mid-way');
+  });
+
+  it('a tag moved through one worker is read back moved through every worker', async () => {
+    const auth = basic('alice', 'wonderland');
+    const image = randomImage({ layers: 1, layerSize: 512 });
+    await pushImage(berth.url, 'team/moving', '1', image, auth);
+    for (let round = 0; round < 6; round += 1) {
+      const manifest = manifestOf({ ...(JSON.parse(image.manifest.bytes.toString()) as object), annotations: { round: String(round) } }, mediaTypes.ociManifest);
+      assert.equal((await pushManifest(berth.url, 'team/moving', 'latest', manifest, auth)).status, 201);
+      for (let read = 0; read < 4; read += 1) {
+        const answer = await fresh(berth.url, 'GET', '/v2/team/moving/manifests/latest', { headers: { accept: mediaTypes.ociManifest } });
+        assert.equal(answer.headers['docker-content-digest'], manifest.digest);
+      }
+    }
+    assert.deepEqual([...workersServing(berth, '/v2/team/moving/manifests/latest')].sort(), [0, 1]);
+  });
+
+  it('counts failed sign-ins on every worker together', async () => {
+    const wrong = { authorization: basic('mallory', 'guess') };
+    const statuses: number[] = [];
+    for (let i = 0; i < 8; i += 1) statuses.push((await fresh(berth.url, 'GET', '/v2/?signin', { headers: wrong })).status);
+    assert.deepEqual(statuses.slice(0, 3), [401, 401, 401]);
+    assert.deepEqual(statuses.slice(3), [429, 429, 429, 429, 429], 'the limit of 3 holds across workers');
+    assert.deepEqual([...workersServing(berth, '/v2/?signin')].sort(), [0, 1]);
+  });
+
+  it('delivers each event once, from one dispatcher, whichever worker took the push', async () => {
+    const auth = basic('alice', 'wonderland');
+    const before = hook.events().length;
+    for (let i = 0; i < 6; i += 1) await pushImage(berth.url, `team/events${i}`, 'v1', randomImage({ layers: 1, layerSize: 256 }), auth);
+    await eventually(() => hook.events().length >= before + 6, { timeoutMs: 10_000 });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const pushed = hook.events().slice(before);
+    assert.equal(pushed.length, 6);
+    assert.equal(new Set(pushed.map((event) => event['id'])).size, 6, 'no event delivered twice');
+  });
+
+  it('one worker scans the archive directory; the other serves what it found', async () => {
+    await writeOciArchive(join(dir.path, 'archives', 'team', 'app.oci'), [{ image: randomImage({ layers: 1, layerSize: 256 }), tags: ['v1'] }]);
+    for (let i = 0; i < 8; i += 1) {
+      await eventually(async () => ((await fresh(berth.url, 'GET', '/v2/_catalog')).body.toString().includes('arch/team/app') ? true : false), { timeoutMs: 10_000 });
+    }
+    const scanners = berth.lines.filter((line) => line.includes('archive directory scanned')).map((line) => (JSON.parse(line) as { worker: number }).worker);
+    assert.ok(scanners.length > 0);
+    assert.deepEqual(new Set(scanners), new Set([0]), 'only the leader scans');
+    assert.deepEqual([...workersServing(berth, '/v2/_catalog')].sort(), [0, 1]);
+  });
+
+  it('on SIGTERM every worker finishes its requests in flight, then the process exits 0', async () => {
+    const auth = { authorization: basic('alice', 'wonderland') };
+    const uploads = await Promise.all(
+      Array.from({ length: 12 }, async () => (await fresh(berth.url, 'POST', '/v2/team/drain/blobs/uploads/', { headers: auth })).headers['location'] as string),
+    );
+    const body = randomBytes(64 * 1024);
+    const { port } = new URL(berth.url);
+    // Each PATCH sends half its body, waits for SIGTERM, then the rest.
+    const inFlight = uploads.map(
+      (location) =>
+        new Promise<number>((resolve, reject) => {
+          const sent = request(
+            { host: '127.0.0.1', port, path: location, method: 'PATCH', agent: false, headers: { ...auth, 'content-type': 'application/octet-stream', 'content-length': String(body.length) } },
+            (response) => {
+              response.resume();
+              response.on('end', () => resolve(response.statusCode ?? 0));
+            },
+          );
+          sent.on('error', reject);
+          sent.write(body.subarray(0, body.length / 2));
+          setTimeout(() => sent.end(body.subarray(body.length / 2)), 1500);
+        }),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    berth.child.kill('SIGTERM');
+    assert.deepEqual(await Promise.all(inFlight), Array(12).fill(202));
+    assert.equal(await berth.exited, 0);
+    const served = new Set(uploads.flatMap((location) => [...workersServing(berth, location.split('?')[0] as string)]));
+    assert.deepEqual([...served].sort(), [0, 1], 'both workers had uploads in flight');
+  });
+});
