@@ -77,7 +77,9 @@ function manage(name: string, child: ChildProcess, url: string, startupMs: numbe
 export async function startBerth(dataDir: string, serveArgs: string[] = [], nodeFlags: string[] = []): Promise<BenchServer> {
   const port = await freePort();
   const started = performance.now();
-  const args = [...(await berthNodeFlags()), ...nodeFlags, berthMain, 'serve', '--listen', `127.0.0.1:${port}`, '--data', dataDir, ...serveArgs];
+  // One worker unless asked for more: figures compare with earlier runs and with one Distribution process per core.
+  const workers = serveArgs.includes('--workers') ? [] : ['--workers', '1'];
+  const args = [...(await berthNodeFlags()), ...nodeFlags, berthMain, 'serve', '--listen', `127.0.0.1:${port}`, '--data', dataDir, ...workers, ...serveArgs];
   const child = spawn(process.execPath, args, {
     env: { PATH: process.env['PATH'], BERTH_LOG_FORMAT: 'json' },
     stdio: ['ignore', 'ignore', 'inherit'],

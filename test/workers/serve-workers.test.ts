@@ -142,7 +142,7 @@ describe('berth serve with two workers', () => {
     const auth = basic('alice', 'wonderland');
     const before = hook.events().length;
     for (let i = 0; i < 6; i += 1) await pushImage(berth.url, `team/events${i}`, 'v1', randomImage({ layers: 1, layerSize: 256 }), auth);
-    await eventually(() => hook.events().length >= before + 6, { timeoutMs: 10_000 });
+    await eventually(() => hook.events().length >= before + 6, { timeout: 10_000 });
     await new Promise((resolve) => setTimeout(resolve, 500));
     const pushed = hook.events().slice(before);
     assert.equal(pushed.length, 6);
@@ -152,7 +152,7 @@ describe('berth serve with two workers', () => {
   it('one worker scans the archive directory; the other serves what it found', async () => {
     await writeOciArchive(join(dir.path, 'archives', 'team', 'app.oci'), [{ image: randomImage({ layers: 1, layerSize: 256 }), tags: ['v1'] }]);
     for (let i = 0; i < 8; i += 1) {
-      await eventually(async () => ((await fresh(berth.url, 'GET', '/v2/_catalog')).body.toString().includes('arch/team/app') ? true : false), { timeoutMs: 10_000 });
+      await eventually(async () => ((await fresh(berth.url, 'GET', '/v2/_catalog')).body.toString().includes('arch/team/app') ? true : false), { timeout: 10_000 });
     }
     const scanners = berth.lines.filter((line) => line.includes('archive directory scanned')).map((line) => (JSON.parse(line) as { worker: number }).worker);
     assert.ok(scanners.length > 0);
