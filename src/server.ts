@@ -304,7 +304,7 @@ export async function startServer(config: Config, logger: PinoLogger = createLog
     await registry.close();
     throw error;
   }
-  const ui = config.ui.enabled ? webUi(registry, security.sessions) : undefined;
+  const ui = config.ui.enabled ? webUi(registry, security.sessions, peers) : undefined;
   const readiness = createReadiness(config, registry, logger);
   const app = createApp({
     ...security.app,

@@ -3,12 +3,17 @@ import type { AccessPolicy, SessionAccess } from './http/access.ts';
 import type { RepositoryName } from './oci/names.ts';
 import type { Registry } from './server.ts';
 import type { ProxySource } from './sources/proxy/proxy-source.ts';
-import type { RepositoryKind, UiDependencies } from './ui/dependencies.ts';
+import type { LastGc, RecentActivity, RepositoryKind, UiDependencies } from './ui/dependencies.ts';
+import { alone, type Peers } from './io/peers.ts';
 import { RecentEvents } from './ui/recent-events.ts';
 import { uiExtension } from './ui/register.ts';
 
 /** The web UI over an opened registry: its extension for createApp and the observer feeding its recent events. */
-export function webUi(registry: Registry, sessions: SessionAccess | undefined): { extension: (app: FastifyInstance, access?: AccessPolicy) => void; events: RecentEvents } {
+export function webUi(
+  registry: Registry,
+  sessions: SessionAccess | undefined,
+  peers: Peers = alone(),
+): { extension: (app: FastifyInstance, access?: AccessPolicy) => void; events: RecentEvents } {
   const { config, operations, router, sources, hostedSource } = registry;
   // Longest prefix first, as the router matches.
   const byPrefix = [...sources].sort((a, b) => b.prefix.length - a.prefix.length);
@@ -37,20 +42,19 @@ export function webUi(registry: Registry, sessions: SessionAccess | undefined): 
     deletes: config.registry.deletes,
     operations: {
       quotas: () => operations.quotas.report(),
-      lastGc: () => {
-        const last = operations.lastGc;
-        if (last === undefined) return undefined;
-        const { report } = last;
+      activity: async (limit) => {
+        // Each worker saw its own changes; the leader runs the passes.
+        const seen = await peers.gather<RecentActivity>('ui-activity');
+        const next = seen.find((each) => each.nextGc !== undefined)?.nextGc;
         return {
-          finishedAt: last.finishedAt,
-          seconds: last.seconds,
-          bytesFreed: report.bytesFreed,
-          blobsDeleted: report.blobsDeleted,
-          manifestsDeleted: report.manifestsDeleted,
-          linksRemoved: report.linksRemoved,
+          ...latestGc(seen),
+          ...(next === undefined ? {} : { nextGc: next }),
+          events: seen
+            .flatMap((each) => each.events)
+            .sort((a, b) => b.at.getTime() - a.at.getTime())
+            .slice(0, limit),
         };
       },
-      nextGc: () => operations.nextGc(),
       gcInterval: config.gc.interval,
       retentionConfigured: operations.retention.configured,
       retentionPreview: () => operations.applyRetention({ dryRun: true }),
@@ -58,5 +62,32 @@ export function webUi(registry: Registry, sessions: SessionAccess | undefined): 
     events,
     sessionTtl: config.ui.sessionTtl,
   };
+  peers.answer<RecentActivity>('ui-activity', () => {
+    const last = operations.lastGc;
+    const next = operations.nextGc();
+    return {
+      ...(last === undefined
+        ? {}
+        : {
+            lastGc: {
+              finishedAt: last.finishedAt,
+              seconds: last.seconds,
+              bytesFreed: last.report.bytesFreed,
+              blobsDeleted: last.report.blobsDeleted,
+              manifestsDeleted: last.report.manifestsDeleted,
+              linksRemoved: last.report.linksRemoved,
+            },
+          }),
+      ...(next === undefined ? {} : { nextGc: next }),
+      events: events.list(),
+    };
+  });
   return { extension: uiExtension(deps, sessions), events };
+}
+
+/** The most recent pass any worker knows of. */
+function latestGc(seen: RecentActivity[]): { lastGc?: LastGc } {
+  let latest: LastGc | undefined;
+  for (const { lastGc } of seen) if (lastGc !== undefined && (latest === undefined || lastGc.finishedAt > latest.finishedAt)) latest = lastGc;
+  return latest === undefined ? {} : { lastGc: latest };
 }

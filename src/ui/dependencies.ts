@@ -6,7 +6,7 @@ import type { Repository, RepositoryWriter } from '../registry/repository.ts';
 import type { RetentionReport } from '../policy/retention.ts';
 import type { QuotaUsage } from '../policy/quotas.ts';
 import type { AccessPolicy, SessionAccess } from '../http/access.ts';
-import type { RecentEvents } from './recent-events.ts';
+import type { RecentEvent, RecentEvents } from './recent-events.ts';
 
 export type RepositoryKind = 'hosted' | 'proxy' | 'archive' | 'droplet';
 
@@ -16,11 +16,29 @@ export interface UnindexedCatalog {
   catalog(page: Page): Promise<RepositoryName[]>;
 }
 
+/** The last garbage collection pass, as the operations page shows it. */
+export interface LastGc {
+  finishedAt: Date;
+  seconds: number;
+  bytesFreed: number;
+  blobsDeleted: number;
+  manifestsDeleted: number;
+  linksRemoved: number;
+}
+
+/** What happened lately, across every worker of the process. */
+export interface RecentActivity {
+  lastGc?: LastGc;
+  nextGc?: Date;
+  /** Newest first. */
+  events: RecentEvent[];
+}
+
 /** What the operations page shows, from the process's Operations. */
 export interface UiOperations {
   quotas(): Promise<QuotaUsage[]>;
-  lastGc(): { finishedAt: Date; seconds: number; bytesFreed: number; blobsDeleted: number; manifestsDeleted: number; linksRemoved: number } | undefined;
-  nextGc(): Date | undefined;
+  /** The last and next GC pass and the latest changes (`limit`), whichever worker saw them. */
+  activity(limit: number): Promise<RecentActivity>;
   gcInterval: number;
   retentionConfigured: boolean;
   retentionPreview(): Promise<RetentionReport | undefined>;

@@ -14,8 +14,9 @@ export interface RecentEvent {
 /**
  * The latest registry changes seen by this process, newest first, for the
  * operations page: pushes and deletes through /v2/ (as an observer) and the
- * UI, garbage collection passes. Kept in memory only, so each replica shows
- * its own and a restart starts afresh; webhooks carry the durable record.
+ * UI, garbage collection passes. Kept in memory only: the page gathers the
+ * lists of every worker of the process, each replica shows its own, and a
+ * restart starts afresh; webhooks carry the durable record.
  */
 export class RecentEvents implements RequestObserver {
   readonly #events: RecentEvent[] = [];

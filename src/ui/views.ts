@@ -118,15 +118,15 @@ export async function operationsView(deps: UiDependencies, viewer: Viewer, previ
   if (!viewer.admin) throw new RegistryError('DENIED', 'only administrators may see operations');
   const { operations } = deps;
   const largest = await listRepositories(deps, viewer, { search: '', match: 'substring', sort: 'size', limit: 10 });
-  const next = operations.nextGc();
+  const activity = await operations.activity(50);
   let retentionPreview: OperationsView['retention']['preview'];
   if (preview && operations.retentionConfigured) retentionPreview = (await operations.retentionPreview()) ?? 'busy';
   return {
     quotas: await operations.quotas(),
     largest: largest.rows,
-    gc: { last: operations.lastGc(), interval: operations.gcInterval, ...(next === undefined ? {} : { next }) },
+    gc: { last: activity.lastGc, interval: operations.gcInterval, ...(activity.nextGc === undefined ? {} : { next: activity.nextGc }) },
     retention: { configured: operations.retentionConfigured, ...(retentionPreview === undefined ? {} : { preview: retentionPreview }) },
-    events: deps.events.list(50),
+    events: activity.events,
   };
 }
 

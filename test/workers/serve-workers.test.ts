@@ -23,12 +23,16 @@ interface Answer {
 /** One request on a connection of its own, so the kernel may hand it to any worker. */
 function fresh(base: string, method: string, path: string, options: { headers?: Record<string, string>; body?: Buffer } = {}): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const sent = request(`${base}${path}`, { method, agent: false, headers: { ...options.headers, ...(options.body === undefined ? {} : { 'content-length': String(options.body.length) }) } }, (response) => {
-      const chunks: Buffer[] = [];
-      response.on('data', (chunk: Buffer) => chunks.push(chunk));
-      response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body: Buffer.concat(chunks) }));
-      response.on('error', reject);
-    });
+    const sent = request(
+      `${base}${path}`,
+      { method, agent: false, headers: { ...options.headers, ...(options.body === undefined ? {} : { 'content-length': String(options.body.length) }) } },
+      (response) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body: Buffer.concat(chunks) }));
+        response.on('error', reject);
+      },
+    );
     sent.on('error', reject);
     sent.end(options.body);
   });
@@ -152,7 +156,7 @@ describe('berth serve with two workers', () => {
   it('one worker scans the archive directory; the other serves what it found', async () => {
     await writeOciArchive(join(dir.path, 'archives', 'team', 'app.oci'), [{ image: randomImage({ layers: 1, layerSize: 256 }), tags: ['v1'] }]);
     for (let i = 0; i < 8; i += 1) {
-      await eventually(async () => ((await fresh(berth.url, 'GET', '/v2/_catalog')).body.toString().includes('arch/team/app') ? true : false), { timeout: 10_000 });
+      await eventually(async () => ((await fresh(berth.url, 'GET', '/v2/_catalog')).body.toString().includes('arch/team/app')), { timeout: 10_000 });
     }
     const scanners = berth.lines.filter((line) => line.includes('archive directory scanned')).map((line) => (JSON.parse(line) as { worker: number }).worker);
     assert.ok(scanners.length > 0);
@@ -172,7 +176,14 @@ describe('berth serve with two workers', () => {
       (location) =>
         new Promise<number>((resolve, reject) => {
           const sent = request(
-            { host: '127.0.0.1', port, path: location, method: 'PATCH', agent: false, headers: { ...auth, 'content-type': 'application/octet-stream', 'content-length': String(body.length) } },
+            {
+              host: '127.0.0.1',
+              port,
+              path: location,
+              method: 'PATCH',
+              agent: false,
+              headers: { ...auth, 'content-type': 'application/octet-stream', 'content-length': String(body.length) },
+            },
             (response) => {
               response.resume();
               response.on('end', () => resolve(response.statusCode ?? 0));

@@ -1,7 +1,7 @@
 import type { QuotaUsage } from '../../policy/quotas.ts';
 import type { RetentionReport } from '../../policy/retention.ts';
 import type { RepositoryRow } from '../catalog.ts';
-import type { UiOperations } from '../dependencies.ts';
+import type { LastGc } from '../dependencies.ts';
 import { formatBytes, shortDigest, timeAgo } from '../format.ts';
 import { html, type Html } from '../html.ts';
 import type { RecentEvent } from '../recent-events.ts';
@@ -11,7 +11,7 @@ import { imageHref } from './repository.ts';
 export interface OperationsView {
   quotas: QuotaUsage[];
   largest: RepositoryRow[];
-  gc: { last: ReturnType<UiOperations['lastGc']>; next?: Date; interval: number };
+  gc: { last: LastGc | undefined; next?: Date; interval: number };
   retention: { configured: boolean; preview?: RetentionReport | 'busy' };
   events: RecentEvent[];
 }
