@@ -156,7 +156,7 @@ describe('berth serve with two workers', () => {
   it('one worker scans the archive directory; the other serves what it found', async () => {
     await writeOciArchive(join(dir.path, 'archives', 'team', 'app.oci'), [{ image: randomImage({ layers: 1, layerSize: 256 }), tags: ['v1'] }]);
     for (let i = 0; i < 8; i += 1) {
-      await eventually(async () => ((await fresh(berth.url, 'GET', '/v2/_catalog')).body.toString().includes('arch/team/app')), { timeout: 10_000 });
+      await eventually(async () => (await fresh(berth.url, 'GET', '/v2/_catalog')).body.toString().includes('arch/team/app'), { timeout: 10_000 });
     }
     const scanners = berth.lines.filter((line) => line.includes('archive directory scanned')).map((line) => (JSON.parse(line) as { worker: number }).worker);
     assert.ok(scanners.length > 0);
