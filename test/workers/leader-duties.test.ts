@@ -1,0 +1,86 @@
+import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { stringify } from 'yaml';
+import { eventually } from '../helpers/eventually.ts';
+import { startBerthServer, type BerthProcess } from '../helpers/process.ts';
+import { tempDir } from '../helpers/tmp.ts';
+import { writeRootfs } from '../sources/droplet/fixtures.ts';
+
+/** One GET on a connection of its own, so the kernel may hand it to any worker; its status. */
+function freshGet(base: string, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const sent = request(`${base}${path}`, { agent: false }, (response) => {
+      let body = '';
+      response.setEncoding('utf8').on('data', (chunk: string) => {
+        body += chunk;
+      });
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
+    });
+    sent.on('error', reject).end();
+  });
+}
+
+function metric(text: string, name: string, labels: string): number {
+  const line = text.split('\n').find((each) => each.startsWith(`${name}{${labels}}`));
+  return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
+}
+
+const logged = (berth: BerthProcess, message: string) =>
+  berth.lines.filter((line) => line.includes(`"msg":"${message}"`)).map((line) => JSON.parse(line) as Record<string, unknown>);
+
+describe('berth serve with two workers: what runs once, and shared limits', () => {
+  let dir: { path: string; remove(): Promise<void> };
+  let berth: BerthProcess & { url: string };
+  let rootfs: string;
+
+  before(async () => {
+    dir = await tempDir('berth-leader');
+    rootfs = join(dir.path, 'rootfs.tar');
+    await writeRootfs(rootfs, 'v1', false);
+    const config = {
+      gc: { interval: '1s' },
+      limits: { rateLimit: { requests: 12, per: '10m', burst: 12 } },
+      repositories: [{ prefix: 'cf/', kind: 'droplet', rootfs, rootfsCheckInterval: '1s' }],
+    };
+    await writeFile(join(dir.path, 'berth.yaml'), stringify(config));
+    berth = await startBerthServer(['--data', join(dir.path, 'data'), '--config', join(dir.path, 'berth.yaml'), '--workers', '2']);
+  });
+  after(async () => {
+    await berth?.stop();
+    await dir?.remove();
+  });
+
+  it('garbage collection is scheduled once, on the leader, and the rootfs is imported there once', async () => {
+    await eventually(() => logged(berth, 'rootfs imported: new droplet images use it').length === 1, { what: 'the rootfs import' });
+    await new Promise((resolve) => setTimeout(resolve, 3500));
+    const imports = logged(berth, 'rootfs file is new or replaced: importing it');
+    assert.deepEqual(
+      imports.map((entry) => entry['worker']),
+      [0],
+      'only the leader imports, without waiting for a pull',
+    );
+    await writeRootfs(rootfs, 'v2', false);
+    await eventually(() => logged(berth, 'rootfs imported: new droplet images use it').length === 2, { what: 'the replaced rootfs imported' });
+    assert.deepEqual(
+      logged(berth, 'rootfs file is new or replaced: importing it').map((entry) => entry['worker']),
+      [0, 0],
+    );
+    const metrics = (await freshGet(berth.url, '/metrics')).body;
+    assert.ok(metric(metrics, 'berth_gc_runs_total', 'result="ok"') >= 2, 'passes ran every second');
+    assert.equal(metric(metrics, 'berth_gc_runs_total', 'result="skipped"'), 0, 'no second scheduler found a pass running');
+  });
+
+  it('the rate limit counts requests on every worker', async () => {
+    // The /metrics requests above count too; health checks do not.
+    const statuses: number[] = [];
+    for (let i = 0; i < 30; i += 1) statuses.push((await freshGet(berth.url, '/v2/')).status);
+    const allowed = statuses.filter((status) => status === 200).length;
+    assert.ok(allowed >= 10 && allowed <= 11, `at most the limit of 12 overall, got ${allowed} allowed here: ${statuses.join(' ')}`);
+    assert.ok(statuses.slice(allowed).every((status) => status === 429));
+    const workers = new Set(logged(berth, 'request').map((entry) => entry['worker']));
+    assert.deepEqual([...workers].sort(), [0, 1], 'both workers answered');
+  });
+});
