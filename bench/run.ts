@@ -13,6 +13,8 @@ import { startBerth, startDistribution, startNginx, startPlainReceiver, type Ben
 import { benchArchive, defaultArchiveBenchOptions } from './archive.ts';
 import { scaleSection } from './scale.ts';
 import { hotPathSection } from './hotpath.ts';
+import { workersSection } from './workers.ts';
+import { availableParallelism } from 'node:os';
 
 const { values: flags } = parseArgs({
   options: {
@@ -84,6 +86,19 @@ try {
   log('hot path: Berth (access rules, access log, metrics, a webhook) against a bare node:http server');
   rows.push(...(await hotPathSection({ work, seconds: sizes.seconds, repeats: sizes.repeats, connections: 64, log })));
   await measured('blob push', () => pushSection(context, big));
+  log(`workers: 1 and ${availableParallelism()} workers side by side`);
+  rows.push(
+    ...(await workersSection({
+      work,
+      big,
+      counts: [1, Math.max(2, availableParallelism())],
+      smallBlobs: sizes.smallBlobs,
+      seconds: sizes.seconds,
+      repeats: sizes.repeats,
+      withDistribution,
+      log,
+    })),
+  );
   await measured('blob GET', () => pullSection(context, big));
   await measured('listings', () => listingSection(context));
   const scale = flags.quick ? 10_000 : 1_000_000;

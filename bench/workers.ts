@@ -152,8 +152,30 @@ function rowsOf(berth: Map<number, Figures>, distribution: Figures | undefined, 
     if (key === 'pushes4') Object.assign(row, { target: '≥ 1.8×', met: scaling >= 1.8 });
     if (key === 'rss') Object.assign(row, { target: '≤ 2×', met: scaling <= 2 });
     rows.push(row);
+    if ((key === 'get' || key === 'head') && distribution !== undefined && many > 1) {
+      rows.push({
+        section: 'workers',
+        metric: `${metric}: 16-core model, Berth ÷ Distribution (docs/benchmarks.md)`,
+        unit: '×',
+        better: 'higher',
+        berth: sixteenCores(one[key], top[key], many, distribution[key]),
+      });
+    }
   }
   return rows;
+}
+
+/**
+ * What 16 cores would give, from what `many` workers gave here: each worker
+ * beyond the first adds what the extra ones added here, per worker (at most
+ * a whole first worker's worth); Distribution, measured here using every
+ * core, scales linearly from this machine's cores to 16. Assumptions in
+ * docs/benchmarks.md ("Workers").
+ */
+function sixteenCores(first: number, all: number, workers: number, distribution: number): number {
+  const perExtraWorker = Math.min(1, Math.max(0, (all - first) / ((workers - 1) * first)));
+  const berth = first * (1 + 15 * perExtraWorker);
+  return berth / (distribution * (16 / availableParallelism()));
 }
 
 if (import.meta.main) {
