@@ -2,10 +2,11 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Config } from './config/schema.ts';
 import type { PassTask } from './passes-in-threads.ts';
-import { openRegistry } from './server.ts';
+import { createLogger, openRegistry } from './server.ts';
 
 const { config, ...task } = workerData as { config: Config } & PassTask;
-const registry = await openRegistry(config);
+// Other threads of the process write to the same stdout: whole lines, one write each.
+const registry = await openRegistry(config, createLogger(config, 1, { shared: true }));
 try {
   const report = task.task === 'gc' ? await registry.operations.collect() : await registry.operations.applyRetention({ dryRun: task.dryRun });
   parentPort?.postMessage({ report });
