@@ -4,9 +4,9 @@ import type { PeerIdentity } from '../io/peers.ts';
 import type { Logger } from '../log.ts';
 
 /** What the leader tells a worker thread. */
-export type ToWorker = { type: 'stop' };
+export type ToWorker = { type: 'stop' } | { type: 'ping' };
 /** What a worker thread tells the leader. */
-export type ToLeader = { type: 'ready' } | { type: 'stopped' } | { type: 'failed'; message: string };
+export type ToLeader = { type: 'ready' } | { type: 'stopped' } | { type: 'pong' } | { type: 'failed'; message: string };
 
 export interface WorkerPoolOptions {
   /** The configuration every worker serves, `listen` set to the port the leader bound. */
@@ -16,6 +16,10 @@ export interface WorkerPoolOptions {
   logger: Logger;
   /** The first restart of a worker that died waits this long, doubling while it keeps dying young. */
   restartDelayMs?: number;
+  /** A worker whose event loop has not answered a ping for this long is stuck: it is ended and started again (default 30 s). */
+  stuckAfterMs?: number;
+  /** The worker's module (tests give a stand-in). */
+  script?: URL;
 }
 
 /** A worker that lived at least this long before dying starts again after the first delay. */
@@ -27,6 +31,8 @@ interface Slot {
   startedAt: number;
   delayMs: number;
   restart: NodeJS.Timeout | undefined;
+  /** When the worker last answered a ping (or became ready). */
+  answeredAt: number;
 }
 
 /**
@@ -38,10 +44,14 @@ interface Slot {
 export class WorkerPool {
   readonly #options: WorkerPoolOptions;
   readonly #slots = new Map<number, Slot>();
+  readonly #watchdog: NodeJS.Timeout;
   #stopping = false;
 
   private constructor(options: WorkerPoolOptions) {
     this.#options = options;
+    const stuckAfterMs = options.stuckAfterMs ?? 30_000;
+    this.#watchdog = setInterval(() => this.#watch(stuckAfterMs), Math.max(10, Math.floor(stuckAfterMs / 6)));
+    this.#watchdog.unref();
   }
 
   /** Starts workers 1 … count-1 and waits until each serves; fails if one cannot start. */
@@ -68,6 +78,7 @@ export class WorkerPool {
   /** Tells every worker to stop and waits until they have finished their requests in flight. */
   async stop(): Promise<void> {
     this.#stopping = true;
+    // The watchdog keeps watching while workers drain: a blocked one is ended instead of waited for.
     await Promise.all(
       [...this.#slots.values()].map(async (slot) => {
         clearTimeout(slot.restart);
@@ -78,19 +89,22 @@ export class WorkerPool {
         await exited;
       }),
     );
+    clearInterval(this.#watchdog);
   }
 
   #start(index: number): Promise<void> {
     const { config, group, logger } = this.#options;
-    const slot = this.#slots.get(index) ?? { worker: undefined, startedAt: 0, delayMs: this.#options.restartDelayMs ?? 1000, restart: undefined };
+    const slot = this.#slots.get(index) ?? { worker: undefined, startedAt: 0, delayMs: this.#options.restartDelayMs ?? 1000, restart: undefined, answeredAt: 0 };
     this.#slots.set(index, slot);
     const identity: PeerIdentity = { ...group, worker: index };
-    const worker = new Worker(new URL('./worker-thread.ts', import.meta.url), { workerData: { config, identity }, stdout: false, stderr: false });
+    const script = this.#options.script ?? new URL('./worker-thread.ts', import.meta.url);
+    const worker = new Worker(script, { workerData: { config, identity }, stdout: false, stderr: false });
     slot.worker = worker;
     slot.startedAt = Date.now();
     return new Promise<void>((resolve, reject) => {
       let ready = false;
       worker.on('message', (message: ToLeader) => {
+        if (message.type === 'ready' || message.type === 'pong') slot.answeredAt = Date.now();
         if (message.type === 'ready') {
           ready = true;
           resolve();
@@ -106,6 +120,22 @@ export class WorkerPool {
         this.#restartLater(index, slot, code);
       });
     });
+  }
+
+  /** Pings every serving worker; one that has not answered for `stuckAfterMs` is ended (and so started again). */
+  #watch(stuckAfterMs: number): void {
+    const now = Date.now();
+    for (const [index, slot] of this.#slots) {
+      const worker = slot.worker;
+      if (worker === undefined || slot.answeredAt === 0) continue;
+      if (now - slot.answeredAt > stuckAfterMs) {
+        this.#options.logger.error({ worker: index, silentMs: now - slot.answeredAt }, 'a worker stopped answering (its event loop is blocked); ending it');
+        slot.answeredAt = 0;
+        void worker.terminate();
+        continue;
+      }
+      worker.postMessage({ type: 'ping' } satisfies ToWorker);
+    }
   }
 
   #restartLater(index: number, slot: Slot, code: number): void {

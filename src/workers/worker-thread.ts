@@ -13,6 +13,8 @@ const tell = (message: ToLeader) => parentPort?.postMessage(message);
 try {
   const server = await startServer(config, logger, peers);
   parentPort?.on('message', (message: ToWorker) => {
+    // Answered from this thread's event loop: a blocked loop does not answer, and the leader ends it.
+    if (message.type === 'ping') tell({ type: 'pong' });
     if (message.type !== 'stop') return;
     server.close().then(
       () => {
