@@ -6,6 +6,7 @@ import type { BlobStore } from './blobs/blob-store.ts';
 import { FsBlobStore } from './blobs/fs/fs-blob-store.ts';
 import type { Config } from './config/schema.ts';
 import { splitHostPort } from './config/units.ts';
+import { RegistryError } from './errors/registry-error.ts';
 import { dependencies } from './errors/unavailable.ts';
 import { Readiness, type ReadinessOptions } from './health/readiness.ts';
 import { createApp } from './http/app.ts';
@@ -309,6 +310,7 @@ export async function startServer(config: Config, logger: PinoLogger = createLog
   const app = createApp({
     ...security.app,
     readiness,
+    ...(peers.count > 1 ? { health: leaderAnswers(peers) } : {}),
     router: registry.router,
     settings: {
       maxManifestBytes: config.registry.maxManifestBytes,
@@ -346,6 +348,23 @@ export async function startServer(config: Config, logger: PinoLogger = createLog
       await registry.operations.stop();
       await registry.close();
     },
+  };
+}
+
+/** How long the leader's event loop may stay silent before other workers' `/livez` fail too. */
+const leaderSilenceMs = 10_000;
+
+/**
+ * Liveness of a worker beside others: the leader (the main thread) cannot be
+ * restarted on its own, so when its event loop is blocked every worker's
+ * `/livez` fails and the process manager restarts the process. The leader's
+ * own `/livez` simply does not answer then.
+ */
+function leaderAnswers(peers: Peers): () => Promise<void> {
+  return async () => {
+    const silent = peers.leaderSilentMs();
+    if (silent <= leaderSilenceMs) return;
+    throw new RegistryError('UNKNOWN', `worker 0 (the leader) has not answered for ${Math.round(silent / 1000)} s: its event loop is blocked`, { status: 503 });
   };
 }
 

@@ -14,12 +14,14 @@ export interface Peers {
   /** How many workers serve (1: this one alone). */
   readonly count: number;
   readonly leader: boolean;
-  /** A channel every worker opens by the same name; a message reaches every worker but the sender. */
+  /** A channel every worker opens by the same name (once: asking again gives the same one); a message reaches every worker but the sender. */
   channel<T>(name: string): PeerChannel<T>;
   /** Answers `gather(topic)` from other workers (one answerer per topic and worker). */
   answer<T>(topic: string, respond: () => Promise<T> | T): void;
   /** Every worker's answer to `topic`, this worker's own first; workers that do not answer within `timeoutMs` are left out. */
   gather<T>(topic: string, timeoutMs?: number): Promise<T[]>;
+  /** Milliseconds since the leader's event loop was last heard from (0 on the leader itself). */
+  leaderSilentMs(): number;
   close(): void;
 }
 
@@ -55,6 +57,7 @@ export function alone(): Peers {
       const respond = answers.get(topic);
       return respond === undefined ? [] : [(await respond()) as T];
     },
+    leaderSilentMs: () => 0,
     close: () => undefined,
   };
 }
@@ -77,16 +80,30 @@ export class ThreadPeers implements Peers {
   readonly leader: boolean;
   readonly #group: string;
   readonly #channels: BroadcastChannel[] = [];
+  /** One channel per name in each worker: every part that asks for it shares it. */
+  readonly #named = new Map<string, PeerChannel<unknown>>();
   readonly #answers = new Map<string, () => unknown>();
   readonly #waiting = new Map<string, (reply: Reply) => void>();
   readonly #questions: BroadcastChannel;
   readonly #replies: BroadcastChannel;
+  readonly #heartbeat: NodeJS.Timeout | undefined;
+  #leaderHeardAt = Date.now();
 
-  constructor(identity: PeerIdentity) {
+  /** `heartbeatMs`: how often the leader says it is alive. */
+  constructor(identity: PeerIdentity, heartbeatMs = 1000) {
     this.worker = identity.worker;
     this.count = identity.count;
     this.leader = identity.worker === 0;
     this.#group = identity.group;
+    const beats = this.#open('leader-alive');
+    if (this.leader) {
+      this.#heartbeat = setInterval(() => beats.postMessage(null), heartbeatMs);
+      this.#heartbeat.unref();
+    } else {
+      beats.onmessage = () => {
+        this.#leaderHeardAt = Date.now();
+      };
+    }
     this.#questions = this.#open('questions');
     this.#replies = this.#open('replies');
     this.#questions.onmessage = (event) => void this.#reply((event as { data: Question }).data);
@@ -97,13 +114,21 @@ export class ThreadPeers implements Peers {
   }
 
   channel<T>(name: string): PeerChannel<T> {
+    const known = this.#named.get(name);
+    if (known !== undefined) return known as PeerChannel<T>;
     const channel = this.#open(`channel:${name}`);
-    return {
+    const listeners: ((message: T) => void)[] = [];
+    channel.onmessage = (event) => {
+      for (const listener of listeners) listener((event as { data: T }).data);
+    };
+    const named: PeerChannel<T> = {
       post: (message) => channel.postMessage(message),
       onMessage: (listener) => {
-        channel.onmessage = (event) => listener((event as { data: T }).data);
+        listeners.push(listener);
       },
     };
+    this.#named.set(name, named as PeerChannel<unknown>);
+    return named;
   }
 
   answer<T>(topic: string, respond: () => Promise<T> | T): void {
@@ -131,7 +156,12 @@ export class ThreadPeers implements Peers {
     return [...own, ...[...others.entries()].sort(([a], [b]) => a - b).map(([, answer]) => answer)];
   }
 
+  leaderSilentMs(): number {
+    return this.leader ? 0 : Date.now() - this.#leaderHeardAt;
+  }
+
   close(): void {
+    clearInterval(this.#heartbeat);
     for (const channel of this.#channels) channel.close();
   }
 
