@@ -94,6 +94,7 @@ export async function openRegistry(config: Config, logger: PinoLogger = createLo
         counters: { manifest: operations.metrics.cacheCounter('proxy', 'manifest'), blob: operations.metrics.cacheCounter('proxy', 'blob') },
         spoolDir: join(dataDir, 'proxy-spool'),
         flushPulls: async () => operations.pulls?.flush(),
+        peers,
         ...(operations.changes === undefined ? {} : { changes: operations.changes }),
       })
     : undefined;

@@ -35,7 +35,8 @@ export interface HttpOptions {
   onRetry?: (error: unknown, attempt: number, delayMs: number) => void;
   /**
    * Sees every response from the registry (rate-limit headers, say) before it is handled,
-   * with when its request was sent (`performance.now()`): answers may arrive out of order.
+   * with when its request was sent (ms since the epoch, sub-millisecond: `performance.timeOrigin +
+   * performance.now()`): answers may arrive out of order.
    */
   onResponse?: (response: Response, sentAt: number) => void;
 }
@@ -66,14 +67,14 @@ export class RegistryHttp {
   }
 
   async #attempt(spec: RequestSpec): Promise<Response> {
-    let sentAt = performance.now();
+    let sentAt = performance.timeOrigin + performance.now();
     let response = await this.#fetch(spec, await this.#auth.header(spec.scopes, spec.repository, spec.signal));
     this.#options.onResponse?.(response, sentAt);
     if (response.status === 401) {
       const challenge = response.headers.get('www-authenticate');
       await discard(response);
       if (await this.#auth.challenged(challenge, spec.scopes, spec.repository, spec.signal)) {
-        sentAt = performance.now();
+        sentAt = performance.timeOrigin + performance.now();
         response = await this.#fetch(spec, await this.#auth.header(spec.scopes, spec.repository, spec.signal));
         this.#options.onResponse?.(response, sentAt);
       } else {

@@ -26,7 +26,7 @@ export interface RegistryClientOptions {
   /** Manifests larger than this are refused (default 4 MiB, the spec's recommendation). */
   maxManifestBytes?: number;
   onRetry?: (error: unknown, attempt: number, delayMs: number) => void;
-  /** Sees every response (rate-limit headers, say) and when its request was sent (`performance.now()`). */
+  /** Sees every response (rate-limit headers, say) and when its request was sent (ms since the epoch, sub-millisecond). */
   onResponse?: (response: Response, sentAt: number) => void;
 }
 

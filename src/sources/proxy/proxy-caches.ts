@@ -2,6 +2,8 @@ import type { BlobStore } from '../../blobs/blob-store.ts';
 import type { Config } from '../../config/schema.ts';
 import type { ProxyRepositoryConfig } from '../../config/repositories.ts';
 import type { Logger } from '../../log.ts';
+import type { Peers } from '../../io/peers.ts';
+import type { UpstreamNews } from './rate-limit.ts';
 import type { ChangeLog } from '../../meta/change-log.ts';
 import type { MetaStore } from '../../meta/meta-store.ts';
 import type { OperationsStore } from '../../meta/operations-store.ts';
@@ -26,6 +28,8 @@ export interface ProxyCachesDependencies {
   spoolDir: string;
   flushPulls: () => Promise<void>;
   changes?: ChangeLog;
+  /** The other workers: each cache tells them when its upstream failed or rate-limited it. */
+  peers?: Peers;
 }
 
 /** Where the periodic work and the usage report go (the Operations object). */
@@ -63,7 +67,7 @@ export class ProxyCaches {
   }
 
   source(entry: ProxyRepositoryConfig): ProxySource {
-    const { hosted, logger, spoolDir, counters, metrics, operations } = this.#deps;
+    const { hosted, logger, spoolDir, counters, metrics, operations, peers } = this.#deps;
     const budgets = this.budgets;
     const source = new ProxySource(entry, {
       hosted,
@@ -71,6 +75,7 @@ export class ProxyCaches {
       spoolDir,
       counters,
       observer: metrics.cache(entry.prefix),
+      ...(peers === undefined || peers.count === 1 ? {} : { news: peers.channel<UpstreamNews>(`proxy:${entry.prefix}`) }),
       ...(budgets === undefined ? {} : { onStored: () => budgets.poke() }),
     });
     if (entry.sync !== undefined && entry.sync.interval > 0) {

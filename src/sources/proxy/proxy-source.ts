@@ -11,6 +11,8 @@ import type { ProxyObserver } from '../../metrics/proxy-metrics.ts';
 import { ProxyRepository } from './proxy-repository.ts';
 import { dockerHubHosts } from './namespaces.ts';
 import { ProxyState } from './proxy-state.ts';
+import type { UpstreamNews } from './rate-limit.ts';
+import type { PeerChannel } from '../../io/peers.ts';
 
 /**
  * A pull-through cache of one upstream registry, serving the names under a
@@ -32,6 +34,8 @@ export class ProxySource implements RepositorySource {
       observer?: ProxyObserver;
       /** Called when a blob was stored (the size budget may want checking). */
       onStored?: () => void;
+      /** What the other workers' copies of this cache learn about the upstream, and what this one tells them. */
+      news?: PeerChannel<UpstreamNews>;
     },
   ) {
     const upstream = new URL(config.upstream);
@@ -65,6 +69,7 @@ export class ProxySource implements RepositorySource {
       ...(context.counters === undefined ? {} : { counters: context.counters }),
       ...(context.observer === undefined ? {} : { observer: context.observer }),
       ...(context.onStored === undefined ? {} : { onStored: context.onStored }),
+      ...(context.news === undefined ? {} : { news: context.news }),
     });
     this.#state = state;
     this.prefix = config.prefix;

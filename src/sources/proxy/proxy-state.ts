@@ -8,7 +8,8 @@ import { uncounted, type CacheCounter } from '../../registry/cache-metrics.ts';
 import { isUpstreamError } from '../../client/errors.ts';
 import { unobserved, type ProxyObserver, type StaleReason } from '../../metrics/proxy-metrics.ts';
 import { BlobFill, type FillContext, type UpstreamBlobOpener } from './blob-fill.ts';
-import { UpstreamRateLimit } from './rate-limit.ts';
+import { UpstreamRateLimit, type UpstreamNews } from './rate-limit.ts';
+import type { PeerChannel } from '../../io/peers.ts';
 import { SingleFlight } from './single-flight.ts';
 
 export interface ProxyOptions {
@@ -47,6 +48,7 @@ export class ProxyState {
   readonly #background = new Set<Promise<unknown>>();
   readonly #onStored: () => void;
   #restingUntil = 0;
+  readonly #news: PeerChannel<UpstreamNews> | undefined;
 
   constructor(options: {
     client: RegistryClient;
@@ -59,9 +61,16 @@ export class ProxyState {
     observer?: ProxyObserver;
     /** Called when a blob was stored (a size budget may want checking). */
     onStored?: () => void;
+    /** The other workers' copies of this cache: readings, 429s and failures are told to all. */
+    news?: PeerChannel<UpstreamNews>;
   }) {
     this.client = options.client;
     this.rateLimit = new UpstreamRateLimit(options.proxy.rateLimitReserve);
+    this.#news = options.news;
+    options.news?.onMessage((news) => {
+      if (news.kind === 'resting') this.#restingUntil = Math.max(this.#restingUntil, news.until);
+      else this.rateLimit.learn(news);
+    });
     this.observer = options.observer ?? unobserved;
     this.#onStored = options.onStored ?? (() => undefined);
     this.counters = options.counters ?? { manifest: uncounted, blob: uncounted };
@@ -84,7 +93,11 @@ export class ProxyState {
   sawResponse(response: Response, sentAt: number): void {
     this.observer.upstreamRequest();
     const remaining = this.rateLimit.observe(response.headers, sentAt);
-    if (remaining !== undefined) this.observer.rateLimitRemaining(remaining);
+    if (remaining !== undefined) {
+      this.observer.rateLimitRemaining(remaining);
+      const reading = this.rateLimit.reading();
+      if (reading !== undefined) this.#news?.post(reading);
+    }
     if (response.status === 429) this.observer.rateLimited();
   }
 
@@ -144,8 +157,13 @@ export class ProxyState {
 
   /** Records an upstream failure: a 429 blocks asking until its Retry-After, anything else rests the upstream a while. */
   noteFailure(error: unknown): void {
-    if (isUpstreamError(error) && error.status === 429) this.rateLimit.refused(error.retryAfter, this.options.failureBackoffMs);
-    else this.#restingUntil = Date.now() + this.options.failureBackoffMs;
+    if (isUpstreamError(error) && error.status === 429) {
+      this.rateLimit.refused(error.retryAfter, this.options.failureBackoffMs);
+      this.#news?.post(this.rateLimit.block());
+    } else {
+      this.#restingUntil = Date.now() + this.options.failureBackoffMs;
+      this.#news?.post({ kind: 'resting', until: this.#restingUntil });
+    }
   }
 
   /** Logs cached content served because the upstream failed; a cached tag (`tag: true`) is counted too. */

@@ -1,3 +1,14 @@
+/** What one worker's cache tells the same cache in the other workers (times in ms since the epoch). */
+export type UpstreamNews =
+  | { kind: 'reading'; remaining: number; limit?: number; sentAt: number; readAt: number }
+  | { kind: 'blocked'; until: number }
+  | { kind: 'resting'; until: number };
+
+/** Now, in milliseconds since the epoch with sub-millisecond resolution: comparable across threads. */
+export function preciseNow(): number {
+  return performance.timeOrigin + performance.now();
+}
+
 /** How long a "near the limit" reading holds when no later answer updates it. */
 const readingLifetimeMs = 5 * 60_000;
 
@@ -26,18 +37,43 @@ export class UpstreamRateLimit {
 
   /**
    * Reads the headers of any upstream answer; the remaining count when the upstream sent one.
-   * `sentAt` (`performance.now()` when its request left) keeps an answer that arrives late, to
-   * a request sent before the one already read, from replacing a newer reading with an older one.
+   * `sentAt` (`preciseNow()` when its request left) keeps an answer that arrives late, to a
+   * request sent before the one already read, from replacing a newer reading with an older one.
    */
-  observe(headers: Headers, sentAt: number = performance.now()): number | undefined {
+  observe(headers: Headers, sentAt: number = preciseNow()): number | undefined {
     const remaining = leadingInteger(headers.get('ratelimit-remaining'));
     if (remaining === undefined) return undefined;
-    if (sentAt < this.#readingSentAt) return remaining;
+    this.#read(remaining, leadingInteger(headers.get('ratelimit-limit')), sentAt, this.#now());
+    return remaining;
+  }
+
+  /** The reading held, for the other workers. */
+  reading(): UpstreamNews | undefined {
+    if (this.#remaining === undefined) return undefined;
+    return { kind: 'reading', remaining: this.#remaining, ...(this.#limit === undefined ? {} : { limit: this.#limit }), sentAt: this.#readingSentAt, readAt: this.#readAt };
+  }
+
+  /** The 429 block in force, for the other workers. */
+  block(): UpstreamNews {
+    return { kind: 'blocked', until: this.#blockedUntil };
+  }
+
+  /** What another worker read or was refused. */
+  learn(news: UpstreamNews): void {
+    if (news.kind === 'reading') this.#read(news.remaining, news.limit, news.sentAt, news.readAt);
+    else if (news.kind === 'blocked') {
+      this.#blockedUntil = Math.max(this.#blockedUntil, news.until);
+      this.#remaining = 0;
+      this.#readAt = this.#now();
+    }
+  }
+
+  #read(remaining: number, limit: number | undefined, sentAt: number, readAt: number): void {
+    if (sentAt < this.#readingSentAt) return;
     this.#readingSentAt = sentAt;
     this.#remaining = remaining;
-    this.#limit = leadingInteger(headers.get('ratelimit-limit')) ?? this.#limit;
-    this.#readAt = this.#now();
-    return remaining;
+    this.#limit = limit ?? this.#limit;
+    this.#readAt = readAt;
   }
 
   /** A 429: nothing more is asked before its Retry-After (or `fallbackMs`). */
