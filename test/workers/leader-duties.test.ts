@@ -35,6 +35,8 @@ describe('berth serve with two workers: what runs once, and shared limits', () =
   let dir: { path: string; remove(): Promise<void> };
   let berth: BerthProcess & { url: string };
   let rootfs: string;
+  /** Requests the first test made, which the rate limit counts. */
+  let metricsAsked = 0;
 
   before(async () => {
     dir = await tempDir('berth-leader');
@@ -68,17 +70,25 @@ describe('berth serve with two workers: what runs once, and shared limits', () =
       logged(berth, 'rootfs file is new or replaced: importing it').map((entry) => entry['worker']),
       [0, 0],
     );
-    const metrics = (await freshGet(berth.url, '/metrics')).body;
-    assert.ok(metric(metrics, 'berth_gc_runs_total', 'result="ok"') >= 2, 'passes ran every second');
+    // Passes run every second (each in a thread of its own, which takes a while on a busy machine).
+    let metrics = '';
+    await eventually(
+      async () => {
+        metrics = (await freshGet(berth.url, '/metrics')).body;
+        metricsAsked += 1;
+        return metric(metrics, 'berth_gc_runs_total', 'result="ok"') >= 3;
+      },
+      { what: 'three passes', timeout: 30_000 },
+    );
     assert.equal(metric(metrics, 'berth_gc_runs_total', 'result="skipped"'), 0, 'no second scheduler found a pass running');
   });
 
   it('the rate limit counts requests on every worker', async () => {
-    // The /metrics requests above count too; health checks do not.
+    // The /metrics requests above count too (health checks do not): whatever they left of the 12.
     const statuses: number[] = [];
     for (let i = 0; i < 30; i += 1) statuses.push((await freshGet(berth.url, '/v2/')).status);
     const allowed = statuses.filter((status) => status === 200).length;
-    assert.ok(allowed >= 10 && allowed <= 11, `at most the limit of 12 overall, got ${allowed} allowed here: ${statuses.join(' ')}`);
+    assert.equal(allowed, 12 - metricsAsked, `the limit of 12 holds across workers: ${statuses.join(' ')}`);
     assert.ok(statuses.slice(allowed).every((status) => status === 429));
     const workers = new Set(logged(berth, 'request').map((entry) => entry['worker']));
     assert.deepEqual([...workers].sort(), [0, 1], 'both workers answered');
