@@ -24,10 +24,7 @@ export interface Security {
 /** Builds access control, TLS material and server limits from the configuration, logging what is in force. */
 export async function openSecurity(config: Config, logger: Logger, peers: Peers = alone()): Promise<Security> {
   const server: ServerSettings = serverSettings(config);
-  if (peers.count > 1) {
-    server.reusePort = true;
-    if (server.rateLimit !== undefined) server.rateLimitShare = peers.channel<Spending>('rate-limit');
-  }
+  if (peers.count > 1 && server.rateLimit !== undefined) server.rateLimitShare = peers.channel<Spending>('rate-limit');
   let caCert: string | undefined;
   if (config.tls.cert !== undefined && config.tls.key !== undefined) {
     server.https = { cert: await readFile(config.tls.cert), key: await readFile(config.tls.key) };

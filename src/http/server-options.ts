@@ -20,8 +20,6 @@ export interface ServerSettings {
   rateLimit?: RateLimitSettings;
   /** With several workers: what the rate limit tells the others (every worker counts every request). */
   rateLimitShare?: PeerChannel<Spending>;
-  /** Several workers listen on the port (SO_REUSEPORT). */
-  reusePort?: boolean;
 }
 
 /**

@@ -141,11 +141,13 @@ export class ThreadPeers implements Peers {
     if (this.count === 1) return own;
     const id = randomUUID();
     const others = new Map<number, T>();
+    const answered = new Set<number>();
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, timeoutMs);
       this.#waiting.set(id, (reply) => {
+        answered.add(reply.worker);
         if (reply.error === undefined) others.set(reply.worker, reply.answer as T);
-        if (others.size >= this.count - 1) {
+        if (answered.size >= this.count - 1) {
           clearTimeout(timer);
           resolve();
         }

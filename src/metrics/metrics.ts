@@ -1,9 +1,9 @@
 import { AggregatorRegistry, collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { CacheCounter } from '../registry/cache-metrics.ts';
+import { ProxyMetrics } from './proxy-metrics.ts';
 
 /** One worker's metrics as values (prom-client's JSON form). */
 export type WorkerMetrics = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
-import type { CacheCounter } from '../registry/cache-metrics.ts';
-import { ProxyMetrics } from './proxy-metrics.ts';
 
 /** What the metrics read from elsewhere when scraped. */
 export interface MetricSources {
