@@ -83,9 +83,12 @@ export class Operations {
     this.immutableTags = new ImmutableTags(config.immutableTags, meta);
     this.policy = operationsPolicy({ quotas: this.quotas, immutableTags: this.immutableTags, guard: this.guard, meta });
     const events = config.events.webhooks.length === 0 ? undefined : config.events;
-    this.events = events === undefined ? undefined : new EventRecorder(events, store.events, logger, (webhook, outcome) => this.metrics.events.inc({ webhook, outcome }));
+    this.events =
+      events === undefined ? undefined : new EventRecorder(events, store.events, logger, (webhook, outcome, count) => this.metrics.events.inc({ webhook, outcome }, count));
     this.#dispatcher =
-      events === undefined ? undefined : new WebhookDispatcher(events, store.events, store.leases, logger, (webhook, outcome) => this.metrics.events.inc({ webhook, outcome }));
+      events === undefined
+        ? undefined
+        : new WebhookDispatcher(events, store.events, store.leases, logger, (webhook, outcome, count) => this.metrics.events.inc({ webhook, outcome }, count));
     if (this.#dispatcher !== undefined) this.events?.onQueued(() => this.#dispatcher?.wake());
     this.changes = this.events === undefined ? undefined : new ChangeEvents(this.events);
     this.retention = new Retention(config.retention.policies, {
