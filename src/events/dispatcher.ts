@@ -76,8 +76,11 @@ export class WebhookDispatcher {
 
   async #deliverWhileHeld(hook: WebhookConfig, held: AbortSignal): Promise<void> {
     const stop = this.#stop.signal;
+    // Rows read per request: as many as the last request took, and one more. Rows that hold a whole
+    // batch each are read one or two at a time, not batchSize at once (their bodies are large).
+    let limit = hook.batchSize;
     while (!stop.aborted && !held.aborted) {
-      const batch = await this.#queue.head(hook.name, hook.batchSize);
+      const batch = await this.#queue.head(hook.name, limit);
       const first = batch[0];
       if (first === undefined) {
         await this.#idle(idlePoll);
@@ -93,7 +96,9 @@ export class WebhookDispatcher {
         await sleep(wait, undefined, { signal: AbortSignal.any([stop, held]) }).catch(() => undefined);
         continue;
       }
-      await this.#attempt(hook, this.#fitting(hook, batch));
+      const sending = this.#fitting(hook, batch);
+      limit = sending.rows.length < batch.length ? sending.rows.length + 1 : Math.min(hook.batchSize, 2 * limit);
+      await this.#attempt(hook, sending);
     }
   }
 
