@@ -3,6 +3,7 @@ import type { EventsConfig, WebhookConfig } from '../config/operations.ts';
 import type { Logger } from '../log.ts';
 import type { EventQueue, Leases, QueuedEvent } from '../meta/operations-store.ts';
 import { eventCount, eventsOf } from './outbox-bodies.ts';
+import { WebhookPoster } from './post.ts';
 
 /** How often an idle delivery loop looks for events other replicas queued. */
 const idlePoll = 1000;
@@ -28,6 +29,7 @@ export class WebhookDispatcher {
   readonly #count: (webhook: string, outcome: DeliveryOutcome, events: number) => void;
   readonly #stop = new AbortController();
   readonly #wakers = new Set<() => void>();
+  readonly #poster = new WebhookPoster();
   #loops: Promise<void>[] = [];
 
   constructor(config: EventsConfig, queue: EventQueue, leases: Leases, logger: Logger, count: (webhook: string, outcome: DeliveryOutcome, events: number) => void = () => {}) {
@@ -50,6 +52,7 @@ export class WebhookDispatcher {
   async stop(): Promise<void> {
     this.#stop.abort();
     await Promise.all(this.#loops);
+    this.#poster.close();
   }
 
   async #loop(hook: WebhookConfig): Promise<void> {
@@ -137,22 +140,18 @@ export class WebhookDispatcher {
     let failure: string;
     try {
       for (const body of this.#bodies(hook, rows, events)) {
-        const response = await fetch(hook.url, {
-          method: 'POST',
-          headers: {
-            ...hook.headers,
-            'content-type': hook.batchSize > 1 ? 'application/cloudevents-batch+json; charset=utf-8' : 'application/cloudevents+json; charset=utf-8',
-          },
+        const status = await this.#poster.post(
+          new URL(hook.url),
+          { ...hook.headers, 'content-type': hook.batchSize > 1 ? 'application/cloudevents-batch+json; charset=utf-8' : 'application/cloudevents+json; charset=utf-8' },
           body,
-          signal: AbortSignal.any([AbortSignal.timeout(hook.timeout), this.#stop.signal]),
-        });
-        await response.body?.cancel().catch(() => undefined);
-        if (response.ok) continue;
-        if (response.status >= 400 && response.status < 500 && response.status !== 408 && response.status !== 429) {
-          await this.#drop(hook, rows, `the webhook refused it: HTTP ${response.status}`);
+          AbortSignal.any([AbortSignal.timeout(hook.timeout), this.#stop.signal]),
+        );
+        if (status >= 200 && status < 300) continue;
+        if (status >= 400 && status < 500 && status !== 408 && status !== 429) {
+          await this.#drop(hook, rows, `the webhook refused it: HTTP ${status}`);
           return;
         }
-        throw new Error(`HTTP ${response.status}`);
+        throw new Error(`HTTP ${status}`);
       }
       failure = '';
     } catch (error) {
