@@ -13,6 +13,12 @@ const maxBuffered = 10_000;
 /** Repositories whose webhooks are remembered (per event type); past it the memory starts again. */
 const maxRemembered = 10_000;
 
+/** An event gathered with others: its JSON is built when it is written, once for every webhook taking it. */
+interface Gathered {
+  build: () => string;
+  json?: string;
+}
+
 interface Subscriber {
   name: string;
   batchSize: number;
@@ -38,8 +44,8 @@ export class EventRecorder {
   readonly #logger: Logger;
   readonly #subscribers: Subscriber[];
   readonly #count: (webhook: string, outcome: 'queued' | 'lost', events: number) => void;
-  /** Serialised events gathered per webhook, in order. */
-  #buffer = new Map<Subscriber, string[]>();
+  /** Events gathered per webhook, in order. */
+  #buffer = new Map<Subscriber, Gathered[]>();
   #buffered = 0;
   #writing: Promise<void> = Promise.resolve();
   #timer: NodeJS.Timeout | undefined;
@@ -94,14 +100,17 @@ export class EventRecorder {
   async record(event: CloudEvent, repository?: string): Promise<void> {
     const takers = this.#takersOf(event.type, repository);
     if (takers.length === 0) return;
-    this.#gather(takers, JSON.stringify(event));
+    const json = JSON.stringify(event);
+    this.#gather(takers, { build: () => json, json });
     await this.flush();
   }
 
   /**
    * Gathers an event with others, written within a moment. `serialise`
-   * builds its JSON, called only when a webhook takes it. When too many
-   * wait already, the event is dropped and counted as lost.
+   * builds its JSON when it is written (so that nothing but the closure
+   * stays alive in between), and only when a webhook takes it; it must
+   * capture what it needs, the time included. When too many wait
+   * already, the event is dropped and counted as lost.
    */
   recordSoon(type: BerthEventType, repository: string | undefined, serialise: () => string): void {
     const takers = this.#takersOf(type, repository);
@@ -110,7 +119,7 @@ export class EventRecorder {
       for (const subscriber of takers) this.#count(subscriber.name, 'lost', 1);
       return;
     }
-    this.#gather(takers, serialise());
+    this.#gather(takers, { build: serialise });
     if (this.#timer === undefined) {
       this.#timer = setTimeout(() => void this.flush(), pullFlushDelay);
       this.#timer.unref();
@@ -135,11 +144,11 @@ export class EventRecorder {
     return this.#writing;
   }
 
-  #gather(takers: readonly Subscriber[], body: string): void {
+  #gather(takers: readonly Subscriber[], event: Gathered): void {
     for (const subscriber of takers) {
       const waiting = this.#buffer.get(subscriber);
-      if (waiting === undefined) this.#buffer.set(subscriber, [body]);
-      else waiting.push(body);
+      if (waiting === undefined) this.#buffer.set(subscriber, [event]);
+      else waiting.push(event);
       this.#buffered++;
     }
   }
@@ -147,9 +156,10 @@ export class EventRecorder {
   /** What was gathered, as rows of at most each webhook's batch size. */
   #take(): OutboxRow[] {
     const rows: OutboxRow[] = [];
-    for (const [subscriber, bodies] of this.#buffer) {
-      for (let start = 0; start < bodies.length; start += subscriber.batchSize) {
-        rows.push({ webhook: subscriber.name, body: groupedBody(bodies.slice(start, start + subscriber.batchSize)) });
+    for (const [subscriber, events] of this.#buffer) {
+      for (let start = 0; start < events.length; start += subscriber.batchSize) {
+        const bodies = events.slice(start, start + subscriber.batchSize).map((event) => (event.json ??= event.build()));
+        rows.push({ webhook: subscriber.name, body: groupedBody(bodies) });
       }
     }
     this.#buffer = new Map();

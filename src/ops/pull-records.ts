@@ -72,12 +72,14 @@ class PullRecordingRepository implements Repository {
     const { name: repository } = this;
     const { digest, mediaType } = content;
     pulls?.pulled(repository, digest);
-    // The event's JSON is built only when a webhook takes it.
-    events?.recordSoon('io.berth.manifest.pulled', repository, () => {
+    if (events === undefined) return;
+    // The event's JSON is built when it is written, and only when a webhook takes it.
+    const at = Date.now();
+    events.recordSoon('io.berth.manifest.pulled', repository, () => {
       const asked = reference.kind === 'tag' ? reference.tag : reference.digest;
       const subject = reference.kind === 'tag' ? `${repository}:${reference.tag}` : `${repository}@${digest}`;
       const data = { repository, digest, mediaType, size: content.bytes.byteLength, reference: asked };
-      return cloudEventJson(events.source, 'io.berth.manifest.pulled', subject, data);
+      return cloudEventJson(events.source, 'io.berth.manifest.pulled', subject, data, at);
     });
   }
 }
