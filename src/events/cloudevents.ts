@@ -38,3 +38,20 @@ export function cloudEvent(source: string, type: BerthEventType, subject: string
     data,
   };
 }
+
+let lastTime = 0;
+let lastIso = new Date(0).toISOString();
+
+/**
+ * `JSON.stringify(cloudEvent(...))`, written directly: pull events are
+ * built thousands of times a second, and this skips the event object and
+ * formats the time once per millisecond.
+ */
+export function cloudEventJson(source: string, type: BerthEventType, subject: string | undefined, data: Record<string, string | number>, time = Date.now()): string {
+  if (time !== lastTime) {
+    lastTime = time;
+    lastIso = new Date(time).toISOString();
+  }
+  const about = subject === undefined ? '' : `"subject":${JSON.stringify(subject)},`;
+  return `{"specversion":"1.0","id":"${randomUUID()}","source":${JSON.stringify(source)},"type":"${type}",${about}"time":"${lastIso}","datacontenttype":"application/json","data":${JSON.stringify(data)}}`;
+}

@@ -2,6 +2,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { EventsConfig, WebhookConfig } from '../config/operations.ts';
 import type { Logger } from '../log.ts';
 import type { EventQueue, Leases, QueuedEvent } from '../meta/operations-store.ts';
+import { eventCount, eventsOf } from './outbox-bodies.ts';
+import { WebhookPoster } from './post.ts';
 
 /** How often an idle delivery loop looks for events other replicas queued. */
 const idlePoll = 1000;
@@ -24,12 +26,13 @@ export class WebhookDispatcher {
   readonly #queue: EventQueue;
   readonly #leases: Leases;
   readonly #logger: Logger;
-  readonly #count: (webhook: string, outcome: DeliveryOutcome) => void;
+  readonly #count: (webhook: string, outcome: DeliveryOutcome, events: number) => void;
   readonly #stop = new AbortController();
   readonly #wakers = new Set<() => void>();
+  readonly #poster = new WebhookPoster();
   #loops: Promise<void>[] = [];
 
-  constructor(config: EventsConfig, queue: EventQueue, leases: Leases, logger: Logger, count: (webhook: string, outcome: DeliveryOutcome) => void = () => {}) {
+  constructor(config: EventsConfig, queue: EventQueue, leases: Leases, logger: Logger, count: (webhook: string, outcome: DeliveryOutcome, events: number) => void = () => {}) {
     this.#config = config;
     this.#queue = queue;
     this.#leases = leases;
@@ -49,6 +52,7 @@ export class WebhookDispatcher {
   async stop(): Promise<void> {
     this.#stop.abort();
     await Promise.all(this.#loops);
+    this.#poster.close();
   }
 
   async #loop(hook: WebhookConfig): Promise<void> {
@@ -75,8 +79,11 @@ export class WebhookDispatcher {
 
   async #deliverWhileHeld(hook: WebhookConfig, held: AbortSignal): Promise<void> {
     const stop = this.#stop.signal;
+    // Rows read per request: as many as the last request took, and one more. Rows that hold a whole
+    // batch each are read one or two at a time, not batchSize at once (their bodies are large).
+    let limit = hook.batchSize;
     while (!stop.aborted && !held.aborted) {
-      const batch = await this.#queue.head(hook.name, hook.batchSize);
+      const batch = await this.#queue.head(hook.name, limit);
       const first = batch[0];
       if (first === undefined) {
         await this.#idle(idlePoll);
@@ -92,54 +99,83 @@ export class WebhookDispatcher {
         await sleep(wait, undefined, { signal: AbortSignal.any([stop, held]) }).catch(() => undefined);
         continue;
       }
-      await this.#attempt(
-        hook,
-        batch.filter((event) => event.nextAttemptAt.getTime() <= Date.now()),
-      );
+      const sending = this.#fitting(hook, batch);
+      limit = sending.rows.length < batch.length ? sending.rows.length + 1 : Math.min(hook.batchSize, 2 * limit);
+      await this.#attempt(hook, sending);
     }
   }
 
-  async #attempt(hook: WebhookConfig, batch: QueuedEvent[]): Promise<void> {
-    const ids = batch.map((event) => event.id);
+  /** The ready rows at the head that one request takes (at least the first). */
+  #fitting(hook: WebhookConfig, batch: QueuedEvent[]): { rows: QueuedEvent[]; events: number } {
+    const rows: QueuedEvent[] = [];
+    let events = 0;
+    const now = Date.now();
+    for (const row of batch) {
+      const count = eventCount(row.body);
+      if (rows.length > 0 && (events + count > hook.batchSize || row.nextAttemptAt.getTime() > now)) break;
+      rows.push(row);
+      events += count;
+    }
+    return { rows, events };
+  }
+
+  /** The request bodies that send `rows`: one, unless a row holds more events than a batch. */
+  #bodies(hook: WebhookConfig, rows: QueuedEvent[], events: number): string[] {
+    const [only] = rows;
+    if (rows.length === 1 && only !== undefined && events <= hook.batchSize) {
+      // A row as it was written is already what the webhook takes (a grouped row is a JSON array).
+      return [hook.batchSize > 1 && events === 1 ? `[${only.body}]` : only.body];
+    }
+    const all = rows.flatMap((row) => eventsOf(row.body));
+    const bodies: string[] = [];
+    for (let start = 0; start < all.length; start += hook.batchSize) {
+      const chunk = all.slice(start, start + hook.batchSize);
+      bodies.push(hook.batchSize > 1 ? `[${chunk.join(',')}]` : (chunk[0] as string));
+    }
+    return bodies;
+  }
+
+  async #attempt(hook: WebhookConfig, { rows, events }: { rows: QueuedEvent[]; events: number }): Promise<void> {
+    const ids = rows.map((row) => row.id);
     let failure: string;
     try {
-      const response = await fetch(hook.url, {
-        method: 'POST',
-        headers: {
-          ...hook.headers,
-          'content-type': hook.batchSize > 1 ? 'application/cloudevents-batch+json; charset=utf-8' : 'application/cloudevents+json; charset=utf-8',
-        },
-        body: hook.batchSize > 1 ? `[${batch.map((event) => event.body).join(',')}]` : (batch[0]?.body ?? ''),
-        signal: AbortSignal.any([AbortSignal.timeout(hook.timeout), this.#stop.signal]),
-      });
-      await response.body?.cancel().catch(() => undefined);
-      if (response.ok) {
-        await this.#queue.remove(ids);
-        for (const _event of batch) this.#count(hook.name, 'delivered');
-        return;
+      for (const body of this.#bodies(hook, rows, events)) {
+        const status = await this.#poster.post(
+          new URL(hook.url),
+          { ...hook.headers, 'content-type': hook.batchSize > 1 ? 'application/cloudevents-batch+json; charset=utf-8' : 'application/cloudevents+json; charset=utf-8' },
+          body,
+          AbortSignal.any([AbortSignal.timeout(hook.timeout), this.#stop.signal]),
+        );
+        if (status >= 200 && status < 300) continue;
+        if (status >= 400 && status < 500 && status !== 408 && status !== 429) {
+          await this.#drop(hook, rows, `the webhook refused it: HTTP ${status}`);
+          return;
+        }
+        throw new Error(`HTTP ${status}`);
       }
-      if (response.status >= 400 && response.status < 500 && response.status !== 408 && response.status !== 429) {
-        await this.#drop(hook, batch, `the webhook refused it: HTTP ${response.status}`);
-        return;
-      }
-      failure = `HTTP ${response.status}`;
+      failure = '';
     } catch (error) {
       if (this.#stop.signal.aborted) return;
       failure = (error as Error).cause instanceof Error ? `${(error as Error).message}: ${((error as Error).cause as Error).message}` : (error as Error).message;
     }
-    const attempts = (batch[0]?.attempts ?? 0) + 1;
+    if (failure === '') {
+      await this.#queue.remove(ids);
+      this.#count(hook.name, 'delivered', events);
+      return;
+    }
+    const attempts = (rows[0]?.attempts ?? 0) + 1;
     const { initialDelay, maxDelay } = this.#config.retry;
     const delay = Math.min(maxDelay, initialDelay * 2 ** Math.min(attempts - 1, 30));
     await this.#queue.postpone(ids, new Date(Date.now() + delay), failure);
-    for (const _event of batch) this.#count(hook.name, 'retried');
-    this.#logger.warn({ webhook: hook.name, events: ids.length, attempts, retryInMs: delay, failure }, 'webhook delivery failed; will retry');
+    this.#count(hook.name, 'retried', events);
+    this.#logger.warn({ webhook: hook.name, events, attempts, retryInMs: delay, failure }, 'webhook delivery failed; will retry');
   }
 
-  async #drop(hook: WebhookConfig, events: QueuedEvent[], reason: string): Promise<void> {
-    await this.#queue.remove(events.map((event) => event.id));
-    for (const event of events) {
-      this.#count(hook.name, 'dropped');
-      this.#logger.error({ webhook: hook.name, attempts: event.attempts, event: event.body }, `webhook event given up: ${reason}`);
+  async #drop(hook: WebhookConfig, rows: QueuedEvent[], reason: string): Promise<void> {
+    await this.#queue.remove(rows.map((row) => row.id));
+    for (const row of rows) {
+      this.#count(hook.name, 'dropped', eventCount(row.body));
+      this.#logger.error({ webhook: hook.name, attempts: row.attempts, event: row.body }, `webhook event given up: ${reason}`);
     }
   }
 

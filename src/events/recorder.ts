@@ -3,52 +3,66 @@ import type { Logger } from '../log.ts';
 import type { OutboxRow } from '../meta/meta-store.ts';
 import type { EventQueue } from '../meta/operations-store.ts';
 import { repositoryScope, scopeMatcher } from '../policy/globs.ts';
-import { eventTypes, type CloudEvent } from './cloudevents.ts';
+import { eventTypes, type BerthEventType, type CloudEvent } from './cloudevents.ts';
+import { eventCount, groupedBody } from './outbox-bodies.ts';
 
 /** How long pull events wait in memory to be written together. */
 const pullFlushDelay = 200;
 /** Past this many, pull events waiting in memory are dropped (the metadata store cannot keep up); counted. */
 const maxBuffered = 10_000;
+/** Repositories whose webhooks are remembered (per event type); past it the memory starts again. */
+const maxRemembered = 10_000;
+
+/** An event gathered with others: its JSON is built when it is written, once for every webhook taking it. */
+interface Gathered {
+  build: () => string;
+  json?: string;
+}
 
 interface Subscriber {
   name: string;
+  batchSize: number;
   types: ReadonlySet<string>;
-  wants: (event: CloudEvent, repository: string | undefined) => boolean;
+  repositories: (repository: string) => boolean;
 }
 
 /**
- * Puts events into the durable queue, one row per subscribed webhook.
- * Changes to repositories give their rows (`rows`) to the write that makes
- * the change, which commits them in its own transaction. Other events are
+ * Puts events into the durable queue. Changes to repositories give their
+ * rows (`rows`, one per subscribed webhook) to the write that makes the
+ * change, which commits them in its own transaction. Other events are
  * written here, one write after another so that they keep their order: GC
  * passes before the caller goes on, pulls gathered for a moment and written
- * together, so that pulls never wait for the metadata store.
+ * together, so that pulls never wait for the metadata store. What is
+ * gathered is written as few rows as the webhooks' batches allow: one row
+ * holds up to `batchSize` events (see outbox-bodies.ts), so a busy registry
+ * writes, reads and deletes a row per batch its webhook is sent, not per
+ * pull.
  */
 export class EventRecorder {
   readonly #source: string;
   readonly #queue: EventQueue;
   readonly #logger: Logger;
   readonly #subscribers: Subscriber[];
-  readonly #count: (webhook: string, outcome: 'queued' | 'lost') => void;
-  #buffer: OutboxRow[] = [];
+  readonly #count: (webhook: string, outcome: 'queued' | 'lost', events: number) => void;
+  /** Events gathered per webhook, in order. */
+  #buffer = new Map<Subscriber, Gathered[]>();
+  #buffered = 0;
   #writing: Promise<void> = Promise.resolve();
   #timer: NodeJS.Timeout | undefined;
   readonly #listeners: (() => void)[] = [];
+  #takers = new Map<string, Subscriber[]>();
 
-  constructor(config: EventsConfig, queue: EventQueue, logger: Logger, count: (webhook: string, outcome: 'queued' | 'lost') => void = () => {}) {
+  constructor(config: EventsConfig, queue: EventQueue, logger: Logger, count: (webhook: string, outcome: 'queued' | 'lost', events: number) => void = () => {}) {
     this.#source = config.source;
     this.#queue = queue;
     this.#logger = logger;
     this.#count = count;
-    this.#subscribers = config.webhooks.map((hook) => {
-      const repositories = scopeMatcher(repositoryScope(hook.repositories));
-      const types = new Set<string>(hook.types);
-      return {
-        name: hook.name,
-        types,
-        wants: (event, repository) => types.has(eventTypes[event.type]) && (repository === undefined || repositories(repository)),
-      };
-    });
+    this.#subscribers = config.webhooks.map((hook) => ({
+      name: hook.name,
+      batchSize: hook.batchSize,
+      types: new Set<string>(hook.types),
+      repositories: scopeMatcher(repositoryScope(hook.repositories)),
+    }));
   }
 
   get source(): string {
@@ -70,7 +84,7 @@ export class EventRecorder {
    * to commit with the change it describes; `committed` once it has.
    */
   rows(event: CloudEvent, repository?: string): OutboxRow[] {
-    const takers = this.#subscribers.filter((subscriber) => subscriber.wants(event, repository));
+    const takers = this.#takersOf(event.type, repository);
     if (takers.length === 0) return [];
     const body = JSON.stringify(event);
     return takers.map((subscriber) => ({ webhook: subscriber.name, body }));
@@ -78,50 +92,91 @@ export class EventRecorder {
 
   /** Rows from `rows` were committed with their change. */
   committed(rows: readonly OutboxRow[]): void {
-    for (const row of rows) this.#count(row.webhook, 'queued');
+    for (const row of rows) this.#count(row.webhook, 'queued', eventCount(row.body));
     for (const listener of this.#listeners) listener();
   }
 
   /** Writes the event now; resolves once it is in the queue (or could not be written, which is logged). */
   async record(event: CloudEvent, repository?: string): Promise<void> {
-    if (this.#add(event, repository)) await this.flush();
+    const takers = this.#takersOf(event.type, repository);
+    if (takers.length === 0) return;
+    const json = JSON.stringify(event);
+    this.#gather(takers, { build: () => json, json });
+    await this.flush();
   }
 
-  /** Gathers the event with others, written within a moment. */
-  recordSoon(event: CloudEvent, repository?: string): void {
-    if (this.#buffer.length >= maxBuffered) {
-      for (const subscriber of this.#subscribers) if (subscriber.wants(event, repository)) this.#count(subscriber.name, 'lost');
+  /**
+   * Gathers an event with others, written within a moment. `serialise`
+   * builds its JSON when it is written (so that nothing but the closure
+   * stays alive in between), and only when a webhook takes it; it must
+   * capture what it needs, the time included. When too many wait
+   * already, the event is dropped and counted as lost.
+   */
+  recordSoon(type: BerthEventType, repository: string | undefined, serialise: () => string): void {
+    const takers = this.#takersOf(type, repository);
+    if (takers.length === 0) return;
+    if (this.#buffered >= maxBuffered) {
+      for (const subscriber of takers) this.#count(subscriber.name, 'lost', 1);
       return;
     }
-    if (!this.#add(event, repository)) return;
+    this.#gather(takers, { build: serialise });
     if (this.#timer === undefined) {
       this.#timer = setTimeout(() => void this.flush(), pullFlushDelay);
       this.#timer.unref();
     }
   }
 
-  /** Writes everything gathered so far. Never rejects. */
+  /** Writes everything gathered so far, in one transaction. Never rejects. */
   flush(): Promise<void> {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#writing = this.#writing.then(async () => {
-      const rows = this.#buffer;
-      this.#buffer = [];
+      const rows = this.#take();
       if (rows.length === 0) return;
       try {
         await this.#queue.enqueue(rows);
         this.committed(rows);
       } catch (error) {
-        for (const row of rows) this.#count(row.webhook, 'lost');
-        this.#logger.error({ err: error, events: rows.length }, 'could not queue events; they are lost');
+        for (const row of rows) this.#count(row.webhook, 'lost', eventCount(row.body));
+        this.#logger.error({ err: error, rows: rows.length }, 'could not queue events; they are lost');
       }
     });
     return this.#writing;
   }
 
-  #add(event: CloudEvent, repository: string | undefined): boolean {
-    const rows = this.rows(event, repository);
-    this.#buffer.push(...rows);
-    return rows.length > 0;
+  #gather(takers: readonly Subscriber[], event: Gathered): void {
+    for (const subscriber of takers) {
+      const waiting = this.#buffer.get(subscriber);
+      if (waiting === undefined) this.#buffer.set(subscriber, [event]);
+      else waiting.push(event);
+      this.#buffered++;
+    }
+  }
+
+  /** What was gathered, as rows of at most each webhook's batch size. */
+  #take(): OutboxRow[] {
+    const rows: OutboxRow[] = [];
+    for (const [subscriber, events] of this.#buffer) {
+      for (let start = 0; start < events.length; start += subscriber.batchSize) {
+        const bodies = events.slice(start, start + subscriber.batchSize).map((event) => (event.json ??= event.build()));
+        rows.push({ webhook: subscriber.name, body: groupedBody(bodies) });
+      }
+    }
+    this.#buffer = new Map();
+    this.#buffered = 0;
+    return rows;
+  }
+
+  /** The webhooks that take events of this type and repository (remembered: pulls ask thousands of times a second). */
+  #takersOf(type: BerthEventType, repository: string | undefined): Subscriber[] {
+    const key = repository === undefined ? type : `${type} ${repository}`;
+    let takers = this.#takers.get(key);
+    if (takers === undefined) {
+      const category = eventTypes[type];
+      takers = this.#subscribers.filter((subscriber) => subscriber.types.has(category) && (repository === undefined || subscriber.repositories(repository)));
+      if (this.#takers.size >= maxRemembered) this.#takers = new Map();
+      this.#takers.set(key, takers);
+    }
+    return takers;
   }
 }

@@ -32,7 +32,7 @@ export interface ManifestReferences {
  */
 export interface OutboxRow {
   webhook: string;
-  /** The CloudEvent, serialised. */
+  /** The CloudEvent, serialised; or several, as a JSON array with one per line (see src/events/outbox-bodies.ts). */
   body: string;
 }
 

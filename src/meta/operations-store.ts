@@ -152,7 +152,7 @@ export interface Lease {
 export interface QueuedEvent {
   id: number;
   webhook: string;
-  /** The CloudEvent, serialised. */
+  /** The CloudEvent, serialised; or several, as a JSON array with one per line (see src/events/outbox-bodies.ts). */
   body: string;
   enqueuedAt: Date;
   attempts: number;
@@ -160,7 +160,8 @@ export interface QueuedEvent {
 }
 
 /**
- * The durable outbox of webhook deliveries; one row per event and webhook.
+ * The durable outbox of webhook deliveries; one row per event and webhook,
+ * or per group of events written together (pulls) and webhook.
  * Changes to the namespace put their rows in with the change
  * (`WriteOptions.outbox`); `enqueue` is for events of no such change
  * (pulls, finished GC passes).
@@ -173,7 +174,7 @@ export interface EventQueue {
   remove(ids: readonly number[]): Promise<void>;
   /** A failed attempt: counted, and retried not before `nextAttemptAt`. */
   postpone(ids: readonly number[], nextAttemptAt: Date, error: string): Promise<void>;
-  /** Events waiting, per webhook. */
+  /** Events waiting, per webhook (a row holding a group counts its events). */
   backlog(): Promise<Map<string, number>>;
 }
 

@@ -87,9 +87,12 @@ export class Operations {
     this.immutableTags = new ImmutableTags(config.immutableTags, meta);
     this.policy = operationsPolicy({ quotas: this.quotas, immutableTags: this.immutableTags, guard: this.guard, meta });
     const events = config.events.webhooks.length === 0 ? undefined : config.events;
-    this.events = events === undefined ? undefined : new EventRecorder(events, store.events, logger, (webhook, outcome) => this.metrics.events.inc({ webhook, outcome }));
+    this.events =
+      events === undefined ? undefined : new EventRecorder(events, store.events, logger, (webhook, outcome, count) => this.metrics.events.inc({ webhook, outcome }, count));
     this.#dispatcher =
-      events === undefined ? undefined : new WebhookDispatcher(events, store.events, store.leases, logger, (webhook, outcome) => this.metrics.events.inc({ webhook, outcome }));
+      events === undefined
+        ? undefined
+        : new WebhookDispatcher(events, store.events, store.leases, logger, (webhook, outcome, count) => this.metrics.events.inc({ webhook, outcome }, count));
     this.#peers = parts.peers ?? alone();
     if (this.#dispatcher !== undefined) this.events?.onQueued(this.#wakeDispatcher());
     this.#peers.answer('metrics', () => this.metrics.values());

@@ -1,4 +1,4 @@
-import { cloudEvent } from '../events/cloudevents.ts';
+import { cloudEventJson } from '../events/cloudevents.ts';
 import type { EventRecorder } from '../events/recorder.ts';
 import type { ByteRange } from '../blobs/blob-store.ts';
 import type { Page } from '../meta/meta-store.ts';
@@ -72,10 +72,16 @@ class PullRecordingRepository implements Repository {
     const { name: repository } = this;
     const { digest, mediaType } = content;
     pulls?.pulled(repository, digest);
-    if (events === undefined || !events.wants('pull')) return;
-    const asked = reference.kind === 'tag' ? reference.tag : reference.digest;
-    const subject = reference.kind === 'tag' ? `${repository}:${reference.tag}` : `${repository}@${digest}`;
-    const data = { repository, digest, mediaType, size: content.bytes.byteLength, reference: asked };
-    events.recordSoon(cloudEvent(events.source, 'io.berth.manifest.pulled', subject, data), repository);
+    if (events === undefined) return;
+    // The event's JSON is built when it is written, and only when a webhook takes it. What waits
+    // until then holds only strings that live on anyway and numbers, not the content read.
+    const at = Date.now();
+    const size = content.bytes.byteLength;
+    const tag = reference.kind === 'tag' ? reference.tag : undefined;
+    events.recordSoon('io.berth.manifest.pulled', repository, () => {
+      const subject = tag === undefined ? `${repository}@${digest}` : `${repository}:${tag}`;
+      const data = { repository, digest, mediaType, size, reference: tag ?? digest };
+      return cloudEventJson(events.source, 'io.berth.manifest.pulled', subject, data, at);
+    });
   }
 }

@@ -16,7 +16,8 @@ const maxPending = 50_000;
 export class PullRecorder {
   readonly #log: PullLog;
   readonly #logger: Logger;
-  #pending = new Map<string, { repository: RepositoryName; digest: Digest; at: Date }>();
+  /** The latest pull of each manifest, `at` in milliseconds (a Date per pull is garbage a busy registry makes thousands of times a second). */
+  #pending = new Map<string, { repository: RepositoryName; digest: Digest; at: number }>();
   #timer: NodeJS.Timeout | undefined;
   #writing: Promise<void> = Promise.resolve();
 
@@ -25,8 +26,11 @@ export class PullRecorder {
     this.#logger = logger;
   }
 
-  pulled(repository: RepositoryName, digest: Digest, at = new Date()): void {
-    this.#pending.set(`${repository}@${digest}`, { repository, digest, at });
+  pulled(repository: RepositoryName, digest: Digest, at = Date.now()): void {
+    const key = `${repository}@${digest}`;
+    const pending = this.#pending.get(key);
+    if (pending !== undefined) pending.at = at;
+    else this.#pending.set(key, { repository, digest, at });
     if (this.#pending.size >= maxPending) void this.flush();
     else if (this.#timer === undefined) {
       this.#timer = setTimeout(() => void this.flush(), flushInterval);
@@ -38,7 +42,7 @@ export class PullRecorder {
   flush(): Promise<void> {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
-    const pulls = [...this.#pending.values()];
+    const pulls = [...this.#pending.values()].map(({ repository, digest, at }) => ({ repository, digest, at: new Date(at) }));
     this.#pending = new Map();
     this.#writing = this.#writing.then(() =>
       this.#log.record(pulls).catch((error: unknown) => this.#logger.warn({ err: error, pulls: pulls.length }, 'could not record pull times')),

@@ -328,6 +328,19 @@ export function runOperationsStoreContract(label: string, open: () => Promise<Op
         );
         assert.equal((await ops.events.backlog()).get(`${hook}-b`), 1);
       });
+
+      it('counts the events of a row written for a group (a JSON array, one event per line) in the backlog', async () => {
+        const hook = `hook-${randomUUID()}`;
+        await ops.events.enqueue([
+          { webhook: hook, body: '{"n":1}' },
+          { webhook: hook, body: '[{"n":2,"s":"a\\nb"},\n{"n":3},\n{"n":4}]' },
+        ]);
+        assert.equal((await ops.events.backlog()).get(hook), 4, 'an escaped line break inside an event is no separator');
+        assert.deepEqual(
+          (await ops.events.head(hook, 10)).map((event) => event.body),
+          ['{"n":1}', '[{"n":2,"s":"a\\nb"},\n{"n":3},\n{"n":4}]'],
+        );
+      });
     });
 
     describe('pull log', () => {

@@ -98,7 +98,13 @@ function postgresEventQueue(pool: pg.Pool): EventQueue {
       ]);
     },
     backlog: async () =>
-      new Map((await pool.query<Row>('SELECT webhook, COUNT(*) AS count FROM event_queue GROUP BY webhook')).rows.map((row) => [row['webhook'] as string, Number(row['count'])])),
+      new Map(
+        (
+          await pool.query<Row>(
+            `SELECT webhook, SUM(CASE WHEN left(body, 1) = '[' THEN length(body) - length(replace(body, E'\\n', '')) + 1 ELSE 1 END) AS count FROM event_queue GROUP BY webhook`,
+          )
+        ).rows.map((row) => [row['webhook'] as string, Number(row['count'])]),
+      ),
   };
 }
 

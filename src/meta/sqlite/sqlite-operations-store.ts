@@ -112,7 +112,12 @@ function sqliteEventQueue(q: SqliteStatements): EventQueue {
         JSON.stringify(ids),
       );
     },
-    backlog: async () => new Map(q.all('SELECT webhook, COUNT(*) AS count FROM event_queue GROUP BY webhook').map((row) => [row['webhook'] as string, row['count'] as number])),
+    backlog: async () =>
+      new Map(
+        q
+          .all(`SELECT webhook, SUM(CASE WHEN body LIKE '[%' THEN length(body) - length(replace(body, char(10), '')) + 1 ELSE 1 END) AS count FROM event_queue GROUP BY webhook`)
+          .map((row) => [row['webhook'] as string, row['count'] as number]),
+      ),
   };
 }
 
