@@ -403,9 +403,23 @@ function createReadiness(config: Config, registry: Registry, logger: PinoLogger)
 export function createLogger(config: Config, fd: 1 | 2 = 1, options: { shared?: boolean } = {}): PinoLogger {
   const stream = fd === 1 ? process.stdout : process.stderr;
   const pretty = config.log.format === 'pretty' || (config.log.format === 'auto' && stream.isTTY === true);
-  const settings = { level: config.log.level, base: null, timestamp: pino.stdTimeFunctions.isoTime };
+  const settings = { level: config.log.level, base: null, timestamp: isoTimeOncePerMillisecond() };
   if (!pretty) return fd === 1 && options.shared !== true ? pino(settings) : pino(settings, pino.destination({ fd, sync: true }));
   // Loaded only for a terminal: servers writing JSON lines never pay for it.
   const pinoPretty = createRequire(import.meta.url)('pino-pretty') as typeof import('pino-pretty');
   return pino(settings, pinoPretty({ colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname', destination: fd, sync: options.shared === true }));
+}
+
+/** pino's ISO time, formatted once per millisecond however many lines share it (the access log writes one per request). */
+function isoTimeOncePerMillisecond(): () => string {
+  let formattedAt = -1;
+  let formatted = '';
+  return () => {
+    const now = Date.now();
+    if (now !== formattedAt) {
+      formattedAt = now;
+      formatted = `,"time":"${new Date(now).toISOString()}"`;
+    }
+    return formatted;
+  };
 }
