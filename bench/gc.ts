@@ -5,7 +5,7 @@ import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readFile, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -109,7 +109,6 @@ async function runPass(dataDir: string, duty: number | undefined): Promise<{ rep
       BERTH_GC_GRACE_PERIOD: `${graceMs}ms`,
       BERTH_GC_INTERVAL: '0',
       ...(duty === undefined ? {} : { BERTH_GC_DUTY: String(duty) }),
-      ...(process.env['LOCKSTATS_DEBUG'] === undefined ? {} : { LOCKSTATS_DEBUG: 'gc' }),
     },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -280,6 +279,7 @@ if (import.meta.main) {
   for (let index = 0; index < Number(values.runs); index++) {
     const dataDir = join(work, `run${index}`);
     // cp(1) copies tens of thousands of small files many times faster than fs.cp.
+    await mkdir(work, { recursive: true });
     await execFileAsync('cp', ['-a', seeded, dataDir]);
     runs.push(await gcRun(dataDir, Number(values.seconds), log, values.duty === undefined ? undefined : Number(values.duty)));
     await rm(dataDir, { recursive: true, force: true });
