@@ -79,7 +79,7 @@ export const allowed: Record<string, readonly string[]> = {
   ],
   // Scheduled passes on the embedded store, each in a thread that opens the registry as `berth gc` does.
   'passes-in-threads.ts': [...base, 'config/', 'gc/', 'ops/', 'policy/'],
-  'pass-thread.ts': ['config/', 'passes-in-threads.ts', 'server.ts'],
+  'pass-thread.ts': ['config/', 'gc/background-priority.ts', 'passes-in-threads.ts', 'server.ts'],
   // Readiness: background checks of the stores, through the probes the wiring hands it.
   health: ['errors/'],
   // The web UI and its JSON API: interfaces only, never a driver or an SDK.

@@ -65,6 +65,13 @@ export interface GcReport {
 const deleteConcurrency = 8;
 /** An index of an index of … is rare; each round frees the next level. */
 const maxManifestRounds = 16;
+/**
+ * Rows a pass writes per transaction. On SQLite a transaction holds the one
+ * writer lock, and a push that wants it waits (on the serving thread): this
+ * many rows commit in a fraction of a millisecond, and the pass rests
+ * between them (see `#pace`), so the lock is free most of the time.
+ */
+const writeSlice = 32;
 
 /**
  * One online garbage collection pass, while the registry serves. Order:
@@ -109,6 +116,8 @@ class Pass {
   readonly #log: Logger;
   /** Dry runs only: per digest, how many of its links this pass would remove. */
   readonly #wouldUnlink = new Map<Digest, number>();
+  /** When the pass last finished resting: work since then counts towards the next rest. */
+  #restedAt = performance.now();
 
   constructor(settings: CollectorSettings, deps: CollectorDependencies, dryRun: boolean, signal: AbortSignal) {
     this.#settings = settings;
@@ -152,7 +161,7 @@ class Pass {
     for await (const digest of this.#deps.retained()) retained.add(digest);
     await this.#timed('blobs', () => this.#collectBlobs(retained));
     if (settings.orphans) await this.#timed('orphans', () => this.#collectOrphans(retained));
-    if (!this.#dryRun) await this.#deps.operations.blobs.forgetTouches(this.#cutoff);
+    if (!this.#dryRun) await this.#forgetTouches();
     this.#report.durationMs = Date.now() - this.#startedAt.getTime();
     this.#log.info({ ...this.#report, cutoff: undefined, startedAt: undefined }, 'garbage collection finished');
     return this.#report;
@@ -209,7 +218,7 @@ class Pass {
     const { namespace } = this.#deps.operations;
     for await (const batch of this.#scan((cursor) => namespace.unreferencedLinks(this.#cutoff, cursor, this.#settings.batchSize))) {
       if (this.#dryRun) for (const link of batch) this.#wouldUnlink.set(link.digest, (this.#wouldUnlink.get(link.digest) ?? 0) + 1);
-      const removed = this.#dryRun ? batch.length : (await namespace.unlink(batch, this.#cutoff)).length;
+      const removed = this.#dryRun ? batch.length : (await this.#inSlices(batch, (slice) => namespace.unlink(slice, this.#cutoff))).length;
       this.#report.linksRemoved += removed;
       this.#log.debug({ phase: 'links', removed }, 'removed unreferenced links');
     }
@@ -259,9 +268,8 @@ class Pass {
       if (item.modifiedAt >= this.#cutoff) continue;
       pending.push(item.key);
       if (pending.length >= this.#settings.batchSize) {
-        const started = performance.now();
         await flush();
-        await this.#pace(performance.now() - started);
+        await this.#pace();
       }
     }
     if (pending.length > 0) await flush();
@@ -274,7 +282,7 @@ class Pass {
       this.#report.bytesFreed += sum(candidates);
       return [...candidates];
     }
-    const condemned = await this.#deps.operations.blobs.condemn(candidates, this.#cutoff);
+    const condemned = await this.#inSlices(candidates, (slice) => this.#deps.operations.blobs.condemn(slice, this.#cutoff));
     if (condemned.length === 0) return [];
     this.#log.debug({ phase: 'blobs', condemned: condemned.length }, 'condemned blobs');
     await this.#deps.afterCondemn?.(condemned);
@@ -292,7 +300,28 @@ class Pass {
       }
     };
     await Promise.all(Array.from({ length: Math.min(deleteConcurrency, blobs.length) }, worker));
-    await this.#deps.operations.blobs.bury(blobs.map((blob) => blob.digest));
+    await this.#inSlices(blobs, async (slice) => {
+      await this.#deps.operations.blobs.bury(slice.map((blob) => blob.digest));
+      return [];
+    });
+  }
+
+  /** Writes `items` a slice per transaction, resting between slices; what each write returned, in order. */
+  async #inSlices<T, R>(items: readonly T[], write: (slice: T[]) => Promise<R[]>): Promise<R[]> {
+    const written: R[] = [];
+    for (let start = 0; start < items.length; start += writeSlice) {
+      if (start > 0) await this.#pace();
+      written.push(...(await write(items.slice(start, start + writeSlice))));
+    }
+    return written;
+  }
+
+  /** Touches older than the cutoff protect nothing any more: drop them, a short write at a time. */
+  async #forgetTouches(): Promise<void> {
+    const { blobs } = this.#deps.operations;
+    for await (const _ of this.#scan((cursor) => blobs.forgetTouches(this.#cutoff, cursor, writeSlice))) {
+      // Nothing to do with the digests: the scan paces the writes.
+    }
   }
 
   /** Batches of a keyset scan, stopping when the lease is lost. */
@@ -300,22 +329,27 @@ class Pass {
     let cursor: string | undefined;
     do {
       this.#signal.throwIfAborted();
-      const started = performance.now();
       const batch = await next(cursor);
       // The batch is handled (condemned, deleted) while this generator waits here.
       if (batch.items.length > 0) yield batch.items;
       cursor = batch.cursor;
-      await this.#pace(performance.now() - started);
+      await this.#pace();
     } while (cursor !== undefined);
   }
 
-  /** After `workedMs` of work: rest so that work stays within the configured duty, and let requests in. */
-  async #pace(workedMs: number): Promise<void> {
+  /**
+   * Rests so that the work since the last rest stays within the configured
+   * duty, and lets requests in. Called after every batch and between the
+   * slices of a batch's writes, so that no stretch of work (and no hold of
+   * an embedded store's writer lock) runs on long.
+   */
+  async #pace(): Promise<void> {
+    const workedMs = performance.now() - this.#restedAt;
     // Queries on an embedded store run on this thread: let requests in between batches.
     await yieldToRequests();
     const { duty } = this.#settings;
-    if (duty >= 1) return;
-    await rest((workedMs * (1 - duty)) / duty, undefined, { signal: this.#signal }).catch(() => undefined);
+    if (duty < 1) await rest((workedMs * (1 - duty)) / duty, undefined, { signal: this.#signal }).catch(() => undefined);
+    this.#restedAt = performance.now();
   }
 }
 

@@ -69,8 +69,12 @@ export interface BlobCollection {
   tombstones(limit: number): Promise<SizedBlob[]>;
   /** Removes tombstones once the bytes are gone. */
   bury(digests: readonly Digest[]): Promise<void>;
-  /** Drops touches older than `cutoff` (they protect nothing any more). */
-  forgetTouches(cutoff: Date): Promise<number>;
+  /**
+   * Of the next `limit` touches after `cursor` in digest order, drops those
+   * older than `cutoff` (they protect nothing any more); the items are the
+   * digests forgotten. One short write per call, whatever the table's size.
+   */
+  forgetTouches(cutoff: Date, cursor: string | undefined, limit: number): Promise<Batch<Digest>>;
 }
 
 export interface BlobLink {

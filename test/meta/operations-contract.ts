@@ -147,10 +147,18 @@ export function runOperationsStoreContract(label: string, open: () => Promise<Op
         );
       });
 
-      it('forgets touches older than a cutoff', async () => {
+      it('forgets touches older than a cutoff, a range of digests at a time', async () => {
         const old = digest();
+        const young = digest();
         await ops.blobs.touch([old]);
-        assert.ok((await ops.blobs.forgetTouches(future())) >= 1);
+        const cutoff = await instant();
+        await ops.blobs.touch([young]);
+        const forgotten = await scanAll((cursor) => ops.blobs.forgetTouches(cutoff, cursor, 2));
+        assert.ok(forgotten.includes(old));
+        assert.ok(!forgotten.includes(young), 'a touch after the cutoff stays');
+        assert.ok(!(await scanAll((cursor) => ops.blobs.forgetTouches(past(), cursor, 2))).includes(young));
+        assert.ok((await scanAll((cursor) => ops.blobs.forgetTouches(future(), cursor, 2))).includes(young));
+        assert.ok(!(await scanAll((cursor) => ops.blobs.forgetTouches(future(), cursor, 2))).includes(old), 'forgotten once');
         const repository = fresh();
         await meta.blobs.link(repository, old, 1);
         await meta.blobs.unlink(repository, old);

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import type { GcReport } from '../../gc/collector.ts';
 import { formatBytes } from '../../policy/quotas.ts';
 import { configFromOptions, type CommonOptions } from '../options.ts';
+import { lowerProcessPriority } from '../../gc/background-priority.ts';
 
 interface GcOptions extends CommonOptions {
   dryRun?: boolean;
@@ -21,6 +22,8 @@ export function registerGc(program: Command): void {
     .option('--config <file>', 'YAML configuration file')
     .action(async (options: GcOptions) => {
       const config = await configFromOptions(options, { 'log.level': options.verbose === true ? 'debug' : 'warn' });
+      // A pass beside a serving registry yields the CPU to it (the pass's duty paces it besides).
+      lowerProcessPriority();
       // Loaded when the command runs, so that `berth --help` and other commands stay quick.
       const { createLogger, openRegistry } = await import('../../server.ts');
       const registry = await openRegistry(config, createLogger(config, 2));

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { formatBytes } from '../../policy/quotas.ts';
 import { configFromOptions, type CommonOptions } from '../options.ts';
+import { lowerProcessPriority } from '../../gc/background-priority.ts';
 
 /** `berth retention [--dry-run]`: applies the retention policies once, or lists what they would delete. */
 export function registerRetention(program: Command): void {
@@ -13,6 +14,8 @@ export function registerRetention(program: Command): void {
     .option('--config <file>', 'YAML configuration file')
     .action(async (options: CommonOptions & { dryRun?: boolean; json?: boolean }) => {
       const config = await configFromOptions(options, { 'log.level': 'warn' });
+      // A pass beside a serving registry yields the CPU to it (the pass's duty paces it besides).
+      lowerProcessPriority();
       // Loaded when the command runs, so that `berth --help` and other commands stay quick.
       const { createLogger, openRegistry } = await import('../../server.ts');
       const registry = await openRegistry(config, createLogger(config, 2));

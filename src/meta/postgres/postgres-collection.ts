@@ -116,8 +116,16 @@ export class PostgresBlobCollection implements BlobCollection {
     await this.#pool.query('DELETE FROM blob_tombstones WHERE digest = ANY($1::text[])', [digests]);
   }
 
-  async forgetTouches(cutoff: Date): Promise<number> {
-    return (await this.#pool.query('DELETE FROM blob_touches WHERE touched_at < $1', [cutoff])).rowCount ?? 0;
+  async forgetTouches(cutoff: Date, cursor: string | undefined, limit: number): Promise<Batch<Digest>> {
+    const { rows } = await this.#pool.query<Row>(
+      `WITH range AS (SELECT digest FROM blob_touches WHERE digest > $2 ORDER BY digest LIMIT $3),
+       forgotten AS (DELETE FROM blob_touches t USING range r WHERE t.digest = r.digest AND t.touched_at < $1 RETURNING t.digest)
+       SELECT (SELECT COALESCE(json_agg(digest), '[]') FROM forgotten) AS forgotten, (SELECT count(*) FROM range) AS seen, (SELECT max(digest) FROM range) AS last`,
+      [cutoff, cursor ?? '', limit],
+    );
+    const row = rows[0];
+    const items = (row?.['forgotten'] ?? []) as Digest[];
+    return Number(row?.['seen'] ?? 0) < limit || row?.['last'] == null ? { items } : { items, cursor: row['last'] as string };
   }
 }
 

@@ -5,15 +5,39 @@ import { writeCounter } from './read-cache.ts';
 
 export type Row = Record<string, SQLInputValue>;
 
+/** A cell nothing ever notifies: `Atomics.wait` on it is a sleep finer than SQLite's own. */
+const sleepCell = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * Milliseconds between attempts at the writer lock: none for the first
+ * 0.2 ms (a pass's write commits in about that), then sleeps as fine as the
+ * system allows, coarser after a few milliseconds.
+ */
+function lockWaitStep(waitedMs: number): number {
+  if (waitedMs < 0.2) return 0;
+  return waitedMs < 5 ? 0.05 : Math.min(2, waitedMs / 10);
+}
+
+function isBusy(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as { errcode?: unknown }).errcode === 5;
+}
+
 /** Prepared statements over one SQLite connection, cached by SQL text, and transactions. */
 export class SqliteStatements {
   readonly #db: DatabaseSync;
   readonly #statements = new Map<string, StatementSync>();
   readonly #counter: { writes: number };
+  readonly #noBusyHandler: StatementSync;
+  readonly #busyHandler: StatementSync;
+  /** The connection's busy timeout: how long a write waits for the writer lock before it fails. */
+  readonly #lockTimeoutMs: number;
 
   constructor(db: DatabaseSync) {
     this.#db = db;
     this.#counter = writeCounter(db);
+    this.#lockTimeoutMs = Number(db.prepare('PRAGMA busy_timeout').get()?.['timeout'] ?? 0);
+    this.#noBusyHandler = db.prepare('PRAGMA busy_timeout = 0');
+    this.#busyHandler = db.prepare(`PRAGMA busy_timeout = ${this.#lockTimeoutMs}`);
   }
 
   get(sql: string, ...params: SQLInputValue[]): Row | undefined {
@@ -41,7 +65,9 @@ export class SqliteStatements {
       const counter = this.#counter;
       prepared.run = ((...params: unknown[]) => {
         counter.writes++;
-        return Reflect.apply(run, prepared, params) as ReturnType<StatementSync['run']>;
+        const write = () => Reflect.apply(run, prepared, params) as ReturnType<StatementSync['run']>;
+        // Outside a transaction, the statement takes the writer lock itself.
+        return this.#db.isTransaction ? write() : this.#withWriterLock(write);
       }) as StatementSync['run'];
       statement = prepared;
       this.#statements.set(sql, statement);
@@ -50,7 +76,7 @@ export class SqliteStatements {
   }
 
   transaction<T>(work: () => T): T {
-    this.#db.exec('BEGIN IMMEDIATE');
+    this.#withWriterLock(() => this.#db.exec('BEGIN IMMEDIATE'));
     try {
       const result = work();
       this.#db.exec('COMMIT');
@@ -60,6 +86,32 @@ export class SqliteStatements {
       // a second ROLLBACK would replace its error with "no transaction is active".
       if (this.#db.isTransaction) this.#db.exec('ROLLBACK');
       throw error;
+    }
+  }
+
+  /**
+   * Runs `attempt`, a statement that takes the writer lock, retrying in
+   * steps of a fraction of a millisecond while another connection (a GC
+   * pass, `berth gc`, the pass thread) holds the lock. SQLite's own busy
+   * handler sleeps 1, 2, 5, 10 … ms between attempts, so a write that finds
+   * the lock held for 0.3 ms waited at least 1 ms, on the serving thread;
+   * this waits about as long as the lock is held. Past the connection's busy
+   * timeout the write fails as it did before.
+   */
+  #withWriterLock<T>(attempt: () => T): T {
+    const started = performance.now();
+    for (;;) {
+      this.#noBusyHandler.run();
+      try {
+        return attempt();
+      } catch (error) {
+        const waited = performance.now() - started;
+        if (!isBusy(error) || waited >= this.#lockTimeoutMs) throw error;
+        const step = lockWaitStep(waited);
+        if (step > 0) Atomics.wait(sleepCell, 0, 0, step);
+      } finally {
+        this.#busyHandler.run();
+      }
     }
   }
 }

@@ -107,8 +107,15 @@ export class SqliteBlobCollection implements BlobCollection {
     this.#q.run('DELETE FROM blob_tombstones WHERE digest IN (SELECT value FROM json_each(?))', JSON.stringify(digests));
   }
 
-  async forgetTouches(cutoff: Date): Promise<number> {
-    return this.#q.run('DELETE FROM blob_touches WHERE touched_at < ?', cutoff.getTime());
+  async forgetTouches(cutoff: Date, cursor: string | undefined, limit: number): Promise<Batch<Digest>> {
+    const range = this.#q.all('SELECT digest, touched_at FROM blob_touches WHERE digest > ? ORDER BY digest LIMIT ?', cursor ?? '', limit);
+    const old = range.filter((row) => (row['touched_at'] as number) < cutoff.getTime()).map((row) => row['digest'] as Digest);
+    // Re-checked in the deleting statement: a touch since the read stays.
+    if (old.length > 0) {
+      this.#q.run('DELETE FROM blob_touches WHERE digest IN (SELECT value FROM json_each(?)) AND touched_at < ?', JSON.stringify(old), cutoff.getTime());
+    }
+    const last = range[range.length - 1];
+    return range.length < limit || last === undefined ? { items: old } : { items: old, cursor: last['digest'] as string };
   }
 }
 
