@@ -5,13 +5,17 @@
 //
 //   flock /work/bench.lock npx node bench/push.ts [--rows mono,chunked,small]
 //     [--rounds 3] [--size MIB] [--small N] [--no-distribution]
-//     [--profile DIR] [--serve-args "..."]
+//     [--profile DIR] [--baseline CHECKOUT]
+//
+// --baseline runs a second Berth from another checkout (say, `git archive`
+// of main unpacked beside this one) in the same rounds, named "baseline".
 import { mkdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { randomFile } from './sections.ts';
 import { chunkedPush, monolithicPush, plainReceive, smallPushes, withCpu, type BigBlob, type SmallBlob } from './pushes.ts';
 import { startBerth, startDistribution, startPlainReceiver, type BenchServer } from './servers.ts';
+import { startBerthFrom } from './pushes.ts';
 
 const { values: flags } = parseArgs({
   options: {
@@ -21,6 +25,7 @@ const { values: flags } = parseArgs({
     small: { type: 'string', default: '200' },
     'no-distribution': { type: 'boolean', default: false },
     profile: { type: 'string' },
+    baseline: { type: 'string' },
     out: { type: 'string', default: '.bench-push' },
   },
 });
@@ -48,13 +53,17 @@ const profileFlags = flags.profile === undefined ? [] : ['--cpu-prof', `--cpu-pr
 const berth = await startBerth(join(work, 'berth'), [], profileFlags);
 const distribution = flags['no-distribution'] ? undefined : await startDistribution(join(work, 'distribution'));
 const plain = await startPlainReceiver(join(work, 'plain'));
-const servers: BenchServer[] = [berth, ...(distribution === undefined ? [] : [distribution])];
+const baseline = flags.baseline === undefined ? undefined : await startBerthFrom(resolve(flags.baseline), join(work, 'baseline'));
+const servers: BenchServer[] = [berth, ...(baseline === undefined ? [] : [baseline]), ...(distribution === undefined ? [] : [distribution])];
 
 type Figures = Record<string, number>;
 const results: Record<string, Figures[]> = {};
 const peaks: number[] = [];
 const mb = (value: number) => `${(value / 1e6).toFixed(0)} MB/s`;
-const show = (figures: Figures) => Object.entries(figures).map(([name, value]) => `${name} ${name.endsWith('cpu') ? `${value.toFixed(2)} s` : mb(value)}`).join(', ');
+const show = (figures: Figures) =>
+  Object.entries(figures)
+    .map(([name, value]) => `${name} ${name.endsWith('cpu') ? `${value.toFixed(2)} s` : mb(value)}`)
+    .join(', ');
 
 try {
   for (let round = 1; round <= rounds; round++) {
@@ -76,7 +85,7 @@ try {
           if (server === berth) peaks.push(await berth.peakRss());
         }
         (results[row] ??= []).push(figures);
-        log(`round ${round} ${row}: ${show(figures)}; berth/ceiling ${((figures['berth'] ?? 0) / ceiling * 100).toFixed(0)} %`);
+        log(`round ${round} ${row}: ${show(figures)}; berth/ceiling ${(((figures['berth'] ?? 0) / ceiling) * 100).toFixed(0)} %`);
       }
     }
     if (rows.has('small')) {
@@ -101,13 +110,32 @@ for (const [row, list] of Object.entries(results)) {
   const of = (name: string) => list.map((figures) => figures[name] ?? Number.NaN);
   const seconds = (value: number) => `${value.toFixed(2)} s`;
   const parts = [`${row}: berth ${range(of('berth'), mb)} (CPU ${range(of('berth cpu'), seconds)})`];
+  if (list[0]?.['baseline'] !== undefined) {
+    parts.push(`baseline ${range(of('baseline'), mb)} (CPU ${range(of('baseline cpu'), seconds)})`);
+    parts.push(
+      `berth/baseline ${range(
+        list.map((f) => (f['berth'] ?? 0) / (f['baseline'] ?? 1)),
+        (v) => `${v.toFixed(2)}×`,
+      )}`,
+    );
+  }
   if (list[0]?.['distribution'] !== undefined) {
     parts.push(`distribution ${range(of('distribution'), mb)} (CPU ${range(of('distribution cpu'), seconds)})`);
-    parts.push(`berth/distribution ${range(list.map((f) => (f['berth'] ?? 0) / (f['distribution'] ?? 1)), (v) => `${v.toFixed(2)}×`)}`);
+    parts.push(
+      `berth/distribution ${range(
+        list.map((f) => (f['berth'] ?? 0) / (f['distribution'] ?? 1)),
+        (v) => `${v.toFixed(2)}×`,
+      )}`,
+    );
   }
   if (list[0]?.['ceiling'] !== undefined) {
     parts.push(`plain-node ceiling ${range(of('ceiling'), mb)} (CPU ${range(of('ceiling cpu'), seconds)})`);
-    parts.push(`berth/ceiling ${range(list.map((f) => (f['berth'] ?? 0) / (f['ceiling'] ?? 1)), (v) => `${(v * 100).toFixed(0)} %`)}`);
+    parts.push(
+      `berth/ceiling ${range(
+        list.map((f) => (f['berth'] ?? 0) / (f['ceiling'] ?? 1)),
+        (v) => `${(v * 100).toFixed(0)} %`,
+      )}`,
+    );
   }
   lines.push(parts.join(', '));
 }

@@ -3,10 +3,13 @@
 // time, and the ceiling a Node server reaches receiving, hashing and
 // durably writing the same body (bench/plain-receiver.ts). Used by
 // bench/sections.ts (the full run) and bench/push.ts (these rows alone).
-import { mkdir, readFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { pool, resolveLocation, startUpload } from './load.ts';
 import { curlParallelPuts, curlUpload } from './measure.ts';
+import { freePort, type BenchServer } from './servers.ts';
 
 export interface BigBlob {
   file: string;
@@ -86,4 +89,40 @@ export async function withCpu(pid: number, measure: () => Promise<number>): Prom
   const before = await cpuSecondsOf(pid);
   const value = await measure();
   return { value, cpu: (await cpuSecondsOf(pid)) - before };
+}
+
+/** Berth from another checkout (`checkout/src/cli/main.ts`, same Node flags as bin/berth.js there), named "baseline": before and after in one run. */
+export async function startBerthFrom(checkout: string, dataDir: string): Promise<BenchServer> {
+  const port = await freePort();
+  const shebang = (await readFile(join(checkout, 'bin', 'berth.js'), 'utf8')).split('\n', 1)[0] ?? '';
+  const flags = shebang.split(/\s+/).filter((word) => word.startsWith('--'));
+  const child = spawn(process.execPath, [...flags, join(checkout, 'src', 'cli', 'main.ts'), 'serve', '--listen', `127.0.0.1:${port}`, '--data', dataDir], {
+    env: { PATH: process.env['PATH'], BERTH_LOG_FORMAT: 'json' },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const url = `http://127.0.0.1:${port}`;
+  const started = performance.now();
+  while (
+    (await fetch(`${url}/v2/`).then(
+      (response) => response.status,
+      () => 0,
+    )) === 0
+  ) {
+    if (child.exitCode !== null) throw new Error(`baseline Berth exited with ${child.exitCode}`);
+    await sleep(10);
+  }
+  const pid = child.pid ?? 0;
+  return {
+    name: 'baseline',
+    url,
+    pid,
+    startupMs: performance.now() - started,
+    peakRss: async () => Number(/VmHWM:\s+(\d+) kB/.exec(await readFile(`/proc/${pid}/status`, 'utf8').catch(() => ''))?.[1] ?? 0) * 1024,
+    resetPeakRss: () => writeFile(`/proc/${pid}/clear_refs`, '5').catch(() => undefined),
+    async stop() {
+      if (child.exitCode !== null) return;
+      child.kill('SIGTERM');
+      await new Promise((resolve) => child.once('exit', resolve));
+    },
+  };
 }
