@@ -1,5 +1,5 @@
-import { closeSync, createReadStream, fstatSync, ftruncateSync, mkdirSync, openSync, renameSync } from 'node:fs';
-import { mkdir, open, readdir, rm, stat } from 'node:fs/promises';
+import { closeSync, createReadStream, fstatSync, ftruncateSync, mkdirSync, openSync } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -98,14 +98,15 @@ class FsUploadArea implements UploadArea {
     this.#blobPath = blobPath;
   }
 
-  // Opening, sizing, truncating, renaming and closing are done synchronously:
-  // on a local file system each is a few microseconds in the kernel, while a
+  // Opening an existing upload, sizing, cutting back and closing it are done
+  // synchronously: each is a few microseconds in the kernel, while a
   // thread-pool round trip costs two context switches, which on a small
-  // machine were a third of a small push's time. Whatever waits for the disk
-  // (writes, fsync) stays on the thread pool.
+  // machine were a large part of a small push's time. Whatever may wait for
+  // the disk or the journal (writes, fsync, creating and renaming files)
+  // stays on the thread pool.
 
   async create(id: string): Promise<void> {
-    closeSync(openSync(this.#path(id), 'wx'));
+    await writeFile(this.#path(id), '', { flag: 'wx' });
   }
 
   async append(id: string, offset: number, data: Readable, signal?: AbortSignal): Promise<number> {
@@ -158,12 +159,12 @@ class FsUploadArea implements UploadArea {
     // Rename over an existing copy is safe: both hold the same verified bytes,
     // and readers holding the old file keep reading it.
     try {
-      renameSync(source, target);
+      await rename(source, target);
     } catch (error) {
       if (!isNotFound(error) || !this.#directories.delete(targetDir)) throw error;
       // The directory was removed behind this process's back: make it again.
       this.#ensureDirectory(targetDir);
-      renameSync(source, target);
+      await rename(source, target);
     }
     const directory = openSync(targetDir, 'r');
     try {
