@@ -1,5 +1,5 @@
 import { closeSync, createReadStream, fstatSync, ftruncateSync, mkdirSync, openSync } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -106,7 +106,8 @@ class FsUploadArea implements UploadArea {
   // stays on the thread pool.
 
   async create(id: string): Promise<void> {
-    await writeFile(this.#path(id), '', { flag: 'wx' });
+    const handle = await open(this.#path(id), 'wx');
+    await handle.close();
   }
 
   async append(id: string, offset: number, data: Readable, signal?: AbortSignal): Promise<number> {
