@@ -3,10 +3,11 @@
 // time, and the ceiling a Node server reaches receiving, hashing and
 // durably writing the same body (bench/plain-receiver.ts). Used by
 // bench/sections.ts (the full run) and bench/push.ts (these rows alone).
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
 import { pool, resolveLocation, startUpload } from './load.ts';
 import { curlParallelPuts, curlUpload } from './measure.ts';
 import { freePort, type BenchServer } from './servers.ts';
@@ -22,6 +23,15 @@ export interface SmallBlob {
   digest: string;
 }
 
+/**
+ * Writes out every dirty page (sync(1)) before a measurement. A server that
+ * does not fsync (Distribution) leaves hundreds of MiB for the kernel to
+ * write back, and whoever is measured next would pay for them.
+ */
+export async function settle(): Promise<void> {
+  await promisify(execFile)('sync');
+}
+
 /** Bytes per second from `started` (performance.now()) to now. */
 function rate(bytes: number, started: number): number {
   return bytes / ((performance.now() - started) / 1000);
@@ -29,6 +39,7 @@ function rate(bytes: number, started: number): number {
 
 /** POST for a session, then one PUT ?digest= carrying the whole body; timed from the POST to the 201. */
 export async function monolithicPush(base: string, big: BigBlob, repository = 'bench/big'): Promise<number> {
+  await settle();
   const started = performance.now();
   const target = await startUpload(base, repository);
   target.searchParams.set('digest', big.digest);
@@ -39,6 +50,7 @@ export async function monolithicPush(base: string, big: BigBlob, repository = 'b
 
 /** POST, one PATCH with the whole body, an empty PUT ?digest=. */
 export async function chunkedPush(base: string, big: BigBlob, repository = 'bench/chunked'): Promise<number> {
+  await settle();
   const started = performance.now();
   const session = await startUpload(base, repository);
   const patched = await curlUpload('PATCH', session.toString(), big.file);
@@ -56,6 +68,7 @@ export async function chunkedPush(base: string, big: BigBlob, repository = 'benc
  */
 export async function smallPushes(base: string, blobs: readonly SmallBlob[], work: string, name: string, blobBytes = 2 ** 20): Promise<number> {
   await mkdir(work, { recursive: true });
+  await settle();
   const started = performance.now();
   const uploads: { url: string; file: string }[] = [];
   await pool(blobs, 4, async ({ file, digest }) => {
@@ -70,6 +83,7 @@ export async function smallPushes(base: string, blobs: readonly SmallBlob[], wor
 
 /** The plain Node receiver (bench/plain-receiver.ts) taking the big blob in `mode` (/drop, /hash, /durable). */
 export async function plainReceive(base: string, big: BigBlob, mode: '/drop' | '/hash' | '/durable'): Promise<number> {
+  await settle();
   const started = performance.now();
   const { status } = await curlUpload('PUT', `${base}${mode}`, big.file);
   if (status !== 201) throw new Error(`plain Node receiver ${mode}: ${status}`);
