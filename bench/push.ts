@@ -75,8 +75,9 @@ try {
         if (!rows.has(row)) continue;
         // The ceiling is measured beside each row: the shared machine's load moves it from minute to minute.
         const plainRun = await withCpu(plain.pid, () => plainReceive(plain.url, big, '/durable'));
+        const batchedRun = await withCpu(plain.pid, () => plainReceive(plain.url, big, '/batched'));
         const ceiling = plainRun.value;
-        const figures: Figures = { ceiling, 'ceiling cpu': plainRun.cpu };
+        const figures: Figures = { ceiling, 'ceiling cpu': plainRun.cpu, batched: batchedRun.value, 'batched cpu': batchedRun.cpu };
         for (const server of servers) {
           await server.resetPeakRss();
           const run = await withCpu(server.pid, () => push(server.url, big));

@@ -82,7 +82,7 @@ export async function smallPushes(base: string, blobs: readonly SmallBlob[], wor
 }
 
 /** The plain Node receiver (bench/plain-receiver.ts) taking the big blob in `mode` (/drop, /hash, /durable). */
-export async function plainReceive(base: string, big: BigBlob, mode: '/drop' | '/hash' | '/durable'): Promise<number> {
+export async function plainReceive(base: string, big: BigBlob, mode: '/drop' | '/hash' | '/durable' | '/batched'): Promise<number> {
   await settle();
   const started = performance.now();
   const { status } = await curlUpload('PUT', `${base}${mode}`, big.file);
