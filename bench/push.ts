@@ -137,6 +137,9 @@ for (const [row, list] of Object.entries(results)) {
         (v) => `${(v * 100).toFixed(0)} %`,
       )}`,
     );
+    parts.push(`plain-node batched ${range(of('batched'), mb)} (CPU ${range(of('batched cpu'), seconds)})`);
+    const ofBatched = list.map((f) => (f['berth'] ?? 0) / (f['batched'] ?? 1));
+    parts.push(`berth/batched ${range(ofBatched, (v) => `${(v * 100).toFixed(0)} %`)}`);
   }
   lines.push(parts.join(', '));
 }
