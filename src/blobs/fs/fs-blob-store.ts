@@ -2,7 +2,6 @@ import { closeSync, createReadStream, fstatSync, ftruncateSync, mkdirSync, openS
 import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { RegistryError } from '../../errors/registry-error.ts';
 import { algorithmOf, digestAlgorithms, hexOf, tryParseDigest, type Digest } from '../../oci/digest.ts';
 import { uploadIdPattern, type BlobStore, type ByteRange, type FileRegion, type StoredItem, type UploadArea } from '../blob-store.ts';
