@@ -5,9 +5,12 @@
 //   PUT /drop     the body is read and dropped
 //   PUT /hash     the body is hashed with SHA-256
 //   PUT /durable  the body is hashed and written to a new file, fsynced
+//                 (a write stream behind stream.pipeline: the usual way)
+//   PUT /batched  the same, with writes of at least 1 MiB at known offsets
+//                 and one in flight at a time (the way Berth's fs driver writes)
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { open, rm } from 'node:fs/promises';
+import { open, rm, type FileHandle } from 'node:fs/promises';
 import { createServer, type IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
@@ -27,6 +30,17 @@ async function receive(mode: string, request: IncomingMessage): Promise<string> 
     return hash.digest('hex');
   }
   const path = join(dir, `received-${files++}`);
+  if (mode === '/batched') {
+    const handle = await open(path, 'wx');
+    try {
+      await writeBatched(handle, request, (chunk) => hash.update(chunk));
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rm(path);
+    return hash.digest('hex');
+  }
   const hashing = new Transform({
     transform(chunk: Buffer, _encoding, done) {
       hash.update(chunk);
@@ -39,6 +53,39 @@ async function receive(mode: string, request: IncomingMessage): Promise<string> 
   await handle.close();
   await rm(path);
   return hash.digest('hex');
+}
+
+/** Writes of at least 1 MiB, one in flight, up to 8 MiB more read meanwhile. */
+async function writeBatched(handle: FileHandle, request: IncomingMessage, each: (chunk: Buffer) => void): Promise<void> {
+  let queued: Buffer[] = [];
+  let bytes = 0;
+  let position = 0;
+  let writing: Promise<unknown> = Promise.resolve();
+  let busy = false;
+  const flush = () => {
+    const buffers = queued;
+    const at = position;
+    position += bytes;
+    queued = [];
+    bytes = 0;
+    busy = true;
+    writing = handle.writev(buffers, at).finally(() => {
+      busy = false;
+    });
+  };
+  for await (const chunk of request as AsyncIterable<Buffer>) {
+    each(chunk);
+    queued.push(chunk);
+    bytes += chunk.length;
+    if (!busy && bytes >= 2 ** 20) flush();
+    else if (bytes >= 8 * 2 ** 20) {
+      await writing;
+      flush();
+    }
+  }
+  await writing;
+  if (bytes > 0) flush();
+  await writing;
 }
 
 createServer((request, response) => {

@@ -1,17 +1,13 @@
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat, truncate } from 'node:fs/promises';
+import { closeSync, createReadStream, fstatSync, ftruncateSync, mkdirSync, openSync } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { RegistryError } from '../../errors/registry-error.ts';
-import { syncDirectory } from '../../io/durable-file.ts';
 import { algorithmOf, digestAlgorithms, hexOf, tryParseDigest, type Digest } from '../../oci/digest.ts';
 import { uploadIdPattern, type BlobStore, type ByteRange, type FileRegion, type StoredItem, type UploadArea } from '../blob-store.ts';
+import { fsyncFd, writeAt } from './positional-write.ts';
 
 const readChunkBytes = 1024 * 1024;
-// Chunks arriving while a write is in flight queue up to this much and go out
-// together in one writev: far fewer thread-pool round trips than one write per socket read.
-const writeBufferBytes = 8 * 1024 * 1024;
 
 /**
  * Blobs as files under `root/blobs/<algorithm>/<2 hex>/<hex>`; uploads as
@@ -94,11 +90,19 @@ export class FsBlobStore implements BlobStore {
 class FsUploadArea implements UploadArea {
   readonly #dir: string;
   readonly #blobPath: (digest: Digest) => string;
+  readonly #directories = new Set<string>();
 
   constructor(dir: string, blobPath: (digest: Digest) => string) {
     this.#dir = dir;
     this.#blobPath = blobPath;
   }
+
+  // Opening an existing upload, sizing, cutting back and closing it are done
+  // synchronously: each is a few microseconds in the kernel, while a
+  // thread-pool round trip costs two context switches, which on a small
+  // machine were a large part of a small push's time. Whatever may wait for
+  // the disk or the journal (writes, fsync, creating and renaming files)
+  // stays on the thread pool.
 
   async create(id: string): Promise<void> {
     const handle = await open(this.#path(id), 'wx');
@@ -107,21 +111,24 @@ class FsUploadArea implements UploadArea {
 
   async append(id: string, offset: number, data: Readable, signal?: AbortSignal): Promise<number> {
     const path = this.#path(id);
-    const size = await this.#size(id);
-    if (size > offset) await truncate(path, offset);
-    else if (size < offset) {
-      throw new RegistryError('BLOB_UPLOAD_INVALID', `upload holds ${size} bytes, expected ${offset}`);
-    }
-    const output = createWriteStream(path, { flags: 'r+', start: offset, highWaterMark: writeBufferBytes });
+    const fd = this.#openUpload(id);
     try {
-      await pipeline(data, output, signal === undefined ? {} : { signal });
-    } catch (error) {
-      await truncate(path, offset).catch(() => undefined);
-      // Node's write errors carry no path; with it, a full disk's log line says where.
-      if (error instanceof Error && !('path' in error)) Object.assign(error, { path });
-      throw error;
+      const size = fstatSync(fd).size;
+      if (size > offset) ftruncateSync(fd, offset);
+      else if (size < offset) {
+        throw new RegistryError('BLOB_UPLOAD_INVALID', `upload holds ${size} bytes, expected ${offset}`);
+      }
+      try {
+        return offset + (await writeAt(fd, offset, data, signal));
+      } catch (error) {
+        cutBack(fd, offset);
+        // Node's write errors carry no path; with it, a full disk's log line says where.
+        if (error instanceof Error && !('path' in error)) Object.assign(error, { path });
+        throw error;
+      }
+    } finally {
+      closeSync(fd);
     }
-    return offset + output.bytesWritten;
   }
 
   async read(id: string, signal?: AbortSignal, size?: number): Promise<Readable> {
@@ -135,26 +142,36 @@ class FsUploadArea implements UploadArea {
   async commit(id: string, digest: Digest, size?: number): Promise<void> {
     const source = this.#path(id);
     const target = this.#blobPath(digest);
-    const handle = await open(source, 'r+').catch((error: unknown) => {
-      throw isNotFound(error) ? unknownUpload(id) : error;
-    });
+    const fd = this.#openUpload(id);
     try {
       if (size !== undefined) {
         // Bytes past `size` were written by an append that never got recorded.
-        const held = (await handle.stat()).size;
+        const held = fstatSync(fd).size;
         if (held < size) throw shortUpload(id, held, size);
-        if (held > size) await handle.truncate(size);
+        if (held > size) ftruncateSync(fd, size);
       }
-      await handle.sync();
+      await fsyncFd(fd);
     } finally {
-      await handle.close();
+      closeSync(fd);
     }
     const targetDir = join(target, '..');
-    await mkdir(targetDir, { recursive: true });
+    this.#ensureDirectory(targetDir);
     // Rename over an existing copy is safe: both hold the same verified bytes,
     // and readers holding the old file keep reading it.
-    await rename(source, target);
-    await syncDirectory(targetDir);
+    try {
+      await rename(source, target);
+    } catch (error) {
+      if (!isNotFound(error) || !this.#directories.delete(targetDir)) throw error;
+      // The directory was removed behind this process's back: make it again.
+      this.#ensureDirectory(targetDir);
+      await rename(source, target);
+    }
+    const directory = openSync(targetDir, 'r');
+    try {
+      await fsyncFd(directory);
+    } finally {
+      closeSync(directory);
+    }
   }
 
   async remove(id: string): Promise<void> {
@@ -179,6 +196,30 @@ class FsUploadArea implements UploadArea {
   #path(id: string): string {
     if (!uploadIdPattern.test(id)) throw unknownUpload(id);
     return join(this.#dir, id);
+  }
+
+  #openUpload(id: string): number {
+    try {
+      return openSync(this.#path(id), 'r+');
+    } catch (error) {
+      throw isNotFound(error) ? unknownUpload(id) : error;
+    }
+  }
+
+  /** Blob directories are made once per process (256 per algorithm); Berth never removes them. */
+  #ensureDirectory(path: string): void {
+    if (this.#directories.has(path)) return;
+    mkdirSync(path, { recursive: true });
+    this.#directories.add(path);
+  }
+}
+
+/** Cuts a failed append back to where it started; a failure here leaves stray bytes that the recorded size excludes. */
+function cutBack(fd: number, offset: number): void {
+  try {
+    ftruncateSync(fd, offset);
+  } catch {
+    // read() and commit() take only the recorded size.
   }
 }
 
