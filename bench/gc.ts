@@ -5,12 +5,13 @@ import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { benchImage, ociManifest, pool, pushBlob, putManifest } from './load.ts';
+import { cpuSecondsOf, idleShare, machineCpu } from './measure.ts';
 import type { Row } from './report.ts';
 import type { BenchContext } from './sections.ts';
 import { startBerth, type BenchServer } from './servers.ts';
@@ -85,21 +86,6 @@ async function seed(base: string, blobs: number, log: (message: string) => void)
   );
 }
 
-/** CPU seconds (user + system) a process has used so far; 0 once it has gone. */
-async function cpuSeconds(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-  // Fields after the command name, which is in parentheses and may hold spaces: utime and stime are the 12th and 13th.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11] ?? 0) + Number(fields[12] ?? 0)) / 100;
-}
-
-/** Idle and total CPU time of the whole machine so far (jiffies, from /proc/stat). */
-async function machineCpu(): Promise<{ idle: number; total: number }> {
-  const line = (await readFile('/proc/stat', 'utf8').catch(() => 'cpu 0 0 0 0')).split('\n', 1)[0] ?? '';
-  const values = line.trim().split(/\s+/).slice(1).map(Number);
-  return { idle: (values[3] ?? 0) + (values[4] ?? 0), total: values.reduce((total, value) => total + value, 0) };
-}
-
 /** Runs `berth gc --json` beside the server; its report, wall time and CPU seconds (sampled until it exits). */
 async function runPass(dataDir: string, duty: number | undefined): Promise<{ report: GcReportJson; wallMs: number; cpuSeconds: number }> {
   const started = performance.now();
@@ -114,7 +100,7 @@ async function runPass(dataDir: string, duty: number | undefined): Promise<{ rep
   });
   let output = '';
   let cpu = 0;
-  const sampler = setInterval(() => void cpuSeconds(child.pid ?? 0).then((seconds) => (cpu = Math.max(cpu, seconds))), 50);
+  const sampler = setInterval(() => void cpuSecondsOf(child.pid ?? 0).then((seconds) => (cpu = Math.max(cpu, seconds))), 50);
   child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
   const [code] = (await once(child, 'exit')) as [number | null];
   clearInterval(sampler);
@@ -150,7 +136,7 @@ interface Phase {
 
 /** Pushes until `done()`, measuring CPU on the side. */
 async function phase(server: BenchServer, done: () => boolean, label: string): Promise<Phase> {
-  const serverBefore = await cpuSeconds(server.pid);
+  const serverBefore = await cpuSecondsOf(server.pid);
   const clientBefore = process.cpuUsage();
   const machineBefore = await machineCpu();
   const started = performance.now();
@@ -159,7 +145,7 @@ async function phase(server: BenchServer, done: () => boolean, label: string): P
   const client = process.cpuUsage(clientBefore);
   return {
     ...pushes,
-    serverCpu: ((await cpuSeconds(server.pid)) - serverBefore) / seconds,
+    serverCpu: ((await cpuSecondsOf(server.pid)) - serverBefore) / seconds,
     clientCpu: (client.user + client.system) / 1e6 / seconds,
     idle: idleShare(machineBefore, await machineCpu()),
   };
@@ -209,10 +195,6 @@ export async function gcRun(dataDir: string, seconds: number, log: (message: str
   } finally {
     await server.stop();
   }
-}
-
-function idleShare(before: { idle: number; total: number }, after: { idle: number; total: number }): number {
-  return (after.idle - before.idle) / Math.max(1, after.total - before.total);
 }
 
 function gcRows(blobs: number, run: GcRun): Row[] {

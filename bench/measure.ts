@@ -153,3 +153,23 @@ export async function repeated<T extends Record<string, number>>(repeats: number
   const first = runs[0] as T;
   return Object.fromEntries(Object.keys(first).map((key) => [key, median(runs.map((run) => run[key] as number))])) as T;
 }
+
+/** Seconds of CPU a process has used (user + system, every thread), from /proc; 0 once it has gone. Steadier than a rate on a shared machine. */
+export async function cpuSecondsOf(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  // After the command name (which may hold spaces), utime and stime are the 12th and 13th fields, in ticks of 1/100 s.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11] ?? 0) + Number(fields[12] ?? 0)) / 100;
+}
+
+/** Idle and total CPU time of the whole machine so far (jiffies, from /proc/stat). */
+export async function machineCpu(): Promise<{ idle: number; total: number }> {
+  const line = (await readFile('/proc/stat', 'utf8').catch(() => 'cpu 0 0 0 0')).split('\n', 1)[0] ?? '';
+  const values = line.trim().split(/\s+/).slice(1).map(Number);
+  return { idle: (values[3] ?? 0) + (values[4] ?? 0), total: values.reduce((total, value) => total + value, 0) };
+}
+
+/** The share of the machine's CPU time that was idle between two readings of `machineCpu`. */
+export function idleShare(before: { idle: number; total: number }, after: { idle: number; total: number }): number {
+  return (after.idle - before.idle) / Math.max(1, after.total - before.total);
+}

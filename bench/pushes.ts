@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { pool, resolveLocation, startUpload } from './load.ts';
-import { curlParallelPuts, curlUpload } from './measure.ts';
+import { cpuSecondsOf, curlParallelPuts, curlUpload } from './measure.ts';
 import { freePort, type BenchServer } from './servers.ts';
 
 export interface BigBlob {
@@ -88,14 +88,6 @@ export async function plainReceive(base: string, big: BigBlob, mode: '/drop' | '
   const { status } = await curlUpload('PUT', `${base}${mode}`, big.file);
   if (status !== 201) throw new Error(`plain Node receiver ${mode}: ${status}`);
   return rate(big.size, started);
-}
-
-/** Seconds of CPU a process has used (user + system, every thread), from /proc: steadier than a rate on a shared machine. */
-export async function cpuSecondsOf(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-  // After the command name (which may hold spaces), utime and stime are the 12th and 13th fields, in ticks of 1/100 s.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 /** `measure`'s result and the CPU seconds the process `pid` spent meanwhile. */

@@ -5,7 +5,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { benchImage, ociManifest, pool, pushImage, startUpload } from './load.ts';
-import { abHead, curlParallelPuts, curlUpload, median, opensslSha256, repeated, wrk } from './measure.ts';
+import { abHead, cpuSecondsOf, curlParallelPuts, curlUpload, idleShare, machineCpu, median, opensslSha256, repeated, wrk } from './measure.ts';
 import { markdown, machine, type Row } from './report.ts';
 import { randomFile, type BigBlob } from './sections.ts';
 import { startBerth, startDistribution, type BenchServer } from './servers.ts';
@@ -25,8 +25,14 @@ export interface WorkersBenchOptions {
 interface Figures {
   get: number;
   head: number;
+  /** CPU seconds (every thread of the server) per thousand requests. */
+  getCpu: number;
+  headCpu: number;
   push: number;
   pushes4: number;
+  /** During the 4 pushes: cores Berth kept busy, and the share of the machine's CPU in use. */
+  pushes4Cores: number;
+  pushes4MachineBusy: number;
   small: number;
   rss: number;
 }
@@ -34,8 +40,12 @@ interface Figures {
 const labels: Record<keyof Figures, { metric: string; unit: string; better: 'higher' | 'lower' }> = {
   get: { metric: 'manifest GET by tag, 64 conn', unit: 'req/s', better: 'higher' },
   head: { metric: 'manifest HEAD by tag, 64 conn', unit: 'req/s', better: 'higher' },
+  getCpu: { metric: 'manifest GET by tag: server CPU per 1,000 requests', unit: 's', better: 'lower' },
+  headCpu: { metric: 'manifest HEAD by tag: server CPU per 1,000 requests', unit: 's', better: 'lower' },
   push: { metric: 'monolithic push, one at a time', unit: 'B/s', better: 'higher' },
   pushes4: { metric: 'monolithic pushes, 4 at once (aggregate)', unit: 'B/s', better: 'higher' },
+  pushes4Cores: { metric: '4 pushes at once: cores the server kept busy', unit: 'cores', better: 'higher' },
+  pushes4MachineBusy: { metric: '4 pushes at once: share of the machine busy (server, clients, kernel)', unit: '%', better: 'higher' },
   small: { metric: '1 MiB pushes, 4 at a time', unit: 'B/s', better: 'higher' },
   rss: { metric: 'peak RSS over the section, all threads', unit: 'B', better: 'lower' },
 };
@@ -80,8 +90,13 @@ async function measure(server: BenchServer, options: WorkersBenchOptions, small:
   await pushImage(server.url, 'bench/app', 'latest', image);
   const load = { connections: 64, seconds, headers: { accept: ociManifest }, scriptDir: options.work };
   const url = `${server.url}/v2/bench/app/manifests/latest`;
-  const get = (await repeated(repeats, async () => ({ value: (await wrk(url, load)).requestsPerSecond }))).value;
-  const head = (await repeated(repeats, async () => ({ value: (await abHead(url, load)).requestsPerSecond }))).value;
+  const withCpuPerThousand = async (run: () => Promise<{ requestsPerSecond: number; requests: number }>) => {
+    const before = await cpuSecondsOf(server.pid);
+    const result = await run();
+    return { value: result.requestsPerSecond, cpu: (1000 * ((await cpuSecondsOf(server.pid)) - before)) / result.requests };
+  };
+  const get = await repeated(repeats, () => withCpuPerThousand(() => wrk(url, load)));
+  const head = await repeated(repeats, () => withCpuPerThousand(() => abHead(url, load)));
   const pushOnce = async (repository: string) => {
     const target = await startUpload(server.url, repository);
     target.searchParams.set('digest', big.digest);
@@ -95,13 +110,14 @@ async function measure(server: BenchServer, options: WorkersBenchOptions, small:
       return { value: big.size / ((performance.now() - started) / 1000) };
     })
   ).value;
-  const pushes4 = (
-    await repeated(repeats, async () => {
-      const started = performance.now();
-      await Promise.all([0, 1, 2, 3].map((index) => pushOnce(`bench/four-${index}`)));
-      return { value: (4 * big.size) / ((performance.now() - started) / 1000) };
-    })
-  ).value;
+  const four = await repeated(repeats, async () => {
+    const started = performance.now();
+    const [cpuBefore, machineBefore] = [await cpuSecondsOf(server.pid), await machineCpu()];
+    await Promise.all([0, 1, 2, 3].map((index) => pushOnce(`bench/four-${index}`)));
+    const seconds = (performance.now() - started) / 1000;
+    const cores = ((await cpuSecondsOf(server.pid)) - cpuBefore) / seconds;
+    return { value: (4 * big.size) / seconds, cores, busy: 100 * (1 - idleShare(machineBefore, await machineCpu())) };
+  });
   const smallPushes = (
     await repeated(repeats, async () => {
       const started = performance.now();
@@ -116,7 +132,18 @@ async function measure(server: BenchServer, options: WorkersBenchOptions, small:
       return { value: (small.length * 2 ** 20) / ((performance.now() - started) / 1000) };
     })
   ).value;
-  return { get, head, push, pushes4, small: smallPushes, rss: await server.peakRss() };
+  return {
+    get: get.value,
+    head: head.value,
+    getCpu: get.cpu,
+    headCpu: head.cpu,
+    push,
+    pushes4: four.value,
+    pushes4Cores: four.cores,
+    pushes4MachineBusy: four.busy,
+    small: smallPushes,
+    rss: await server.peakRss(),
+  };
 }
 
 async function smallFiles(options: WorkersBenchOptions): Promise<{ file: string; digest: string }[]> {
@@ -140,42 +167,31 @@ function rowsOf(berth: Map<number, Figures>, distribution: Figures | undefined, 
     for (const count of counts) {
       const value = (berth.get(count) as Figures)[key];
       const row: Row = { section: 'workers', metric: `${metric}, ${count} worker${count === 1 ? '' : 's'}`, unit, better, berth: value };
-      if (distribution !== undefined && key !== 'rss') row.distribution = distribution[key];
+      if (distribution !== undefined && key !== 'rss' && key !== 'pushes4MachineBusy') row.distribution = distribution[key];
       if (count === many && (key === 'get' || key === 'head') && distribution !== undefined) {
         row.target = '≥ 8× Distribution';
         row.met = value >= 8 * distribution[key];
       }
       rows.push(row);
     }
+    if (key === 'pushes4Cores' || key === 'pushes4MachineBusy' || key === 'getCpu' || key === 'headCpu') continue;
     const scaling = top[key] / one[key];
     const row: Row = { section: 'workers', metric: `${metric}: ${many} workers ÷ 1`, unit: '×', better: 'higher', berth: scaling };
     if (key === 'pushes4') Object.assign(row, { target: '≥ 1.8×', met: scaling >= 1.8 });
     if (key === 'rss') Object.assign(row, { target: '≤ 2×', met: scaling <= 2 });
     rows.push(row);
     if ((key === 'get' || key === 'head') && distribution !== undefined && many > 1) {
+      const cpu = key === 'get' ? 'getCpu' : 'headCpu';
       rows.push({
         section: 'workers',
-        metric: `${metric}: 16-core model, Berth ÷ Distribution (docs/benchmarks.md)`,
+        metric: `${metric}: 16-core model, Berth ÷ Distribution (requests per CPU-second at ${many} workers; docs/benchmarks.md)`,
         unit: '×',
         better: 'higher',
-        berth: sixteenCores(one[key], top[key], many, distribution[key]),
+        berth: distribution[cpu] / top[cpu],
       });
     }
   }
   return rows;
-}
-
-/**
- * What 16 cores would give, from what `many` workers gave here: each worker
- * beyond the first adds what the extra ones added here, per worker (at most
- * a whole first worker's worth); Distribution, measured here using every
- * core, scales linearly from this machine's cores to 16. Assumptions in
- * docs/benchmarks.md ("Workers").
- */
-function sixteenCores(first: number, all: number, workers: number, distribution: number): number {
-  const perExtraWorker = Math.min(1, Math.max(0, (all - first) / ((workers - 1) * first)));
-  const berth = first * (1 + 15 * perExtraWorker);
-  return berth / (distribution * (16 / availableParallelism()));
 }
 
 if (import.meta.main) {
