@@ -20,6 +20,8 @@ export interface Peers {
   answer<T>(topic: string, respond: () => Promise<T> | T): void;
   /** Every worker's answer to `topic`, this worker's own first; workers that do not answer within `timeoutMs` are left out. */
   gather<T>(topic: string, timeoutMs?: number): Promise<T[]>;
+  /** The leader's answer to `topic`; undefined when it does not answer within `timeoutMs`. */
+  askLeader<T>(topic: string, timeoutMs?: number): Promise<T | undefined>;
   /** Milliseconds since the leader's event loop was last heard from (0 on the leader itself). */
   leaderSilentMs(): number;
   close(): void;
@@ -56,6 +58,10 @@ export function alone(): Peers {
     gather: async <T>(topic: string) => {
       const respond = answers.get(topic);
       return respond === undefined ? [] : [(await respond()) as T];
+    },
+    askLeader: async <T>(topic: string) => {
+      const respond = answers.get(topic);
+      return respond === undefined ? undefined : ((await respond()) as T);
     },
     leaderSilentMs: () => 0,
     close: () => undefined,
@@ -139,15 +145,29 @@ export class ThreadPeers implements Peers {
     const respond = this.#answers.get(topic);
     const own = respond === undefined ? [] : [(await respond()) as T];
     if (this.count === 1) return own;
+    const others = await this.#ask<T>(topic, timeoutMs, (answered) => answered.size >= this.count - 1);
+    return [...own, ...[...others.entries()].sort(([a], [b]) => a - b).map(([, answer]) => answer)];
+  }
+
+  async askLeader<T>(topic: string, timeoutMs = 2000): Promise<T | undefined> {
+    if (this.leader) {
+      const respond = this.#answers.get(topic);
+      return respond === undefined ? undefined : ((await respond()) as T);
+    }
+    return (await this.#ask<T>(topic, timeoutMs, (answered) => answered.has(0))).get(0);
+  }
+
+  /** Asks every other worker; their answers by worker, once `enough` says so or `timeoutMs` passed. */
+  async #ask<T>(topic: string, timeoutMs: number, enough: (answered: ReadonlySet<number>) => boolean): Promise<Map<number, T>> {
     const id = randomUUID();
-    const others = new Map<number, T>();
+    const answers = new Map<number, T>();
     const answered = new Set<number>();
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, timeoutMs);
       this.#waiting.set(id, (reply) => {
         answered.add(reply.worker);
-        if (reply.error === undefined) others.set(reply.worker, reply.answer as T);
-        if (answered.size >= this.count - 1) {
+        if (reply.error === undefined) answers.set(reply.worker, reply.answer as T);
+        if (enough(answered)) {
           clearTimeout(timer);
           resolve();
         }
@@ -155,7 +175,7 @@ export class ThreadPeers implements Peers {
       this.#questions.postMessage({ id, topic } satisfies Question);
     });
     this.#waiting.delete(id);
-    return [...own, ...[...others.entries()].sort(([a], [b]) => a - b).map(([, answer]) => answer)];
+    return answers;
   }
 
   leaderSilentMs(): number {

@@ -40,6 +40,24 @@ describe('peers: workers of one process telling each other things', () => {
     }
   });
 
+  it("askLeader takes the leader's answer without waiting for workers that have none", async () => {
+    const group = newPeerGroup(3);
+    const [leader, one, two] = [0, 1, 2].map((worker) => new ThreadPeers({ ...group, worker }, 20)) as [ThreadPeers, ThreadPeers, ThreadPeers];
+    try {
+      leader.answer('scan', async () => {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        return "the leader's scan";
+      });
+      const started = Date.now();
+      assert.equal(await two.askLeader('scan', 5000), "the leader's scan");
+      assert.ok(Date.now() - started < 2000, 'answered when the leader did, not at the timeout');
+      assert.equal(await one.askLeader('nobody answers this', 100), undefined);
+      assert.equal(await leader.askLeader('scan'), "the leader's scan");
+    } finally {
+      for (const peers of [leader, one, two]) peers.close();
+    }
+  });
+
   it("the others notice when the leader's heartbeat stops", async () => {
     const group = newPeerGroup(2);
     const leader = new ThreadPeers({ ...group, worker: 0 }, 20);

@@ -16,6 +16,9 @@ import { ArchiveIndexCache } from './index-cache.ts';
 import { DirectoryListings, NameArchives } from './name-rules.ts';
 import { ArchiveScanner, type ScanResult, type SharedScans } from './scanner.ts';
 
+/** How long a worker starting beside the leader waits for the leader's first scan before scanning itself. */
+const firstScanWaitMs = 60_000;
+
 export interface ArchiveSourceOptions {
   /** Names starting with this prefix are served; the rules apply to the rest of the name. */
   prefix: string;
@@ -103,14 +106,18 @@ export class ArchiveSource implements RepositorySource {
     return this.#scanner.close();
   }
 
-  /** The leader scans and watches the directory; the other workers take its results. */
+  /**
+   * The leader scans and watches the directory; the other workers take its
+   * results. A worker starting while the leader's first scan still runs waits
+   * for that scan (up to a minute) instead of indexing every archive again.
+   */
   #sharedScans(peers: Peers): SharedScans {
     const topic = `archive-scan:${this.#root}`;
-    if (peers.leader) peers.answer(topic, () => this.#scanner.last());
+    if (peers.leader) peers.answer(topic, () => this.#scanner.result());
     return {
       scans: peers.leader,
       results: peers.channel<ScanResult>(topic),
-      latest: async () => (await peers.gather<ScanResult | undefined>(topic)).find((result) => result !== undefined),
+      latest: () => peers.askLeader<ScanResult>(topic, firstScanWaitMs),
     };
   }
 }

@@ -135,11 +135,6 @@ export class ArchiveScanner {
     return result;
   }
 
-  /** The latest complete scan, if one finished (another worker asks for it when it starts). */
-  last(): ScanResult | undefined {
-    return this.#last;
-  }
-
   #startWatching(): void {
     try {
       this.#watcher = watch(this.#options.root, { recursive: true, persistent: false }, () => {
