@@ -58,7 +58,7 @@ const servers: BenchServer[] = [berth, ...(baseline === undefined ? [] : [baseli
 
 type Figures = Record<string, number>;
 const results: Record<string, Figures[]> = {};
-const peaks: number[] = [];
+const peaks: Record<string, number[]> = {};
 const mb = (value: number) => `${(value / 1e6).toFixed(0)} MB/s`;
 const show = (figures: Figures) =>
   Object.entries(figures)
@@ -83,7 +83,7 @@ try {
           const run = await withCpu(server.pid, () => push(server.url, big));
           figures[server.name] = run.value;
           figures[`${server.name} cpu`] = run.cpu;
-          if (server === berth) peaks.push(await berth.peakRss());
+          if (server.name !== 'distribution') (peaks[server.name] ??= []).push(await server.peakRss());
         }
         (results[row] ??= []).push(figures);
         log(`round ${round} ${row}: ${show(figures)}; berth/ceiling ${(((figures['berth'] ?? 0) / ceiling) * 100).toFixed(0)} %`);
@@ -143,6 +143,6 @@ for (const [row, list] of Object.entries(results)) {
   }
   lines.push(parts.join(', '));
 }
-if (peaks.length > 0) lines.push(`berth peak RSS pushing one big blob: ${range(peaks, (v) => `${(v / 2 ** 20).toFixed(0)} MiB`)}`);
+for (const [name, list] of Object.entries(peaks)) lines.push(`${name} peak RSS pushing one big blob: ${range(list, (v) => `${(v / 2 ** 20).toFixed(0)} MiB`)}`);
 process.stdout.write(`${lines.join('\n')}\n`);
 await rm(work, { recursive: true, force: true });
