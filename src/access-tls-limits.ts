@@ -17,6 +17,8 @@ export interface Security {
   caCert?: string;
   /** Web UI sign-in, when access control is on. */
   sessions?: SessionAccess;
+  /** Reads the users and rules files again now if they changed (they are otherwise looked at once a second, on use). */
+  reloadFiles(): Promise<void>;
   /** Stops what access control started (password workers). */
   close(): Promise<void>;
 }
@@ -45,6 +47,7 @@ export async function openSecurity(config: Config, logger: Logger, peers: Peers 
     https: server.https !== undefined,
     ...(caCert === undefined ? {} : { caCert }),
     ...(control === undefined ? {} : { sessions: control }),
+    reloadFiles: async () => control?.reloadFiles(),
     close: async () => control?.close(),
   };
 }

@@ -57,7 +57,7 @@ export interface Registry {
 export async function openRegistry(config: Config, logger: PinoLogger = createLogger(config), peers: Peers = alone()): Promise<Registry> {
   const dataDir = resolve(config.dataDir);
   const { blobs, sweepMultipart } = await openBlobStore(config, dataDir, logger);
-  const { meta, operationsStore, browse } = await openMetaStore(config, dataDir).catch(async (error: unknown) => {
+  const { meta, operationsStore, browse, dropletStore } = await openMetaStore(config, dataDir).catch(async (error: unknown) => {
     await blobs.close?.();
     throw error;
   });
@@ -101,7 +101,7 @@ export async function openRegistry(config: Config, logger: PinoLogger = createLo
   const context: SourceContext = {
     blobs: operations.blobs,
     meta,
-    dropletStore: lazyDropletStore(meta),
+    dropletStore,
     droplets: [],
     dataDir,
     redirects: hosted.options.redirects,
@@ -187,13 +187,23 @@ async function openBlobStore(config: Config, dataDir: string, logger: PinoLogger
   }
 }
 
-/** The MetaStore, and the operations store and the UI's browse index over the same database. */
-async function openMetaStore(config: Config, dataDir: string): Promise<{ meta: MetaStore; operationsStore: OperationsStore; browse: BrowseIndex }> {
+/** What the metadata driver opens over one database: the MetaStore and the stores beside it. */
+interface MetadataStores {
+  meta: MetaStore;
+  operationsStore: OperationsStore;
+  browse: BrowseIndex;
+  /** The droplet tables, opened when a droplet repository first needs them. */
+  dropletStore: () => Promise<DropletStore>;
+}
+
+/** The MetaStore, and the operations store, the UI's browse index and the droplet store over the same database. */
+async function openMetaStore(config: Config, dataDir: string): Promise<MetadataStores> {
   const metadata = config.metadata;
   switch (metadata.driver) {
     case 'sqlite': {
       const meta = await SqliteMetaStore.open(resolve(metadata.sqlite.path ?? join(dataDir, 'berth.db')));
-      return { meta, operationsStore: new SqliteOperationsStore(meta.database), browse: new SqliteBrowseIndex(meta.database) };
+      const dropletStore = once(async () => new (await import('./meta/sqlite/sqlite-droplet-store.ts')).SqliteDropletStore(meta.database));
+      return { meta, operationsStore: new SqliteOperationsStore(meta.database), browse: new SqliteBrowseIndex(meta.database), dropletStore };
     }
     case 'postgres': {
       const [{ PostgresMetaStore }, { PostgresOperationsStore }, { PostgresBrowseIndex }, { poolConfig }] = await Promise.all([
@@ -203,29 +213,17 @@ async function openMetaStore(config: Config, dataDir: string): Promise<{ meta: M
         import('./meta/postgres/pool-config.ts'),
       ]);
       const meta = await PostgresMetaStore.open(poolConfig(metadata.postgres));
-      return { meta, operationsStore: new PostgresOperationsStore(meta.pool), browse: new PostgresBrowseIndex(meta.pool) };
+      const dropletStore = once(async () => new (await import('./meta/postgres/postgres-droplet-store.ts')).PostgresDropletStore(meta.pool));
+      return { meta, operationsStore: new PostgresOperationsStore(meta.pool), browse: new PostgresBrowseIndex(meta.pool), dropletStore };
     }
   }
 }
 
-/** The droplet tables of the MetaStore's database, opened when a droplet repository first needs them. */
-function lazyDropletStore(meta: MetaStore): () => Promise<DropletStore> {
-  let opened: Promise<DropletStore> | undefined;
+/** `open`, run on the first call; every call gets its promise. */
+function once<T>(open: () => Promise<T>): () => Promise<T> {
+  let opened: Promise<T> | undefined;
   return () => {
-    opened ??= (async () => {
-      if (meta instanceof SqliteMetaStore) {
-        const { SqliteDropletStore } = await import('./meta/sqlite/sqlite-droplet-store.ts');
-        return new SqliteDropletStore(meta.database);
-      }
-      const [{ PostgresMetaStore }, { PostgresDropletStore }] = await Promise.all([
-        import('./meta/postgres/postgres-meta-store.ts'),
-        import('./meta/postgres/postgres-droplet-store.ts'),
-      ]);
-      if (meta instanceof PostgresMetaStore) {
-        return new PostgresDropletStore(meta.pool);
-      }
-      throw new Error('droplet repositories need the sqlite or postgres metadata driver');
-    })();
+    opened ??= open();
     return opened;
   };
 }

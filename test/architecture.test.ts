@@ -102,8 +102,9 @@ async function sourceFiles(dir: string): Promise<string[]> {
 
 /**
  * Every module a source text names: `import … from`, `export … from`,
- * bare `import '…'`, and `import('…')` (calls and type positions). An
- * `import()` of anything but a string literal is reported as `<computed>`.
+ * bare `import '…'`, `import('…')` (calls and type positions), and
+ * `require('…')` (also through `createRequire(…)`). An `import()` or
+ * `require()` of anything but a string literal is reported as `<computed>`.
  */
 export function specifiersOf(text: string): string[] {
   const found: string[] = [];
@@ -111,6 +112,8 @@ export function specifiersOf(text: string): string[] {
   for (const match of text.matchAll(/^\s*import\s*['"]([^'"]+)['"]/gm)) found.push(match[1] as string);
   // A literal, or a name or template (`async import(file: string)` declares a method instead).
   for (const match of text.matchAll(/(?<![.\w$])import\s*\(\s*(?:['"]([^'"]+)['"]\s*\)|[\w$.]+\s*\)|`)/g)) found.push(match[1] ?? '<computed>');
+  // CommonJS loading, which a bundle-only dependency may need (`daemon.require(tag)` is a method call, not this).
+  for (const match of text.matchAll(/(?<![.\w$])(?:require|createRequire\([^)]*\))\s*\(\s*(?:['"]([^'"]+)['"]\s*\)|[\w$.]+\s*\)|`)/g)) found.push(match[1] ?? '<computed>');
   return found;
 }
 
@@ -173,6 +176,10 @@ describe('dependencies point downward (docs/architecture.md)', () => {
     // biome-ignore lint/suspicious/noTemplateCurlyInString: the source text under test holds a template
     assert.deepEqual(violationsOf('auth/x.ts', 'const m = await import(`../${name}.ts`);'), ['auth/x.ts imports a computed module name']);
     assert.deepEqual(violationsOf('sources/droplet/x.ts', 'await rootfs.import(file);\nasync import(file: string) {}'), []);
+    assert.deepEqual(violationsOf('http/x.ts', "const p = createRequire(import.meta.url)('pino-pretty');"), ['http/x.ts (http) may not import the package pino-pretty']);
+    assert.deepEqual(violationsOf('http/x.ts', "const m = require('../meta/sqlite/database.ts');"), ['http/x.ts (http) may not import meta/sqlite/database.ts']);
+    assert.deepEqual(violationsOf('http/x.ts', 'const m = require(name);'), ['http/x.ts imports a computed module name']);
+    assert.deepEqual(violationsOf('copy/x.ts', 'await daemon.require(tag, signal);\nasync require(tag: Tag) {}'), []);
     assert.deepEqual(violationsOf('nowhere/x.ts', ''), ['nowhere/x.ts belongs to no part listed in test/architecture.test.ts']);
   });
 

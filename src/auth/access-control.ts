@@ -28,6 +28,8 @@ export interface AccessControlOptions {
   challenge: 'basic' | 'token';
   /** The Basic realm. */
   realm: string;
+  /** Looks at the users and rules files now, whatever their check interval. */
+  reloadFiles?: () => Promise<void>;
 }
 
 const catalogEntry: AccessEntry = { type: 'registry', name: 'catalog', actions: ['*'] };
@@ -183,6 +185,11 @@ export class AccessControl implements AccessPolicy, TokenIssuer, SessionAccess {
   }
 
   /** Stops the password workers. */
+  /** Reads the users and rules files again now if they changed, instead of on the next use after their check interval. */
+  async reloadFiles(): Promise<void> {
+    await this.#options.reloadFiles?.();
+  }
+
   close(): Promise<void> {
     return this.#options.passwords.close();
   }

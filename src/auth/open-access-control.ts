@@ -32,8 +32,10 @@ export async function openAccessControl(config: Config, logger: Logger, peers: P
   const report = (what: string) => (error: unknown) => logger.error({ err: error }, `${what} changed but cannot be used; the previous version stays in force`);
   const users = hasUsers ? await WatchedFile.open<Htpasswd>(htpasswdPath, readHtpasswd, { onError: report(htpasswdPath) }) : undefined;
   let rules: () => Promise<AccessRules>;
+  let rulesFile: WatchedFile<AccessRules> | undefined;
   if (auth.rulesFile !== undefined) {
     const file = await WatchedFile.open(resolve(auth.rulesFile), AccessRules.load, { onError: report(auth.rulesFile) });
+    rulesFile = file;
     rules = () => file.current();
   } else {
     const fixed = auth.access === undefined ? AccessRules.everyUser(auth.anonymousPull) : new AccessRules(auth.access, 'auth.access');
@@ -66,6 +68,9 @@ export async function openAccessControl(config: Config, logger: Logger, peers: P
         }),
     challenge: auth.challenge,
     realm: auth.realm,
+    reloadFiles: async () => {
+      await Promise.all([users?.reload(), rulesFile?.reload()]);
+    },
   });
 }
 

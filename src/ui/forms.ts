@@ -1,5 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import { RegistryError } from '../errors/registry-error.ts';
+import { readAtMost } from '../io/bounded-read.ts';
 
 /** Forms are small: a sign-in or a CSRF token. */
 const maxFormBytes = 16 * 1024;
@@ -10,14 +11,8 @@ export async function readForm(request: FastifyRequest): Promise<URLSearchParams
   if (type !== 'application/x-www-form-urlencoded') {
     throw new RegistryError('UNSUPPORTED', 'send the form as application/x-www-form-urlencoded', { status: 415 });
   }
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of request.raw) {
-    total += (chunk as Buffer).length;
-    if (total > maxFormBytes) throw new RegistryError('SIZE_INVALID', `forms are at most ${maxFormBytes} bytes`, { status: 413 });
-    chunks.push(chunk as Buffer);
-  }
-  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+  const body = await readAtMost(request.raw, maxFormBytes, () => new RegistryError('SIZE_INVALID', `forms are at most ${maxFormBytes} bytes`, { status: 413 }));
+  return new URLSearchParams(body.toString('utf8'));
 }
 
 /** A path under /ui/ to go to after signing in; anything else (another site) becomes /ui/. */

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { PostgresMetaStore } from '../../src/meta/postgres/postgres-meta-store.ts';
-import type { SqliteMetaStore } from '../../src/meta/sqlite/sqlite-meta-store.ts';
+import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import pg from 'pg';
 import { call } from '../helpers/http.ts';
 import { pushBlob, pushImage, pushManifest, randomImage } from '../helpers/images.ts';
-import { postgresMetadataSettings, postgresMissing, startTestPostgres, type TestPostgres } from '../helpers/postgres.ts';
+import { type PostgresDatabase, postgresMetadataSettings, postgresMissing, startTestPostgres, type TestPostgres } from '../helpers/postgres.ts';
 import { startTestRegistry, type TestRegistry, type TestSettings } from '../helpers/registry.ts';
 import { WebhookReceiver } from './receiver.ts';
 
@@ -16,14 +17,20 @@ import { WebhookReceiver } from './receiver.ts';
  */
 const drivers: { name: string; skip: string | false; settings: () => Promise<TestSettings>; refuseEvents: (registry: TestRegistry) => Promise<void> }[] = [];
 let cluster: TestPostgres | undefined;
+let database: PostgresDatabase | undefined;
 
+// The trigger is installed from a connection of the test's own, as another client of the database would.
 drivers.push({
   name: 'SQLite',
   skip: false,
   settings: async () => ({}),
   refuseEvents: async (registry) => {
-    const { database } = registry.server.registry.meta as SqliteMetaStore;
-    database.exec(`CREATE TRIGGER refuse_events BEFORE INSERT ON event_queue BEGIN SELECT RAISE(ABORT, 'event queue refused'); END`);
+    const connection = new DatabaseSync(join(registry.dataDir, 'berth.db'));
+    try {
+      connection.exec(`CREATE TRIGGER refuse_events BEFORE INSERT ON event_queue BEGIN SELECT RAISE(ABORT, 'event queue refused'); END`);
+    } finally {
+      connection.close();
+    }
   },
 });
 drivers.push({
@@ -31,12 +38,18 @@ drivers.push({
   skip: postgresMissing(),
   settings: async () => {
     cluster ??= await startTestPostgres();
-    return postgresMetadataSettings(await cluster.createDatabase());
+    database = await cluster.createDatabase();
+    return postgresMetadataSettings(database);
   },
-  refuseEvents: async (registry) => {
-    const { pool } = registry.server.registry.meta as PostgresMetaStore;
-    await pool.query(`CREATE FUNCTION refuse_events() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'event queue refused'; END $$`);
-    await pool.query('CREATE TRIGGER refuse_events BEFORE INSERT ON event_queue FOR EACH ROW EXECUTE FUNCTION refuse_events()');
+  refuseEvents: async () => {
+    const client = new pg.Client(database);
+    await client.connect();
+    try {
+      await client.query(`CREATE FUNCTION refuse_events() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'event queue refused'; END $$`);
+      await client.query('CREATE TRIGGER refuse_events BEFORE INSERT ON event_queue FOR EACH ROW EXECUTE FUNCTION refuse_events()');
+    } finally {
+      await client.end();
+    }
   },
 });
 after(() => cluster?.close());

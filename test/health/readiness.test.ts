@@ -47,6 +47,28 @@ describe('readiness checks', () => {
   });
 });
 
+describe('readiness costs no round trip per question', () => {
+  it('probes once per interval, however often it is asked', async () => {
+    let probes = 0;
+    const readiness = new Readiness({
+      probes: {
+        metadata: async () => {
+          probes++;
+        },
+      },
+      interval: 60_000,
+      timeout: 100,
+    });
+    await readiness.start();
+    try {
+      for (let i = 0; i < 1000; i++) assert.equal(readiness.ready && readiness.report()['metadata database']?.status === 'up', true);
+      assert.equal(probes, 1, 'the check at start, nothing per question');
+    } finally {
+      readiness.stop();
+    }
+  });
+});
+
 describe('telling an unreachable metadata database from other errors', () => {
   const socketError = (code: string, syscall: string) => Object.assign(new Error(`${syscall} ${code}`), { code, syscall });
   const postgresError = (code: string) => Object.assign(new Error('server says'), { code, severity: 'FATAL' });

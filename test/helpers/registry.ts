@@ -58,6 +58,8 @@ export interface TestApp {
   registry: Registry;
   /** Log lines, parsed (empty unless asked for with `captureLogs`). */
   logs: Record<string, unknown>[];
+  /** Has access control read changed users and rules files now, instead of waiting for their check interval. */
+  reloadFiles(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -83,6 +85,7 @@ export async function createTestApp(settings: TestSettings = {}, options: { capt
     app,
     registry,
     logs,
+    reloadFiles: () => security.reloadFiles(),
     async close() {
       await app.close();
       await security.close();

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import { mediaTypes } from '../../src/oci/media-types.ts';
 import type { RepositoryName } from '../../src/oci/names.ts';
+import { eventually } from '../helpers/eventually.ts';
 import { imageIndex, pushImage, pushManifest, randomImage, type TestImage } from '../helpers/images.ts';
 import { startProxySetup, type ProxySetup } from './setup.ts';
 
@@ -51,10 +51,7 @@ describe('pre-warming: a schedule keeps repositories and tag patterns synced', (
       }
       return true;
     };
-    for (let waited = 0; !(await cached()); waited += 100) {
-      assert.ok(waited < 15_000, 'the schedule cached everything');
-      await sleep(100);
-    }
+    await eventually(cached, { what: 'the schedule caching everything', timeout: 15_000, interval: 100 });
     await setup.forwarder.close();
     for (const tag of ['v1', 'v2']) {
       const response = await fetch(`${setup.proxy.url}/v2/up/team/app/manifests/${tag}`, { headers: { accept } });

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import tar from 'tar-stream';
 import { RegistryError } from '../../errors/registry-error.ts';
+import { readAtMost } from '../../io/bounded-read.ts';
 import type { Digest } from '../../oci/digest.ts';
 import type { BlobOpener } from '../image-store.ts';
 
@@ -173,14 +174,7 @@ export async function readSmall(stream: Readable, what: string): Promise<string>
 }
 
 export async function readSmallBytes(stream: Readable, what: string): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of stream) {
-    total += (chunk as Buffer).length;
-    if (total > maxSmallFile) throw new RegistryError('SIZE_INVALID', `docker-daemon: ${what} in the export is larger than 16 MiB`);
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks);
+  return readAtMost(stream, maxSmallFile, () => new RegistryError('SIZE_INVALID', `docker-daemon: ${what} in the export is larger than 16 MiB`));
 }
 
 /**

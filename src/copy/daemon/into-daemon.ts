@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import tar from 'tar-stream';
 import { isRegistryError, RegistryError } from '../../errors/registry-error.ts';
+import { checkDigest } from '../../io/digest-check.ts';
 import { algorithmOf, digestOf, finishDigest, hexOf, tryParseDigest, type Digest } from '../../oci/digest.ts';
 import type { Descriptor } from '../../oci/manifest.ts';
 import { isIndexMediaType, isManifestMediaType } from '../../oci/media-types.ts';
@@ -30,9 +31,7 @@ export async function copyIntoDaemon(source: ImageStore, reference: Reference | 
   const manifest = await singleImage(source, reference, options);
   const parsed = JSON.parse(Buffer.from(manifest.bytes).toString('utf8')) as { config: Descriptor; layers: Descriptor[] };
   const config = await readSmallBytes(await source.openBlob(parsed.config, undefined, signal), 'the image config');
-  if (digestOf(config, algorithmOf(parsed.config.digest)) !== parsed.config.digest) {
-    throw new RegistryError('DIGEST_INVALID', `${source.description}: config ${parsed.config.digest} does not match its digest`);
-  }
+  checkDigest(parsed.config.digest, digestOf(config, algorithmOf(parsed.config.digest)), (actual) => `${source.description}: config ${parsed.config.digest} has digest ${actual}`);
   const imageId = parsed.config.digest;
   const existing = await daemon.inspect(imageId, signal);
   if (existing !== undefined) {
