@@ -1,11 +1,15 @@
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { request as httpsRequest } from 'node:https';
 import { after, before, describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { mediaTypes } from '../../src/oci/media-types.ts';
-import { blobOf, manifestOf, pushImage, randomImage } from '../helpers/images.ts';
+import { pushImage, randomImage } from '../helpers/images.ts';
 import { startTestRegistry, type TestRegistry } from '../helpers/registry.ts';
+import { tempDir } from '../helpers/tmp.ts';
+import { writeOciArchive } from '../sources/archive/fixtures.ts';
+import { buildDroplet, writeRootfs } from '../sources/droplet/fixtures.ts';
 import { rootAuth, startUiFixture, users, type UiFixture } from './fixture.ts';
 
 /** The session cookie (name=value) of a form sign-in, and the whole Set-Cookie header. */
@@ -177,7 +181,7 @@ describe('web UI over TLS', () => {
   });
 });
 
-describe('the image page of cached and Cloud Foundry images', () => {
+describe('the image page of cached images', () => {
   let upstream: TestRegistry;
   let registry: TestRegistry;
   before(async () => {
@@ -208,27 +212,60 @@ describe('the image page of cached and Cloud Foundry images', () => {
     const listing = (await (await fetch(`${registry.url}/berth/api/v1/repositories`)).json()) as { repositories: { name: string; kind: string }[] };
     assert.deepEqual(listing.repositories, [{ ...listing.repositories[0], name: 'up/team/app', kind: 'proxy' }]);
   });
+});
 
-  it("a droplet image shows the app, the droplet's GUID and the rootfs version", async () => {
-    const labels = {
-      'org.cloudfoundry.app.name': 'billing',
-      'org.cloudfoundry.app.guid': '11111111-2222-3333-4444-555555555555',
-      'org.cloudfoundry.droplet.guid': '66666666-7777-8888-9999-000000000000',
-      'org.cloudfoundry.rootfs.digest': `sha256:${'a'.repeat(64)}`,
-    };
-    const config = blobOf(
-      Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: { Labels: labels }, rootfs: { type: 'layers', diff_ids: [] } })),
-      mediaTypes.ociConfig,
+describe('archive and droplet repositories in the UI', () => {
+  const guid = '3f1b6c1e-6a53-4c55-9a43-2f5c0c5b5a11';
+  let files: { path: string; remove(): Promise<void> };
+  let registry: TestRegistry;
+  before(async () => {
+    files = await tempDir('berth-ui-kinds');
+    await mkdir(join(files.path, 'archives'));
+    await writeOciArchive(join(files.path, 'archives', 'app.oci'), [{ image: randomImage(), tags: ['1.0'] }]);
+    const rootfs = join(files.path, 'rootfs.tar.gz');
+    await writeRootfs(rootfs, 'one', true);
+    registry = await startTestRegistry({
+      repositories: [
+        { prefix: 'arch/', kind: 'archive', directory: join(files.path, 'archives'), watch: false },
+        { prefix: 'cf/', kind: 'droplet', rootfs, rootfsCheckInterval: 0 },
+        { prefix: '', kind: 'hosted' },
+      ],
+    });
+    await pushImage(registry.url, 'team/app', 'v1', randomImage());
+    const uploaded = await fetch(`${registry.url}/v2/cf/dev/shop/blobs/?guid=${guid}`, { method: 'POST', body: await buildDroplet() });
+    assert.equal(uploaded.status, 201, await uploaded.text());
+  });
+  after(async () => {
+    await registry?.close();
+    await files?.remove();
+  });
+
+  it('lists every kind in name order, with counts where the index has them, and shows a droplet image with its app, droplet and rootfs', async () => {
+    const listing = (await (await fetch(`${registry.url}/berth/api/v1/repositories`)).json()) as { repositories: { name: string; kind: string; tags?: number }[] };
+    assert.deepEqual(
+      listing.repositories.map((row) => [row.name, row.kind, row.tags]),
+      [
+        ['arch/app', 'archive', undefined],
+        ['cf/dev/shop', 'droplet', 1],
+        ['team/app', 'hosted', 1],
+      ],
     );
-    const layer = randomImage().layers[0];
-    assert.ok(layer !== undefined);
-    const descriptor = (blob: { digest: string; bytes: Buffer; mediaType: string }) => ({ mediaType: blob.mediaType, digest: blob.digest, size: blob.bytes.length });
-    const manifest = manifestOf({ schemaVersion: 2, mediaType: mediaTypes.ociManifest, config: descriptor(config), layers: [descriptor(layer)] }, mediaTypes.ociManifest);
-    await pushImage(registry.url, 'apps/billing', 'current', { config, layers: [layer], manifest });
-    const page = await (await fetch(`${registry.url}/ui/r/apps/billing/-/current`)).text();
+    const tags = (await (await fetch(`${registry.url}/berth/api/v1/repositories/cf/dev/shop/-/tags`)).json()) as { tags: { tag: string }[] };
+    assert.deepEqual(
+      tags.tags.map((row) => row.tag),
+      [guid, 'latest'],
+      'the tag count is the number of droplets; latest names the newest',
+    );
+    const search = (await (await fetch(`${registry.url}/berth/api/v1/repositories?q=shop`)).json()) as { repositories: { name: string }[] };
+    assert.deepEqual(
+      search.repositories.map((row) => row.name),
+      ['cf/dev/shop'],
+    );
+    assert.match(await (await fetch(`${registry.url}/ui/r/arch/app`)).text(), />1\.0<\/a>/);
+    const page = await (await fetch(`${registry.url}/ui/r/cf/dev/shop/-/latest`)).text();
     assert.match(page, /<h2>Cloud Foundry droplet<\/h2>/);
-    for (const value of Object.values(labels)) assert.ok(page.includes(`<code>${value}</code>`), `the page shows ${value}`);
-    assert.match(page, /Droplet GUID/);
-    assert.match(page, /Rootfs version/);
+    assert.ok(page.includes(`<dt>Droplet GUID</dt><dd><code>${guid}</code></dd>`), 'the droplet GUID');
+    assert.match(page, /<dt>Rootfs version \(layer digest\)<\/dt><dd><code>sha256:[0-9a-f]{64}<\/code>/);
+    assert.match(page, /<dt>App<\/dt><dd><code>[^<]+<\/code>/);
   });
 });
