@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { mediaTypes } from '../../src/oci/media-types.ts';
 import type { CacheBudgets, EvictionReport } from '../../src/sources/proxy/cache-budget.ts';
-import { manifestOf, pushImage, randomImage, type TestImage } from '../helpers/images.ts';
+import { imageIndex, manifestOf, pushImage, pushManifest, randomImage, type TestImage, type TestManifest } from '../helpers/images.ts';
 import { collectorLease } from '../../src/gc/blob-guard.ts';
 import { pushToDistribution, startDistribution, type Distribution } from '../helpers/distribution.ts';
 import { postgresMetadataSettings, postgresMissing, startTestPostgres, type TestPostgres } from '../helpers/postgres.ts';
@@ -184,11 +184,12 @@ describe('eviction while clients pull, with CNCF Distribution as the upstream', 
   });
 });
 
-describe('one budget shared by every cache, and eviction waiting for garbage collection', () => {
+describe('one budget shared by every cache; an index evicted whole; eviction waiting for garbage collection', () => {
   let upstream: TestRegistry;
   let forwarder: Forwarder;
   let cache: TestRegistry;
   const images = new Map<string, TestImage>();
+  let index: TestManifest;
   before(async () => {
     upstream = await startTestRegistry();
     forwarder = await Forwarder.start(upstream.url);
@@ -200,12 +201,22 @@ describe('one budget shared by every cache, and eviction waiting for garbage col
       'proxyCache.maxBytes': '300KiB',
       'proxyCache.evictionInterval': 0,
     });
-    // Three images of about 128 KiB; 300 KiB hold two.
-    for (const name of ['a', 'b', 'c']) {
+    // Three images of about 128 KiB; 300 KiB hold two. a is an index of two platform images.
+    for (const name of ['b', 'c']) {
       const image = randomImage({ layers: 2, layerSize: 64 * 1024 });
       images.set(name, image);
       await pushImage(upstream.url, `team/${name}`, '1', image);
     }
+    for (const platform of ['amd64', 'arm64']) {
+      const image = randomImage({ layers: 1, layerSize: 64 * 1024 });
+      images.set(platform, image);
+      await pushImage(upstream.url, 'team/a', image.manifest.digest, image);
+    }
+    index = imageIndex([
+      { image: images.get('amd64') as TestImage, os: 'linux', architecture: 'amd64' },
+      { image: images.get('arm64') as TestImage, os: 'linux', architecture: 'arm64' },
+    ]);
+    await pushManifest(upstream.url, 'team/a', '1', index);
   });
   after(async () => {
     await cache?.close();
@@ -224,8 +235,13 @@ describe('one budget shared by every cache, and eviction waiting for garbage col
     // A garbage collection pass holds the collector's lease: eviction waits, even when fills ask for it.
     const gc = await registry.operations.store.leases.acquire(collectorLease);
     assert.ok(gc !== undefined);
+    assert.equal(await pullManifest(cache.url, 'one/team/a', '1'), index.digest);
+    for (const platform of ['amd64', 'arm64']) {
+      const image = images.get(platform) as TestImage;
+      await pullManifest(cache.url, 'one/team/a', image.manifest.digest);
+      await pullBlobs(cache.url, 'one/team/a', image);
+    }
     for (const [prefix, name] of [
-      ['one/', 'a'],
       ['two/', 'b'],
       ['one/', 'c'],
     ] as const) {
@@ -243,9 +259,16 @@ describe('one budget shared by every cache, and eviction waiting for garbage col
     assert.equal(report?.budget, 'all');
     assert.equal(report?.images, 1);
     assert.ok((report?.bytesFreed ?? 0) >= 128 * 1024);
-    const { meta } = registry;
-    const a = images.get('a') as TestImage;
-    assert.equal(await meta.manifests.get('one/team/a' as never, { kind: 'digest', digest: a.manifest.digest }), undefined, "one/'s a was pulled least recently");
+    const { meta, blobs } = registry;
+    // one/'s a was pulled least recently: the index goes whole, with its platform images and their layers.
+    assert.equal(await meta.manifests.get('one/team/a' as never, { kind: 'tag', tag: '1' as never }), undefined, 'its tag is gone');
+    for (const digest of [index.digest, images.get('amd64')?.manifest.digest, images.get('arm64')?.manifest.digest])
+      assert.equal(await meta.manifests.get('one/team/a' as never, { kind: 'digest', digest: digest as never }), undefined, `manifest ${digest} is gone`);
+    for (const platform of ['amd64', 'arm64']) {
+      const layer = images.get(platform)?.layers[0];
+      assert.ok(layer !== undefined);
+      assert.equal(await blobs.stat(layer.digest), undefined, `the ${platform} layer is gone`);
+    }
     for (const [name, tag] of [
       ['two/team/b', '1'],
       ['one/team/c', '1'],

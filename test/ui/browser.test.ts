@@ -192,6 +192,9 @@ describe('web UI in Chromium', { skip: missingCommands('chromium') }, () => {
     assert.equal(await page.locator('html').getAttribute('data-theme'), 'dark');
     assert.equal(await page.getByRole('button', { name: 'Dark mode' }).getAttribute('aria-pressed'), 'true');
     await assertAccessible(page, 'repositories, dark');
+    await page.goto(`${base}/ui/r/public/app`);
+    assert.equal(await page.locator('html').getAttribute('data-theme'), 'dark');
+    await assertAccessible(page, 'repository page, dark');
     await page.goto(`${base}/ui/r/public/app/-/1.0`);
     await assertAccessible(page, 'image page, dark');
     await page.getByRole('button', { name: 'Dark mode' }).click();
@@ -210,6 +213,23 @@ describe('web UI in Chromium', { skip: missingCommands('chromium') }, () => {
     await page.waitForURL(/preview=retention/);
     assert.match((await page.locator('main').textContent()) ?? '', /A dry run over \d+ repositor(y|ies) would delete/);
     await assertAccessible(page, 'operations');
+  });
+
+  it('fits a phone-width window: no page scrolls sideways', async () => {
+    await page.setViewportSize({ width: 390, height: 800 });
+    try {
+      for (const path of ['/ui/', '/ui/r/public/app', '/ui/r/public/app/-/1.0', '/ui/r/public/app/-/multi', '/ui/operations', '/ui/sign-in']) {
+        await page.goto(`${base}${path}`);
+        const widths = await page.evaluate(() => {
+          const global = globalThis as unknown as { innerWidth: number; document: { documentElement: { scrollWidth: number } } };
+          return { scroll: global.document.documentElement.scrollWidth, window: global.innerWidth };
+        });
+        assert.ok(widths.scroll <= widths.window, `${path}: ${widths.scroll} px wide in a ${widths.window} px window`);
+      }
+      await assertAccessible(page, 'sign-in, phone width');
+    } finally {
+      await page.setViewportSize({ width: 1280, height: 900 });
+    }
   });
 
   it('signs out, after which private names are gone again', async () => {
