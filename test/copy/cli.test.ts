@@ -111,6 +111,16 @@ describe('berth copy and sync on the command line', () => {
       signed.events.filter((event) => event.event === 'referrer-copied').map((event) => event['digest']),
       [signature.manifest.digest],
     );
+    const synced = await berth(['sync', '--tags', '1\\.0', `docker://${registry.host}/cli/app`, `oci:${temp.path}/synced`]);
+    assert.equal(synced.code, 0, synced.stderr + synced.stdout);
+    assert.deepEqual(
+      synced.events.filter((event) => event.event === 'referrer-copied').map((event) => event['digest']),
+      [signature.manifest.digest],
+      'sync carries referrers by default',
+    );
+    const syncedBare = await berth(['sync', '--no-referrers', '--tags', '1\\.0', `docker://${registry.host}/cli/app`, `oci:${temp.path}/synced-bare`]);
+    assert.equal(syncedBare.code, 0, syncedBare.stderr + syncedBare.stdout);
+    assert.equal(syncedBare.events.filter((event) => event.event === 'referrer-copied').length, 0);
 
     await pushImage(registry.url, 'picked/keep', '1', randomImage());
     await pushImage(registry.url, 'picked/skip', '1', randomImage());

@@ -2,9 +2,12 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { mediaTypes } from '../../src/oci/media-types.ts';
 import type { CacheBudgets, EvictionReport } from '../../src/sources/proxy/cache-budget.ts';
-import { manifestOf, pushImage, randomImage, type TestImage } from '../helpers/images.ts';
+import { imageIndex, manifestOf, pushImage, pushManifest, randomImage, type TestImage, type TestManifest } from '../helpers/images.ts';
+import { collectorLease } from '../../src/gc/blob-guard.ts';
+import { pushToDistribution, startDistribution, type Distribution } from '../helpers/distribution.ts';
 import { postgresMetadataSettings, postgresMissing, startTestPostgres, type TestPostgres } from '../helpers/postgres.ts';
 import { startTestRegistry, type TestRegistry } from '../helpers/registry.ts';
+import { missingCommands } from '../helpers/tools.ts';
 import { Forwarder } from './forwarder.ts';
 import { startProxySetup, type ProxySetup } from './setup.ts';
 
@@ -98,54 +101,186 @@ describe('a cache with a size budget evicts the least recently pulled images', (
   });
 });
 
+/**
+ * Six clients pull six images of about 96 KiB in a loop for four seconds
+ * while budgets are enforced every 20 ms; the budget holds two images.
+ */
+async function pullWhileEvicting(cacheUrl: string, budgets: CacheBudgets, upstream: Forwarder, images: readonly TestImage[]): Promise<void> {
+  const failures: string[] = [];
+  let pulls = 0;
+  let evicted = 0;
+  const deadline = Date.now() + 4000;
+  const worker = async (seed: number) => {
+    for (let round = seed; Date.now() < deadline; round++) {
+      const index = (round * 7 + seed) % images.length;
+      const image = images[index] as TestImage;
+      try {
+        assert.equal(await pullManifest(cacheUrl, `up/crowd/app${index}`, 'v1'), image.manifest.digest);
+        await pullBlobs(cacheUrl, `up/crowd/app${index}`, image);
+        pulls++;
+      } catch (error) {
+        failures.push(`app${index}: ${(error as Error).message}`);
+      }
+    }
+  };
+  const evictor = async () => {
+    while (Date.now() < deadline) {
+      for (const report of await budgets.enforce()) evicted += report.images;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  };
+  await Promise.all([...Array.from({ length: 6 }, (_, seed) => worker(seed)), evictor()]);
+  const refetched = images.reduce((total, _, index) => total + upstream.count('GET', `/v2/crowd/app${index}/manifests/v1`), 0);
+  console.log(`eviction under load: ${pulls} image pulls, ${evicted} images evicted, ${refetched} manifest fetches upstream for 6 images, ${failures.length} failures`);
+  assert.deepEqual(failures, []);
+  assert.ok(evicted > 0, 'images were evicted while pulled');
+  assert.ok(refetched > images.length, 'evicted images were fetched again');
+  const final = await budgets.enforce();
+  const usage = await budgets.usage();
+  assert.ok((usage[0]?.usedBytes ?? Infinity) <= 200 * 1024, JSON.stringify({ usage, final }));
+}
+
+const crowd = () => Array.from({ length: 6 }, () => randomImage({ layers: 2, layerSize: 48 * 1024 }));
+
 describe('eviction while clients pull', () => {
   let setup: ProxySetup;
-  const images: TestImage[] = [];
+  const images = crowd();
   before(async () => {
-    // Six images of about 96 KiB; the budget holds two of them.
     setup = await startProxySetup({ tagTtl: '1h', maxBytes: '200KiB' }, { 'proxyCache.evictionInterval': 0 });
-    for (let index = 0; index < 6; index++) {
-      const image = randomImage({ layers: 2, layerSize: 48 * 1024 });
-      images.push(image);
-      await pushImage(setup.upstream.url, `crowd/app${index}`, 'v1', image);
-    }
+    for (const [index, image] of images.entries()) await pushImage(setup.upstream.url, `crowd/app${index}`, 'v1', image);
   });
   after(() => setup.close());
 
   test('no pull fails while images are evicted under it, and evicted images come back on the next pull', async () => {
-    const budgets = budgetsOf(setup);
-    const failures: string[] = [];
-    let pulls = 0;
-    let evicted = 0;
-    const deadline = Date.now() + 4000;
-    const worker = async (seed: number) => {
-      for (let round = seed; Date.now() < deadline; round++) {
-        const index = (round * 7 + seed) % images.length;
-        const image = images[index] as TestImage;
-        try {
-          assert.equal(await pullManifest(setup.proxy.url, `up/crowd/app${index}`, 'v1'), image.manifest.digest);
-          await pullBlobs(setup.proxy.url, `up/crowd/app${index}`, image);
-          pulls++;
-        } catch (error) {
-          failures.push(`app${index}: ${(error as Error).message}`);
-        }
-      }
-    };
-    const evictor = async () => {
-      while (Date.now() < deadline) {
-        for (const report of await budgets.enforce()) evicted += report.images;
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-    };
-    await Promise.all([...Array.from({ length: 6 }, (_, seed) => worker(seed)), evictor()]);
-    const refetched = images.reduce((total, _, index) => total + setup.forwarder.count('GET', `/v2/crowd/app${index}/manifests/v1`), 0);
-    console.log(`eviction under load: ${pulls} image pulls, ${evicted} images evicted, ${refetched} manifest fetches upstream for 6 images, ${failures.length} failures`);
-    assert.deepEqual(failures, []);
-    assert.ok(evicted > 0, 'images were evicted while pulled');
-    assert.ok(refetched > images.length, 'evicted images were fetched again');
-    const final = await budgets.enforce();
-    const usage = await budgets.usage();
-    assert.ok((usage[0]?.usedBytes ?? Infinity) <= 200 * 1024, JSON.stringify({ usage, final }));
+    await pullWhileEvicting(setup.proxy.url, budgetsOf(setup), setup.forwarder, images);
+  });
+});
+
+describe('eviction while clients pull, with CNCF Distribution as the upstream', { skip: missingCommands('docker-registry') }, () => {
+  let distribution: Distribution;
+  let forwarder: Forwarder;
+  let cache: TestRegistry;
+  const images = crowd();
+  before(async () => {
+    distribution = await startDistribution();
+    forwarder = await Forwarder.start(distribution.url);
+    cache = await startTestRegistry({
+      repositories: [{ prefix: 'up/', kind: 'proxy', upstream: forwarder.url, tagTtl: '1h', maxBytes: '200KiB' }],
+      'proxyCache.evictionInterval': 0,
+    });
+    for (const [index, image] of images.entries())
+      await pushToDistribution(distribution.url, `crowd/app${index}`, 'v1', { blobs: [image.config, ...image.layers], manifest: image.manifest });
+  });
+  after(async () => {
+    await cache?.close();
+    await forwarder?.close();
+    await distribution?.close();
+  });
+
+  test('no pull fails while images are evicted under it, and evicted images come back on the next pull', async () => {
+    const budgets = cache.server.registry.proxyCaches?.budgets;
+    assert.ok(budgets !== undefined);
+    await pullWhileEvicting(cache.url, budgets, forwarder, images);
+  });
+});
+
+describe('one budget shared by every cache; an index evicted whole; eviction waiting for garbage collection', () => {
+  let upstream: TestRegistry;
+  let forwarder: Forwarder;
+  let cache: TestRegistry;
+  const images = new Map<string, TestImage>();
+  let index: TestManifest;
+  before(async () => {
+    upstream = await startTestRegistry();
+    forwarder = await Forwarder.start(upstream.url);
+    cache = await startTestRegistry({
+      repositories: [
+        { prefix: 'one/', kind: 'proxy', upstream: forwarder.url, tagTtl: '1h' },
+        { prefix: 'two/', kind: 'proxy', upstream: forwarder.url, tagTtl: '1h' },
+      ],
+      'proxyCache.maxBytes': '300KiB',
+      'proxyCache.evictionInterval': 0,
+    });
+    // Three images of about 128 KiB; 300 KiB hold two. a is an index of two platform images.
+    for (const name of ['b', 'c']) {
+      const image = randomImage({ layers: 2, layerSize: 64 * 1024 });
+      images.set(name, image);
+      await pushImage(upstream.url, `team/${name}`, '1', image);
+    }
+    for (const platform of ['amd64', 'arm64']) {
+      const image = randomImage({ layers: 1, layerSize: 64 * 1024 });
+      images.set(platform, image);
+      await pushImage(upstream.url, 'team/a', image.manifest.digest, image);
+    }
+    index = imageIndex([
+      { image: images.get('amd64') as TestImage, os: 'linux', architecture: 'amd64' },
+      { image: images.get('arm64') as TestImage, os: 'linux', architecture: 'arm64' },
+    ]);
+    await pushManifest(upstream.url, 'team/a', '1', index);
+  });
+  after(async () => {
+    await cache?.close();
+    await forwarder?.close();
+    await upstream?.close();
+  });
+
+  test("the caches together stay within proxyCache.maxBytes, evicting the least recently pulled image of any cache, never while the collector's lease is held", async () => {
+    const { registry } = cache.server;
+    const budgets = registry.proxyCaches?.budgets;
+    assert.ok(budgets !== undefined);
+    assert.deepEqual(
+      budgets.budgets.map((budget) => [budget.name, budget.maxBytes]),
+      [['all', 300 * 1024]],
+    );
+    // A garbage collection pass holds the collector's lease: eviction waits, even when fills ask for it.
+    const gc = await registry.operations.store.leases.acquire(collectorLease);
+    assert.ok(gc !== undefined);
+    assert.equal(await pullManifest(cache.url, 'one/team/a', '1'), index.digest);
+    for (const platform of ['amd64', 'arm64']) {
+      const image = images.get(platform) as TestImage;
+      await pullManifest(cache.url, 'one/team/a', image.manifest.digest);
+      await pullBlobs(cache.url, 'one/team/a', image);
+    }
+    for (const [prefix, name] of [
+      ['two/', 'b'],
+      ['one/', 'c'],
+    ] as const) {
+      await pullManifest(cache.url, `${prefix}team/${name}`, '1');
+      await pullBlobs(cache.url, `${prefix}team/${name}`, images.get(name) as TestImage);
+    }
+    assert.deepEqual(await budgets.enforce(), [], 'nothing is evicted while garbage collection runs');
+    const over = (await (await fetch(`${cache.url}/berth/usage`)).json()) as { caches: { name: string; usedBytes: number; maxBytes: number }[] };
+    assert.equal(over.caches.length, 1);
+    assert.equal(over.caches[0]?.name, 'all');
+    assert.ok((over.caches[0]?.usedBytes ?? 0) > 300 * 1024, JSON.stringify(over));
+    await gc.release();
+
+    const [report] = await budgets.enforce();
+    assert.equal(report?.budget, 'all');
+    assert.equal(report?.images, 1);
+    assert.ok((report?.bytesFreed ?? 0) >= 128 * 1024);
+    const { meta, blobs } = registry;
+    // one/'s a was pulled least recently: the index goes whole, with its platform images and their layers.
+    assert.equal(await meta.manifests.get('one/team/a' as never, { kind: 'tag', tag: '1' as never }), undefined, 'its tag is gone');
+    for (const digest of [index.digest, images.get('amd64')?.manifest.digest, images.get('arm64')?.manifest.digest])
+      assert.equal(await meta.manifests.get('one/team/a' as never, { kind: 'digest', digest: digest as never }), undefined, `manifest ${digest} is gone`);
+    for (const platform of ['amd64', 'arm64']) {
+      const layer = images.get(platform)?.layers[0];
+      assert.ok(layer !== undefined);
+      assert.equal(await blobs.stat(layer.digest), undefined, `the ${platform} layer is gone`);
+    }
+    for (const [name, tag] of [
+      ['two/team/b', '1'],
+      ['one/team/c', '1'],
+    ])
+      assert.notEqual(await meta.manifests.get(name as never, { kind: 'tag', tag: tag as never }), undefined, `${name} stays`);
+    const [usage] = await budgets.usage();
+    assert.ok(usage !== undefined && usage.usedBytes <= 300 * 1024);
+    const metrics = await (await fetch(`${cache.url}/metrics`)).text();
+    assert.match(metrics, new RegExp(`berth_proxy_cache_bytes\\{budget="all"\\} ${usage.usedBytes}\n`));
+    assert.match(metrics, /berth_proxy_cache_max_bytes\{budget="all"\} 307200\n/);
+    assert.match(metrics, /berth_proxy_evicted_images_total\{budget="all"\} 1\n/);
+    assert.match(metrics, new RegExp(`berth_proxy_evicted_bytes_total\\{budget="all"\\} ${report?.bytesFreed}\n`));
   });
 });
 

@@ -82,5 +82,7 @@ describe('pull-through cache: upstream outage', () => {
     const error = (JSON.parse(uncached.body.toString()) as { errors: { code: string; message: string }[] }).errors[0];
     assert.equal(error?.code, 'UNKNOWN');
     assert.match(error?.message ?? '', /^upstream http:\/\/127\.0\.0\.1:\d+ is unreachable and manifest never\/pulled:latest is not cached$/);
+    const metrics = await (await fetch(`${setup.proxy.url}/metrics`)).text();
+    assert.match(metrics, /^berth_proxy_stale_served_total\{cache="up\/",reason="outage"\} 1$/m, 'the stale tag served during the outage is counted');
   });
 });

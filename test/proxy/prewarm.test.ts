@@ -12,6 +12,7 @@ describe('pre-warming: a schedule keeps repositories and tag patterns synced', (
   let setup: ProxySetup;
   const images = new Map<string, TestImage>();
   let indexDigest = '';
+  let sbom: TestImage;
   before(async () => {
     setup = await startProxySetup({
       tagTtl: '1h',
@@ -22,6 +23,8 @@ describe('pre-warming: a schedule keeps repositories and tag patterns synced', (
       images.set(tag, image);
       await pushImage(setup.upstream.url, 'team/app', tag, image);
     }
+    sbom = randomImage({ layers: 1, subject: (images.get('v1') as TestImage).manifest, artifactType: 'application/spdx+json' });
+    await pushImage(setup.upstream.url, 'team/app', sbom.manifest.digest, sbom);
     const amd = randomImage();
     const arm = randomImage();
     images.set('amd', amd);
@@ -37,10 +40,11 @@ describe('pre-warming: a schedule keeps repositories and tag patterns synced', (
   });
   after(() => setup.close());
 
-  test('matching tags, index children and every blob are cached before anyone pulls; they pull while the upstream is down', async () => {
+  test('matching tags, index children, referrers and every blob are cached before anyone pulls; they pull while the upstream is down', async () => {
     const { meta } = setup.proxy.server.registry;
     const expected: [string, TestImage][] = [
       ['up/team/app', images.get('v1') as TestImage],
+      ['up/team/app', sbom],
       ['up/team/app', images.get('v2') as TestImage],
       ['up/team/multi', images.get('amd') as TestImage],
       ['up/team/multi', images.get('arm') as TestImage],
@@ -67,6 +71,15 @@ describe('pre-warming: a schedule keeps repositories and tag patterns synced', (
         assert.ok(Buffer.from(await response.arrayBuffer()).equals(blob.bytes));
       }
     }
+    const referrers = await fetch(`${setup.proxy.url}/v2/up/team/app/referrers/${images.get('v1')?.manifest.digest}`);
+    const listed = (await referrers.json()) as { manifests: { digest: string; artifactType?: string }[] };
+    assert.deepEqual(
+      listed.manifests.map((entry) => [entry.digest, entry.artifactType]),
+      [[sbom.manifest.digest, 'application/spdx+json']],
+      'the SBOM of a synced image was synced with it',
+    );
+    const sbomManifest = await fetch(`${setup.proxy.url}/v2/up/team/app/manifests/${sbom.manifest.digest}`, { headers: { accept } });
+    assert.deepEqual(Buffer.from(await sbomManifest.arrayBuffer()), sbom.manifest.bytes);
     const dev = await fetch(`${setup.proxy.url}/v2/up/team/app/manifests/dev`, { headers: { accept } });
     assert.equal(dev.status, 502, 'a tag outside the patterns was not synced');
     await dev.arrayBuffer();

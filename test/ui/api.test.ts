@@ -121,6 +121,13 @@ describe('JSON API: the access rules of the registry', () => {
     });
     assert.equal(pull.statusCode, 200);
     assert.equal(await pulled(), true, 'a registry pull is');
+    const tags = JSON.parse((await call('anonymous', { method: 'GET', url: `${api}/repositories/public/app/-/tags?filter=1.0` })).body) as {
+      tags: { tag: string; mediaType: string; pulledAt: string | null; size: number }[];
+    };
+    assert.equal(tags.tags[0]?.tag, '1.0');
+    assert.equal(tags.tags[0]?.mediaType, fixture.image.manifest.mediaType);
+    assert.ok(tags.tags[0]?.pulledAt !== null && Date.now() - Date.parse(tags.tags[0]?.pulledAt ?? '') < 60_000, 'the tag shows when it was last pulled');
+    assert.ok((tags.tags[0]?.size ?? 0) > 8000, 'the size counts config and layers');
   });
 
   it('shows an image with its config and referrers grouped by artifact type', async () => {
@@ -186,6 +193,33 @@ describe('JSON API: the access rules of the registry', () => {
     assert.ok((view.quotas[0]?.usedBytes ?? 0) > 0);
     assert.equal(view.largest[0]?.name, 'public/app');
     assert.ok(Array.isArray(view.retention.preview.tags));
+  });
+
+  it('shows the last garbage collection pass and what it freed, when the next starts, and recent pushes and deletes', async () => {
+    const { registry } = fixture.registry.server;
+    const removed = await fixture.app.inject({ method: 'DELETE', url: '/v2/team/api/manifests/latest', headers: { authorization: as.root } });
+    assert.equal(removed.statusCode, 202);
+    const report = await registry.operations.collect();
+    assert.ok(report !== undefined);
+    const response = await call('root', { method: 'GET', url: `${api}/operations` });
+    assert.equal(response.statusCode, 200, response.body);
+    const view = JSON.parse(response.body) as {
+      gc: { last?: { finishedAt: string; bytesFreed: number; blobsDeleted: number; manifestsDeleted: number }; next?: string; interval: number };
+      events: { action: string; repository?: string; reference?: string }[];
+    };
+    assert.ok(view.gc.last !== undefined && Date.now() - Date.parse(view.gc.last.finishedAt) < 60_000, JSON.stringify(view.gc));
+    assert.equal(view.gc.last.bytesFreed, report.bytesFreed);
+    assert.equal(view.gc.last.manifestsDeleted, report.manifestsDeleted);
+    assert.equal(view.gc.last.blobsDeleted, report.blobsDeleted);
+    assert.ok(view.gc.next !== undefined && Date.parse(view.gc.next) > Date.now(), 'the next scheduled pass');
+    assert.deepEqual(
+      view.events.find((event) => event.action === 'delete'),
+      { ...view.events.find((event) => event.action === 'delete'), repository: 'team/api', reference: 'latest' },
+    );
+    assert.ok(view.events.some((event) => event.action === 'push' && event.repository === 'secret/keys'));
+    const page = await fixture.app.inject({ method: 'GET', url: '/ui/operations', headers: { authorization: as.root } });
+    assert.match(page.body, /<dt>Last pass<\/dt><dd><time/);
+    assert.match(page.body, /<dt>Freed<\/dt><dd>[^<]+: \d+ blobs, \d+ manifests/);
   });
 });
 

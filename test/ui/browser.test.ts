@@ -18,6 +18,15 @@ async function signIn(page: Page, base: string, user: keyof typeof users): Promi
   await page.waitForURL(`${base}/ui/`);
 }
 
+/** What has the keyboard focus: its text, id, aria-label and whether it is inside an open dialog. */
+function focused(page: Page): Promise<{ text: string; id: string; label: string | null; inDialog: boolean }> {
+  return page.evaluate(() => {
+    type Element = { textContent: string | null; id: string; getAttribute(name: string): string | null; closest(selector: string): unknown };
+    const active = (globalThis as unknown as { document: { activeElement: Element | null } }).document.activeElement;
+    return { text: active?.textContent?.trim() ?? '', id: active?.id ?? '', label: active?.getAttribute('aria-label') ?? null, inDialog: active?.closest('dialog[open]') != null };
+  });
+}
+
 async function rowNames(page: Page): Promise<string[]> {
   return page.locator('#results tbody tr td:first-child a').allTextContents();
 }
@@ -27,10 +36,13 @@ describe('web UI in Chromium', { skip: missingCommands('chromium') }, () => {
   let browser: TestBrowser;
   let page: Page;
   let base: string;
+  /** Every URL the browser asked for, in every test. */
+  const requested: string[] = [];
   before(async () => {
     fixture = await startUiFixture();
     base = fixture.registry.url;
     browser = await launchBrowser();
+    browser.context.on('request', (request) => requested.push(request.url()));
     page = await browser.context.newPage();
   });
   after(async () => {
@@ -114,6 +126,34 @@ describe('web UI in Chromium', { skip: missingCommands('chromium') }, () => {
     assert.deepEqual(await page.locator('main table tbody tr td:first-child a').allTextContents(), ['linux/amd64', 'linux/arm64']);
   });
 
+  it('works from the keyboard: the skip link first, Tab reaches a delete button, its dialog keeps focus and closes with Escape', async () => {
+    await page.goto(`${base}/ui/r/team/web`);
+    await page.keyboard.press('Tab');
+    assert.equal((await focused(page)).text, 'Skip to content');
+    await page.keyboard.press('Enter');
+    assert.equal((await focused(page)).id, 'content');
+    let presses = 0;
+    while ((await focused(page)).label !== 'Delete tag latest') {
+      assert.ok(++presses < 40, 'Tab reaches the delete button');
+      await page.keyboard.press('Tab');
+    }
+    await page.keyboard.press('Enter');
+    const dialog = page.getByRole('dialog');
+    await dialog.waitFor();
+    assert.deepEqual(await focused(page), { text: 'Cancel', id: '', label: null, inDialog: true });
+    const seen: string[] = [];
+    for (const key of ['Tab', 'Tab', 'Tab', 'Shift+Tab', 'Shift+Tab', 'Shift+Tab']) {
+      await page.keyboard.press(key);
+      const now = await focused(page);
+      assert.equal(now.inDialog, true, `focus stays in the dialog after ${key}`);
+      seen.push(now.text);
+    }
+    assert.deepEqual(seen, ['Delete', 'Cancel', 'Delete', 'Cancel', 'Delete', 'Cancel']);
+    await page.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'hidden' });
+    assert.equal(await page.locator('#tags tbody tr', { hasText: 'latest' }).count(), 1, 'nothing was deleted');
+  });
+
   it('deletes a tag after confirmation, and not when cancelled', async () => {
     await page.goto(`${base}/ui/r/team/web`);
     const row = page.locator('#tags tbody tr', { hasText: 'v2' });
@@ -152,6 +192,9 @@ describe('web UI in Chromium', { skip: missingCommands('chromium') }, () => {
     assert.equal(await page.locator('html').getAttribute('data-theme'), 'dark');
     assert.equal(await page.getByRole('button', { name: 'Dark mode' }).getAttribute('aria-pressed'), 'true');
     await assertAccessible(page, 'repositories, dark');
+    await page.goto(`${base}/ui/r/public/app`);
+    assert.equal(await page.locator('html').getAttribute('data-theme'), 'dark');
+    await assertAccessible(page, 'repository page, dark');
     await page.goto(`${base}/ui/r/public/app/-/1.0`);
     await assertAccessible(page, 'image page, dark');
     await page.getByRole('button', { name: 'Dark mode' }).click();
@@ -172,6 +215,23 @@ describe('web UI in Chromium', { skip: missingCommands('chromium') }, () => {
     await assertAccessible(page, 'operations');
   });
 
+  it('fits a phone-width window: no page scrolls sideways', async () => {
+    await page.setViewportSize({ width: 390, height: 800 });
+    try {
+      for (const path of ['/ui/', '/ui/r/public/app', '/ui/r/public/app/-/1.0', '/ui/r/public/app/-/multi', '/ui/operations', '/ui/sign-in']) {
+        await page.goto(`${base}${path}`);
+        const widths = await page.evaluate(() => {
+          const global = globalThis as unknown as { innerWidth: number; document: { documentElement: { scrollWidth: number } } };
+          return { scroll: global.document.documentElement.scrollWidth, window: global.innerWidth };
+        });
+        assert.ok(widths.scroll <= widths.window, `${path}: ${widths.scroll} px wide in a ${widths.window} px window`);
+      }
+      await assertAccessible(page, 'sign-in, phone width');
+    } finally {
+      await page.setViewportSize({ width: 1280, height: 900 });
+    }
+  });
+
   it('signs out, after which private names are gone again', async () => {
     await page.goto(`${base}/ui/`);
     assert.ok((await rowNames(page)).includes('secret/keys'));
@@ -185,5 +245,11 @@ describe('web UI in Chromium', { skip: missingCommands('chromium') }, () => {
     await page.getByRole('button', { name: 'Sign in' }).click();
     assert.match((await page.locator('.notice.error').textContent()) ?? '', /Wrong user name or password/);
     await assertAccessible(page, 'sign-in with an error');
+  });
+
+  it('loaded nothing from anywhere but the registry itself, in any of the flows above', () => {
+    assert.ok(requested.length > 20, `${requested.length} requests`);
+    const elsewhere = requested.filter((url) => !url.startsWith(`${base}/`) && !url.startsWith('data:'));
+    assert.deepEqual(elsewhere, []);
   });
 });

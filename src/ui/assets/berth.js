@@ -70,4 +70,13 @@
     event.preventDefault();
     dialog.close();
   });
+  // Tab and Shift+Tab wrap around inside the open dialog instead of leaving the page.
+  dialog?.addEventListener('keydown', (event) => {
+    if (event.key !== 'Tab') return;
+    const controls = [...dialog.querySelectorAll('button, a[href], input:not([type="hidden"])')];
+    const edge = event.shiftKey ? controls[0] : controls[controls.length - 1];
+    if (document.activeElement !== edge) return;
+    event.preventDefault();
+    (event.shiftKey ? controls[controls.length - 1] : controls[0]).focus();
+  });
 })();
