@@ -14,6 +14,7 @@ import { benchArchive, defaultArchiveBenchOptions } from './archive.ts';
 import { scaleSection } from './scale.ts';
 import { hotPathSection } from './hotpath.ts';
 import { workersSection } from './workers.ts';
+import { uiSection } from './ui.ts';
 import { availableParallelism } from 'node:os';
 
 const { values: flags } = parseArgs({
@@ -104,6 +105,9 @@ try {
   const scale = flags.quick ? 10_000 : 1_000_000;
   rows.push(...(await scaleSection(context, { tags: scale, repositories: scale, garbage: scale })));
   rows.push(...(await archiveSection(flags.quick ? 100 : 1000, sizes.seconds)));
+  log('web UI at scale');
+  const ui = await uiSection({ repositories: flags.quick ? 2000 : 100_000, requests: flags.quick ? 50 : 200, sqlite: true, postgres: false, log });
+  rows.push(...ui.rows);
   await measured('loading many blobs', async () => {
     await loadManyBlobs(context);
     return [];

@@ -1,6 +1,6 @@
-// `npm run bench:ui [-- --repositories 100000] [-- --postgres] [-- --no-sqlite]`: server time of
-// the web UI's repositories page and searches at 100,000 repositories
-// (docs/ui.md). The data goes straight into the metadata store (through the
+// Server time of the web UI's repositories page and searches at 100,000
+// repositories (docs/ui.md): a section of `npm run bench` (SQLite), and alone
+// `npm run bench:ui [-- --repositories 100000] [-- --postgres] [-- --no-sqlite]`. The data goes straight into the metadata store (through the
 // MetaStore on SQLite; bulk SQL on PostgreSQL, which fires the same
 // triggers); requests go through app.inject, so the figures are the
 // server's own time without a network or a client in them.
@@ -18,18 +18,18 @@ import { authSettings, basic } from '../test/helpers/auth.ts';
 import { postgresMissing, startTestPostgres } from '../test/helpers/postgres.ts';
 import { tempDir } from '../test/helpers/tmp.ts';
 import { median } from './measure.ts';
+import type { Row } from './report.ts';
 
-const { values: flags } = parseArgs({
-  options: {
-    repositories: { type: 'string', default: '100000' },
-    requests: { type: 'string', default: '200' },
-    postgres: { type: 'boolean', default: false },
-    'no-sqlite': { type: 'boolean', default: false },
-  },
-});
-const count = Number(flags.repositories);
-const requests = Number(flags.requests);
-const log = (message: string) => process.stderr.write(`[bench:ui] ${message}\n`);
+export interface UiBenchOptions {
+  repositories: number;
+  requests: number;
+  sqlite: boolean;
+  postgres: boolean;
+  log(message: string): void;
+}
+
+/** The target of docs/ui.md for every request measured. */
+const targetMs = 50;
 
 const teams = ['payments', 'search', 'platform', 'data', 'mobile', 'web', 'infra', 'ml', 'security', 'growth'];
 const apps = ['api', 'worker', 'frontend', 'gateway', 'scheduler', 'indexer', 'billing', 'auth', 'cache', 'exporter'];
@@ -49,7 +49,7 @@ const manifestBytes = (index: number, layer: string, config: string) =>
     }),
   );
 
-async function loadSqlite(path: string): Promise<void> {
+async function loadSqlite(path: string, count: number, log: (message: string) => void): Promise<void> {
   const meta = SqliteMetaStore.open(path);
   // Loading only: the benchmark's data need not survive a power cut.
   meta.database.exec('PRAGMA synchronous = OFF');
@@ -68,7 +68,12 @@ async function loadSqlite(path: string): Promise<void> {
   await meta.close();
 }
 
-async function loadPostgres(database: { host: string; port: number; user: string; database: string }, open: () => Promise<FastifyInstance>): Promise<FastifyInstance> {
+async function loadPostgres(
+  database: { host: string; port: number; user: string; database: string },
+  count: number,
+  log: (message: string) => void,
+  open: () => Promise<FastifyInstance>,
+): Promise<FastifyInstance> {
   const app = await open();
   const pg = await import('pg');
   const client = new pg.default.Client(database);
@@ -96,7 +101,7 @@ async function loadPostgres(database: { host: string; port: number; user: string
 }
 
 /** p50 and p95 in ms of `requests` injected GETs, after a warm-up. */
-async function measure(app: FastifyInstance, url: string, authorization?: string): Promise<{ p50: number; p95: number; rows: number }> {
+async function measure(app: FastifyInstance, requests: number, url: string, authorization?: string): Promise<{ p50: number; p95: number; rows: number }> {
   const headers = authorization === undefined ? {} : { authorization };
   const times: number[] = [];
   let rows = 0;
@@ -112,7 +117,9 @@ async function measure(app: FastifyInstance, url: string, authorization?: string
   return { p50: median(times), p95: sorted[Math.floor(sorted.length * 0.95)] ?? Number.NaN, rows };
 }
 
-async function run(label: string, app: FastifyInstance): Promise<void> {
+/** Every case against `app`: a markdown table (printed when run alone) and the report's rows. */
+async function run(label: string, app: FastifyInstance, options: UiBenchOptions): Promise<{ table: string; rows: Row[] }> {
+  const count = options.repositories;
   const admin = basic('admin', 'admin-pass');
   const one = nameOf(Math.floor(count * 0.42)).split('/')[1] as string;
   const cases: [string, string, string | undefined][] = [
@@ -129,65 +136,99 @@ async function run(label: string, app: FastifyInstance): Promise<void> {
     ['repositories page (anonymous, sees 1 %)', '/ui/', undefined],
     ['search "api" (anonymous, sees 1 %)', '/ui/?q=api&partial=1', undefined],
   ];
-  process.stdout.write(
-    `\n### ${label}, ${count} repositories, ${requests} requests each (server time through inject)\n\n| request | rows | p50 ms | p95 ms |\n| --- | ---: | ---: | ---: |\n`,
-  );
+  let table = `\n### ${label}, ${count} repositories, ${options.requests} requests each (server time through inject)\n\n| request | rows | p50 ms | p95 ms |\n| --- | ---: | ---: | ---: |\n`;
+  const rows: Row[] = [];
   for (const [name, url, authorization] of cases) {
-    const result = await measure(app, url, authorization);
-    process.stdout.write(`| ${name} | ${result.rows} | ${result.p50.toFixed(2)} | ${result.p95.toFixed(2)} |\n`);
+    const result = await measure(app, options.requests, url, authorization);
+    table += `| ${name} | ${result.rows} | ${result.p50.toFixed(2)} | ${result.p95.toFixed(2)} |\n`;
+    rows.push({
+      section: 'web UI',
+      metric: `${label}, ${count} repositories: ${name}, p50 server time (p95 ${result.p95.toFixed(1)} ms)`,
+      unit: 'ms',
+      better: 'lower',
+      berth: result.p50,
+      target: `≤ ${targetMs} ms p50`,
+      met: result.p50 <= targetMs,
+    });
   }
+  return { table, rows };
 }
 
-const work = await tempDir('berth-bench-ui');
-try {
-  const rules = {
-    admins: ['admin'],
-    rules: [
-      { repositories: '**', grants: { '*': ['pull'] } },
-      { repositories: 'public/**', anonymous: ['pull'], grants: { '*': ['pull'] } },
-    ],
-  };
-  const settings = await authSettings(work.path, { users: { admin: 'admin-pass' }, rules: rules as never });
-  const start = async (dataDir: string, extra: Record<string, unknown> = {}) => {
-    const config = await loadConfig({ env: {}, overrides: { listen: '127.0.0.1:0', dataDir, 'log.level': 'silent', 'gc.interval': 0, ...settings, ...extra } });
-    return startServer(config, pino({ level: 'silent' }));
-  };
-  if (!flags['no-sqlite']) {
-    const sqliteDir = join(work.path, 'sqlite');
-    await loadSqlite(join(sqliteDir, 'berth.db'));
-    const sqlite = await start(sqliteDir);
-    try {
-      await run('SQLite', sqlite.app);
-    } finally {
-      await sqlite.close();
-    }
-  }
-  if (flags.postgres) {
-    const missing = postgresMissing();
-    if (missing !== false) throw new Error(missing);
-    const cluster = await startTestPostgres();
-    try {
-      const database = await cluster.createDatabase();
-      let server: Awaited<ReturnType<typeof start>> | undefined;
-      const app = await loadPostgres(database, async () => {
-        server = await start(join(work.path, 'postgres'), {
-          'metadata.driver': 'postgres',
-          'metadata.postgres.host': database.host,
-          'metadata.postgres.port': database.port,
-          'metadata.postgres.user': database.user,
-          'metadata.postgres.database': database.database,
-        });
-        return server.app;
-      });
+/** Loads the repositories into each database asked for and measures every case; the tables as markdown and the rows. */
+export async function uiSection(options: UiBenchOptions): Promise<{ markdown: string; rows: Row[] }> {
+  const { repositories: count, log } = options;
+  const results: { table: string; rows: Row[] }[] = [];
+  const work = await tempDir('berth-bench-ui');
+  try {
+    const rules = {
+      admins: ['admin'],
+      rules: [
+        { repositories: '**', grants: { '*': ['pull'] } },
+        { repositories: 'public/**', anonymous: ['pull'], grants: { '*': ['pull'] } },
+      ],
+    };
+    const settings = await authSettings(work.path, { users: { admin: 'admin-pass' }, rules: rules as never });
+    const start = async (dataDir: string, extra: Record<string, unknown> = {}) => {
+      const config = await loadConfig({ env: {}, overrides: { listen: '127.0.0.1:0', dataDir, 'log.level': 'silent', 'gc.interval': 0, ...settings, ...extra } });
+      return startServer(config, pino({ level: 'silent' }));
+    };
+    if (options.sqlite) {
+      const sqliteDir = join(work.path, 'sqlite');
+      await loadSqlite(join(sqliteDir, 'berth.db'), count, log);
+      const sqlite = await start(sqliteDir);
       try {
-        await run('PostgreSQL', app);
+        results.push(await run('SQLite', sqlite.app, options));
       } finally {
-        await server?.close();
+        await sqlite.close();
       }
-    } finally {
-      await cluster.close();
     }
+    if (options.postgres) {
+      const missing = postgresMissing();
+      if (missing !== false) throw new Error(missing);
+      const cluster = await startTestPostgres();
+      try {
+        const database = await cluster.createDatabase();
+        let server: Awaited<ReturnType<typeof start>> | undefined;
+        const app = await loadPostgres(database, count, log, async () => {
+          server = await start(join(work.path, 'postgres'), {
+            'metadata.driver': 'postgres',
+            'metadata.postgres.host': database.host,
+            'metadata.postgres.port': database.port,
+            'metadata.postgres.user': database.user,
+            'metadata.postgres.database': database.database,
+          });
+          return server.app;
+        });
+        try {
+          results.push(await run('PostgreSQL', app, options));
+        } finally {
+          await server?.close();
+        }
+      } finally {
+        await cluster.close();
+      }
+    }
+  } finally {
+    await work.remove();
   }
-} finally {
-  await work.remove();
+  return { markdown: results.map((result) => result.table).join(''), rows: results.flatMap((result) => result.rows) };
+}
+
+if (import.meta.main) {
+  const { values: flags } = parseArgs({
+    options: {
+      repositories: { type: 'string', default: '100000' },
+      requests: { type: 'string', default: '200' },
+      postgres: { type: 'boolean', default: false },
+      'no-sqlite': { type: 'boolean', default: false },
+    },
+  });
+  const { markdown } = await uiSection({
+    repositories: Number(flags.repositories),
+    requests: Number(flags.requests),
+    sqlite: !flags['no-sqlite'],
+    postgres: flags.postgres,
+    log: (message) => process.stderr.write(`[bench:ui] ${message}\n`),
+  });
+  process.stdout.write(markdown);
 }
