@@ -76,6 +76,9 @@ describe('droplet repositories on two replicas sharing PostgreSQL and S3', { ski
     const settings = {
       ...s3StorageSettings(s3, 'droplets', { region: s3.region }),
       ...postgresMetadataSettings(database),
+      // Collection only when a test asks for it, and of anything unreferenced at once.
+      'gc.interval': 0,
+      'gc.gracePeriod': 0,
       repositories: [
         { prefix: 'cf/', kind: 'droplet' },
         { prefix: 'cc/', kind: 'droplet', cloudController },
@@ -159,8 +162,11 @@ describe('droplet repositories on two replicas sharing PostgreSQL and S3', { ski
     assert.equal(await a.server.registry.blobs.stat(loser), undefined, "the loser's converted layer is not left in the bucket");
   });
 
+  let deletedLayer: string;
   test('a droplet deleted through B is gone on A', async () => {
-    assert.equal((await upload(a, 'cf/dev/gone', 'g-1', await buildDroplet({ greeting: 'gone' }))).status, 201);
+    const uploaded = await upload(a, 'cf/dev/gone', 'g-1', await buildDroplet({ greeting: 'gone' }));
+    assert.equal(uploaded.status, 201);
+    deletedLayer = await uploaded.text();
     assert.equal((await pull(a, 'cf/dev/gone', 'g-1')).response.status, 200);
     assert.equal((await fetch(`${b.url}/v2/cf/dev/gone/manifests/g-1`, { method: 'DELETE' })).status, 202);
     assert.equal((await pull(a, 'cf/dev/gone', 'g-1')).response.status, 404);
@@ -176,5 +182,23 @@ describe('droplet repositories on two replicas sharing PostgreSQL and S3', { ski
     assert.equal(throughB.response.status, 200, throughB.text);
     assert.equal(throughB.json.layers[1]?.digest, throughA.json.layers[1]?.digest, 'the same converted droplet layer');
     assert.equal(stub.counts.downloads, 1, 'the droplet recorded by A is reused by B');
+  });
+
+  test('garbage collection through A keeps what both replicas recorded and reclaims the deleted droplet', async () => {
+    const kept = [
+      ['cf/dev/shop', 'g-1'],
+      ['cf/dev/race', 'g-other'],
+      ['cc/acme/dev/shop', 'latest'],
+      ['cf/rootfs', 'latest'],
+    ] as const;
+    // By digest after the pass: a pull by tag would compose a collected image again and hide the loss.
+    const digests = await Promise.all(kept.map(async ([name, tag]) => (await pull(b, name, tag)).digest as string));
+    assert.ok((await a.server.registry.operations.collect()) !== undefined, 'A ran the pass');
+    assert.equal(await b.server.registry.blobs.stat(deletedLayer as Digest), undefined, 'the deleted droplet layer is reclaimed from the bucket');
+    for (const [index, [name]] of kept.entries()) {
+      const image = await pull(b, name, digests[index] as string);
+      assert.equal(image.response.status, 200, `${name}: ${image.text}`);
+      for (const blob of [image.json.config, ...image.json.layers]) assert.equal((await fetch(`${b.url}/v2/${name}/blobs/${blob.digest}`)).status, 200, `${name} ${blob.digest}`);
+    }
   });
 });
