@@ -9,6 +9,7 @@ import type { Digest } from '../../src/oci/digest.ts';
 import { mediaTypes } from '../../src/oci/media-types.ts';
 import { convertDroplet } from '../../src/sources/droplet/droplet-layer.ts';
 import type { DropletSource } from '../../src/sources/droplet/droplet-source.ts';
+import { dockerUnavailable, startDockerEngine } from '../helpers/dockerd.ts';
 import { postgresMetadataSettings, postgresMissing, startTestPostgres, type TestPostgres } from '../helpers/postgres.ts';
 import { startTestRegistry, type TestRegistry, kindSourceFor } from '../helpers/registry.ts';
 import { objectStoreMissing, startTestObjectStore } from '../helpers/rgw.ts';
@@ -123,6 +124,18 @@ describe('droplet repositories on two replicas sharing PostgreSQL and S3', { ski
     });
     assert.match(output, /^greeting=hello$/m);
     assert.match(output, /uid=2000 gid=2000 pwd=\/home\/vcap\/app/);
+  });
+
+  test('Docker Engine pulls through B and runs the droplet uploaded through A', { skip: dockerUnavailable() }, async () => {
+    const engine = await startDockerEngine();
+    try {
+      const output = await engine.docker(['run', '--rm', '--network', 'none', `${b.host}/cf/dev/shop:g-1`]);
+      const lines = output.trim().split('\n');
+      assert.ok(lines.includes('greeting=hello'), output);
+      assert.ok(lines.includes('uid=2000 gid=2000 pwd=/home/vcap/app home=/home/vcap/app port=8080 tmpdir=/home/vcap/tmp'), output);
+    } finally {
+      await engine.stop();
+    }
   });
 
   test('a rootfs imported through B is the base of the images A composes', async () => {
