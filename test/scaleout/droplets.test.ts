@@ -8,6 +8,7 @@ import { FsBlobStore } from '../../src/blobs/fs/fs-blob-store.ts';
 import type { Digest } from '../../src/oci/digest.ts';
 import { mediaTypes } from '../../src/oci/media-types.ts';
 import { convertDroplet } from '../../src/sources/droplet/droplet-layer.ts';
+import type { RepositorySource } from '../../src/registry/repository.ts';
 import type { DropletSource } from '../../src/sources/droplet/droplet-source.ts';
 import { dockerUnavailable, startDockerEngine } from '../helpers/dockerd.ts';
 import { postgresMetadataSettings, postgresMissing, startTestPostgres, type TestPostgres } from '../helpers/postgres.ts';
@@ -109,6 +110,10 @@ describe('droplet repositories on two replicas sharing PostgreSQL and S3', { ski
     assert.equal(throughA.response.status, 200, throughA.text);
     assert.equal(throughA.digest, throughB.digest, 'both replicas compose the same image');
     assert.deepEqual(await (await fetch(`${b.url}/v2/cf/dev/shop/tags/list`)).json(), { name: 'cf/dev/shop', tags: ['g-1', 'latest'] });
+    for (const replica of [a, b]) {
+      assert.equal(existsSync(join(replica.dataDir, 'droplets.db')), false, 'no droplet records of its own');
+      assert.equal((droplets(replica) as RepositorySource).retainedBlobs, undefined, 'no blobs kept outside the metadata for GC');
+    }
 
     const layout = join(work.path, 'layout');
     await run('skopeo', ['copy', '--src-tls-verify=false', `docker://${b.host}/cf/dev/shop:latest`, `oci:${layout}:shop`]);
