@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
+import { stringify } from 'yaml';
 import { FsBlobStore } from '../../src/blobs/fs/fs-blob-store.ts';
 import type { Digest } from '../../src/oci/digest.ts';
 import { mediaTypes } from '../../src/oci/media-types.ts';
@@ -11,7 +12,7 @@ import { convertDroplet } from '../../src/sources/droplet/droplet-layer.ts';
 import type { RepositorySource } from '../../src/registry/repository.ts';
 import type { DropletSource } from '../../src/sources/droplet/droplet-source.ts';
 import { dockerUnavailable, startDockerEngine } from '../helpers/dockerd.ts';
-import { postgresMetadataSettings, postgresMissing, startTestPostgres, type TestPostgres } from '../helpers/postgres.ts';
+import { postgresMetadataSettings, postgresMissing, startTestPostgres, type PostgresDatabase, type TestPostgres } from '../helpers/postgres.ts';
 import { startTestRegistry, type TestRegistry, kindSourceFor } from '../helpers/registry.ts';
 import { objectStoreMissing, startTestObjectStore } from '../helpers/rgw.ts';
 import { s3StorageSettings, type TestS3 } from '../helpers/s3.ts';
@@ -57,6 +58,7 @@ const guids = {
  */
 describe('droplet repositories on two replicas sharing PostgreSQL and S3', { skip: skipReason() }, () => {
   let postgres: TestPostgres;
+  let database: PostgresDatabase;
   let s3: TestS3;
   let stub: CloudFoundryStub;
   let work: { path: string; remove(): Promise<void> };
@@ -73,7 +75,7 @@ describe('droplet repositories on two replicas sharing PostgreSQL and S3', { ski
     stub.droplets = [
       { guid: guids.droplet, appGuid: guids.app, state: 'STAGED', createdAt: '2024-06-01T10:00:00Z', bits: await buildDroplet({ greeting: 'cc' }), webProcessType: 'bin/web' },
     ];
-    const database = await postgres.createDatabase();
+    database = await postgres.createDatabase();
     const cloudController = { url: stub.ccUrl, clientId: stub.clientId, clientSecret: stub.clientSecret, timeout: '5s', lookupCacheTtl: 0 };
     const settings = {
       ...s3StorageSettings(s3, 'droplets', { region: s3.region }),
@@ -156,6 +158,31 @@ describe('droplet repositories on two replicas sharing PostgreSQL and S3', { ski
     assert.equal((await droplets(a).rootfs.history())[0]?.digest, imported.digest, "A's history shows B's import");
     const older = await pull(b, 'cf/dev/shop', before.digest as string);
     assert.equal(older.response.status, 200, 'the image on the replaced rootfs stays pullable by digest through the other replica');
+  });
+
+  test('berth rootfs import against the shared stores takes effect on both replicas', async () => {
+    const config = join(work.path, 'berth.yaml');
+    await writeFile(
+      config,
+      stringify({
+        dataDir: join(work.path, 'cli-data'),
+        storage: {
+          driver: 's3',
+          s3: { bucket: s3.bucket, prefix: 'droplets', region: s3.region, endpoint: s3.endpoint, forcePathStyle: true, credentials: { ...s3.credentials } },
+        },
+        metadata: { driver: 'postgres', postgres: { host: database.host, port: database.port, user: database.user, database: database.database } },
+        repositories: [{ prefix: 'cf/', kind: 'droplet' }],
+      }),
+    );
+    const v3 = join(work.path, 'v3.tar.gz');
+    await writeRootfs(v3, 'v3', true, true);
+    const cli = join(import.meta.dirname, '../../src/cli/main.ts');
+    const digest = (await run(process.execPath, [cli, 'rootfs', 'import', v3, '--config', config], { env: { ...process.env, BERTH_LOG_LEVEL: 'silent' } })).trim();
+    for (const replica of [a, b]) {
+      const image = await pull(replica, 'cf/dev/shop', 'g-1');
+      assert.equal(image.response.status, 200, image.text);
+      assert.equal(image.json.layers[0]?.digest, digest);
+    }
   });
 
   test('the same guid uploaded through both at once: same bytes both 201, other bytes one 201 and one 409', async () => {
