@@ -149,9 +149,11 @@ export interface CompositionIndex {
   get(source: string, repository: RepositoryName, digest: Digest, now: Date): Promise<Composition | undefined>;
   /**
    * Stores the composition as a manifest of its repository, links its
-   * blobs there and points `tag` at it, in one transaction.
+   * blobs there and points `tag` at it, in one transaction. Stores nothing
+   * and answers false when its droplet is no longer recorded (forgotten
+   * while the image was composed), so that no image outlives its droplet.
    */
-  put(source: string, composition: Composition, tag: Tag, now: Date): Promise<void>;
+  put(source: string, composition: Composition, tag: Tag, now: Date): Promise<boolean>;
   /** Size of a blob that a readable composition of `repository` names. */
   blobSize(source: string, repository: RepositoryName, digest: Digest, now: Date): Promise<number | undefined>;
   /**

@@ -141,6 +141,22 @@ export function runDropletStoreContract(label: string, open: () => Promise<Opene
       );
     });
 
+    it('a composition of a droplet forgotten meanwhile is not stored (a pull racing a delete or keepDroplets)', async () => {
+      const source = fresh();
+      const repository = parseRepositoryName(`${source}app`);
+      const rootfs = { ...layer(), origin: 'test', importedAt: new Date() };
+      await store.rootfs.add(source, rootfs, rootfsImage(parseRepositoryName(`${source}rootfs`)), 1000);
+      const staged = droplet('g', new Date(1000));
+      await put(source, 'app', repository, staged, 5);
+      const composed = composition(repository, 'app', staged, rootfs);
+      await store.droplets.delete(source, 'app', 'g');
+      assert.equal(await store.compositions.put(source, composed, parseTag('g'), new Date()), false);
+      assert.equal(await store.compositions.get(source, repository, composed.digest, new Date()), undefined);
+      assert.equal(await stores.meta.manifests.get(repository, { kind: 'digest', digest: composed.digest }), undefined, 'no manifest keeps its blobs');
+      await put(source, 'app', repository, staged, 5);
+      assert.equal(await store.compositions.put(source, composed, parseTag('g'), new Date()), true);
+    });
+
     it('rootfs moves forward only: a digest seen before is not made latest again, except by rollback', async () => {
       const source = fresh();
       const images = parseRepositoryName(`${source}rootfs`);

@@ -159,11 +159,16 @@ export class PostgresDropletStore implements DropletStore {
       },
       put: (source, composition, tag, _now) =>
         transaction(async (client) => {
+          // The droplets' lock: a replica forgetting this droplet (delete, keepDroplets) either ran before, or waits and removes this composition too.
+          await lockSource(client, 'droplets', source);
+          if ((await rows(client, 'SELECT 1 FROM droplets WHERE source = $1 AND app = $2 AND guid = $3', [source, composition.app, composition.dropletGuid])).length === 0)
+            return false;
           await storeImage(client, compositionImage(composition, tag));
           await client.query(
             `INSERT INTO droplet_compositions (${compositionColumns}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING`,
             compositionValues(source, composition),
           );
+          return true;
         }),
       blobSize: async (source, repository, digest, now) =>
         (

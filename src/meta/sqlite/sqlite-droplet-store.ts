@@ -160,11 +160,13 @@ export class SqliteDropletStore implements DropletStore {
       },
       put: async (source, composition, tag, now) =>
         q.transaction(() => {
+          if (q.get('SELECT 1 FROM droplets WHERE source = ? AND app = ? AND guid = ?', source, composition.app, composition.dropletGuid) === undefined) return false;
           q.storeImage(compositionImage(composition, tag), now.getTime());
           q.run(
             `INSERT INTO droplet_compositions (${compositionColumns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
             ...compositionValues(source, composition),
           );
+          return true;
         }),
       blobSize: async (source, repository, digest, now) =>
         q.get(

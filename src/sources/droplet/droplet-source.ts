@@ -184,7 +184,9 @@ class DropletRepository implements Repository {
         rootfs,
         dropletLayer: droplet.layer,
       };
-      await store.compositions.put(prefix, composition, tag, now);
+      if (!(await store.compositions.put(prefix, composition, tag, now))) {
+        throw new RegistryError('MANIFEST_UNKNOWN', `droplet ${droplet.guid} of app ${app.name} was forgotten while its image was composed`, { detail: { tag } });
+      }
     }
     return { digest: manifest.digest, mediaType: manifest.mediaType, bytes: manifest.bytes };
   }

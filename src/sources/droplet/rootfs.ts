@@ -69,6 +69,8 @@ export class RootfsBase {
   #lastExpiry = Number.NEGATIVE_INFINITY;
   #importing: Promise<void> | undefined;
   #lastFailure: string | undefined;
+  /** The configured file's identity last imported or found recorded by this process. */
+  #knownOrigin: string | undefined;
   #schedule: NodeJS.Timeout | undefined;
 
   constructor(source: string, store: DropletStore, blobs: BlobStore, options: RootfsOptions, logger: Logger) {
@@ -187,11 +189,20 @@ export class RootfsBase {
     });
   }
 
+  /**
+   * A rootfs records one origin, the last replica's to import it: replicas
+   * whose copies of the same file differ in inode or modification time would
+   * each see the other's origin and read the file again at every check. So
+   * each process also remembers the identity it imported or found recorded.
+   */
   async #importIfChanged(path: string): Promise<void> {
     const origin = await fileOrigin(path);
-    if ((await this.#store.rootfs.byOrigin(this.#source, origin)) !== undefined) return;
-    this.#logger.info({ path }, 'rootfs file is new or replaced: importing it');
-    await this.import(path, origin, this.#stopping.signal);
+    if (origin === this.#knownOrigin) return;
+    if ((await this.#store.rootfs.byOrigin(this.#source, origin)) === undefined) {
+      this.#logger.info({ path }, 'rootfs file is new or replaced: importing it');
+      await this.import(path, origin, this.#stopping.signal);
+    }
+    this.#knownOrigin = origin;
     this.#lastFailure = undefined;
   }
 

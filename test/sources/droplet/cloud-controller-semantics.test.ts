@@ -154,6 +154,14 @@ describe('Cloud Controller droplets: what CF promises', () => {
     assert.equal(none.json.errors?.[0]?.code, 'MANIFEST_UNKNOWN');
   });
 
+  test('droplets belong to the Cloud Controller: DELETE is 405 UNSUPPORTED and the image stays', async () => {
+    const before = await pull(registry.url, 'cf/acme/dev/shop', guids.previous);
+    const response = await fetch(`${registry.url}/v2/cf/acme/dev/shop/manifests/${guids.previous}`, { method: 'DELETE' });
+    assert.equal(response.status, 405);
+    assert.equal(((await response.json()) as { errors: { code: string }[] }).errors[0]?.code, 'UNSUPPORTED');
+    assert.equal((await pull(registry.url, 'cf/acme/dev/shop', guids.previous)).digest, before.digest);
+  });
+
   test('a droplet whose bits do not match the checksum: 502, and its converted layer is removed at once', async () => {
     const scratch = await FsBlobStore.open(join(files.path, 'scratch'));
     const expected = await convertDroplet(scratch, Readable.from([corruptBits]), vcap);

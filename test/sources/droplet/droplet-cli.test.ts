@@ -62,6 +62,9 @@ test('berth rootfs import and berth droplet push: the imported rootfs is the bas
     assert.equal((await berth(['rootfs', 'rollback', '--data', data, '--config', config])).trim(), rootfs);
     assert.match((await berth(['rootfs', 'list', '--data', data, '--config', config])).split('\n').find((line) => line.startsWith(rootfs)) ?? '', /\tlatest\t/);
     await assert.rejects(berth(['rootfs', 'rollback', `sha256:${'0'.repeat(64)}`, '--data', data, '--config', config]), /never had the rootfs/);
+    // From the file, as when the layer of an older rootfs was collected after its retention.
+    assert.equal((await berth(['rootfs', 'rollback', '--file', join(temp.path, 'second.tar.gz'), '--data', data, '--config', config])).trim(), second);
+    assert.match((await berth(['rootfs', 'list', '--data', data, '--config', config])).split('\n').find((line) => line.startsWith(second)) ?? '', /\tlatest\t/);
 
     await assert.rejects(berth(['rootfs', 'import', join(temp.path, 'rootfs.tar.gz'), '--data', data]), /no droplet repository is configured/);
     await assert.rejects(berth(['rootfs', 'import', config, '--data', data, '--config', config]), /not a tar archive/);

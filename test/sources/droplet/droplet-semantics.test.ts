@@ -66,6 +66,18 @@ describe('uploaded droplets: what CF promises', () => {
     }
   });
 
+  test("each uploaded droplet starts with its own staging_info.yml command; a newer droplet changes neither the older guid's Cmd nor its digest", async () => {
+    assert.equal((await upload(registry.url, 'cf/dev/commands', 'g-1', await buildDroplet({ startCommand: './one.sh' }))).status, 201);
+    const first = await pull(registry.url, 'cf/dev/commands', 'g-1');
+    assert.equal((await configOf(registry.url, 'cf/dev/commands', first.json)).config.Cmd?.at(-1), './one.sh');
+    assert.equal((await upload(registry.url, 'cf/dev/commands', 'g-2', await buildDroplet({ startCommand: './two.sh' }))).status, 201);
+    const latest = await pull(registry.url, 'cf/dev/commands', 'latest');
+    assert.equal((await configOf(registry.url, 'cf/dev/commands', latest.json)).config.Cmd?.at(-1), './two.sh');
+    const again = await pull(registry.url, 'cf/dev/commands', 'g-1');
+    assert.equal(again.digest, first.digest);
+    assert.equal((await configOf(registry.url, 'cf/dev/commands', again.json)).config.Cmd?.at(-1), './one.sh');
+  });
+
   test('guids are immutable: same bytes again 201 and nothing changes; other bytes 409 DENIED', async () => {
     const first = await buildDroplet({ greeting: 'first' });
     const created = await upload(registry.url, 'cf/dev/immutable', 'g-1', first);

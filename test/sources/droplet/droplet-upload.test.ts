@@ -182,6 +182,7 @@ describe('droplet repositories: uploads (cube compatible)', () => {
       ['/v2/cf/dev/shop/blobs/?guid=latest', { method: 'POST', body: 'x' }, 400, 'TAG_INVALID'],
       ['/v2/cf/dev/shop/blobs/?guid=bad%20guid', { method: 'POST', body: 'x' }, 400, 'TAG_INVALID'],
       ['/v2/cf/dev/shop/blobs/?guid=abc', { method: 'POST', body: 'not a droplet' }, 400, 'BLOB_UPLOAD_INVALID'],
+      ['/v2/cf/rootfs/blobs/?guid=abc', { method: 'POST', body: 'x' }, 400, 'NAME_INVALID'],
       ['/v2/team/app/blobs/?guid=abc', { method: 'POST', body: 'x' }, 405, 'UNSUPPORTED'],
       ['/v2/cf/dev/shop/manifests/latest', { method: 'PUT', body: '{}' }, 405, 'UNSUPPORTED'],
     ];

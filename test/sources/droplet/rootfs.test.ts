@@ -6,8 +6,12 @@ import { after, before, test } from 'node:test';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { FsBlobStore } from '../../../src/blobs/fs/fs-blob-store.ts';
 import { isRegistryError } from '../../../src/errors/registry-error.ts';
+import { silentLogger, type Logger } from '../../../src/log.ts';
+import { SqliteDropletStore } from '../../../src/meta/sqlite/sqlite-droplet-store.ts';
+import { SqliteMetaStore } from '../../../src/meta/sqlite/sqlite-meta-store.ts';
 import type { Digest } from '../../../src/oci/digest.ts';
-import { storeRootfs } from '../../../src/sources/droplet/rootfs.ts';
+import type { RepositoryName } from '../../../src/oci/names.ts';
+import { RootfsBase, storeRootfs } from '../../../src/sources/droplet/rootfs.ts';
 import { tempDir } from '../../helpers/tmp.ts';
 import { buildRootfs } from './fixtures.ts';
 
@@ -71,5 +75,55 @@ test('what is not a tar, or a broken gzip, is refused and nothing is kept', asyn
       name,
     );
     for await (const upload of store.uploads.list()) assert.fail(`upload ${upload.key} left behind by ${name}`);
+  }
+});
+
+test('replicas whose copies of the configured file differ in inode or time import it once each, not over and over', async () => {
+  const meta = SqliteMetaStore.open(join(temp.path, 'replicas.db'));
+  const droplets = new SqliteDropletStore(meta.database);
+  // Two replicas' copies of one rootfs file: same content, another inode and modification time.
+  const [fileA, fileB] = [join(temp.path, 'replica-a.tar'), join(temp.path, 'replica-b.tar')];
+  const v1 = await buildRootfs('replicas-v1');
+  await writeFile(fileA, v1);
+  await writeFile(fileB, v1);
+  const imports: string[] = [];
+  const counting = (replica: string): Logger => ({
+    ...silentLogger,
+    info(_object, message) {
+      if (message?.startsWith('rootfs file is new or replaced') === true) imports.push(replica);
+    },
+  });
+  const replica = (file: string, name: string) =>
+    new RootfsBase(
+      'cf/',
+      droplets,
+      store,
+      { path: file, checkIntervalMs: 0, retentionMs: 60_000, repository: 'cf/rootfs' as RepositoryName, architecture: 'amd64', importer: 'on-demand' },
+      counting(name),
+    );
+  const [a, b] = [replica(fileA, 'a'), replica(fileB, 'b')];
+  try {
+    for (let round = 0; round < 3; round += 1) {
+      for (const base of [a, b]) {
+        await base.current();
+        await base.settled();
+      }
+    }
+    assert.deepEqual(imports, ['a', 'b'], 'each replica reads its file once');
+    assert.equal((await droplets.rootfs.history('cf/')).length, 1);
+
+    // A real replacement is still noticed, and the other replica's unchanged file does not take it back.
+    await writeFile(fileA, await buildRootfs('replicas-v2'));
+    await a.current();
+    await a.settled();
+    const latest = (await a.current()).digest;
+    await b.current();
+    await b.settled();
+    assert.equal((await b.current()).digest, latest);
+    assert.deepEqual(imports, ['a', 'b', 'a']);
+  } finally {
+    await a.close();
+    await b.close();
+    await meta.close();
   }
 });
