@@ -9,15 +9,14 @@ import { postgresMetadataSettings, postgresMissing, startTestPostgres, type Test
 import { startTestRegistry, type TestRegistry, kindSourceFor } from '../helpers/registry.ts';
 import { s3StorageSettings, startTestS3, type TestS3 } from '../helpers/s3.ts';
 import { tempDir } from '../helpers/tmp.ts';
-import { missingCommands, run } from '../helpers/tools.ts';
+import { missingCommands, needsRoot, run } from '../helpers/tools.ts';
 import { buildDroplet, writeRootfs } from '../sources/droplet/fixtures.ts';
 
 function skipReason(): string | false {
   const missing = postgresMissing() || missingCommands('skopeo', 'umoci', 'chroot', 'busybox', 'bash-static');
   if (missing !== false) return missing;
   if (!existsSync('/usr/bin/busybox') || !existsSync('/bin/bash-static')) return 'needs busybox-static and bash-static (installed by .ci/run)';
-  if (process.getuid?.() !== 0) return 'chroot and an owner-keeping umoci unpack need root (CI runs as root)';
-  return false;
+  return needsRoot('chroot and an owner-keeping umoci unpack');
 }
 
 interface ManifestJson {
