@@ -92,6 +92,30 @@ describe('S3 BlobStore on Ceph RADOS Gateway', { skip }, () => {
       client.destroy();
       assertSameBytes(await readAll(await replica.open(digestOf(bytes))), bytes);
     });
+
+    it('is not aborted by a sweep whose listings straddle the start of its upload', async () => {
+      const { id, bytes } = await manySmallChunks();
+      // The sweeping replica is a second away from the store each way; the committing one 25 ms.
+      const near = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(rgw.endpoint).port) });
+      const owner = await S3BlobStore.open({ ...s3Options(rgw, 'many'), endpoint: `http://${near.host}:${near.port}` });
+      try {
+        proxy.setDelay(1000);
+        near.setDelay(delayMs);
+        const sweeping = store.sweepMultipartUploads(new Date(Date.now() + 3_600_000));
+        // The sweep's first listing reaches the store after a second, its second one after three:
+        // the upload starts between them, and its commit runs past the sweep's aborts.
+        await new Promise((resolve) => setTimeout(resolve, 1500));
+        const committing = owner.uploads.commit(id, digestOf(bytes), bytes.length);
+        const [swept] = await Promise.allSettled([sweeping, committing]);
+        assert.equal(swept.status, 'fulfilled');
+        await committing;
+        assertSameBytes(await readAll(await replica.open(digestOf(bytes))), bytes);
+      } finally {
+        proxy.setDelay(0);
+        await owner.close();
+        await near.close();
+      }
+    });
   });
 
   it('copies chunks of 5 MiB and more inside the store, around small ones', async () => {
