@@ -95,16 +95,17 @@ describe('S3 BlobStore on Ceph RADOS Gateway', { skip }, () => {
 
     it('is not aborted by a sweep whose listings straddle the start of its upload', async () => {
       const { id, bytes } = await manySmallChunks();
-      // The sweeping replica is a second away from the store each way; the committing one 25 ms.
+      // The sweeping replica is half a second away from the store each way; the committing one 25 ms.
       const near = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(rgw.endpoint).port) });
       const owner = await S3BlobStore.open({ ...s3Options(rgw, 'many'), endpoint: `http://${near.host}:${near.port}` });
       try {
-        proxy.setDelay(1000);
+        proxy.setDelay(500);
         near.setDelay(delayMs);
         const sweeping = store.sweepMultipartUploads(new Date(Date.now() + 3_600_000));
-        // The sweep's first listing reaches the store after a second, its second one after three:
-        // the upload starts between them, and its commit runs past the sweep's aborts.
-        await new Promise((resolve) => setTimeout(resolve, 1500));
+        // The sweep's first listing reaches the store after 0.5 s, its second one after 1.5 s, and
+        // an abort would after 2.5 s: the upload starts between the listings, and its commit
+        // (about 5 s of round trips) is still running when an abort could come.
+        await new Promise((resolve) => setTimeout(resolve, 700));
         const committing = owner.uploads.commit(id, digestOf(bytes), bytes.length);
         const [swept] = await Promise.allSettled([sweeping, committing]);
         assert.equal(swept.status, 'fulfilled');
