@@ -102,12 +102,13 @@ describe('S3 BlobStore on Ceph RADOS Gateway', { skip }, () => {
       let release: (() => Promise<void>) | undefined;
       let uploadId: string | undefined;
       try {
-        // The sweeping replica is two seconds away from the store each way: its first listing
-        // reaches the store after 2 s, its second after 6 s, and an abort would after 10 s.
         // Warm: the first calls of a new client, and RGW's first upload under a key, take seconds here.
         await (await leases.hold(`${key}-warm`))();
         const warm = await client.send(new CreateMultipartUploadCommand({ Bucket: rgw.bucket, Key: `${key}-warm` }));
         await client.send(new AbortMultipartUploadCommand({ Bucket: rgw.bucket, Key: `${key}-warm`, UploadId: warm.UploadId }));
+        // The sweeping replica is two seconds away from the store each way: its first listing
+        // reaches the store after 2 s, its second after 6 s, and an abort would after 10 s.
+        // The lease and the upload come at 2.5 s, between the two listings.
         proxy.setDelay(2000);
         const sweeping = store.sweepMultipartUploads(new Date(Date.now() + 3_600_000));
         await new Promise((resolve) => setTimeout(resolve, 2500));
