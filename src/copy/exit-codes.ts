@@ -30,11 +30,12 @@ export function classifyFailure(error: unknown): { exitCode: number; code: strin
   if (error instanceof LocationError) return { exitCode: copyExitCodes.usage, code: 'USAGE' };
   if ((error as { name?: string } | undefined)?.name === 'AbortError') return { exitCode: copyExitCodes.interrupted, code: 'INTERRUPTED' };
   const code = isRegistryError(error) ? error.code : isUpstreamError(error) ? (error.code ?? statusCode(error.status)) : 'UNKNOWN';
+  // A 404 without the spec's error body (a proxy's page, say) is still "not found"; its code stays a spec code.
+  if (isUpstreamError(error) && error.code === undefined && error.status === 404) return { exitCode: copyExitCodes.notFound, code };
   switch (code) {
     case 'MANIFEST_UNKNOWN':
     case 'NAME_UNKNOWN':
     case 'BLOB_UNKNOWN':
-    case 'NOT_FOUND':
       return { exitCode: copyExitCodes.notFound, code };
     case 'UNAUTHORIZED':
     case 'DENIED':
@@ -50,6 +51,5 @@ export function classifyFailure(error: unknown): { exitCode: number; code: strin
 function statusCode(status: number | undefined): string {
   if (status === 401) return 'UNAUTHORIZED';
   if (status === 403) return 'DENIED';
-  if (status === 404) return 'NOT_FOUND';
   return 'UNKNOWN';
 }

@@ -6,7 +6,7 @@ import { queryValue } from './request-parts.ts';
 import type { AccessPolicy, TokenIssuer } from './access.ts';
 import { storageFullOf, type FullStore } from '../errors/storage-full.ts';
 import { retryAfterSeconds } from '../errors/unavailable.ts';
-import { answerClientError, sendError } from './errors.ts';
+import { answerClientError, answerExpectation, missingHost, sendError, shuttingDown } from './errors.ts';
 import { listCatalog } from './listings.ts';
 import { declareTargets, noteTarget, observeRequests, type RequestObserver } from './observer.ts';
 import { registerRateLimit } from './rate-limit.ts';
@@ -57,7 +57,8 @@ export function createApp(dependencies: AppDependencies): FastifyInstance {
     exposeHeadRoutes: false,
     requestIdHeader: 'x-request-id',
     genReqId: requestIds(),
-    return503OnClosing: true,
+    // Requests that arrive while closing are refused by the hook below, in the spec's error format.
+    return503OnClosing: false,
     routerOptions: { maxParamLength: 4096 },
     // What the framework and Node's parser reject is answered in the spec's error format too.
     frameworkErrors: (error: Error, request: FastifyRequest, reply: FastifyReply) => sendError(error, request, reply),
@@ -81,14 +82,19 @@ export function createApp(dependencies: AppDependencies): FastifyInstance {
     return sendError(error, request, reply);
   });
   app.setNotFoundHandler((request, reply) => sendError(notFound(request), request, reply));
+  // Node answers other expectations with an empty 417 when nobody listens for them.
+  app.server.on('checkExpectation', answerExpectation);
+  // While stopping, requests in flight finish, and then their connections
+  // close instead of idling until the keep-alive timeout holds the exit up;
+  // a request that arrives meanwhile is refused.
+  let closing = false;
   // Hooks every request runs are callback-style: an async hook costs a promise and a microtask per request.
   app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id);
+    if (closing) return done(shuttingDown());
+    if (request.headers.host === undefined && request.raw.httpVersion === '1.1') return done(missingHost());
     done();
   });
-  // While stopping, requests in flight finish, and then their connections
-  // close instead of idling until the keep-alive timeout holds the exit up.
-  let closing = false;
   app.addHook('preClose', async () => {
     closing = true;
   });

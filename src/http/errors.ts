@@ -1,9 +1,9 @@
-import { STATUS_CODES } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { isRegistryError, RegistryError, type ErrorCode } from '../errors/registry-error.ts';
 import { storageFullOf } from '../errors/storage-full.ts';
-import { isMetadataUnavailable, unavailable, unavailableDependency } from '../errors/unavailable.ts';
+import { isMetadataUnavailable, retryAfterSeconds, unavailable, unavailableDependency } from '../errors/unavailable.ts';
 
 /** The spec's error body. */
 export function errorBody(error: RegistryError): { errors: { code: ErrorCode; message: string; detail?: unknown }[] } {
@@ -102,6 +102,30 @@ function codeForStatus(status: number): ErrorCode {
     429: 'TOOMANYREQUESTS',
   };
   return byStatus[status] ?? 'UNSUPPORTED';
+}
+
+/** A request that arrives while the server drains: answered at once, so the client retries elsewhere or later. */
+export function shuttingDown(): RegistryError {
+  return new RegistryError('TOOMANYREQUESTS', 'the registry is shutting down; try again', {
+    status: 503,
+    headers: { 'retry-after': String(retryAfterSeconds) },
+  });
+}
+
+/** HTTP/1.1 requires Host (RFC 9112, section 3.2); Node would answer an empty 400 itself. */
+export function missingHost(): RegistryError {
+  return new RegistryError('UNSUPPORTED', 'the request has no Host header', { status: 400 });
+}
+
+/**
+ * Answers an Expect header other than 100-continue (which Node handles
+ * itself): 417 in the spec's error format instead of Node's empty one.
+ */
+export function answerExpectation(request: IncomingMessage, response: ServerResponse): void {
+  const expectation = String(request.headers.expect ?? '').slice(0, 100);
+  const body = JSON.stringify(errorBody(new RegistryError('UNSUPPORTED', `the expectation "${expectation}" is not supported`, { status: 417 })));
+  response.writeHead(417, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), connection: 'close' });
+  response.end(body);
 }
 
 /**

@@ -28,8 +28,9 @@ export interface ServerSettings {
  * `headersTimeout`, not up to half a minute later.
  */
 export function serverOptions(settings: ServerSettings | undefined): Record<string, unknown> {
-  if (settings === undefined) return {};
-  const node: Record<string, unknown> = {};
+  // A request without Host gets the spec's error body from the app, not an empty 400 from Node.
+  const node: Record<string, unknown> = { requireHostHeader: false };
+  if (settings === undefined) return { http: node };
   if (settings.maxHeaderBytes !== undefined) node['maxHeaderSize'] = settings.maxHeaderBytes;
   if (settings.headersTimeout !== undefined) {
     node['headersTimeout'] = settings.headersTimeout;

@@ -1,38 +1,10 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { connect, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { RateLimiter } from '../../src/io/rate-limiter.ts';
 import { digestOf } from '../../src/oci/digest.ts';
+import { assertOciBody, openSocket, untilClosed } from '../helpers/http.ts';
 import { startTestRegistry, type TestRegistry } from '../helpers/registry.ts';
-
-/** Everything the server sent until it closed the connection. */
-function untilClosed(socket: Socket): Promise<string> {
-  return new Promise((resolve) => {
-    let received = '';
-    socket.setEncoding('latin1');
-    socket.on('data', (text: string) => {
-      received += text;
-    });
-    socket.on('error', () => undefined);
-    socket.on('close', () => resolve(received));
-  });
-}
-
-/** The raw response's body is the spec's error JSON with this code. */
-function assertOciBody(received: string, code: string, message: RegExp): void {
-  const body = JSON.parse(received.slice(received.indexOf('\r\n\r\n') + 4)) as { errors: { code: string; message: string }[] };
-  assert.equal(body.errors[0]?.code, code);
-  assert.match(body.errors[0]?.message ?? '', message);
-}
-
-function open(registry: TestRegistry): Promise<Socket> {
-  const [host, port] = [registry.host.slice(0, registry.host.lastIndexOf(':')), Number(registry.host.slice(registry.host.lastIndexOf(':') + 1))];
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, host, () => resolve(socket));
-    socket.once('error', reject);
-  });
-}
 
 describe('server limits', () => {
   let registry: TestRegistry;
@@ -51,7 +23,7 @@ describe('server limits', () => {
   });
 
   it('refuses oversized headers with 431 before any handler runs', async () => {
-    const socket = await open(registry);
+    const socket = await openSocket(registry.host);
     const closed = untilClosed(socket);
     socket.write(`GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(8 * 1024)}\r\n\r\n`);
     const received = await closed;
@@ -60,7 +32,7 @@ describe('server limits', () => {
   });
 
   it('answers bytes that are not HTTP with 400 in the spec format', async () => {
-    const socket = await open(registry);
+    const socket = await openSocket(registry.host);
     const closed = untilClosed(socket);
     socket.write('NOT HTTP AT ALL\r\n\r\n');
     const received = await closed;
@@ -69,7 +41,7 @@ describe('server limits', () => {
   });
 
   it('cuts off a slow-loris client that never finishes its headers', async () => {
-    const socket = await open(registry);
+    const socket = await openSocket(registry.host);
     const closed = untilClosed(socket);
     socket.write('GET /v2/ HTTP/1.1\r\nHost: x\r\n');
     let sent = 0;
@@ -89,7 +61,7 @@ describe('server limits', () => {
   });
 
   it('closes a connection that sends nothing', async () => {
-    const socket = await open(registry);
+    const socket = await openSocket(registry.host);
     // Closed by the idle timeout (silently) or the headers timeout (408), whichever fires first.
     assert.match(await untilClosed(socket), /^(|HTTP\/1\.1 408 [\s\S]*)$/);
   });

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { CreateMultipartUploadCommand, ListMultipartUploadsCommand, S3Client } from '@aws-sdk/client-s3';
+import { AbortMultipartUploadCommand, CreateMultipartUploadCommand, ListMultipartUploadsCommand, S3Client } from '@aws-sdk/client-s3';
 import { S3BlobStore } from '../../src/blobs/s3/s3-blob-store.ts';
+import { leaseTiming, MultipartLeases } from '../../src/io/s3/multipart-leases.ts';
 import { digestOf } from '../../src/oci/digest.ts';
 import { rgwMissing, startTestRgw, type TestRgw } from '../helpers/rgw.ts';
 import { s3Options } from '../helpers/s3.ts';
@@ -91,6 +92,40 @@ describe('S3 BlobStore on Ceph RADOS Gateway', { skip }, () => {
       assert.ok(!(left.Uploads ?? []).some((upload) => upload.UploadId === orphan.UploadId), 'the orphan is gone');
       client.destroy();
       assertSameBytes(await readAll(await replica.open(digestOf(bytes))), bytes);
+    });
+
+    it('never aborts an upload whose lease and start fall between the sweep listings', async () => {
+      // A live upload as a commit makes one: its lease first (the real MultipartLeases), then the upload.
+      const client = new S3Client({ region: rgw.region, endpoint: rgw.endpoint, forcePathStyle: true, credentials: { ...rgw.credentials } });
+      const leases = new MultipartLeases(client, rgw.bucket, 'many/multipart-leases/', leaseTiming(0));
+      const key = `many/blobs/sha256/straddle-${randomUUID()}`;
+      let release: (() => Promise<void>) | undefined;
+      let uploadId: string | undefined;
+      try {
+        // Warm: the first calls of a new client, and RGW's first upload under a key, take seconds here.
+        await (await leases.hold(`${key}-warm`))();
+        const warm = await client.send(new CreateMultipartUploadCommand({ Bucket: rgw.bucket, Key: `${key}-warm` }));
+        await client.send(new AbortMultipartUploadCommand({ Bucket: rgw.bucket, Key: `${key}-warm`, UploadId: warm.UploadId }));
+        // The sweeping replica is two seconds away from the store each way: its first listing
+        // reaches the store after 2 s, its second after 6 s, and an abort would after 10 s.
+        // The lease and the upload come at 2.5 s, between the two listings.
+        proxy.setDelay(2000);
+        const sweeping = store.sweepMultipartUploads(new Date(Date.now() + 3_600_000));
+        await new Promise((resolve) => setTimeout(resolve, 2500));
+        release = await leases.hold(key);
+        uploadId = (await client.send(new CreateMultipartUploadCommand({ Bucket: rgw.bucket, Key: key }))).UploadId;
+        await sweeping;
+        const left = await client.send(new ListMultipartUploadsCommand({ Bucket: rgw.bucket, Prefix: 'many/' }));
+        assert.ok(
+          (left.Uploads ?? []).some((upload) => upload.UploadId === uploadId),
+          'the live upload is still there',
+        );
+      } finally {
+        proxy.setDelay(0);
+        if (uploadId !== undefined) await client.send(new AbortMultipartUploadCommand({ Bucket: rgw.bucket, Key: key, UploadId: uploadId })).catch(() => undefined);
+        await release?.();
+        client.destroy();
+      }
     });
   });
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { tempDir } from '../helpers/tmp.ts';
-import { missingCommands } from '../helpers/tools.ts';
+import { missingCommands, needsRoot } from '../helpers/tools.ts';
 import { imageFacts } from '../copy/inspect.ts';
 import { copy } from '../copy/transfer.ts';
 import { filesLayer, layeredImage, type LayeredImage } from './images.ts';
@@ -11,7 +11,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 /** docker-daemon: works against podman's Docker-compatible API as well: its export names layers by diff_id. */
-describe('berth copy with docker-daemon: (podman system service)', { skip: missingCommands('podman') || (process.getuid?.() !== 0 && 'needs root for podman storage') }, () => {
+describe('berth copy with docker-daemon: (podman system service)', { skip: missingCommands('podman') || needsRoot('for podman storage') }, () => {
   let service: PodmanService;
   let temp: { path: string; remove(): Promise<void> };
   let image: LayeredImage;

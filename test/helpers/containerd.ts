@@ -2,11 +2,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { missingCommands, run } from './tools.ts';
+import { missingCommands, needsRoot, run } from './tools.ts';
 
 /** Why containerd tests cannot run here, or false: they need its binaries and root. */
 export function containerdUnavailable(): string | false {
-  return missingCommands('containerd', 'ctr') || (process.getuid?.() !== 0 && 'needs root to run containerd');
+  return missingCommands('containerd', 'ctr') || needsRoot('to run containerd');
 }
 
 /** A containerd of its own (no CRI, temp root and state), for `ctr`; root only. */

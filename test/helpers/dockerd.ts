@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startContainerd } from './containerd.ts';
 import { tempDir } from './tmp.ts';
-import { missingCommands } from './tools.ts';
+import { missingCommands, needsRoot } from './tools.ts';
 
 export interface DockerEngine {
   /** The engine's socket as a DOCKER_HOST value (`unix:///…/docker.sock`). */
@@ -32,7 +32,7 @@ const dockerCli = existsSync('/usr/bin/docker') ? '/usr/bin/docker' : 'docker';
 
 /** Why Docker Engine tests cannot run here, or false: they need docker.io's binaries and root. */
 export function dockerUnavailable(): string | false {
-  return missingCommands('dockerd', 'docker', 'containerd', 'ctr', 'runc') || (process.getuid?.() !== 0 && 'needs root to run dockerd');
+  return missingCommands('dockerd', 'docker', 'containerd', 'ctr', 'runc') || needsRoot('to run dockerd');
 }
 
 /**

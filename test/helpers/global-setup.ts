@@ -17,18 +17,27 @@ export function globalSetup(): void {
 
 export function globalTeardown(): void {
   if (directory === undefined) return;
-  const skips: { file: string; debianPackage: string; reason: string }[] = [];
+  const skips: { file: string; debianPackage?: string; reason: string }[] = [];
   for (const name of readdirSync(directory)) {
     for (const line of readFileSync(join(directory, name), 'utf8').split('\n')) {
-      if (line !== '') skips.push(JSON.parse(line) as { file: string; debianPackage: string; reason: string });
+      if (line !== '') skips.push(JSON.parse(line) as { file: string; debianPackage?: string; reason: string });
     }
   }
   rmSync(directory, { recursive: true, force: true });
   if (skips.length === 0) return;
-  const packages = [...new Set(skips.map((skip) => skip.debianPackage))].sort();
-  const files = [...new Set(skips.map((skip) => skip.file))].sort();
-  process.stdout.write(
-    `\nSkipped tests in ${files.length} ${files.length === 1 ? 'file' : 'files'} for want of host tools (${files.join(', ')}).\n` +
-      `Install them to run everything: sudo apt-get install -y --no-install-recommends ${packages.join(' ')}\n`,
-  );
+  const filesOf = (selected: typeof skips) => [...new Set(selected.map((skip) => skip.file))].sort();
+  const forTools = skips.filter((skip) => skip.debianPackage !== undefined);
+  const packages = [...new Set(forTools.map((skip) => skip.debianPackage))].sort();
+  const files = filesOf(forTools);
+  let summary = '';
+  if (forTools.length > 0) {
+    summary +=
+      `\nSkipped tests in ${files.length} ${files.length === 1 ? 'file' : 'files'} for want of host tools (${files.join(', ')}).\n` +
+      `Install them to run everything: sudo apt-get install -y --no-install-recommends ${packages.join(' ')}\n`;
+  }
+  const asRoot = filesOf(skips.filter((skip) => skip.debianPackage === undefined));
+  if (asRoot.length > 0) {
+    summary += `\nSkipped tests in ${asRoot.length} ${asRoot.length === 1 ? 'file' : 'files'} that need root (${asRoot.join(', ')}): run npm test as root to run them.\n`;
+  }
+  process.stdout.write(summary);
 }

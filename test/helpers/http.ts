@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { connect, type Socket } from 'node:net';
 
 export interface Reply {
   status: number;
@@ -50,4 +51,33 @@ export async function rawCall(base: string, method: string, path: string): Promi
     outgoing.on('error', reject);
     outgoing.end();
   });
+}
+
+/** A plain TCP connection to a registry at `host` (HOST:PORT), for bytes no HTTP client would send. */
+export function openSocket(host: string): Promise<Socket> {
+  const port = Number(host.slice(host.lastIndexOf(':') + 1));
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, host.slice(0, host.lastIndexOf(':')), () => resolve(socket));
+    socket.once('error', reject);
+  });
+}
+
+/** Everything the server sent until it closed the connection. */
+export function untilClosed(socket: Socket): Promise<string> {
+  return new Promise((resolve) => {
+    let received = '';
+    socket.setEncoding('latin1');
+    socket.on('data', (text: string) => {
+      received += text;
+    });
+    socket.on('error', () => undefined);
+    socket.on('close', () => resolve(received));
+  });
+}
+
+/** The raw response's body is the spec's error JSON with this code. */
+export function assertOciBody(received: string, code: string, message: RegExp): void {
+  const body = JSON.parse(received.slice(received.indexOf('\r\n\r\n') + 4)) as { errors: { code: string; message: string }[] };
+  assert.equal(body.errors[0]?.code, code);
+  assert.match(body.errors[0]?.message ?? '', message);
 }

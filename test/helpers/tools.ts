@@ -66,11 +66,29 @@ export function missingPackages(missing: readonly { what: string; debianPackage:
   if (process.env['CI'] === 'true') {
     throw new Error(`CI=true and this test ${reason}: apt-get install -y --no-install-recommends ${packages.join(' ')} (as .ci/run does)`);
   }
-  const directory = process.env[skipsDirectoryVariable];
-  if (directory !== undefined && directory !== '') {
-    const file = process.argv.find((argument) => /\.test\.[cm]?[jt]s$/.test(argument)) ?? process.argv[1] ?? 'unknown';
-    const lines = packages.map((debianPackage) => `${JSON.stringify({ file: basename(file), debianPackage, reason })}\n`);
-    appendFileSync(join(directory, `${process.pid}.jsonl`), lines.join(''));
-  }
+  noteSkips(packages.map((debianPackage) => ({ debianPackage, reason })));
   return reason;
+}
+
+/**
+ * A reason to skip when the tests do not run as root (dockerd, containerd,
+ * chroot and mounts need it), or false. Noted for the run's summary; under
+ * CI (`CI=true`) it throws instead, as a missing tool does: `.ci/run` runs
+ * the tests as root.
+ */
+export function needsRoot(what: string): string | false {
+  if (process.getuid?.() === 0) return false;
+  const reason = `needs root: ${what}`;
+  if (process.env['CI'] === 'true') throw new Error(`CI=true and this test ${reason} (.ci/run runs the tests as root)`);
+  noteSkips([{ reason }]);
+  return reason;
+}
+
+/** Notes skips for the run's summary (test/helpers/global-setup.ts); a skip without a package needs root. */
+function noteSkips(skips: readonly { debianPackage?: string; reason: string }[]): void {
+  const directory = process.env[skipsDirectoryVariable];
+  if (directory === undefined || directory === '') return;
+  const file = process.argv.find((argument) => /\.test\.[cm]?[jt]s$/.test(argument)) ?? process.argv[1] ?? 'unknown';
+  const lines = skips.map((skip) => `${JSON.stringify({ file: basename(file), ...skip })}\n`);
+  appendFileSync(join(directory, `${process.pid}.jsonl`), lines.join(''));
 }

@@ -9,10 +9,12 @@ import { call } from '../helpers/http.ts';
 import { blobOf, pushBlob, randomImage } from '../helpers/images.ts';
 import { startTestRegistry, type TestRegistry } from '../helpers/registry.ts';
 import { tempDir } from '../helpers/tmp.ts';
+import { needsRoot } from '../helpers/tools.ts';
 
 /** A small tmpfs of its own; false when this machine cannot mount one (not root, or in a container without the right). */
 function mountTmpfs(path: string, size: string): string | false {
-  if (process.getuid?.() !== 0) return 'mounting a small tmpfs needs root';
+  const notRoot = needsRoot('to mount a small tmpfs');
+  if (notRoot !== false) return notRoot;
   const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', path], { encoding: 'utf8' });
   return mounted.status === 0 ? false : `cannot mount a tmpfs here: ${mounted.stderr.trim()}`;
 }

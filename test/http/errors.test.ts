@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { errorCodes } from '../../src/errors/registry-error.ts';
-import { assertError, call, rawCall } from '../helpers/http.ts';
-import { createTestApp, registryForFile, type TestApp } from '../helpers/registry.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { assertError, assertOciBody, call, openSocket, rawCall, untilClosed } from '../helpers/http.ts';
+import { createTestApp, registryForFile, startTestRegistry, type TestApp } from '../helpers/registry.ts';
 
 const registry = registryForFile();
 let app: TestApp;
@@ -63,6 +64,46 @@ describe('routing errors', () => {
     const reply = await call(registry.url, 'POST', '/v2/a/tags/list');
     assertError(reply, 405, 'UNSUPPORTED');
     assert.equal(reply.headers.get('allow'), 'GET');
+  });
+});
+
+describe('what Node and the framework refuse before any handler runs is in the spec format too', () => {
+  /** Sends `text` on a connection of its own and returns the raw answer. */
+  async function exchange(text: string): Promise<string> {
+    const socket = await openSocket(registry.host);
+    const closed = untilClosed(socket);
+    socket.write(text);
+    return closed;
+  }
+
+  it('an HTTP/1.1 request without Host is 400 UNSUPPORTED, not an empty 400', async () => {
+    const received = await exchange('GET /v2/ HTTP/1.1\r\nConnection: close\r\n\r\n');
+    assert.match(received, /^HTTP\/1\.1 400 /);
+    assertOciBody(received, 'UNSUPPORTED', /no Host header/);
+  });
+
+  it('an Expect header other than 100-continue is 417 UNSUPPORTED, not an empty 417', async () => {
+    const received = await exchange('GET /v2/ HTTP/1.1\r\nHost: x\r\nExpect: teapot\r\n\r\n');
+    assert.match(received, /^HTTP\/1\.1 417 /);
+    assertOciBody(received, 'UNSUPPORTED', /expectation "teapot" is not supported/);
+  });
+
+  it('a request that arrives while the server drains is 503 TOOMANYREQUESTS with Retry-After', async () => {
+    const draining = await startTestRegistry();
+    const socket = await openSocket(draining.host);
+    const answered = untilClosed(socket);
+    // Headers begun before the stop: the connection is busy, so stopping does not close it.
+    socket.write('GET /v2/a/tags/list HTTP/1.1\r\nHost: x\r\n');
+    await sleep(100);
+    const stopped = draining.close();
+    await sleep(100);
+    socket.write('\r\n');
+    const received = await answered;
+    await stopped;
+    assert.match(received, /^HTTP\/1\.1 503 /);
+    assert.match(received, /\r\nretry-after: 5\r\n/i);
+    assert.doesNotMatch(received, /"statusCode"/);
+    assertOciBody(received, 'TOOMANYREQUESTS', /shutting down/);
   });
 });
 

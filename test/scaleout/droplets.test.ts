@@ -17,16 +17,19 @@ import { startTestRegistry, type TestRegistry, kindSourceFor } from '../helpers/
 import { objectStoreMissing, startTestObjectStore } from '../helpers/rgw.ts';
 import { s3StorageSettings, type TestS3 } from '../helpers/s3.ts';
 import { tempDir } from '../helpers/tmp.ts';
-import { missingCommands, run } from '../helpers/tools.ts';
+import { missingCommands, missingPackages, needsRoot, run } from '../helpers/tools.ts';
 import { CloudFoundryStub } from '../sources/droplet/cloud-foundry-stub.ts';
 import { buildDroplet, vcap, writeRootfs } from '../sources/droplet/fixtures.ts';
 
 function skipReason(): string | false {
   const missing = postgresMissing() || objectStoreMissing() || missingCommands('skopeo', 'umoci', 'chroot', 'busybox', 'bash-static');
   if (missing !== false) return missing;
-  if (!existsSync('/usr/bin/busybox') || !existsSync('/bin/bash-static')) return 'needs busybox-static and bash-static (installed by .ci/run)';
-  if (process.getuid?.() !== 0) return 'chroot and an owner-keeping umoci unpack need root (CI runs as root)';
-  return false;
+  const rootfsTools = [
+    { what: '/usr/bin/busybox', debianPackage: 'busybox-static' },
+    { what: '/bin/bash-static', debianPackage: 'bash-static' },
+  ].filter((tool) => !existsSync(tool.what));
+  if (rootfsTools.length > 0) return missingPackages(rootfsTools);
+  return needsRoot('chroot and an owner-keeping umoci unpack');
 }
 
 interface ManifestJson {

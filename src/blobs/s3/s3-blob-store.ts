@@ -140,8 +140,11 @@ export class S3BlobStore implements BlobStore {
    */
   async sweepMultipartUploads(cutoff: Date): Promise<number> {
     const bucket = this.#options.bucket;
-    const leased = await this.#leases.leasedKeys();
-    let aborted = 0;
+    // Uploads first, leases second: a lease is written before its upload
+    // starts, so every upload listed here has its lease by the time the
+    // leases are listed. The other order would miss an upload that started
+    // between the two listings, and abort it.
+    const expired: { key: string; uploadId: string }[] = [];
     let keyMarker: string | undefined;
     let uploadIdMarker: string | undefined;
     do {
@@ -155,18 +158,23 @@ export class S3BlobStore implements BlobStore {
       );
       for (const upload of page.Uploads ?? []) {
         if (upload.Initiated === undefined || upload.Initiated >= cutoff || upload.Key === undefined || upload.UploadId === undefined) continue;
-        if (leased.has(upload.Key)) continue;
-        await this.#client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: upload.Key, UploadId: upload.UploadId })).then(
-          () => aborted++,
-          (error: unknown) => {
-            if (!isNotFound(error)) throw error;
-          },
-        );
+        expired.push({ key: upload.Key, uploadId: upload.UploadId });
       }
       const more = page.IsTruncated === true;
       keyMarker = more ? page.NextKeyMarker : undefined;
       uploadIdMarker = more ? page.NextUploadIdMarker : undefined;
     } while (keyMarker !== undefined);
+    const leased = await this.#leases.leasedKeys();
+    let aborted = 0;
+    for (const upload of expired) {
+      if (leased.has(upload.key)) continue;
+      await this.#client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: upload.key, UploadId: upload.uploadId })).then(
+        () => aborted++,
+        (error: unknown) => {
+          if (!isNotFound(error)) throw error;
+        },
+      );
+    }
     return aborted;
   }
 

@@ -4,14 +4,11 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { startTestRegistry } from '../../helpers/registry.ts';
 import { tempDir } from '../../helpers/tmp.ts';
-import { missingCommands, run } from '../../helpers/tools.ts';
+import { missingCommands, needsRoot, run } from '../../helpers/tools.ts';
 import { buildDroplet, writeRootfs } from './fixtures.ts';
 
 function skipReason(): string | false {
-  const missing = missingCommands('skopeo', 'umoci', 'chroot', 'busybox', 'bash-static');
-  if (missing !== false) return missing;
-  if (process.getuid?.() !== 0) return 'chroot and an owner-keeping umoci unpack need root (CI runs as root)';
-  return false;
+  return missingCommands('skopeo', 'umoci', 'chroot', 'busybox', 'bash-static') || needsRoot('chroot and an owner-keeping umoci unpack');
 }
 
 interface ImageConfig {
