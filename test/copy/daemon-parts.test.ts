@@ -8,7 +8,7 @@ import type { Digest } from '../../src/oci/digest.ts';
 import { tarOf } from '../sources/droplet/fixtures.ts';
 import { randomTar } from './fixtures.ts';
 import { createHash } from 'node:crypto';
-import { createServer } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp.ts';
 import { imageFacts } from './inspect.ts';
@@ -129,28 +129,13 @@ describe('an export whose layer names Berth cannot tie to diff_ids from the head
       { name: `${id.slice(7)}.json`, body: config },
       { name: 'manifest.json', body: JSON.stringify([{ Config: `${id.slice(7)}.json`, RepoTags: ['app:1'], Layers: dirs.map((dir) => `${dir}/layer.tar`) }]) },
     ]);
-    // The two Engine API calls a copy out of a daemon makes, as dockerd answers them.
-    const exports: string[] = [];
     const socket = join(temp.path, 'engine.sock');
-    const engine = createServer((request, response) => {
-      if (request.url === '/images/app%3A1/json') {
-        response.setHeader('content-type', 'application/json');
-        response.end(JSON.stringify({ Id: id, RepoTags: ['app:1'], RootFS: { Type: 'layers', Layers: diffIds } }));
-      } else if (request.url === '/images/app%3A1/get') {
-        exports.push(request.url);
-        response.setHeader('content-type', 'application/x-tar');
-        response.end(archive);
-      } else {
-        response.statusCode = 404;
-        response.end('{"message":"page not found"}');
-      }
-    });
-    await new Promise<void>((resolve) => engine.listen(socket, resolve));
+    const engine = await fakeEngine(socket, { id, diffIds, archive: () => archive });
     try {
       const settings = { tempDir: temp.path, source: { daemonHost: `unix://${socket}` } };
       const result = await copy('docker-daemon:app:1', `oci:${temp.path}/layout:1`, settings);
       assert.equal(result.code, 0, result.reporter.failure());
-      assert.equal(exports.length, 2);
+      assert.equal(engine.exports, 2);
       assert.deepEqual(
         result.reporter
           .of('blob-copied')
@@ -162,8 +147,82 @@ describe('an export whose layer names Berth cannot tie to diff_ids from the head
       assert.deepEqual(facts.layerDigests, diffIds);
       assert.equal(facts.configDigest, id);
     } finally {
-      engine.close();
+      engine.server.close();
       await temp.remove();
     }
   });
 });
+
+describe('a layer the destination has', () => {
+  test('is skipped from its tar header: its bytes in the export are neither checked nor written', async () => {
+    const temp = await tempDir('berth-fake-engine');
+    const layers = [await randomTar(), await randomTar()];
+    const diffIds = layers.map(sha256);
+    const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: diffIds } }));
+    const id = sha256(config);
+    const exportOf = (bodies: Buffer[]) =>
+      tarOf([
+        ...bodies.map((body, position) => ({ name: `${(diffIds[position] as string).slice(7)}.tar`, body })),
+        { name: `${id.slice(7)}.json`, body: config },
+        { name: 'manifest.json', body: JSON.stringify([{ Config: `${id.slice(7)}.json`, RepoTags: ['app:1'], Layers: diffIds.map((diffId) => `${diffId.slice(7)}.tar`) }]) },
+      ]);
+    const good = await exportOf(layers);
+    // The first layer, same size, other bytes: only reading it could tell.
+    const garbled = Buffer.from(layers[0] as Buffer).fill(0x5a, 0, 1024);
+    const bad = await exportOf([garbled, layers[1] as Buffer]);
+    let archive = good;
+    const socket = join(temp.path, 'engine.sock');
+    const engine = await fakeEngine(socket, { id, diffIds, archive: () => archive });
+    try {
+      const settings = { tempDir: temp.path, source: { daemonHost: `unix://${socket}` } };
+      const layout = `oci:${temp.path}/layout`;
+      const first = await copy('docker-daemon:app:1', `${layout}:1`, settings);
+      assert.equal(first.code, 0, first.reporter.failure());
+      archive = bad;
+      // Another tag of the same layout: everything but the garbled layer is there, and the garbled one is too.
+      const second = await copy('docker-daemon:app:1', `${layout}:2`, settings);
+      assert.equal(second.code, 0, second.reporter.failure());
+      assert.equal(engine.exports, 2);
+      assert.deepEqual(
+        second.reporter
+          .of('blob-skipped')
+          .map((event) => event.digest)
+          .sort(),
+        [id, ...diffIds].sort(),
+      );
+      assert.equal(second.reporter.of('blob-started').length, 0);
+      // Where the layer is missing, the same export is read and refused.
+      const fresh = await copy('docker-daemon:app:1', `oci:${temp.path}/fresh:1`, settings);
+      assert.equal(fresh.code, 6, fresh.reporter.failure());
+      assert.match(fresh.reporter.failure(), /DIGEST_INVALID/);
+    } finally {
+      engine.server.close();
+      await temp.remove();
+    }
+  });
+});
+
+/** The two Engine API calls a copy out of a daemon makes (inspect, export), answered as dockerd answers them, on a unix socket. */
+async function fakeEngine(socket: string, image: { id: Digest; diffIds: Digest[]; archive: () => Buffer }): Promise<{ server: Server; readonly exports: number }> {
+  let exports = 0;
+  const server = createServer((request, response) => {
+    if (request.url === '/images/app%3A1/json') {
+      response.setHeader('content-type', 'application/json');
+      response.end(JSON.stringify({ Id: image.id, RepoTags: ['app:1'], RootFS: { Type: 'layers', Layers: image.diffIds } }));
+    } else if (request.url === '/images/app%3A1/get') {
+      exports += 1;
+      response.setHeader('content-type', 'application/x-tar');
+      response.end(image.archive());
+    } else {
+      response.statusCode = 404;
+      response.end('{"message":"page not found"}');
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(socket, resolve));
+  return {
+    server,
+    get exports() {
+      return exports;
+    },
+  };
+}
