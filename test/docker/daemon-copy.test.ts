@@ -210,6 +210,51 @@ describe('berth copy and sync with docker-daemon: (Docker Engine)', { skip: dock
     await assert.rejects(server.docker(['image', 'inspect', 'corrupt/web:1']), /No such image/);
   });
 
+  test('progress as for the other transports: byte counts up to each blob, bars on a terminal, JSON events', async () => {
+    const web5 = layeredImage([await busyboxLayer(), await filesLayer({ 'app/version': 'five\n', 'app/padding': 'x'.repeat(300_000) })]);
+    await loadIntoDocker(build, web5, 'shop/web:5', temp.path);
+    const layout = `oci:${temp.path}/progress`;
+    const reachesSize = (events: { event: string; digest?: string; size?: number; bytes?: number }[], digest: string, size: number) =>
+      events.filter((event) => event.event === 'blob-progress' && event.digest === digest).at(-1)?.bytes === size;
+
+    const out = await copy('docker-daemon:shop/web:5', `${layout}:5`, on(build));
+    assert.equal(out.code, 0, out.reporter.failure());
+    const written = out.reporter.of('blob-copied').filter((event) => event.digest !== web5.config.digest);
+    assert.equal(written.length, 2);
+    for (const blob of written) assert.ok(reachesSize(out.reporter.events, blob.digest, blob.size), `progress of ${blob.digest} out of the daemon`);
+
+    const into = await copy(`${layout}:5`, 'docker-daemon:progress/web:5', on(server));
+    assert.equal(into.code, 0, into.reporter.failure());
+    const loaded = into.reporter.of('blob-copied');
+    assert.ok(loaded.length >= 1);
+    for (const blob of loaded) assert.ok(reachesSize(into.reporter.events, blob.digest, blob.size), `progress of ${blob.digest} into the daemon`);
+
+    const tty = await runBerth(['copy', '--progress', 'tty', '--daemon-host', build.host, 'docker-daemon:shop/web:5', `${layout}-tty:5`]);
+    assert.equal(tty.code, 0, tty.stderr);
+    const screen = terminalLines(tty.stderr);
+    assert.match(screen, /^copying docker-daemon:shop\/web:5 → oci:.*progress-tty:5$/m);
+    assert.match(screen, /^sha256:[0-9a-f]{12} \[[= ]{30}\] /m, 'a bar per blob in flight');
+    assert.match(screen, new RegExp(`^copied  ${(web5.diffIds[1] as string).slice(0, 19)} `, 'm'));
+    assert.match(screen, /^done {4}oci:.*progress-tty:5 sha256:[0-9a-f]{12}: 3 copied/m);
+    const present = await runBerth(['copy', '--progress', 'tty', '--daemon-host', server.host, `${layout}:5`, 'docker-daemon:progress/web:5']);
+    assert.equal(present.code, 0, present.stderr);
+    assert.match(terminalLines(present.stderr), /^present docker-daemon:progress\/web:5: the daemon has image sha256:[0-9a-f]{12}; nothing loaded$/m);
+
+    const json = await runBerth(['copy', '--progress', 'json', '--daemon-host', server.host, `${layout}:5`, 'docker-daemon:json/web:5']);
+    assert.equal(json.code, 0, json.stderr);
+    const events = json.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { event: string; time: string; imageId?: string; tagged?: boolean });
+    assert.ok(events.every((event) => !Number.isNaN(Date.parse(event.time))));
+    assert.deepEqual(
+      events.map((event) => event.event),
+      ['image-started', 'image-present'],
+    );
+    assert.equal(events[1]?.imageId, web5.config.digest);
+    assert.equal(events[1]?.tagged, true);
+  });
+
   test('the CLI honours DOCKER_HOST, --daemon-host over tcp://, and says when the socket is not allowed', async () => {
     const viaEnv = await runBerth(['copy', '--progress', 'json', 'docker-daemon:shop/web:1', `oci:${temp.path}/cli:1`], '', { DOCKER_HOST: build.host });
     assert.equal(viaEnv.code, 0, viaEnv.stderr + viaEnv.stdout);
@@ -222,6 +267,8 @@ describe('berth copy and sync with docker-daemon: (Docker Engine)', { skip: dock
         DOCKER_HOST: 'unix:///nonexistent.sock',
       });
       assert.equal(viaTcp.code, 0, viaTcp.stderr);
+      const tcpViaEnv = await runBerth(['copy', '--progress', 'none', 'docker-daemon:shop/web:2', `oci:${temp.path}/cli:3`], '', { DOCKER_HOST: `tcp://127.0.0.1:${port}` });
+      assert.equal(tcpViaEnv.code, 0, tcpViaEnv.stderr);
     } finally {
       proxy.close();
     }
@@ -231,6 +278,12 @@ describe('berth copy and sync with docker-daemon: (Docker Engine)', { skip: dock
     assert.match(denied.stderr, /permission denied on .*docker\.sock: run as a user in the docker group \(or root\)/);
   });
 });
+
+/** Terminal output without the escapes that move up over the live bars (CSI n F, CSI J). */
+function terminalLines(text: string): string {
+  const esc = String.fromCharCode(27);
+  return text.replace(new RegExp(`${esc}\\[\\d+F${esc}\\[J`, 'g'), '');
+}
 
 /** A TCP port on loopback that forwards to the engine's unix socket: dockerd's tcp:// without exposing it. */
 async function tcpToUnix(socket: string): Promise<Server> {
