@@ -72,6 +72,36 @@ describe('reading an image export as it streams', () => {
     assert.deepEqual([...result.layerPaths.values()], diffIds);
   });
 
+  test('Docker 25 and later: an OCI layout, each file named blobs/sha256/<digest>; the manifest blob and index are passed over', async () => {
+    const layers = [await randomTar(), await randomTar()];
+    const diffIds = layers.map(sha256);
+    const config = Buffer.from(JSON.stringify({ rootfs: { type: 'layers', diff_ids: diffIds } }));
+    const id = sha256(config);
+    const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, config: { digest: id }, layers: diffIds.map((digest) => ({ digest })) }));
+    const archive = await tarOf([
+      { name: 'blobs/', type: 'directory' },
+      { name: 'blobs/sha256/', type: 'directory' },
+      { name: `blobs/sha256/${sha256(manifest).slice(7)}`, body: manifest },
+      { name: `blobs/sha256/${id.slice(7)}`, body: config },
+      ...layers.map((body) => ({ name: `blobs/sha256/${sha256(body).slice(7)}`, body })),
+      { name: 'index.json', body: JSON.stringify({ schemaVersion: 2, manifests: [{ digest: sha256(manifest) }] }) },
+      {
+        name: 'manifest.json',
+        body: JSON.stringify([{ Config: `blobs/sha256/${id.slice(7)}`, RepoTags: ['app:1'], Layers: diffIds.map((diffId) => `blobs/sha256/${diffId.slice(7)}`) }]),
+      },
+      { name: 'oci-layout', body: '{"imageLayoutVersion":"1.0.0"}' },
+    ]);
+    const seen: string[] = [];
+    const reader = readImageExport(Readable.from([archive]), { id, diffIds });
+    for (;;) {
+      const next = await reader.next();
+      if (next.done === true) break;
+      const entry = next.value;
+      seen.push(entry.kind === 'layer' ? `layer ${entry.diffId} ${entry.size}` : entry.kind);
+    }
+    assert.deepEqual(seen, ['config', `layer ${diffIds[0]} ${layers[0]?.length}`, `layer ${diffIds[1]} ${layers[1]?.length}`]);
+  });
+
   test('a v1 layer whose id does not match is handed over unnamed, to be tied to a diff_id by manifest.json', async () => {
     const layer = await randomTar();
     const v1 = 'a'.repeat(64);
