@@ -232,18 +232,63 @@ describe('a layer the destination has', () => {
   });
 });
 
-/** The two Engine API calls a copy out of a daemon makes (inspect, export), answered as dockerd answers them, on a unix socket. */
-async function fakeEngine(socket: string, image: { id: Digest; diffIds: Digest[]; archive: () => Buffer }): Promise<{ server: Server; readonly exports: number }> {
-  let exports = 0;
+describe("a Docker Engine on containerd's image store", () => {
+  test('is refused both ways before any image moves: exit 2, saying what to do instead', async () => {
+    const temp = await tempDir('berth-fake-engine');
+    const layer = await randomTar();
+    const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [sha256(layer)] } }));
+    const id = sha256(config);
+    const archive = await tarOf([
+      { name: `${sha256(layer).slice(7)}.tar`, body: layer },
+      { name: `${id.slice(7)}.json`, body: config },
+      { name: 'manifest.json', body: JSON.stringify([{ Config: `${id.slice(7)}.json`, RepoTags: ['app:1'], Layers: [`${sha256(layer).slice(7)}.tar`] }]) },
+    ]);
+    const classic = await fakeEngine(join(temp.path, 'classic.sock'), { id, diffIds: [sha256(layer)], archive: () => archive });
+    const info = { Driver: 'overlayfs', DriverStatus: [['driver-type', 'io.containerd.snapshotter.v1']] };
+    const snapshotter = await fakeEngine(join(temp.path, 'containerd.sock'), { id, diffIds: [sha256(layer)], archive: () => archive, info });
+    try {
+      const layout = `oci:${temp.path}/layout:1`;
+      const written = await copy('docker-daemon:app:1', layout, { tempDir: temp.path, source: { daemonHost: `unix://${temp.path}/classic.sock` } });
+      assert.equal(written.code, 0, written.reporter.failure());
+
+      const settings = { tempDir: temp.path, source: { daemonHost: `unix://${temp.path}/containerd.sock` }, destination: { daemonHost: `unix://${temp.path}/containerd.sock` } };
+      const out = await copy('docker-daemon:app:1', `oci:${temp.path}/other:1`, settings);
+      assert.equal(out.code, 2, out.reporter.failure());
+      assert.match(out.reporter.failure(), /keeps images in containerd's image store, which docker-daemon: does not support yet; go through a file instead/);
+      const into = await copy(layout, 'docker-daemon:app:2', settings);
+      assert.equal(into.code, 2, into.reporter.failure());
+      assert.match(into.reporter.failure(), /containerd-snapshotter/);
+      assert.deepEqual(snapshotter.paths, ['/info', '/info'], 'nothing inspected, exported or loaded');
+    } finally {
+      classic.server.close();
+      snapshotter.server.close();
+      await temp.remove();
+    }
+  });
+});
+
+/**
+ * The Engine API calls a copy out of a daemon makes (inspect, export), answered as dockerd answers them, on a
+ * unix socket; `/info` as a classic engine answers it unless `info` says otherwise; a load is refused. Every path is recorded.
+ */
+async function fakeEngine(
+  socket: string,
+  image: { id: Digest; diffIds: Digest[]; archive: () => Buffer; info?: object },
+): Promise<{ server: Server; paths: string[]; readonly exports: number }> {
+  const paths: string[] = [];
   const server = createServer((request, response) => {
-    if (request.url === '/images/app%3A1/json') {
+    paths.push(request.url ?? '');
+    if (request.url === '/info') {
+      response.setHeader('content-type', 'application/json');
+      response.end(JSON.stringify(image.info ?? { Driver: 'overlay2', DriverStatus: [['Backing Filesystem', 'extfs']] }));
+    } else if (request.url === '/images/app%3A1/json') {
       response.setHeader('content-type', 'application/json');
       response.end(JSON.stringify({ Id: image.id, RepoTags: ['app:1'], RootFS: { Type: 'layers', Layers: image.diffIds } }));
     } else if (request.url === '/images/app%3A1/get') {
-      exports += 1;
       response.setHeader('content-type', 'application/x-tar');
       response.end(image.archive());
     } else {
+      request.resume();
       response.statusCode = 404;
       response.end('{"message":"page not found"}');
     }
@@ -251,8 +296,9 @@ async function fakeEngine(socket: string, image: { id: Digest; diffIds: Digest[]
   await new Promise<void>((resolve) => server.listen(socket, resolve));
   return {
     server,
+    paths,
     get exports() {
-      return exports;
+      return paths.filter((path) => path.endsWith('/get')).length;
     },
   };
 }
