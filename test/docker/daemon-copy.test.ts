@@ -163,6 +163,9 @@ describe('berth copy and sync with docker-daemon: (Docker Engine)', { skip: dock
     assert.equal(into.code, 0, into.reporter.failure());
     assert.equal(await imageId(server, 'synced/web:1'), web1.config.digest);
     assert.equal(await imageId(server, 'synced/web:2'), web2.config.digest);
+    const intoAgain = await sync(layout, 'docker-daemon:synced/web', on(server));
+    assert.deepEqual(intoAgain.reporter.of('sync-done')[0], { event: 'sync-done', images: 2, copied: 0, upToDate: 2, failed: 0 });
+    assert.equal(intoAgain.reporter.of('image-present').length, 2);
   });
 
   test('clear failures: a missing image (exit 4), no daemon (exit 1), --all into a daemon (exit 2, --platform picks one)', async () => {
