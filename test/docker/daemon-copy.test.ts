@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createServer as createHttpServer, request as httpRequest, type Server as HttpServer } from 'node:http';
 import { createConnection, createServer, type Server } from 'node:net';
-import { readFile, writeFile } from 'node:fs/promises';
+import { watch } from 'node:fs';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { mediaTypes } from '../../src/oci/media-types.ts';
@@ -132,24 +133,46 @@ describe('berth copy and sync with docker-daemon: (Docker Engine)', { skip: dock
     assert.equal(await server.docker(['run', '--rm', '--network', 'none', 'from-registry/web:2']), 'two\n');
   });
 
-  test('the dogestry flow: build machine → bucket → a server with no registry → docker run; a second pull loads nothing', async () => {
-    const bucket = `s3://${s3.bucket}/deploy/shop-web:2`;
-    const out = await copy('docker-daemon:shop/web:2', bucket, on(build, { s3 }));
-    assert.equal(out.code, 0, out.reporter.failure());
-    const pulled = await copy(bucket, 'docker-daemon:shop/web:2', on(server, { s3 }));
-    assert.equal(pulled.code, 0, pulled.reporter.failure());
-    assert.equal(await imageId(server, 'shop/web:2'), web2.config.digest);
-    assert.equal(await server.docker(['run', '--rm', '--network', 'none', 'shop/web:2']), 'two\n');
+  test('the dogestry flow: build machine → bucket → a server with no registry → docker run, no temporary file; a second pull loads nothing', async () => {
+    // An image of its own: the server has its base layer (from shop/web:1) but not the image.
+    const api = layeredImage([await busyboxLayer(), await filesLayer({ 'app/version': 'api\n' })], ['/bin/sh', '-c', 'cat /app/version']);
+    await loadIntoDocker(build, api, 'shop/api:1', temp.path);
+    await assert.rejects(server.docker(['image', 'inspect', api.config.digest]), /No such image/);
+    const bucket = `s3://${s3.bucket}/deploy/shop-api:1`;
+    // The temporary directory both copies are given: nothing is staged there, not even for a moment.
+    const staging = join(temp.path, 'staging');
+    await mkdir(staging);
+    const staged: string[] = [];
+    const watcher = watch(staging, (_, file) => staged.push(String(file)));
+    let pulled;
+    try {
+      const out = await copy('docker-daemon:shop/api:1', bucket, { ...on(build, { s3 }), tempDir: staging });
+      assert.equal(out.code, 0, out.reporter.failure());
+      pulled = await copy(bucket, 'docker-daemon:shop/api:1', { ...on(server, { s3 }), tempDir: staging });
+      assert.equal(pulled.code, 0, pulled.reporter.failure());
+    } finally {
+      watcher.close();
+    }
+    assert.deepEqual(staged, []);
+    assert.deepEqual(await readdir(staging), []);
+    assert.equal(pulled.reporter.of('image-copied')[0]?.imageId, api.config.digest, 'loaded, not only tagged');
+    assert.deepEqual(
+      pulled.reporter.of('blob-copied').map((event) => event.digest),
+      [api.diffIds[1]],
+      'only the layer the server lacks',
+    );
+    assert.equal(await imageId(server, 'shop/api:1'), api.config.digest);
+    assert.equal(await server.docker(['run', '--rm', '--network', 'none', 'shop/api:1']), 'api\n');
 
-    const again = await copy(bucket, 'docker-daemon:shop/web:2', on(server, { s3 }));
+    const again = await copy(bucket, 'docker-daemon:shop/api:1', on(server, { s3 }));
     assert.equal(again.code, 0, again.reporter.failure());
     assert.deepEqual(again.reporter.of('image-present'), [
-      { event: 'image-present', source: `s3://${s3.bucket}/deploy/shop-web:2`, destination: 'docker-daemon:shop/web:2', imageId: web2.config.digest, tagged: false },
+      { event: 'image-present', source: bucket, destination: 'docker-daemon:shop/api:1', imageId: api.config.digest, tagged: false },
     ]);
     assert.equal(again.reporter.of('blob-started').length, 0);
-    const renamed = await copy(bucket, 'docker-daemon:shop/web:live', on(server, { s3 }));
+    const renamed = await copy(bucket, 'docker-daemon:shop/api:live', on(server, { s3 }));
     assert.equal(renamed.reporter.of('image-present')[0]?.tagged, true, 'present under another name: tagged, not loaded');
-    assert.equal(await imageId(server, 'shop/web:live'), web2.config.digest);
+    assert.equal(await imageId(server, 'shop/api:live'), api.config.digest);
   });
 
   test('sync: every tag of a name out of the daemon and into another', async () => {
@@ -159,8 +182,15 @@ describe('berth copy and sync with docker-daemon: (Docker Engine)', { skip: dock
     assert.deepEqual(out.reporter.of('sync-done')[0], { event: 'sync-done', images: 2, copied: 2, upToDate: 0, failed: 0 });
     const again = await sync('docker-daemon:shop/web', layout, on(build));
     assert.deepEqual(again.reporter.of('sync-done')[0], { event: 'sync-done', images: 2, copied: 0, upToDate: 2, failed: 0 });
+    // Earlier tests left both images on the server: without them, the sync has to load each.
+    await server.docker(['rmi', 'shop/web:1', 'archived/web:1', 'from-registry/web:2']);
     const into = await sync(layout, 'docker-daemon:synced/web', on(server));
     assert.equal(into.code, 0, into.reporter.failure());
+    assert.deepEqual(into.reporter.of('sync-done')[0], { event: 'sync-done', images: 2, copied: 2, upToDate: 0, failed: 0 });
+    assert.deepEqual(
+      into.reporter.of('image-copied').map((event) => event.imageId),
+      [web1.config.digest, web2.config.digest],
+    );
     assert.equal(await imageId(server, 'synced/web:1'), web1.config.digest);
     assert.equal(await imageId(server, 'synced/web:2'), web2.config.digest);
     const intoAgain = await sync(layout, 'docker-daemon:synced/web', on(server));
