@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createServer as createHttpServer, request as httpRequest, type Server as HttpServer } from 'node:http';
 import { createConnection, createServer, type Server } from 'node:net';
-import { readFile, writeFile } from 'node:fs/promises';
+import { watch } from 'node:fs';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { mediaTypes } from '../../src/oci/media-types.ts';
@@ -132,24 +133,46 @@ describe('berth copy and sync with docker-daemon: (Docker Engine)', { skip: dock
     assert.equal(await server.docker(['run', '--rm', '--network', 'none', 'from-registry/web:2']), 'two\n');
   });
 
-  test('the dogestry flow: build machine → bucket → a server with no registry → docker run; a second pull loads nothing', async () => {
-    const bucket = `s3://${s3.bucket}/deploy/shop-web:2`;
-    const out = await copy('docker-daemon:shop/web:2', bucket, on(build, { s3 }));
-    assert.equal(out.code, 0, out.reporter.failure());
-    const pulled = await copy(bucket, 'docker-daemon:shop/web:2', on(server, { s3 }));
-    assert.equal(pulled.code, 0, pulled.reporter.failure());
-    assert.equal(await imageId(server, 'shop/web:2'), web2.config.digest);
-    assert.equal(await server.docker(['run', '--rm', '--network', 'none', 'shop/web:2']), 'two\n');
+  test('the dogestry flow: build machine → bucket → a server with no registry → docker run, no temporary file; a second pull loads nothing', async () => {
+    // An image of its own: the server has its base layer (from shop/web:1) but not the image.
+    const api = layeredImage([await busyboxLayer(), await filesLayer({ 'app/version': 'api\n' })], ['/bin/sh', '-c', 'cat /app/version']);
+    await loadIntoDocker(build, api, 'shop/api:1', temp.path);
+    await assert.rejects(server.docker(['image', 'inspect', api.config.digest]), /No such image/);
+    const bucket = `s3://${s3.bucket}/deploy/shop-api:1`;
+    // The temporary directory both copies are given: nothing is staged there, not even for a moment.
+    const staging = join(temp.path, 'staging');
+    await mkdir(staging);
+    const staged: string[] = [];
+    const watcher = watch(staging, (_, file) => staged.push(String(file)));
+    let pulled;
+    try {
+      const out = await copy('docker-daemon:shop/api:1', bucket, { ...on(build, { s3 }), tempDir: staging });
+      assert.equal(out.code, 0, out.reporter.failure());
+      pulled = await copy(bucket, 'docker-daemon:shop/api:1', { ...on(server, { s3 }), tempDir: staging });
+      assert.equal(pulled.code, 0, pulled.reporter.failure());
+    } finally {
+      watcher.close();
+    }
+    assert.deepEqual(staged, []);
+    assert.deepEqual(await readdir(staging), []);
+    assert.equal(pulled.reporter.of('image-copied')[0]?.imageId, api.config.digest, 'loaded, not only tagged');
+    assert.deepEqual(
+      pulled.reporter.of('blob-copied').map((event) => event.digest),
+      [api.diffIds[1]],
+      'only the layer the server lacks',
+    );
+    assert.equal(await imageId(server, 'shop/api:1'), api.config.digest);
+    assert.equal(await server.docker(['run', '--rm', '--network', 'none', 'shop/api:1']), 'api\n');
 
-    const again = await copy(bucket, 'docker-daemon:shop/web:2', on(server, { s3 }));
+    const again = await copy(bucket, 'docker-daemon:shop/api:1', on(server, { s3 }));
     assert.equal(again.code, 0, again.reporter.failure());
     assert.deepEqual(again.reporter.of('image-present'), [
-      { event: 'image-present', source: `s3://${s3.bucket}/deploy/shop-web:2`, destination: 'docker-daemon:shop/web:2', imageId: web2.config.digest, tagged: false },
+      { event: 'image-present', source: bucket, destination: 'docker-daemon:shop/api:1', imageId: api.config.digest, tagged: false },
     ]);
     assert.equal(again.reporter.of('blob-started').length, 0);
-    const renamed = await copy(bucket, 'docker-daemon:shop/web:live', on(server, { s3 }));
+    const renamed = await copy(bucket, 'docker-daemon:shop/api:live', on(server, { s3 }));
     assert.equal(renamed.reporter.of('image-present')[0]?.tagged, true, 'present under another name: tagged, not loaded');
-    assert.equal(await imageId(server, 'shop/web:live'), web2.config.digest);
+    assert.equal(await imageId(server, 'shop/api:live'), api.config.digest);
   });
 
   test('sync: every tag of a name out of the daemon and into another', async () => {
@@ -159,10 +182,20 @@ describe('berth copy and sync with docker-daemon: (Docker Engine)', { skip: dock
     assert.deepEqual(out.reporter.of('sync-done')[0], { event: 'sync-done', images: 2, copied: 2, upToDate: 0, failed: 0 });
     const again = await sync('docker-daemon:shop/web', layout, on(build));
     assert.deepEqual(again.reporter.of('sync-done')[0], { event: 'sync-done', images: 2, copied: 0, upToDate: 2, failed: 0 });
+    // Earlier tests left both images on the server: without them, the sync has to load each.
+    await server.docker(['rmi', 'shop/web:1', 'archived/web:1', 'from-registry/web:2']);
     const into = await sync(layout, 'docker-daemon:synced/web', on(server));
     assert.equal(into.code, 0, into.reporter.failure());
+    assert.deepEqual(into.reporter.of('sync-done')[0], { event: 'sync-done', images: 2, copied: 2, upToDate: 0, failed: 0 });
+    assert.deepEqual(
+      into.reporter.of('image-copied').map((event) => event.imageId),
+      [web1.config.digest, web2.config.digest],
+    );
     assert.equal(await imageId(server, 'synced/web:1'), web1.config.digest);
     assert.equal(await imageId(server, 'synced/web:2'), web2.config.digest);
+    const intoAgain = await sync(layout, 'docker-daemon:synced/web', on(server));
+    assert.deepEqual(intoAgain.reporter.of('sync-done')[0], { event: 'sync-done', images: 2, copied: 0, upToDate: 2, failed: 0 });
+    assert.equal(intoAgain.reporter.of('image-present').length, 2);
   });
 
   test('clear failures: a missing image (exit 4), no daemon (exit 1), --all into a daemon (exit 2, --platform picks one)', async () => {
@@ -210,6 +243,51 @@ describe('berth copy and sync with docker-daemon: (Docker Engine)', { skip: dock
     await assert.rejects(server.docker(['image', 'inspect', 'corrupt/web:1']), /No such image/);
   });
 
+  test('progress as for the other transports: byte counts up to each blob, bars on a terminal, JSON events', async () => {
+    const web5 = layeredImage([await busyboxLayer(), await filesLayer({ 'app/version': 'five\n', 'app/padding': 'x'.repeat(300_000) })]);
+    await loadIntoDocker(build, web5, 'shop/web:5', temp.path);
+    const layout = `oci:${temp.path}/progress`;
+    const reachesSize = (events: { event: string; digest?: string; size?: number; bytes?: number }[], digest: string, size: number) =>
+      events.filter((event) => event.event === 'blob-progress' && event.digest === digest).at(-1)?.bytes === size;
+
+    const out = await copy('docker-daemon:shop/web:5', `${layout}:5`, on(build));
+    assert.equal(out.code, 0, out.reporter.failure());
+    const written = out.reporter.of('blob-copied').filter((event) => event.digest !== web5.config.digest);
+    assert.equal(written.length, 2);
+    for (const blob of written) assert.ok(reachesSize(out.reporter.events, blob.digest, blob.size), `progress of ${blob.digest} out of the daemon`);
+
+    const into = await copy(`${layout}:5`, 'docker-daemon:progress/web:5', on(server));
+    assert.equal(into.code, 0, into.reporter.failure());
+    const loaded = into.reporter.of('blob-copied');
+    assert.ok(loaded.length >= 1);
+    for (const blob of loaded) assert.ok(reachesSize(into.reporter.events, blob.digest, blob.size), `progress of ${blob.digest} into the daemon`);
+
+    const tty = await runBerth(['copy', '--progress', 'tty', '--daemon-host', build.host, 'docker-daemon:shop/web:5', `${layout}-tty:5`]);
+    assert.equal(tty.code, 0, tty.stderr);
+    const screen = terminalLines(tty.stderr);
+    assert.match(screen, /^copying docker-daemon:shop\/web:5 → oci:.*progress-tty:5$/m);
+    assert.match(screen, /^sha256:[0-9a-f]{12} \[[= ]{30}\] /m, 'a bar per blob in flight');
+    assert.match(screen, new RegExp(`^copied  ${(web5.diffIds[1] as string).slice(0, 19)} `, 'm'));
+    assert.match(screen, /^done {4}oci:.*progress-tty:5 sha256:[0-9a-f]{12}: 3 copied/m);
+    const present = await runBerth(['copy', '--progress', 'tty', '--daemon-host', server.host, `${layout}:5`, 'docker-daemon:progress/web:5']);
+    assert.equal(present.code, 0, present.stderr);
+    assert.match(terminalLines(present.stderr), /^present docker-daemon:progress\/web:5: the daemon has image sha256:[0-9a-f]{12}; nothing loaded$/m);
+
+    const json = await runBerth(['copy', '--progress', 'json', '--daemon-host', server.host, `${layout}:5`, 'docker-daemon:json/web:5']);
+    assert.equal(json.code, 0, json.stderr);
+    const events = json.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { event: string; time: string; imageId?: string; tagged?: boolean });
+    assert.ok(events.every((event) => !Number.isNaN(Date.parse(event.time))));
+    assert.deepEqual(
+      events.map((event) => event.event),
+      ['image-started', 'image-present'],
+    );
+    assert.equal(events[1]?.imageId, web5.config.digest);
+    assert.equal(events[1]?.tagged, true);
+  });
+
   test('the CLI honours DOCKER_HOST, --daemon-host over tcp://, and says when the socket is not allowed', async () => {
     const viaEnv = await runBerth(['copy', '--progress', 'json', 'docker-daemon:shop/web:1', `oci:${temp.path}/cli:1`], '', { DOCKER_HOST: build.host });
     assert.equal(viaEnv.code, 0, viaEnv.stderr + viaEnv.stdout);
@@ -222,6 +300,8 @@ describe('berth copy and sync with docker-daemon: (Docker Engine)', { skip: dock
         DOCKER_HOST: 'unix:///nonexistent.sock',
       });
       assert.equal(viaTcp.code, 0, viaTcp.stderr);
+      const tcpViaEnv = await runBerth(['copy', '--progress', 'none', 'docker-daemon:shop/web:2', `oci:${temp.path}/cli:3`], '', { DOCKER_HOST: `tcp://127.0.0.1:${port}` });
+      assert.equal(tcpViaEnv.code, 0, tcpViaEnv.stderr);
     } finally {
       proxy.close();
     }
@@ -231,6 +311,12 @@ describe('berth copy and sync with docker-daemon: (Docker Engine)', { skip: dock
     assert.match(denied.stderr, /permission denied on .*docker\.sock: run as a user in the docker group \(or root\)/);
   });
 });
+
+/** Terminal output without the escapes that move up over the live bars (CSI n F, CSI J). */
+function terminalLines(text: string): string {
+  const esc = String.fromCharCode(27);
+  return text.replace(new RegExp(`${esc}\\[\\d+F${esc}\\[J`, 'g'), '');
+}
 
 /** A TCP port on loopback that forwards to the engine's unix socket: dockerd's tcp:// without exposing it. */
 async function tcpToUnix(socket: string): Promise<Server> {

@@ -61,6 +61,8 @@ describe('berth copy with docker-daemon: (podman system service)', { skip: missi
     await service.podman(['rmi', 'shop/app:1']);
     const back = await copy(`oci:${temp.path}/layout:1`, 'docker-daemon:shop/app:1', settings);
     assert.equal(back.code, 0, back.reporter.failure());
+    assert.equal(back.reporter.of('image-copied')[0]?.imageId, image.config.digest, 'loaded, not only tagged');
+    assert.equal(back.reporter.of('blob-copied').length, 3, "podman's load gets every layer, the shared one too");
     const id = (await service.podman(['image', 'inspect', '--format', '{{.Id}}', 'shop/app:1'])).trim();
     assert.equal(`sha256:${id}`, image.config.digest);
     const again = await copy(`oci:${temp.path}/layout:1`, 'docker-daemon:shop/app:1', settings);

@@ -2,6 +2,7 @@ import type { Digest } from '../../oci/digest.ts';
 import { tryParseDigest } from '../../oci/digest.ts';
 import { RegistryError } from '../../errors/registry-error.ts';
 import { isTag, type Tag } from '../../oci/names.ts';
+import { LocationError } from '../location.ts';
 import { EngineClient, readText, daemonFailure } from './engine-client.ts';
 import { chainIdsOf } from './image-export.ts';
 
@@ -26,10 +27,35 @@ export class DockerDaemon {
   /** The repository part of the location, as `docker images` shows it. */
   readonly name: string;
 
+  #imageStoreChecked: Promise<void> | undefined;
+
   constructor(host: string, name: string) {
     this.client = new EngineClient(host);
     this.name = name;
     this.description = `docker-daemon:${name} (${host})`;
+  }
+
+  /**
+   * Refuses a Docker Engine that keeps images in containerd's image store
+   * (the default of new Docker 29 installs): there an image ID is the
+   * manifest's digest, not the config's, and exports carry the compressed
+   * registry blobs, neither of which this transport reads or writes. Asked
+   * once per daemon.
+   */
+  checkImageStore(signal?: AbortSignal): Promise<void> {
+    this.#imageStoreChecked ??= (async () => {
+      const info = await this.client.json<{ DriverStatus?: unknown }>('/info', signal);
+      const status = Array.isArray(info?.DriverStatus) ? (info.DriverStatus as unknown[]) : [];
+      const containerdStore = status.some((pair) => Array.isArray(pair) && pair[0] === 'driver-type' && pair[1] === 'io.containerd.snapshotter.v1');
+      if (containerdStore) {
+        throw new LocationError(
+          `docker-daemon: the Docker Engine at ${this.client.host} keeps images in containerd's image store, which docker-daemon: does not support yet; ` +
+            'go through a file instead (docker save, then docker-archive:FILE; or docker-archive:FILE, then docker load), ' +
+            'or run the engine with its classic image store ("features": {"containerd-snapshotter": false} in daemon.json)',
+        );
+      }
+    })();
+    return this.#imageStoreChecked;
   }
 
   /** The image NAME:TAG (or an image ID), or undefined when the daemon has none. */
@@ -46,6 +72,7 @@ export class DockerDaemon {
 
   /** The image NAME:TAG, or a MANIFEST_UNKNOWN error saying which daemon lacks it. */
   async require(tag: Tag, signal?: AbortSignal): Promise<DaemonImage> {
+    await this.checkImageStore(signal);
     const image = await this.inspect(`${this.name}:${tag}`, signal);
     if (image === undefined) {
       throw new RegistryError('MANIFEST_UNKNOWN', `docker-daemon: the daemon at ${this.client.host} has no image ${this.name}:${tag}`, {

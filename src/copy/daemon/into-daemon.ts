@@ -28,6 +28,7 @@ export type IntoDaemonResult =
  */
 export async function copyIntoDaemon(source: ImageStore, reference: Reference | undefined, daemon: DockerDaemon, tag: Tag, options: CopyOptions): Promise<IntoDaemonResult> {
   const { signal, onEvent } = options;
+  await daemon.checkImageStore(signal);
   const manifest = await singleImage(source, reference, options);
   const parsed = JSON.parse(Buffer.from(manifest.bytes).toString('utf8')) as { config: Descriptor; layers: Descriptor[] };
   const config = await readSmallBytes(await source.openBlob(parsed.config, undefined, signal), 'the image config');
