@@ -1,7 +1,8 @@
 import { createHash, type Hash } from 'node:crypto';
 import { pipeline, Transform, type Readable, type TransformCallback } from 'node:stream';
 import { RegistryError } from '../errors/registry-error.ts';
-import { finishDigest, type Digest, type DigestAlgorithm } from '../oci/digest.ts';
+import { algorithmOf, finishDigest, type Digest, type DigestAlgorithm } from '../oci/digest.ts';
+import { checkDigest } from './digest-check.ts';
 
 /**
  * Passes bytes through, feeding them to a hash and counting them; fails the
@@ -41,6 +42,50 @@ export class MeteredStream extends Transform {
       return;
     }
     callback();
+  }
+}
+
+/**
+ * A MeteredStream for one blob: fails the stream at its end unless exactly
+ * `expected.size` bytes with `expected.digest` passed (SIZE_INVALID or
+ * DIGEST_INVALID, `what` naming the blob); `onProgress` hears the bytes so far.
+ */
+export class VerifiedBlobStream extends MeteredStream {
+  readonly #expected: { digest: Digest; size: number };
+  readonly #hash: Hash;
+  readonly #what: string;
+  readonly #onProgress: ((bytes: number) => void) | undefined;
+
+  constructor(expected: { digest: Digest; size: number }, what: string, onProgress?: (bytes: number) => void) {
+    const hash = createHash(algorithmOf(expected.digest));
+    super(hash, expected.size);
+    this.#expected = expected;
+    this.#hash = hash;
+    this.#what = what;
+    this.#onProgress = onProgress;
+  }
+
+  override _transform(chunk: Buffer, encoding: BufferEncoding, callback: TransformCallback): void {
+    super._transform(chunk, encoding, (error, data) => {
+      if (error === null || error === undefined) this.#onProgress?.(this.bytes);
+      callback(error, data);
+    });
+  }
+
+  override _flush(callback: TransformCallback): void {
+    super._flush((error) => {
+      if (error !== null && error !== undefined) {
+        callback(error);
+        return;
+      }
+      try {
+        const { digest } = this.#expected;
+        checkDigest(digest, finishDigest(this.#hash, algorithmOf(digest)), (actual) => `${this.#what} ${digest}: the source sent content with digest ${actual}`);
+        callback();
+      } catch (mismatch) {
+        callback(mismatch as Error);
+      }
+    });
   }
 }
 

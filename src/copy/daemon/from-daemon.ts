@@ -1,3 +1,4 @@
+import { checkDigest } from '../../io/digest-check.ts';
 import { Readable } from 'node:stream';
 import { RegistryError } from '../../errors/registry-error.ts';
 import { digestOf, type Digest } from '../../oci/digest.ts';
@@ -69,8 +70,7 @@ export async function copyFromDaemon(daemon: DockerDaemon, tag: Tag, destination
       const entry: ExportEntry = next.value;
       if (entry.kind === 'config') {
         const bytes = await readSmallBytes(entry.stream, 'the image config');
-        if (digestOf(bytes) !== image.id)
-          throw new RegistryError('DIGEST_INVALID', `docker-daemon: the exported config of ${daemon.name}:${tag} does not hash to its image ID ${image.id}`);
+        checkDigest(image.id, digestOf(bytes), (actual) => `docker-daemon: the exported config of ${daemon.name}:${tag} hashes to ${actual}, not to its image ID ${image.id}`);
         config = { mediaType: oci ? mediaTypes.ociConfig : mediaTypes.dockerConfig, digest: image.id, size: bytes.length };
         await store(config, Readable.from([bytes]));
         continue;

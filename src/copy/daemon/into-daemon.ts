@@ -1,9 +1,9 @@
-import { createHash } from 'node:crypto';
-import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { Readable } from 'node:stream';
 import tar from 'tar-stream';
 import { isRegistryError, RegistryError } from '../../errors/registry-error.ts';
 import { checkDigest } from '../../io/digest-check.ts';
-import { algorithmOf, digestOf, finishDigest, hexOf, tryParseDigest, type Digest } from '../../oci/digest.ts';
+import { VerifiedBlobStream } from '../../io/metered-stream.ts';
+import { algorithmOf, digestOf, hexOf, tryParseDigest, type Digest } from '../../oci/digest.ts';
 import type { Descriptor } from '../../oci/manifest.ts';
 import { isIndexMediaType, isManifestMediaType } from '../../oci/media-types.ts';
 import type { Reference, Tag } from '../../oci/names.ts';
@@ -51,7 +51,7 @@ export async function copyIntoDaemon(source: ImageStore, reference: Reference | 
   try {
     stats = await load(source, parsed.layers, imageId, config, daemon, tag, skip, options);
   } catch (error) {
-    if (skip.size === 0 || signal?.aborted === true || (isRegistryError(error) && error.code === 'DIGEST_INVALID')) throw error;
+    if (skip.size === 0 || signal?.aborted === true || (isRegistryError(error) && (error.code === 'DIGEST_INVALID' || error.code === 'SIZE_INVALID'))) throw error;
     stats = await load(source, parsed.layers, imageId, config, daemon, tag, new Set(), options);
   }
   const loaded = await daemon.inspect(`${daemon.name}:${tag}`, signal);
@@ -90,7 +90,7 @@ async function load(
         continue;
       }
       onEvent?.({ event: 'blob-started', digest: layer.digest, size: layer.size });
-      const checked = new DigestCheck(layer, (bytes) => onEvent?.({ event: 'blob-progress', digest: layer.digest, size: layer.size, bytes }));
+      const checked = new VerifiedBlobStream(layer, 'layer', (bytes) => onEvent?.({ event: 'blob-progress', digest: layer.digest, size: layer.size, bytes }));
       const blob = (await source.openBlob(layer, undefined, signal)).pipe(checked);
       await addEntry(pack, name, blob, layer.size);
       stats.copied += 1;
@@ -165,35 +165,4 @@ function loadFailure(answer: string): string | undefined {
     }
   }
   return undefined;
-}
-
-/** Passes a blob through, failing at its end when the bytes do not match its digest or size. */
-class DigestCheck extends Transform {
-  readonly #descriptor: Descriptor;
-  readonly #hash;
-  readonly #onProgress: (bytes: number) => void;
-  #bytes = 0;
-
-  constructor(descriptor: Descriptor, onProgress: (bytes: number) => void) {
-    super();
-    this.#descriptor = descriptor;
-    this.#hash = createHash(algorithmOf(descriptor.digest));
-    this.#onProgress = onProgress;
-  }
-
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.#bytes += chunk.length;
-    this.#hash.update(chunk);
-    this.#onProgress(this.#bytes);
-    callback(null, chunk);
-  }
-
-  override _flush(callback: TransformCallback): void {
-    const actual: Digest = finishDigest(this.#hash, algorithmOf(this.#descriptor.digest));
-    if (this.#bytes !== this.#descriptor.size || actual !== this.#descriptor.digest) {
-      callback(new RegistryError('DIGEST_INVALID', `layer ${this.#descriptor.digest}: the source sent ${this.#bytes} bytes with digest ${actual}`));
-      return;
-    }
-    callback();
-  }
 }

@@ -1,3 +1,4 @@
+import { checkDigest } from '../../io/digest-check.ts';
 import { Readable } from 'node:stream';
 import type { ByteRange } from '../../blobs/blob-store.ts';
 import { RegistryError } from '../../errors/registry-error.ts';
@@ -67,9 +68,7 @@ export class OciLayoutStore implements ImageStore {
     const bytes = await this.#storage.readSmall(blobPath(descriptor.digest), maxManifestBytes, signal);
     if (bytes === undefined) throw manifestNotFound(this.description, reference);
     const digest = digestOf(bytes, algorithmOf(descriptor.digest));
-    if (digest !== descriptor.digest) {
-      throw new RegistryError('DIGEST_INVALID', `${this.description}: manifest ${descriptor.digest} is corrupt (its content hashes to ${digest})`);
-    }
+    checkDigest(descriptor.digest, digest, (actual) => `${this.description}: manifest ${descriptor.digest} is corrupt (its content hashes to ${actual})`);
     return { digest, mediaType: descriptor.mediaType, bytes };
   }
 
