@@ -74,7 +74,8 @@ export async function runSync(sourceText: string, destinationText: string, optio
         else totals.copied += 1;
       } catch (error) {
         totals.failed += 1;
-        firstFailure ??= reportFailure(options.reporter, from, to, error);
+        const exitCode = reportFailure(options.reporter, from, to, error);
+        firstFailure ??= exitCode;
       }
     }
     options.reporter.report({ event: 'sync-done', ...totals });
