@@ -74,7 +74,8 @@ export async function runSync(sourceText: string, destinationText: string, optio
         else totals.copied += 1;
       } catch (error) {
         totals.failed += 1;
-        firstFailure ??= reportFailure(options.reporter, from, to, error);
+        const exitCode = reportFailure(options.reporter, from, to, error);
+        firstFailure ??= exitCode;
       }
     }
     options.reporter.report({ event: 'sync-done', ...totals });
@@ -207,6 +208,11 @@ function familiarName(source: Location): string | undefined {
 
 function label(location: Location): string {
   const base = describeLocation(location);
+  // A docker archive picks its image by NAME:TAG or @INDEX, not by the tag alone.
+  if (location.transport === 'docker-archive') {
+    if (location.name !== undefined) return `${base}:${location.name}`;
+    if (location.index !== undefined) return `${base}:@${location.index}`;
+  }
   const reference = location.reference;
   if (reference === undefined) return base;
   return reference.kind === 'digest' ? `${base}@${reference.digest}` : `${base}:${reference.tag}`;

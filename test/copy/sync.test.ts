@@ -75,6 +75,22 @@ describe('berth sync', () => {
     assert.equal(result.reporter.of('image-copied').length, 1);
   });
 
+  test('every failing image gets its own image-failed event, not only the first', async () => {
+    const layout = join(temp.path, 'two-broken');
+    const seeded = await sync(`docker://${registry.host}/team/app`, `oci:${layout}`, { tempDir: temp.path, options: { tags: /^(?:v1|v2|dev)$/ } });
+    assert.equal(seeded.code, 0, seeded.reporter.failure());
+    for (const tag of ['v1', 'v2']) {
+      const layer = images.get(tag)?.layers[0];
+      assert.ok(layer !== undefined);
+      await writeFile(join(layout, 'blobs', 'sha256', layer.digest.slice(7)), Buffer.alloc(layer.bytes.length, 1));
+    }
+    const result = await sync(`oci:${layout}`, `oci:${join(temp.path, 'two-broken-copy')}`, { tempDir: temp.path });
+    assert.equal(result.code, 7);
+    assert.deepEqual(result.reporter.of('sync-done'), [{ event: 'sync-done', images: 3, copied: 1, upToDate: 0, failed: 2 }]);
+    const failed = result.reporter.of('image-failed').map((event) => event.source.replace(/^.*:/, ''));
+    assert.deepEqual(failed.sort(), ['v1', 'v2']);
+  });
+
   test('a source or destination naming a tag is a usage error (exit code 2)', async () => {
     const result = await sync(`docker://${registry.host}/team/app:v1`, `oci:${temp.path}/x`, { tempDir: temp.path });
     assert.equal(result.code, 2);

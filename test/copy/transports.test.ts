@@ -96,6 +96,7 @@ describe('berth copy between every pair of transports', () => {
     ] as const) {
       const result = await copy(source, `docker-archive:${archive}:${name}`, { tempDir: temp.path });
       assert.equal(result.code, 0, result.reporter.failure());
+      assert.equal(result.reporter.of('image-copied')[0]?.destination, `docker-archive:${archive}:${name}`, 'events name the image, not only its tag');
     }
     assert.equal((await imageFacts(`docker-archive:${archive}:first/app:1.0`, store)).configDigest, image.config.digest);
     assert.equal((await imageFacts(`docker-archive:${archive}:second/app:2.0`, store)).configDigest, other.config.digest);
