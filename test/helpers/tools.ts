@@ -37,6 +37,7 @@ const debianPackages: Record<string, string> = {
   'ceph-authtool': 'ceph-common',
   'radosgw-admin': 'ceph-common',
   monmaptool: 'ceph-base',
+  'systemd-analyze': 'systemd',
 };
 
 export function debianPackageOf(command: string): string {
