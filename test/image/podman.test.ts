@@ -30,8 +30,8 @@ describe('the image in podman', { skip: imageBuildUnavailable() || missingComman
         if (loaded === undefined || !loaded.endsWith(`/${testImageName}`)) throw new Error(`podman load named the image ${loaded}`);
         return testImageName;
       },
-      // slirp4netns: a port on loopback without touching the host's bridges or firewall; Berth listens on 0.0.0.0:5000 inside.
-      networkFlags: (port) => ['--network', 'slirp4netns', '--publish', `127.0.0.1:${port}:5000`],
+      // slirp4netns: the published port on loopback without touching the host's bridges or firewall; Berth listens on 0.0.0.0:5000 inside.
+      networkFlags: () => ['--network', 'slirp4netns'],
       // This sandbox may neither raise resource limits (podman's default as root) nor use crun's cgroup setup: runc, and limits at or below the current ones.
       runFlags: ['--ulimit', 'nofile=4096:4096', '--ulimit', 'nproc=4096:4096'],
       async stop() {},
