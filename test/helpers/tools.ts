@@ -38,6 +38,7 @@ const debianPackages: Record<string, string> = {
   'radosgw-admin': 'ceph-common',
   monmaptool: 'ceph-base',
   'systemd-analyze': 'systemd',
+  'qemu-aarch64-static': 'qemu-user-static',
 };
 
 export function debianPackageOf(command: string): string {
