@@ -77,7 +77,17 @@ try {
     }
   }
   for (const [mode, list] of Object.entries(samples)) {
-    const line = `${mode}: first answer ${median(list.map((s) => s.firstAnswerMs)).toFixed(0)} ms, CPU ${median(list.map((s) => s.cpuMs)).toFixed(0)} ms, idle RSS ${median(list.map((s) => s.idleRssMiB)).toFixed(1)} MiB (median of ${list.length})`;
+    const figure = (values: number[], digits: number) => `${median(values).toFixed(digits)} (${Math.min(...values).toFixed(digits)}–${Math.max(...values).toFixed(digits)})`;
+    const line = `${mode}: first answer ${figure(
+      list.map((s) => s.firstAnswerMs),
+      0,
+    )} ms, CPU ${figure(
+      list.map((s) => s.cpuMs),
+      0,
+    )} ms, idle RSS ${figure(
+      list.map((s) => s.idleRssMiB),
+      1,
+    )} MiB (median, lowest–highest of ${list.length})`;
     process.stdout.write(`${line}\n`);
   }
 } finally {
