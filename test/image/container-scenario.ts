@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { nodeFlags, type BuiltImage } from '../../scripts/image/build.ts';
 import { imagePaths, imageUser } from '../../scripts/image/compose.ts';
 import { startContainer } from '../../scripts/image/run.ts';
@@ -103,9 +104,30 @@ export function containerScenario(start: () => Promise<ContainerEngine>, cli: st
     assert.deepEqual(tags.Tags, ['1']);
   });
 
-  it('stops on SIGTERM with exit code 0, well within the drain timeout', async () => {
+  it('stops on SIGTERM with exit code 0 after finishing a request in flight, well within the drain timeout', async () => {
+    // An upload whose body is still arriving when SIGTERM comes: Berth finishes it before it exits.
+    const opened = await fetch(`http://${registry()}/v2/berth/drain/blobs/uploads/`, { method: 'POST' });
+    assert.equal(opened.status, 202);
+    const location = new URL(opened.headers.get('location') ?? '', `http://${registry()}`);
+    let finish: () => void = () => undefined;
+    const body = new ReadableStream<Uint8Array>({
+      async start(controller) {
+        controller.enqueue(new Uint8Array(1024).fill(1));
+        await new Promise<void>((resolve) => (finish = resolve));
+        controller.enqueue(new Uint8Array(1024).fill(2));
+        controller.close();
+      },
+    });
+    const patch = fetch(location, { method: 'PATCH', body, duplex: 'half', headers: { 'content-type': 'application/octet-stream' } } as RequestInit);
+    await sleep(500);
     const started = performance.now();
-    await engine.cli(['stop', '--time', '30', first]);
+    const stopping = engine.cli(['stop', '--time', '30', first]);
+    for (let attempt = 0; attempt < 100 && !/"msg":"stopping: finishing in-flight requests"/.test(await engine.cli(['logs', first])); attempt += 1) await sleep(100);
+    finish();
+    const answered = await patch;
+    assert.equal(answered.status, 202, await answered.text());
+    assert.equal(answered.headers.get('range'), '0-2047');
+    await stopping;
     const seconds = (performance.now() - started) / 1000;
     assert.equal((await engine.cli(['inspect', first, '--format', '{{.State.ExitCode}}'])).trim(), '0');
     assert.ok(seconds < 10, `stopping took ${seconds} s`);
