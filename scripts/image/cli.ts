@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import { projectRoot } from './bundle.ts';
 import { buildImage, defaultCacheDir, dockerArchive, type BuiltImage } from './build.ts';
 import { parsePlatforms } from './platform.ts';
+import { publishedUrl, runDefaults, startContainer } from './run.ts';
 
 const execFileAsync = promisify(execFile);
 
@@ -18,6 +19,9 @@ Builds Berth's container image as an OCI archive (docs/deployment.md).
   --platform LIST      linux/amd64, linux/arm64 or both, comma-separated (default both)
   --name NAME          the image's name in the archive (default berth:VERSION)
   --load ENGINE        then load it into podman or docker
+  --run ENGINE         then load it into podman or docker and start it: container "berth",
+                       read-only, port 5000, data on the volume berth-data; waits until it is ready
+  --publish [ADDR:]PORT  the host port --run publishes (default 5000)
   --cache-dir DIR      downloaded Debian packages and Node tarballs (default ~/.cache/berth-image)
 `;
 
@@ -41,6 +45,8 @@ async function main(): Promise<void> {
       platform: { type: 'string', default: 'linux/amd64,linux/arm64' },
       name: { type: 'string' },
       load: { type: 'string' },
+      run: { type: 'string' },
+      publish: { type: 'string', default: runDefaults.publish },
       'cache-dir': { type: 'string', default: defaultCacheDir },
       help: { type: 'boolean', default: false },
     },
@@ -49,7 +55,8 @@ async function main(): Promise<void> {
     process.stdout.write(usage);
     return;
   }
-  if (values.load !== undefined && values.load !== 'podman' && values.load !== 'docker') throw new Error(`--load takes podman or docker, not "${values.load}"`);
+  const engine = engineOf('--load', values.load) ?? engineOf('--run', values.run);
+  if (values.load !== undefined && values.run !== undefined && values.load !== values.run) throw new Error('--load and --run name different engines');
   const { version } = JSON.parse(await readFile(join(projectRoot, 'package.json'), 'utf8')) as { version: string };
   const started = performance.now();
   const image = await buildImage({
@@ -65,7 +72,18 @@ async function main(): Promise<void> {
     ...image.images.map((built) => `  ${built.platform}: ${built.manifest}, ${(built.compressedBytes / 1e6).toFixed(1)} MB compressed`),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
-  if (values.load !== undefined) process.stdout.write(`${await loadInto(values.load, image)}\n`);
+  if (engine === undefined) return;
+  process.stdout.write(`${await loadInto(engine, image)}\n`);
+  if (values.run === undefined) return;
+  const url = publishedUrl(values.publish);
+  const cli = async (args: string[]) => (await execFileAsync(engine, args, { maxBuffer: 16 * 1024 * 1024 })).stdout;
+  const id = await startContainer(cli, image.name, url, { publish: values.publish });
+  process.stdout.write(`Berth is running in the container ${runDefaults.container} (${id.slice(0, 12)}), its data on the volume ${runDefaults.volume}: ${url}/v2/\n`);
+}
+
+function engineOf(flag: string, value: string | undefined): 'podman' | 'docker' | undefined {
+  if (value === undefined || value === 'podman' || value === 'docker') return value;
+  throw new Error(`${flag} takes podman or docker, not "${value}"`);
 }
 
 main().catch((error: unknown) => {

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join, posix, relative } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -10,6 +11,7 @@ import { environmentKeys, loadConfig } from '../../src/config/load.ts';
 import { splitHostPort } from '../../src/config/units.ts';
 import { startBerthServer, type BerthProcess } from '../helpers/process.ts';
 import { tempDir } from '../helpers/tmp.ts';
+import { missingCommands } from '../helpers/tools.ts';
 
 /** Kubernetes objects as plain data; the checks below read only what they need. */
 type Json = Record<string, unknown>;
@@ -219,6 +221,30 @@ describe('deploy/ manifests', () => {
   });
 });
 
+describe('the systemd unit', { skip: missingCommands('systemd-analyze') }, () => {
+  /** What `systemd-analyze verify` says of the unit, its ExecStart binary replaced by a stand-in (/opt/berth/node exists only on a VM it is installed on). */
+  const verify = async (unitText: string): Promise<string> => {
+    const temp = await tempDir('berth-unit');
+    try {
+      const node = join(temp.path, 'node');
+      await writeFile(node, '#!/bin/sh\n', { mode: 0o755 });
+      const unit = join(temp.path, 'berth.service');
+      await writeFile(unit, unitText.replaceAll('/opt/berth/node', node));
+      const result = spawnSync('systemd-analyze', ['verify', '--man=no', unit], { encoding: 'utf8' });
+      return `${result.stdout}${result.stderr}${result.status === 0 ? '' : `exit ${result.status}`}`.trim();
+    } finally {
+      await temp.remove();
+    }
+  };
+
+  it('passes systemd-analyze verify with nothing to say, which it does not for a unit with a mistake', async () => {
+    const unit = await readFile(join(deployDir, 'systemd', 'berth.service'), 'utf8');
+    assert.equal(await verify(unit), '');
+    assert.match(await verify(unit.replace('TimeoutStopSec=40', 'TimeoutStopSec=forty')), /Failed to parse/);
+    assert.match(await verify(unit.replace('StateDirectory=', 'StateDirectorie=')), /Unknown key/);
+  });
+});
+
 describe('the probe endpoints the manifests name', () => {
   let berth: BerthProcess & { url: string };
   let temp: Awaited<ReturnType<typeof tempDir>>;
@@ -234,8 +260,9 @@ describe('the probe endpoints the manifests name', () => {
   for (const path of ['/livez', '/readyz', '/healthz']) {
     it(`${path} answers 200 on a healthy Berth`, async () => {
       const response = await fetch(`${berth.url}${path}`);
-      await response.arrayBuffer();
+      const body = (await response.json()) as { status: string };
       assert.equal(response.status, 200);
+      assert.equal(body.status, path === '/readyz' ? 'ready' : 'ok');
     });
   }
 });

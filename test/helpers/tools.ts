@@ -37,6 +37,8 @@ const debianPackages: Record<string, string> = {
   'ceph-authtool': 'ceph-common',
   'radosgw-admin': 'ceph-common',
   monmaptool: 'ceph-base',
+  'systemd-analyze': 'systemd',
+  'qemu-aarch64-static': 'qemu-user-static',
 };
 
 export function debianPackageOf(command: string): string {

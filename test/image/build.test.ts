@@ -7,12 +7,13 @@ import { after, before, describe, it } from 'node:test';
 import tar from 'tar-stream';
 import { FsBlobStore } from '../../src/blobs/fs/fs-blob-store.ts';
 import { projectRoot } from '../../scripts/image/bundle.ts';
-import { buildImage, nodeFlags, refAnnotations, type BuiltImage } from '../../scripts/image/build.ts';
+import { buildImage, nodeFlags, refAnnotations, sourceDateEpoch, type BuiltImage } from '../../scripts/image/build.ts';
 import { imagePaths, imageUser } from '../../scripts/image/compose.ts';
 import { storeLayer, type LayerEntry } from '../../scripts/image/layer.ts';
 import { hostPlatform, platforms } from '../../scripts/image/platform.ts';
 import { imageBuildUnavailable, imageCacheDir, sharedBerthImage, testImageName } from '../helpers/berth-image.ts';
 import { tempDir } from '../helpers/tmp.ts';
+import { run } from '../helpers/tools.ts';
 import { elfInfo, readArchive, readRootfs, resolveInRootfs, type RootfsEntry } from './read-image.ts';
 
 describe('image layers', () => {
@@ -74,6 +75,23 @@ describe('image layers', () => {
   it('refuses a path given twice or an unclean path', async () => {
     await assert.rejects(storeLayer(blobs, [entries[0] as LayerEntry, entries[0] as LayerEntry], new Date(0)), /given twice/);
     await assert.rejects(storeLayer(blobs, [{ type: 'directory', path: '../etc', mode: 0o755 }], new Date(0)), /not a clean relative path/);
+  });
+});
+
+describe('the time every file of the image carries', () => {
+  const saved = process.env['SOURCE_DATE_EPOCH'];
+  after(() => {
+    if (saved === undefined) delete process.env['SOURCE_DATE_EPOCH'];
+    else process.env['SOURCE_DATE_EPOCH'] = saved;
+  });
+
+  it('is SOURCE_DATE_EPOCH when set, else the time of the commit checked out', async () => {
+    process.env['SOURCE_DATE_EPOCH'] = '1700000000';
+    assert.equal(await sourceDateEpoch(), 1700000000);
+    process.env['SOURCE_DATE_EPOCH'] = '2023-11-14';
+    await assert.rejects(sourceDateEpoch(), /whole seconds/);
+    delete process.env['SOURCE_DATE_EPOCH'];
+    assert.equal(await sourceDateEpoch(), Number((await run('git', ['log', '-1', '--format=%ct'], { cwd: projectRoot })).trim()));
   });
 });
 

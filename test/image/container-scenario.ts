@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
-import { rm } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, it } from 'node:test';
-import type { BuiltImage } from '../../scripts/image/build.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { nodeFlags, type BuiltImage } from '../../scripts/image/build.ts';
 import { imagePaths, imageUser } from '../../scripts/image/compose.ts';
+import { startContainer } from '../../scripts/image/run.ts';
 import { sharedBerthImage } from '../helpers/berth-image.ts';
 import { freePort } from '../helpers/nginx.ts';
 import { tempDir } from '../helpers/tmp.ts';
@@ -16,7 +17,7 @@ export interface ContainerEngine {
   cli(args: string[]): Promise<string>;
   /** Puts the built archive into the engine; resolves to the image's name there. */
   load(image: BuiltImage, temp: string): Promise<string>;
-  /** `run` flags that make Berth reachable on loopback `port`. */
+  /** `run` flags that make Berth reachable on loopback `port`, besides the `-p 127.0.0.1:port:5000` every run gets. */
   networkFlags(port: number): string[];
   /** Whatever else `run` needs on this engine. */
   runFlags: string[];
@@ -24,11 +25,12 @@ export interface ContainerEngine {
 }
 
 /**
- * The image run as a registry, the same steps for every engine: a
- * read-only root file system and no capabilities, the data on a named
- * volume; pushes and pulls with skopeo and the engine itself, the image
- * pushed into itself and pulled back by digest; SIGTERM; a new container on
- * the same volume.
+ * The image run as a registry, the same steps for every engine: the
+ * container `npm run image -- --run` starts (a read-only root file system,
+ * the data on a named volume), with no capabilities; pushes and pulls with
+ * skopeo and the engine itself, the image pushed into itself and pulled
+ * back by digest; SIGTERM; a new container on the same volume with a
+ * configuration file mounted.
  */
 export function containerScenario(start: () => Promise<ContainerEngine>, cli: string): void {
   let engine: ContainerEngine;
@@ -39,25 +41,13 @@ export function containerScenario(start: () => Promise<ContainerEngine>, cli: st
   const volume = `berth-test-${process.pid}`;
   const containers: string[] = [];
 
-  const startBerth = async (): Promise<string> => {
-    const id = (
-      await engine.cli([
-        'run',
-        '-d',
-        '--read-only',
-        '--cap-drop',
-        'ALL',
-        '--security-opt',
-        'no-new-privileges',
-        '-v',
-        `${volume}:${imagePaths.data}`,
-        ...engine.runFlags,
-        ...engine.networkFlags(port),
-        image,
-      ])
-    ).trim();
+  /** The container `npm run image -- --run` starts (scripts/image/run.ts), with this engine's flags and a config file mounted if given. */
+  const startBerth = async (config?: string): Promise<string> => {
+    const flags = ['--cap-drop', 'ALL', '--security-opt', 'no-new-privileges', ...engine.runFlags, ...engine.networkFlags(port)];
+    if (config !== undefined) flags.push('-v', `${config}:${imagePaths.config}:ro`);
+    const container = `berth-test-${process.pid}-${containers.length}`;
+    const id = await startContainer(engine.cli, image, `http://127.0.0.1:${port}`, { container, publish: `127.0.0.1:${port}`, volume, flags });
     containers.push(id);
-    await untilHealthy(`http://127.0.0.1:${port}`, async () => engine.cli(['logs', id]));
     return id;
   };
 
@@ -82,6 +72,20 @@ export function containerScenario(start: () => Promise<ContainerEngine>, cli: st
   it('runs as its numeric non-root user on a read-only root file system, its data on the volume', async () => {
     first = await startBerth();
     const probe = (code: string) => engine.cli(['exec', first, imagePaths.node, '-e', code]);
+    // PID 1 is Berth itself (Node, no init), running as the image's user.
+    const pid1 = (
+      await probe(
+        "const fs = require('fs'); console.log(fs.readFileSync('/proc/1/cmdline', 'utf8').split('\\0').join(' ').trim()); console.log(fs.readFileSync('/proc/1/status', 'utf8'))",
+      )
+    ).split('\n');
+    assert.equal(pid1[0], [imagePaths.node, ...(await nodeFlags()), `${imagePaths.app}/main.mjs`, 'serve', '--config', imagePaths.config].join(' '));
+    const ids = (field: string) =>
+      pid1
+        .find((line) => line.startsWith(`${field}:`))
+        ?.split(/\s+/)
+        .slice(1, 5);
+    assert.deepEqual(ids('Uid'), Array(4).fill(String(imageUser.uid)));
+    assert.deepEqual(ids('Gid'), Array(4).fill(String(imageUser.gid)));
     assert.equal((await probe('console.log(process.getuid(), process.getgid())')).trim(), `${imageUser.uid} ${imageUser.gid}`);
     assert.match(await probe("try { require('fs').writeFileSync('/opt/berth/x', '') } catch (e) { console.log(e.code) }"), /EROFS/);
     assert.match(await probe(`console.log(require('fs').readdirSync('${imagePaths.data}').join(' '))`), /\S/, 'Berth wrote its data on the volume');
@@ -100,31 +104,45 @@ export function containerScenario(start: () => Promise<ContainerEngine>, cli: st
     assert.deepEqual(tags.Tags, ['1']);
   });
 
-  it('stops on SIGTERM with exit code 0, well within the drain timeout', async () => {
+  it('stops on SIGTERM with exit code 0 after finishing a request in flight, well within the drain timeout', async () => {
+    // An upload whose body is still arriving when SIGTERM comes: Berth finishes it before it exits.
+    const opened = await fetch(`http://${registry()}/v2/berth/drain/blobs/uploads/`, { method: 'POST' });
+    assert.equal(opened.status, 202);
+    const location = new URL(opened.headers.get('location') ?? '', `http://${registry()}`);
+    let finish: () => void = () => undefined;
+    const body = new ReadableStream<Uint8Array>({
+      async start(controller) {
+        controller.enqueue(new Uint8Array(1024).fill(1));
+        await new Promise<void>((resolve) => (finish = resolve));
+        controller.enqueue(new Uint8Array(1024).fill(2));
+        controller.close();
+      },
+    });
+    const patch = fetch(location, { method: 'PATCH', body, duplex: 'half', headers: { 'content-type': 'application/octet-stream' } } as RequestInit);
+    await sleep(500);
     const started = performance.now();
-    await engine.cli(['stop', '--time', '30', first]);
+    const stopping = engine.cli(['stop', '--time', '30', first]);
+    for (let attempt = 0; attempt < 100 && !/"msg":"stopping: finishing in-flight requests"/.test(await engine.cli(['logs', first])); attempt += 1) await sleep(100);
+    finish();
+    const answered = await patch;
+    assert.equal(answered.status, 202, await answered.text());
+    assert.equal(answered.headers.get('range'), '0-2047');
+    await stopping;
     const seconds = (performance.now() - started) / 1000;
     assert.equal((await engine.cli(['inspect', first, '--format', '{{.State.ExitCode}}'])).trim(), '0');
     assert.ok(seconds < 10, `stopping took ${seconds} s`);
     assert.match(await engine.cli(['logs', first]), /"msg":"stopped"/);
   });
 
-  it('keeps its data in a new container on the same volume', async () => {
-    await startBerth();
+  it('keeps its data in a new container on the same volume, configured by a file mounted over its configuration', async () => {
+    const config = join(temp.path, 'berth.yaml');
+    await writeFile(config, `listen: 0.0.0.0:5000\ndataDir: ${imagePaths.data}\nregistry:\n  deletes: false\n`, { mode: 0o644 });
+    await startBerth(config);
     const raw = await run('skopeo', ['inspect', '--tls-verify=false', '--raw', `docker://${registry()}/berth/self@${built.digest}`]);
     assert.equal((JSON.parse(raw) as { mediaType: string }).mediaType, built.mediaType);
+    // The mounted file is the one read: it turns deletes off.
+    const refused = await fetch(`http://${registry()}/v2/berth/self/manifests/${built.digest}`, { method: 'DELETE' });
+    assert.equal(refused.status, 405);
+    assert.equal(((await refused.json()) as { errors: { code: string }[] }).errors[0]?.code, 'UNSUPPORTED');
   });
-}
-
-async function untilHealthy(url: string, logs: () => Promise<string>): Promise<void> {
-  for (let attempt = 0; attempt < 300; attempt += 1) {
-    try {
-      const response = await fetch(`${url}/healthz`);
-      if (response.status === 200) return;
-    } catch {
-      // not listening yet
-    }
-    await sleep(100);
-  }
-  throw new Error(`Berth did not answer /healthz within 30 s:\n${await logs().catch((error: unknown) => String(error))}`);
 }

@@ -18,7 +18,7 @@ describe('the image in Docker Engine', { skip: imageBuildUnavailable() || docker
         await engine.docker(['load', '--input', archive]);
         return testImageName;
       },
-      // The test engine has no bridge network: Berth shares the host's network, on a port of its own.
+      // The test engine has no bridge network: Berth shares the host's network (which makes Docker ignore -p), on a port of its own.
       networkFlags: (port) => ['--network', 'host', '--env', `BERTH_LISTEN=127.0.0.1:${port}`],
       runFlags: [],
       async stop() {
