@@ -104,16 +104,39 @@ export async function buildImage(options: BuildOptions): Promise<BuiltImage> {
         { layer: app, createdBy: `berth image: ${imagePaths.app} (bundled Berth ${packageJson.version}), ${imagePaths.config}` },
       ];
       const config = imageConfig({ ...facts, platform, layers });
-      const manifest = imageManifest(config, layers.map(({ layer }) => layer));
+      const manifest = imageManifest(
+        config,
+        layers.map(({ layer }) => layer),
+      );
       const compressedBytes = config.size + layers.reduce((sum, { layer }) => sum + layer.size, 0);
-      images.push({ platform: platform.name, platformValue: platform, manifest: manifest.digest, manifestBlob: manifest, config, compressedBytes, layers: layers.map(({ layer }) => layer) });
+      images.push({
+        platform: platform.name,
+        platformValue: platform,
+        manifest: manifest.digest,
+        manifestBlob: manifest,
+        config,
+        compressedBytes,
+        layers: layers.map(({ layer }) => layer),
+      });
     }
     const first = images[0];
     if (first === undefined) throw new Error('no platform to build');
     const top =
-      images.length === 1 ? first.manifestBlob : imageIndex(images.map((image) => ({ platform: image.platformValue, manifest: image.manifestBlob })), imageLabels(facts));
+      images.length === 1
+        ? first.manifestBlob
+        : imageIndex(
+            images.map((image) => ({ platform: image.platformValue, manifest: image.manifestBlob })),
+            imageLabels(facts),
+          );
     log(`writing ${options.output}`);
-    await writeArchive(options.output, options.name, top, images.flatMap((image) => [image.config, image.manifestBlob]), images.flatMap((image) => image.layers), blobs);
+    await writeArchive(
+      options.output,
+      options.name,
+      top,
+      images.flatMap((image) => [image.config, image.manifestBlob]),
+      images.flatMap((image) => image.layers),
+      blobs,
+    );
     return {
       output: options.output,
       name: options.name,

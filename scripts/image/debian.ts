@@ -57,7 +57,12 @@ export async function debianRuntime(platform: Platform, cacheDir: string): Promi
   }
   // What update-ca-certificates (a maintainer script, not run here) makes of them: one PEM bundle.
   if (certificates.length > 0) {
-    entries.push({ type: 'file', path: 'etc/ssl/certs/ca-certificates.crt', mode: 0o644, bytes: Buffer.concat(certificates.map((pem) => (pem.at(-1) === 0x0a ? pem : Buffer.concat([pem, Buffer.from('\n')])))) });
+    entries.push({
+      type: 'file',
+      path: 'etc/ssl/certs/ca-certificates.crt',
+      mode: 0o644,
+      bytes: Buffer.concat(certificates.map((pem) => (pem.at(-1) === 0x0a ? pem : Buffer.concat([pem, Buffer.from('\n')])))),
+    });
   }
   return { entries, packages };
 }
@@ -96,7 +101,10 @@ async function aptFor(architecture: string, cacheDir: string): Promise<Apt> {
   const aptGet = (args: string[], cwd?: string) => command('apt-get', [...options, '-q', ...args], cwd);
   const aptCache = (args: string[]) => command('apt-cache', [...options, ...args]);
   const updated = join(root, 'updated');
-  const fresh = await stat(updated).then((info) => Date.now() - info.mtimeMs < listsMaxAgeMs, () => false);
+  const fresh = await stat(updated).then(
+    (info) => Date.now() - info.mtimeMs < listsMaxAgeMs,
+    () => false,
+  );
   if (!fresh) {
     await aptGet(['update']);
     await writeFile(updated, '');
@@ -137,7 +145,9 @@ async function gccBase(apt: Apt): Promise<string> {
 
 async function sha256Of(file: string): Promise<string | undefined> {
   try {
-    return createHash('sha256').update(await readFile(file)).digest('hex');
+    return createHash('sha256')
+      .update(await readFile(file))
+      .digest('hex');
   } catch {
     return undefined;
   }
@@ -148,7 +158,9 @@ async function command(program: string, args: string[], cwd?: string): Promise<s
     const { stdout } = await execFileAsync(program, args, { maxBuffer: 64 * 1024 * 1024, ...(cwd === undefined ? {} : { cwd }) });
     return stdout;
   } catch (error) {
-    throw new Error(`${program} ${args.filter((arg) => !arg.includes('=')).join(' ')} failed: ${(error as { stderr?: string }).stderr ?? (error as Error).message}`, { cause: error });
+    throw new Error(`${program} ${args.filter((arg) => !arg.includes('=')).join(' ')} failed: ${(error as { stderr?: string }).stderr ?? (error as Error).message}`, {
+      cause: error,
+    });
   }
 }
 
