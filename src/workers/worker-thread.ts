@@ -3,6 +3,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { Config } from '../config/schema.ts';
 import { ThreadPeers, type PeerIdentity } from '../io/peers.ts';
 import { createLogger, startServer } from '../server.ts';
+import { collectStartUpGarbage } from './start-up-garbage.ts';
 import type { ToLeader, ToWorker } from './worker-pool.ts';
 
 const { config, identity } = workerData as { config: Config; identity: PeerIdentity };
@@ -29,6 +30,7 @@ try {
     );
   });
   tell({ type: 'ready' });
+  collectStartUpGarbage();
 } catch (error) {
   tell({ type: 'failed', message: error instanceof Error ? error.message : String(error) });
   process.exit(1);

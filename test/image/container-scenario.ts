@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { after, before, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { nodeFlags, type BuiltImage } from '../../scripts/image/build.ts';
-import { imagePaths, imageUser } from '../../scripts/image/compose.ts';
+import { compileCacheDir, imagePaths, imageUser } from '../../scripts/image/compose.ts';
 import { startContainer } from '../../scripts/image/run.ts';
 import { sharedBerthImage } from '../helpers/berth-image.ts';
 import { freePort } from '../helpers/nginx.ts';
@@ -137,7 +137,16 @@ export function containerScenario(start: () => Promise<ContainerEngine>, cli: st
   it('keeps its data in a new container on the same volume, configured by a file mounted over its configuration', async () => {
     const config = join(temp.path, 'berth.yaml');
     await writeFile(config, `listen: 0.0.0.0:5000\ndataDir: ${imagePaths.data}\nregistry:\n  deletes: false\n`, { mode: 0o644 });
-    await startBerth(config);
+    const second = await startBerth(config);
+    // The first container left Node's compile cache on the volume for this one.
+    const cached = await engine.cli([
+      'exec',
+      second,
+      imagePaths.node,
+      '-e',
+      `const fs = require('fs'); const dir = '${imagePaths.data}/${compileCacheDir}'; for (const version of fs.readdirSync(dir)) console.log(version, fs.readdirSync(dir + '/' + version).length)`,
+    ]);
+    assert.match(cached, /^v24\.\S+ [1-9]\d*$/m, cached);
     const raw = await run('skopeo', ['inspect', '--tls-verify=false', '--raw', `docker://${registry()}/berth/self@${built.digest}`]);
     assert.equal((JSON.parse(raw) as { mediaType: string }).mediaType, built.mediaType);
     // The mounted file is the one read: it turns deletes off.

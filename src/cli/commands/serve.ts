@@ -1,3 +1,4 @@
+import { flushCompileCache } from 'node:module';
 import { availableParallelism } from 'node:os';
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
@@ -22,11 +23,14 @@ export function registerServe(program: Command): void {
         ...(options.tlsHost.length === 0 ? {} : { 'tls.hosts': options.tlsHost }),
       });
       // Loaded when the command runs, so that `berth --help` and other commands stay quick.
-      const { serveWithWorkers } = await import('../../workers/serve.ts');
+      const [{ serveWithWorkers }, { collectStartUpGarbage }] = await Promise.all([import('../../workers/serve.ts'), import('../../workers/start-up-garbage.ts')]);
       const server = await serveWithWorkers(config, config.server.workers ?? availableParallelism());
       const { logger } = server;
       const scheme = server.https ? 'https' : 'http';
       logger.info({ address: server.address, dataDir: config.dataDir, workers: server.workers }, `Berth is listening on ${scheme}://${server.address}`);
+      // With NODE_COMPILE_CACHE set (the container image sets it), what start-up compiled is written now, not only at exit.
+      flushCompileCache();
+      collectStartUpGarbage();
       if (server.caCert !== undefined) {
         // Clients cannot name a wildcard address; show the local name instead.
         const shown = server.address.replace(/^(0\.0\.0\.0|\[::\]):/, 'localhost:');
