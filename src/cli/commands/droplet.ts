@@ -2,6 +2,7 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import type { Command } from 'commander';
+import { httpRequest } from '../../io/http-request.ts';
 import { parseRepositoryName, parseTag } from '../../oci/names.ts';
 import { readStdinLine } from '../stdin.ts';
 
@@ -24,16 +25,15 @@ export function registerDroplet(program: Command): void {
       const guid = parseTag(options.guid);
       const { size } = await stat(file);
       const url = new URL(`/v2/${name}/blobs/?guid=${encodeURIComponent(guid)}`, options.registry);
-      const response = await fetch(url, {
+      const response = await httpRequest(url, {
         method: 'POST',
         headers: {
           'content-type': 'application/gzip',
           'content-length': String(size),
           ...(credentials === undefined ? {} : { authorization: `Basic ${Buffer.from(credentials).toString('base64')}` }),
         },
-        body: Readable.toWeb(createReadStream(file)) as ReadableStream,
-        duplex: 'half',
-      } as RequestInit);
+        body: Readable.toWeb(createReadStream(file)) as ReadableStream<Uint8Array>,
+      });
       const text = await response.text();
       if (response.status !== 201) throw new Error(`${url.origin} refused the droplet: HTTP ${response.status} ${describe(text)}`);
       process.stdout.write(`${text.trim()}\n`);
