@@ -93,7 +93,8 @@ function requestFailure(error: unknown, what: string, timeoutMs: number, signal?
   if (error instanceof RegistryError) return error;
   const name = (error as { name?: unknown } | undefined)?.name;
   if (name === 'TimeoutError' || name === 'AbortError') return unavailable(`${what} did not answer within ${timeoutMs} ms`, error);
-  const cause = (error as { cause?: { code?: unknown; message?: unknown } } | undefined)?.cause;
+  // fetch wraps the network error in `cause`; undici's request throws it as it is.
+  const cause = (error as { cause?: { code?: unknown; message?: unknown } } | undefined)?.cause ?? (error as { code?: unknown; message?: unknown } | undefined);
   const reason = typeof cause?.code === 'string' ? cause.code : typeof cause?.message === 'string' ? cause.message : String(error);
   return unavailable(`${what} is unreachable (${reason})`, error);
 }
