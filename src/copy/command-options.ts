@@ -77,7 +77,7 @@ export function transferOptions(flags: TransferFlags, signal: AbortSignal): Tran
     daemonHost: daemonHostOf(flags.daemonHost),
   };
   return {
-    ...(flags.all === true ? { platforms: 'all' as const } : flags.platform === undefined ? {} : { platforms: parsePlatform(flags.platform) }),
+    ...(flags.all === true ? { platforms: 'all' as const } : flags.platform === undefined ? {} : { platforms: platformOption(flags.platform) }),
     ...(compress === undefined ? {} : { compress }),
     ...(flags.preserveDigests === true ? { preserveDigests: true } : {}),
     jobs,
@@ -106,6 +106,14 @@ function credentialsOf(value: string | undefined, flag: string): { credentials?:
   const colon = value.indexOf(':');
   if (colon <= 0) throw new LocationError(`${flag}: expected USER:PASSWORD`);
   return { credentials: { username: value.slice(0, colon), password: value.slice(colon + 1) } };
+}
+
+function platformOption(value: string): ReturnType<typeof parsePlatform> {
+  try {
+    return parsePlatform(value);
+  } catch (cause) {
+    throw new LocationError(`--platform: ${(cause as Error).message}`);
+  }
 }
 
 function parseSize(value: string): number {
