@@ -1,5 +1,4 @@
 import { InvalidArgumentError } from 'commander';
-import type { ZodType } from 'zod';
 import { loadConfig } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 
@@ -31,8 +30,13 @@ export function usageParser<T>(parse: (value: string) => T): (value: string) => 
   };
 }
 
+/** What schemaParser needs of a setting's schema (config/units.ts). */
+interface SettingSchema<T> {
+  safeParse(value: string): { success: true; data: T } | { success: false; error: { issues: readonly { message: string }[] } };
+}
+
 /** A usage-error parser from a configuration setting's own schema, so a flag and its setting accept the same values. */
-export function schemaParser<T>(schema: ZodType<T>): (value: string) => T {
+export function schemaParser<T>(schema: SettingSchema<T>): (value: string) => T {
   return (value) => {
     const parsed = schema.safeParse(value);
     if (!parsed.success) throw new InvalidArgumentError(parsed.error.issues[0]?.message ?? 'invalid value');
