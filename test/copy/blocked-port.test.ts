@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { fetch as undiciFetch } from 'undici';
 import { mediaTypes } from '../../src/oci/media-types.ts';
 import { freeBlockedPort } from '../helpers/blocked-port.ts';
 import { startDistribution, type Distribution } from '../helpers/distribution.ts';
@@ -29,9 +30,11 @@ describe('registries on ports the Fetch standard blocks', () => {
     await temp?.remove();
   });
 
-  test('fetch itself refuses the port (what this suite guards against)', async () => {
+  test("fetch itself, Node's and undici's, refuses the port (what this suite guards against)", async () => {
     const port = (await freeBlockedPort()) ?? 10080;
-    await assert.rejects(fetch(`http://127.0.0.1:${port}/v2/`), (error: Error) => String((error.cause as Error | undefined)?.message).includes('bad port'));
+    const badPort = (error: Error) => String((error.cause as Error | undefined)?.message).includes('bad port');
+    await assert.rejects(fetch(`http://127.0.0.1:${port}/v2/`), badPort);
+    await assert.rejects(undiciFetch(`http://127.0.0.1:${port}/v2/`), badPort);
   });
 
   test('berth copy to and from a Berth on a blocked port', async (t) => {
