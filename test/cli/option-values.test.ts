@@ -29,6 +29,8 @@ describe('a bad option value is a usage error (exit 2) that names the option', (
     ['copy --dest-compress lz4', (dir) => ['copy', '--dest-compress', 'lz4', `oci:${dir}/a`, `oci:${dir}/b`], /--dest-compress/],
     ['copy --chunk-size lots', (dir) => ['copy', '--chunk-size', 'lots', `oci:${dir}/a`, `oci:${dir}/b`], /--chunk-size/],
     ['copy --progress loud', (dir) => ['copy', '--progress', 'loud', `oci:${dir}/a`, `oci:${dir}/b`], /--progress/],
+    ['copy --s3-endpoint notaurl', (dir) => ['copy', '--s3-endpoint', 'notaurl', 's3://bucket-name/p:1', `oci:${dir}/b`], /--s3-endpoint.*not an http/],
+    ['copy --s3-region ""', (dir) => ['copy', '--s3-region', '', 's3://bucket-name/p:1', `oci:${dir}/b`], /--s3-region/],
     ['sync --tags "("', (dir) => ['sync', '--tags', '(', `oci:${dir}/a`, `oci:${dir}/b`], /--tags/],
     ['sync --platform linux', (dir) => ['sync', '--platform', 'linux', `oci:${dir}/a`, `oci:${dir}/b`], /--platform/],
     ['droplet push --app "BAD NAME"', (dir) => ['droplet', 'push', `${dir}/droplet.tgz`, '--app', 'BAD NAME', '--guid', 'g'], /--app.*invalid repository name/],
