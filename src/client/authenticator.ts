@@ -1,3 +1,4 @@
+import { httpRequest, type HttpRequestInit } from '../io/http-request.ts';
 import { parseChallenges, type Challenge } from './challenge.ts';
 import type { CredentialSource, Credentials } from './credentials.ts';
 import { networkError, UpstreamError, isTemporaryStatus } from './errors.ts';
@@ -115,7 +116,7 @@ export class Authenticator {
   ): Promise<CachedToken> {
     const url = new URL(realm);
     const headers: Record<string, string> = { 'user-agent': this.#userAgent, accept: 'application/json' };
-    let init: RequestInit;
+    let init: HttpRequestInit;
     if (credentials?.kind === 'identity-token') {
       // OAuth2 refresh-token grant, as `docker login` identity tokens need.
       const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: credentials.token, client_id: 'berth' });
@@ -132,7 +133,7 @@ export class Authenticator {
     }
     let response: Response;
     try {
-      response = await fetch(url, { ...init, ...(signal === undefined ? {} : { signal }) });
+      response = await httpRequest(url, { ...init, ...(signal === undefined ? {} : { signal }) });
     } catch (error) {
       throw networkError(realm, error);
     }

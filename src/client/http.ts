@@ -1,3 +1,4 @@
+import { httpRequest, type HttpRequestInit } from '../io/http-request.ts';
 import { Authenticator } from './authenticator.ts';
 import { readLimited } from './response-body.ts';
 import type { CredentialSource } from './credentials.ts';
@@ -107,18 +108,17 @@ export class RegistryHttp {
     const timeout = new AbortController();
     const timer = setTimeout(() => timeout.abort(new Error(`no response within ${this.#options.timeoutMs} ms`)), this.#options.timeoutMs);
     const signal = spec.signal === undefined ? timeout.signal : AbortSignal.any([spec.signal, timeout.signal]);
-    const init: RequestInit & { duplex?: 'half' } = { method: spec.method, headers, redirect: 'manual', signal };
+    const init: HttpRequestInit = { method: spec.method, headers, signal };
     if (body !== undefined) {
       if ('bytes' in body) {
         init.body = body.bytes;
       } else {
         init.body = body.stream;
-        init.duplex = 'half';
         if (body.length !== undefined) headers['content-length'] = String(body.length);
       }
     }
     try {
-      return await fetch(url, init);
+      return await httpRequest(url, init);
     } catch (error) {
       if (spec.signal?.aborted === true) throw spec.signal.reason ?? error;
       throw networkError(url, timeout.signal.aborted ? timeout.signal.reason : error);

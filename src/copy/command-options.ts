@@ -68,8 +68,8 @@ export function transferOptions(flags: TransferFlags, signal: AbortSignal): Tran
     authFiles: flags.authfile === undefined ? defaultAuthFiles() : [flags.authfile],
     tempDir,
     s3: {
-      region: flags.s3Region ?? 'us-east-1',
-      ...(flags.s3Endpoint === undefined ? {} : { endpoint: flags.s3Endpoint }),
+      region: s3Region(flags.s3Region ?? 'us-east-1'),
+      ...(flags.s3Endpoint === undefined ? {} : { endpoint: s3Endpoint(flags.s3Endpoint) }),
       // An endpoint means an S3-compatible server, which nearly always wants path style.
       forcePathStyle: flags.s3PathStyle === true || flags.s3Endpoint !== undefined,
     },
@@ -77,7 +77,7 @@ export function transferOptions(flags: TransferFlags, signal: AbortSignal): Tran
     daemonHost: daemonHostOf(flags.daemonHost),
   };
   return {
-    ...(flags.all === true ? { platforms: 'all' as const } : flags.platform === undefined ? {} : { platforms: parsePlatform(flags.platform) }),
+    ...(flags.all === true ? { platforms: 'all' as const } : flags.platform === undefined ? {} : { platforms: platformOption(flags.platform) }),
     ...(compress === undefined ? {} : { compress }),
     ...(flags.preserveDigests === true ? { preserveDigests: true } : {}),
     jobs,
@@ -106,6 +106,25 @@ function credentialsOf(value: string | undefined, flag: string): { credentials?:
   const colon = value.indexOf(':');
   if (colon <= 0) throw new LocationError(`${flag}: expected USER:PASSWORD`);
   return { credentials: { username: value.slice(0, colon), password: value.slice(colon + 1) } };
+}
+
+function s3Endpoint(value: string): string {
+  const url = URL.parse(value);
+  if (url === null || (url.protocol !== 'http:' && url.protocol !== 'https:')) throw new LocationError(`--s3-endpoint: "${value}" is not an http:// or https:// URL`);
+  return value;
+}
+
+function s3Region(value: string): string {
+  if (value.trim() === '') throw new LocationError('--s3-region: empty');
+  return value;
+}
+
+function platformOption(value: string): ReturnType<typeof parsePlatform> {
+  try {
+    return parsePlatform(value);
+  } catch (cause) {
+    throw new LocationError(`--platform: ${(cause as Error).message}`);
+  }
 }
 
 function parseSize(value: string): number {

@@ -90,6 +90,11 @@ export function manifestNotFound(where: string, reference: Reference | string | 
   });
 }
 
+/** A source location whose file or directory is not there at all (exit 4, as any missing source). */
+export function sourceMissing(where: string, what: 'file' | 'directory'): RegistryError {
+  return new RegistryError('NAME_UNKNOWN', `${where}: the ${what} does not exist`);
+}
+
 export function blobNotFound(where: string, digest: Digest): RegistryError {
   return new RegistryError('BLOB_UNKNOWN', `${where}: has no blob ${digest}`, { detail: { digest } });
 }

@@ -1,3 +1,4 @@
+import { httpRequest } from '../io/http-request.ts';
 import { RegistryError } from '../errors/registry-error.ts';
 import { acceptAnything } from '../oci/accept.ts';
 import { tryParseDigest, type Digest } from '../oci/digest.ts';
@@ -153,7 +154,7 @@ export async function readConfig(repository: Repository, config: Descriptor, sig
 async function readBlob(repository: Repository, digest: Digest, size: number, signal?: AbortSignal): Promise<Buffer> {
   const body = await repository.openBlob(digest, undefined, signal);
   if (body.kind === 'redirect') {
-    const response = await fetch(body.url, { ...(signal === undefined ? {} : { signal }) });
+    const response = await httpRequest(body.url, { signal });
     if (!response.ok) throw new Error(`blob ${digest}: ${response.status}`);
     return Buffer.from(await response.arrayBuffer()).subarray(0, maxConfigBytes);
   }

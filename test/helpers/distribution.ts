@@ -17,16 +17,16 @@ export interface Distribution {
 
 /**
  * CNCF Distribution (Debian's docker-registry) as a child process on a
- * free loopback port, storing in a temp dir; `auth` goes into its config
- * as given (see startTokenService for `auth: token`).
+ * free loopback port (or `port`), storing in a temp dir; `auth` goes into
+ * its config as given (see startTokenService for `auth: token`).
  */
-export async function startDistribution(auth?: Record<string, unknown>): Promise<Distribution> {
+export async function startDistribution(auth?: Record<string, unknown>, port = 0): Promise<Distribution> {
   const directory = await tempDir('berth-distribution');
   const config = {
     version: 0.1,
     log: { level: 'info', formatter: 'text' },
     storage: { filesystem: { rootdirectory: join(directory.path, 'data') }, delete: { enabled: true } },
-    http: { addr: '127.0.0.1:0', secret: randomBytes(16).toString('hex') },
+    http: { addr: `127.0.0.1:${port}`, secret: randomBytes(16).toString('hex') },
     ...(auth === undefined ? {} : { auth }),
   };
   const configPath = join(directory.path, 'config.yml');

@@ -2,14 +2,15 @@ import { flushCompileCache } from 'node:module';
 import { availableParallelism } from 'node:os';
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
-import { configFromOptions, type CommonOptions } from '../options.ts';
+import { hostPort } from '../../config/units.ts';
+import { configFromOptions, schemaParser, type CommonOptions } from '../options.ts';
 
 /** `berth serve`: runs the registry until SIGTERM or SIGINT, then drains in-flight requests. */
 export function registerServe(program: Command): void {
   program
     .command('serve')
     .description('run the registry')
-    .option('--listen <host:port>', 'address to listen on (default 127.0.0.1:5000)')
+    .option('--listen <host:port>', 'address to listen on (default 127.0.0.1:5000)', schemaParser(hostPort))
     .option('--data <dir>', 'data directory (default ./data)')
     .option('--config <file>', 'YAML configuration file')
     .option('--workers <n>', 'worker threads serving the port (default: the CPUs this process may use)', positiveInteger)

@@ -1,7 +1,7 @@
 import { mkdir, open, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Command } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import { checkPassword, checkUserName, hashPassword, readHtpasswd, writeHtpasswd, type Htpasswd } from '../../auth/htpasswd.ts';
 import { defaultHtpasswdPath } from '../../config/schema.ts';
 import { configFromOptions, type CommonOptions } from '../options.ts';
@@ -125,6 +125,6 @@ function askHidden(prompt: string): Promise<string> {
 
 function parseCost(value: string): number {
   const cost = Number(value);
-  if (!Number.isInteger(cost) || cost < 4 || cost > 15) throw new Error('--cost must be a whole number from 4 to 15');
+  if (!Number.isInteger(cost) || cost < 4 || cost > 15) throw new InvalidArgumentError('a whole number from 4 to 15');
   return cost;
 }

@@ -15,7 +15,16 @@ import { ArchiveFormatError, parseJsonFile, type BlobLocation } from '../../arch
 import { parseDockerArchiveImages, readDockerArchive } from '../../archives/docker-archive.ts';
 import { decompressor, sniffFileCompression } from '../compression.ts';
 import { writeDurably } from '../../io/durable-file.ts';
-import { blobNotFound, manifestNotFound, type BlobOpener, type ImageStore, type ManifestData, type PutBlobOptions, type PutManifestOptions } from '../image-store.ts';
+import {
+  blobNotFound,
+  manifestNotFound,
+  sourceMissing,
+  type BlobOpener,
+  type ImageStore,
+  type ManifestData,
+  type PutBlobOptions,
+  type PutManifestOptions,
+} from '../image-store.ts';
 import { DirectoryStorage, fileOpener } from './layout-dir.ts';
 import { packTar, type PackedFile } from './tar.ts';
 import { TarArchive } from './tar-archive.ts';
@@ -86,6 +95,7 @@ export class DockerArchiveStore implements ImageStore {
   }
 
   async getManifest(reference: Reference | undefined): Promise<ManifestData> {
+    this.#mustExist();
     const { manifests, images } = await this.#images();
     let digest: Digest | undefined;
     if (reference?.kind === 'digest') digest = manifests.has(reference.digest) ? reference.digest : undefined;
@@ -104,6 +114,7 @@ export class DockerArchiveStore implements ImageStore {
   }
 
   async listTags(): Promise<Tag[]> {
+    this.#mustExist();
     const tags = this.#entries.flatMap((entry) => (entry.RepoTags ?? []).map((name) => name.slice(name.lastIndexOf(':') + 1)));
     return [...new Set(tags.filter(isTag))].sort();
   }
@@ -220,6 +231,11 @@ export class DockerArchiveStore implements ImageStore {
     if (name !== undefined) return byName((candidate) => candidate === name || candidate === `docker.io/${name}` || candidate === `docker.io/library/${name}`);
     if (tag !== undefined) return byName((candidate) => candidate.slice(candidate.lastIndexOf(':') + 1) === tag);
     return images.length === 1 ? images[0]?.digest : undefined;
+  }
+
+  /** Read as a source, an archive that is not there is named as such (written to, it is created). */
+  #mustExist(): void {
+    if (this.#archive === undefined && !this.#dirty) throw sourceMissing(this.description, 'file');
   }
 
   #images(): Promise<ArchiveImages> {

@@ -25,6 +25,16 @@ export class DirectoryStorage implements LayoutStorage {
     this.description = description;
   }
 
+  async missing(): Promise<'directory' | undefined> {
+    try {
+      await stat(this.#root);
+      return undefined;
+    } catch (error) {
+      if (isMissing(error)) return 'directory';
+      throw error;
+    }
+  }
+
   async stat(path: string): Promise<number | undefined> {
     try {
       const info = await stat(this.#path(path));

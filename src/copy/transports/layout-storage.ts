@@ -23,4 +23,6 @@ export interface LayoutStorage {
   /** Replaces a small file atomically. */
   writeSmall(path: string, bytes: Uint8Array, signal?: AbortSignal): Promise<void>;
   close?(): Promise<void>;
+  /** For a layout that lives in a file or directory: which one, when it does not exist at all (undefined when it does). */
+  missing?(signal?: AbortSignal): Promise<'file' | 'directory' | undefined>;
 }

@@ -97,6 +97,10 @@ class OverlayStorage implements LayoutStorage {
     this.description = top.description;
   }
 
+  async missing(): Promise<'file' | undefined> {
+    return this.#base === undefined ? 'file' : undefined;
+  }
+
   async stat(path: string): Promise<number | undefined> {
     return (await this.#top.stat(path)) ?? this.#base?.size(path);
   }

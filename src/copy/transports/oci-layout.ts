@@ -10,6 +10,7 @@ import {
   blobNotFound,
   cosignTagsOf,
   manifestNotFound,
+  sourceMissing,
   type ReferrerRef,
   type BlobOpener,
   type ImageStore,
@@ -147,7 +148,11 @@ export class OciLayoutStore implements ImageStore {
     if (this.#index !== undefined) return this.#index;
     const bytes = await this.#storage.readSmall(indexFile, maxIndexBytes, signal);
     if (bytes === undefined) {
-      if (mustExist) throw new RegistryError('NAME_UNKNOWN', `${this.description}: not an OCI image layout (no index.json)`);
+      if (mustExist) {
+        const missing = await this.#storage.missing?.(signal);
+        if (missing !== undefined) throw sourceMissing(this.description, missing);
+        throw new RegistryError('NAME_UNKNOWN', `${this.description}: not an OCI image layout (no index.json)`);
+      }
       this.#index = { schemaVersion: 2, mediaType: mediaTypes.ociIndex, manifests: [] };
       return this.#index;
     }

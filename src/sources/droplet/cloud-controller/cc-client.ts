@@ -1,7 +1,7 @@
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import type { Logger } from '../../../log.ts';
 import { through } from '../../../io/metered-stream.ts';
-import { describeErrorBody, fetchWithin, readJson, unavailable, type TimedResponse } from './http.ts';
+import { describeErrorBody, fetchWithin, readJson, unavailable, type RequestInit, type TimedResponse } from './http.ts';
 
 export interface CloudControllerOptions {
   /** The API root, such as https://api.sys.example.com. */
@@ -95,7 +95,7 @@ export class CloudControllerClient {
   async #authorized(url: string, init: RequestInit, what: string, signal?: AbortSignal, bodyUnbounded = false): Promise<TimedResponse> {
     for (let attempt = 1; ; attempt += 1) {
       const token = await this.#currentToken(signal);
-      const headers = { ...(init.headers as Record<string, string> | undefined), authorization: `bearer ${token}` };
+      const headers = { ...init.headers, authorization: `bearer ${token}` };
       const answer = await fetchWithin(url, { ...init, headers }, what, this.#options.timeoutMs, signal, bodyUnbounded);
       if (answer.response.status !== 401 || attempt > 1) return answer;
       // Revoked or expired early: one more try with a fresh token.

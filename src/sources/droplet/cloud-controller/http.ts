@@ -1,4 +1,5 @@
 import { RegistryError } from '../../../errors/registry-error.ts';
+import { httpRequest, type HttpRequestInit } from '../../../io/http-request.ts';
 
 /** JSON answers of the Cloud Controller and UAA are small; anything beyond this is refused. */
 const maxJsonBytes = 8 * 1024 * 1024;
@@ -15,8 +16,13 @@ export interface TimedResponse {
   abort(reason: unknown): void;
 }
 
+/** A request; `redirect: 'follow'` follows up to five redirects (only requests without credentials ask it). */
+export type RequestInit = Omit<HttpRequestInit, 'signal'> & { redirect?: 'follow' | 'manual' };
+
+const maxRedirects = 5;
+
 /**
- * fetch with a deadline: `timeoutMs` covers the answer's headers and then
+ * A request with a deadline (any port: see httpRequest): `timeoutMs` covers the answer's headers and then
  * its body, unless `bodyUnbounded` (downloads, which watch for stalls
  * instead). Network failures and timeouts become 503s naming `what`.
  */
@@ -26,12 +32,24 @@ export async function fetchWithin(url: string, init: RequestInit, what: string, 
   timer.unref();
   const combined = signal === undefined ? controller.signal : AbortSignal.any([signal, controller.signal]);
   try {
-    const response = await fetch(url, { ...init, signal: combined });
+    const response = await follow(url, init, combined);
     if (bodyUnbounded) clearTimeout(timer);
     return { response, abort: (reason) => controller.abort(reason) };
   } catch (error) {
     clearTimeout(timer);
     throw requestFailure(error, what, timeoutMs, signal);
+  }
+}
+
+async function follow(url: string, init: RequestInit, signal: AbortSignal): Promise<Response> {
+  const { redirect, ...request } = init;
+  let target = url;
+  for (let hop = 0; ; hop += 1) {
+    const response = await httpRequest(target, { ...request, signal });
+    const location = response.headers.get('location');
+    if (redirect !== 'follow' || response.status < 300 || response.status >= 400 || location === null || hop >= maxRedirects) return response;
+    await response.body?.cancel();
+    target = new URL(location, target).href;
   }
 }
 
@@ -75,7 +93,8 @@ function requestFailure(error: unknown, what: string, timeoutMs: number, signal?
   if (error instanceof RegistryError) return error;
   const name = (error as { name?: unknown } | undefined)?.name;
   if (name === 'TimeoutError' || name === 'AbortError') return unavailable(`${what} did not answer within ${timeoutMs} ms`, error);
-  const cause = (error as { cause?: { code?: unknown; message?: unknown } } | undefined)?.cause;
+  // fetch wraps the network error in `cause`; undici's request throws it as it is.
+  const cause = (error as { cause?: { code?: unknown; message?: unknown } } | undefined)?.cause ?? (error as { code?: unknown; message?: unknown } | undefined);
   const reason = typeof cause?.code === 'string' ? cause.code : typeof cause?.message === 'string' ? cause.message : String(error);
   return unavailable(`${what} is unreachable (${reason})`, error);
 }
