@@ -1,5 +1,6 @@
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { IncomingMessage } from 'node:http';
+import type { Agent as HttpsAgent } from 'node:https';
+import { http, https } from '../io/node-http.ts';
 
 /**
  * POSTs webhook deliveries over kept-alive connections with `node:http`:
@@ -8,18 +9,24 @@ import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
  * request objects.) The answer's body is read and thrown away.
  */
 export class WebhookPoster {
-  readonly #http = new HttpAgent({ keepAlive: true, maxSockets: 4 });
-  readonly #https = new HttpsAgent({ keepAlive: true, maxSockets: 4 });
+  readonly #http = new http.Agent({ keepAlive: true, maxSockets: 4 });
+  /** Made for the first https webhook. */
+  #https: HttpsAgent | undefined;
 
   /** The answer's status; rejects on a network failure, a timeout or `signal`. */
   post(url: URL, headers: Record<string, string>, body: string, signal: AbortSignal): Promise<number> {
     const payload = Buffer.from(body, 'utf8');
     const secure = url.protocol === 'https:';
-    const send = secure ? httpsRequest : httpRequest;
+    const send = secure ? https().request : http.request;
     return new Promise<number>((resolve, reject) => {
       const request = send(
         url,
-        { method: 'POST', agent: secure ? this.#https : this.#http, headers: { ...headers, 'content-length': String(payload.byteLength) }, signal },
+        {
+          method: 'POST',
+          agent: secure ? (this.#https ??= new (https().Agent)({ keepAlive: true, maxSockets: 4 })) : this.#http,
+          headers: { ...headers, 'content-length': String(payload.byteLength) },
+          signal,
+        },
         (response: IncomingMessage) => {
           response.on('error', reject);
           response.on('end', () => resolve(response.statusCode ?? 0));
@@ -33,6 +40,6 @@ export class WebhookPoster {
 
   close(): void {
     this.#http.destroy();
-    this.#https.destroy();
+    this.#https?.destroy();
   }
 }

@@ -1,6 +1,5 @@
 import { Readable } from 'node:stream';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
-import { request } from 'undici';
 
 /** What one request sends; the body is bytes or a stream that is never buffered. */
 export interface HttpRequestInit {
@@ -9,6 +8,9 @@ export interface HttpRequestInit {
   body?: string | Uint8Array | ReadableStream<Uint8Array> | undefined;
   signal?: AbortSignal | undefined;
 }
+
+/** undici, loaded by the first request: a registry that never calls another host never loads its megabyte of JavaScript. */
+let undici: Promise<typeof import('undici')> | undefined;
 
 /** Statuses whose response has no body (a Response cannot be built with one). */
 const nullBodyStatuses = new Set([101, 103, 204, 205, 304]);
@@ -29,6 +31,7 @@ const nullBodyStatuses = new Set([101, 103, 204, 205, 304]);
 export async function httpRequest(url: string | URL, init: HttpRequestInit = {}): Promise<Response> {
   const method = init.method ?? 'GET';
   const body = init.body;
+  const { request } = await (undici ??= import('undici'));
   const answer = await request(url, {
     method: method as 'GET',
     headers: init.headers ?? {},

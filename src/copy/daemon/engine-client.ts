@@ -1,4 +1,5 @@
-import { request, type IncomingMessage } from 'node:http';
+import type { IncomingMessage } from 'node:http';
+import { http } from '../../io/node-http.ts';
 import type { Readable } from 'node:stream';
 import { isRegistryError, RegistryError } from '../../errors/registry-error.ts';
 import { LocationError } from '../location.ts';
@@ -28,7 +29,7 @@ export class EngineClient {
   /** Sends a request; `body` is streamed. Answers with the response whatever its status. */
   send(method: string, path: string, options: { body?: Readable; contentType?: string; signal?: AbortSignal | undefined } = {}): Promise<IncomingMessage> {
     return new Promise((resolve, reject) => {
-      const req = request(
+      const req = http.request(
         {
           ...this.#target,
           method,
