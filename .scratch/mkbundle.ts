@@ -1,2 +1,0 @@
-import { bundleBerth } from '../scripts/image/bundle.ts';
-await bundleBerth(process.argv[2] ?? '/tmp/bbundle-new');
