@@ -42,6 +42,22 @@ describe('PUT, GET and HEAD /v2/<name>/manifests/<reference>', () => {
       assert.equal(reply.headers.get('content-length'), String(image.manifest.bytes.length));
       assert.equal(reply.headers.get('docker-content-digest'), image.manifest.digest);
     });
+    for (const method of ['GET', 'HEAD']) {
+      it(`${method} by ${reference === 'v1' ? 'tag' : 'digest'} with a matching If-None-Match is 304 with ETag and digest, no body`, async () => {
+        const etag = `"${image.manifest.digest}"`;
+        for (const header of [etag, `W/${etag}`, '*', `"sha256:${'0'.repeat(64)}", ${etag}`]) {
+          const reply = await call(registry.url, method, `/v2/man/app/manifests/${reference}`, { headers: { 'if-none-match': header, accept: mediaTypes.ociManifest } });
+          assert.equal(reply.status, 304, `${header}: ${reply.text}`);
+          assert.equal(reply.body.length, 0);
+          assert.equal(reply.headers.get('etag'), etag);
+          assert.equal(reply.headers.get('docker-content-digest'), image.manifest.digest);
+        }
+        const changed = await call(registry.url, method, `/v2/man/app/manifests/${reference}`, { headers: { 'if-none-match': `"sha256:${'0'.repeat(64)}"` } });
+        assert.equal(changed.status, 200);
+        assert.equal(changed.headers.get('etag'), etag);
+        if (method === 'GET') assert.deepEqual(changed.body, image.manifest.bytes);
+      });
+    }
   }
 
   it('keeps the pushed bytes exactly, whitespace and key order included', async () => {
