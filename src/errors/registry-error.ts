@@ -8,7 +8,8 @@ export const errorCodes = {
   BLOB_UPLOAD_INVALID: { status: 400, message: 'blob upload invalid' },
   BLOB_UPLOAD_UNKNOWN: { status: 404, message: 'blob upload unknown to registry' },
   DIGEST_INVALID: { status: 400, message: 'provided digest did not match uploaded content' },
-  MANIFEST_BLOB_UNKNOWN: { status: 404, message: 'manifest references a manifest or blob unknown to registry' },
+  // 400 as in Distribution and the conformance suite: the manifest is what is wrong, not the URL.
+  MANIFEST_BLOB_UNKNOWN: { status: 400, message: 'manifest references a manifest or blob unknown to registry' },
   MANIFEST_INVALID: { status: 400, message: 'manifest invalid' },
   MANIFEST_UNKNOWN: { status: 404, message: 'manifest unknown to registry' },
   NAME_INVALID: { status: 400, message: 'invalid repository name' },
@@ -34,6 +35,8 @@ export interface RegistryErrorOptions {
   detail?: unknown;
   /** Extra response headers (for example `Range` on a 416 of an upload). */
   headers?: Record<string, string>;
+  /** Further errors of the same response, listed after this one in the body (one per unknown blob of a manifest). */
+  more?: readonly RegistryError[];
   cause?: unknown;
 }
 
@@ -42,6 +45,7 @@ export class RegistryError extends Error {
   readonly status: number;
   readonly detail: unknown;
   readonly headers: Record<string, string>;
+  readonly more: readonly RegistryError[];
 
   constructor(code: ErrorCode, message?: string, options: RegistryErrorOptions = {}) {
     super(message ?? errorCodes[code].message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -50,6 +54,7 @@ export class RegistryError extends Error {
     this.status = options.status ?? errorCodes[code].status;
     this.detail = options.detail;
     this.headers = options.headers ?? {};
+    this.more = options.more ?? [];
   }
 }
 

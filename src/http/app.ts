@@ -12,7 +12,7 @@ import { declareTargets, noteTarget, observeRequests, type RequestObserver } fro
 import { registerRateLimit } from './rate-limit.ts';
 import { serverOptions, type ServerSettings } from './server-options.ts';
 import { registerTokenEndpoint } from './token.ts';
-import { matchV2, runV2, type HttpSettings, type V2Endpoint } from './v2-routes.ts';
+import { matchV2, methodNotAllowed, runV2, type HttpSettings, type V2Endpoint } from './v2-routes.ts';
 
 export interface AppDependencies {
   router: RepositoryRouter;
@@ -41,6 +41,12 @@ export interface AppDependencies {
    */
   v2Endpoints?: readonly V2Endpoint[];
 }
+
+/** The body of /v2/: bytes, so that GET and HEAD have the same content type (the framework adds a charset to strings). */
+const emptyObject = Buffer.from('{}');
+
+/** The methods of /v2/ and /v2/_catalog. */
+const readMethods = ['GET', 'HEAD'] as const;
 
 /** Headers that describe the error response itself, kept when an error replaces a half-built reply. */
 const keptOnError = new Set(['docker-distribution-api-version', 'x-request-id', 'www-authenticate']);
@@ -137,11 +143,17 @@ export function createApp(dependencies: AppDependencies): FastifyInstance {
   const v2 = async (request: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
     reply.header('docker-distribution-api-version', 'registry/2.0');
     const path = (request.params as { '*'?: string })['*'] ?? '';
-    if (path === '' && (request.method === 'GET' || request.method === 'HEAD')) {
+    const readMethod = request.method === 'GET' || request.method === 'HEAD';
+    if (path === '') {
+      if (!readMethod) throw methodNotAllowed(request.method, readMethods);
       await access?.authorize(request, [{ kind: 'signed-in' }]);
-      return reply.header('content-type', 'application/json').send(request.method === 'HEAD' ? undefined : '{}');
+      return reply
+        .header('content-type', 'application/json')
+        .header('content-length', emptyObject.byteLength)
+        .send(request.method === 'HEAD' ? undefined : emptyObject);
     }
-    if (path === '_catalog' && request.method === 'GET') {
+    if (path === '_catalog') {
+      if (!readMethod) throw methodNotAllowed(request.method, readMethods);
       const caller = await access?.authorize(request, [{ kind: 'catalog' }]);
       noteCaller(request, caller?.user);
       return listCatalog(request, reply, router, caller);
@@ -155,8 +167,9 @@ export function createApp(dependencies: AppDependencies): FastifyInstance {
     noteCaller(request, caller?.user);
     return runV2(match, request, reply, router, settings, caller);
   };
-  app.route({ method: ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE'], url: '/v2/*', handler: v2 });
-  app.route({ method: ['GET', 'HEAD'], url: '/v2', handler: v2 });
+  // Every method reaches the handler, so that a known endpoint answers one it does not take with 405 and Allow.
+  app.route({ method: app.supportedMethods, url: '/v2/*', handler: v2 });
+  app.route({ method: app.supportedMethods, url: '/v2', handler: v2 });
   return app;
 }
 

@@ -1,20 +1,27 @@
 import { parseDigest } from '../oci/digest.ts';
+import { notModified } from './conditional.ts';
 import { sendFileRegion } from './file-sender.ts';
 import { parseRangeHeader } from './range.ts';
 import type { V2Request } from './v2-routes.ts';
 
-/** GET and HEAD /v2/<name>/blobs/<digest>, with single byte ranges. */
+/** Content addressed by digest never changes. */
+const immutable = 'max-age=31536000, immutable';
+
+/** GET and HEAD /v2/<name>/blobs/<digest>, with single byte ranges; 304 when If-None-Match names it. */
 export async function getBlob({ request, reply, params, signal, repository }: V2Request): Promise<unknown> {
   const digest = parseDigest(params['digest'] ?? '');
   const repo = await repository();
   const size = await repo.blobSize(digest, signal);
+  // If-None-Match is evaluated before Range (RFC 9110, section 13.2.2).
+  const unchanged = notModified(request, reply, digest, { 'cache-control': immutable });
+  if (unchanged !== undefined) return unchanged;
   const range = parseRangeHeader(request.headers.range, size);
   reply.headers({
     'docker-content-digest': digest,
     'content-type': 'application/octet-stream',
     'accept-ranges': 'bytes',
     etag: `"${digest}"`,
-    'cache-control': 'max-age=31536000, immutable',
+    'cache-control': immutable,
   });
   if (range !== undefined) {
     reply.code(206).header('content-range', `bytes ${range.start}-${range.end}/${size}`);

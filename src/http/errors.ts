@@ -8,9 +8,13 @@ import { isMetadataUnavailable, retryAfterSeconds, unavailable, unavailableDepen
 
 /** The spec's error body. */
 export function errorBody(error: RegistryError): { errors: { code: ErrorCode; message: string; detail?: unknown }[] } {
+  return { errors: [error, ...error.more].map(errorEntry) };
+}
+
+function errorEntry(error: RegistryError): { code: ErrorCode; message: string; detail?: unknown } {
   const entry: { code: ErrorCode; message: string; detail?: unknown } = { code: error.code, message: error.message };
   if (error.detail !== undefined) entry.detail = error.detail;
-  return { errors: [entry] };
+  return entry;
 }
 
 /**

@@ -14,21 +14,21 @@ import type { V2Request } from './v2-routes.ts';
 /** The most entries one page returns, whatever `n` asks for; the Link header leads on. */
 export const maxPageSize = 10_000;
 
-/** GET /v2/<name>/tags/list?n=&last= */
+/** GET and HEAD /v2/<name>/tags/list?n=&last= */
 export async function listTags({ request, reply, name, signal, repository }: V2Request): Promise<unknown> {
   const page = parsePage(request.query);
   const repo = await repository();
   const { entries, next } = await paginate(page, (probe) => repo.tags(probe, signal));
   if (next !== undefined) reply.header('link', nextLink(`/v2/${name}/tags/list`, page, next));
-  return reply.header('content-type', 'application/json').send(JSON.stringify({ name, tags: entries }));
+  return sendListing(request, reply, 'application/json', JSON.stringify({ name, tags: entries }));
 }
 
-/** GET /v2/_catalog?n=&last= across every repository source; with a caller, only what it may pull. */
+/** GET and HEAD /v2/_catalog?n=&last= across every repository source; with a caller, only what it may pull. */
 export async function listCatalog(request: FastifyRequest, reply: FastifyReply, router: RepositoryRouter, caller?: Caller): Promise<unknown> {
   const page = parsePage(request.query);
   const { entries, next } = await paginate(page, (probe) => (caller === undefined ? router.catalog(probe) : visibleCatalog(router, probe, (name) => caller.sees(name))));
   if (next !== undefined) reply.header('link', nextLink('/v2/_catalog', page, next));
-  return reply.header('content-type', 'application/json').send(JSON.stringify({ repositories: entries }));
+  return sendListing(request, reply, 'application/json', JSON.stringify({ repositories: entries }));
 }
 
 /** Referrers one response lists at most; the Link header leads on. */
@@ -53,7 +53,15 @@ export async function listReferrers({ request, reply, params, name, signal, repo
     reply.header('link', `</v2/${name}/referrers/${subject}?${query.toString()}>; rel="next"`);
   }
   if (artifactType !== undefined) reply.header('oci-filters-applied', 'artifactType');
-  return reply.header('content-type', mediaTypes.ociIndex).send(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: mediaTypes.ociIndex, manifests })));
+  return sendListing(request, reply, mediaTypes.ociIndex, JSON.stringify({ schemaVersion: 2, mediaType: mediaTypes.ociIndex, manifests }));
+}
+
+/** A listing's JSON; HEAD gets its headers (with the length GET would send) and no body. */
+function sendListing(request: FastifyRequest, reply: FastifyReply, contentType: string, json: string): FastifyReply {
+  // Bytes, not a string: the framework would add a charset to the content type of a GET only.
+  const body = Buffer.from(json);
+  reply.header('content-type', contentType).header('content-length', body.byteLength);
+  return reply.send(request.method === 'HEAD' ? undefined : body);
 }
 
 /** How many names are read per round while filtering the catalog. */

@@ -1,14 +1,17 @@
 import { parseAccept } from '../oci/accept.ts';
 import { RegistryError } from '../errors/registry-error.ts';
 import { parseReference, parseTag, type Reference } from '../oci/names.ts';
+import { notModified } from './conditional.ts';
 import { hasBody, mediaTypeOf, queryValues, readLimitedBody } from './request-parts.ts';
 import type { V2Request } from './v2-routes.ts';
 
-/** GET and HEAD /v2/<name>/manifests/<reference>, negotiated by Accept. */
+/** GET and HEAD /v2/<name>/manifests/<reference>, negotiated by Accept; 304 when If-None-Match names it. */
 export async function getManifest({ request, reply, params, signal, repository }: V2Request): Promise<unknown> {
   const reference = referenceToRead(params['reference'] ?? '');
   const head = request.method === 'HEAD';
   const manifest = await (await repository()).manifest(reference, parseAccept(request.headers.accept), signal, head ? 'head' : 'pull');
+  const unchanged = notModified(request, reply, manifest.digest);
+  if (unchanged !== undefined) return unchanged;
   reply.headers({
     'content-type': manifest.mediaType,
     'content-length': manifest.bytes.byteLength,

@@ -12,7 +12,7 @@ import type { V2Request } from './v2-routes.ts';
  * POST /v2/<name>/blobs/uploads/: a new session (202), a monolithic upload
  * with `?digest=` (201), or a mount with `?mount=&from=`, or `?mount=` alone
  * from any repository the caller may pull (201, or 202 with a new session
- * when the blob cannot be mounted).
+ * when the blob cannot be mounted, the mount arguments being malformed included).
  */
 export async function startUpload(context: V2Request): Promise<unknown> {
   const { request, reply, name, signal, settings, caller } = context;
@@ -31,15 +31,17 @@ export async function startUpload(context: V2Request): Promise<unknown> {
     return blobCreated(reply, name, digest);
   }
   if (mountParam !== undefined) {
-    const digest = parseDigest(mountParam);
+    // A mount that cannot be done, also for a malformed digest or source,
+    // starts a plain upload (202), as the spec and Distribution do.
+    const digest = parsedOrUndefined(parseDigest, mountParam);
     const from = queryValue(request.query, 'from');
     // A source the caller may not pull is treated like one without the blob:
     // a plain upload starts, and nothing tells whether the blob is there.
     const readable = (source: RepositoryName): boolean => caller === undefined || caller.may(source, 'pull');
-    if (from !== undefined) {
-      const source = mountSource(from);
-      if (readable(source) && (await writer.mountBlob(digest, source))) return blobCreated(reply, name, digest);
-    } else if (settings.autoMount !== false && (await writer.mountBlob(digest, readable))) {
+    if (digest !== undefined && from !== undefined) {
+      const source = parsedOrUndefined(parseRepositoryName, from);
+      if (source !== undefined && readable(source) && (await writer.mountBlob(digest, source))) return blobCreated(reply, name, digest);
+    } else if (digest !== undefined && settings.autoMount !== false && (await writer.mountBlob(digest, readable))) {
       return blobCreated(reply, name, digest);
     }
   }
@@ -132,10 +134,11 @@ async function withResumeHeaders<T>(writer: RepositoryWriter, name: RepositoryNa
   }
 }
 
-function mountSource(from: string): RepositoryName {
+/** What `parse` makes of `value`, or undefined when it refuses it. */
+function parsedOrUndefined<T>(parse: (value: string) => T, value: string): T | undefined {
   try {
-    return parseRepositoryName(from);
-  } catch (cause) {
-    throw new RegistryError('NAME_INVALID', `invalid mount source "${from.slice(0, 100)}"`, { cause });
+    return parse(value);
+  } catch {
+    return undefined;
   }
 }

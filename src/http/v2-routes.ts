@@ -101,14 +101,19 @@ export function matchV2(path: string, method: string, extra: readonly V2Endpoint
   const found = findEndpoint(path, extra);
   if (found === undefined) throw new RegistryError('UNSUPPORTED', `no endpoint at /v2/${path.slice(0, 200)}`, { status: 404 });
   const { endpoint, groups } = found;
-  const route = endpoint.methods[method as Method];
-  if (route === undefined) {
-    throw new RegistryError('UNSUPPORTED', `${method} is not supported here`, {
-      headers: { allow: Object.keys(endpoint.methods).join(', ') },
-    });
-  }
+  // HEAD works wherever GET does: the handler leaves the body out.
+  const route = endpoint.methods[method as Method] ?? (method === 'HEAD' ? endpoint.methods.GET : undefined);
+  if (route === undefined) throw methodNotAllowed(method, Object.keys(endpoint.methods));
   const { name = '', ...params } = groups;
   return { name: parseRepositoryName(name), params, handler: route.handler, action: route.action, label: endpoint.label };
+}
+
+/** 405 with the Allow header (RFC 9110, section 15.5.6) for a method an endpoint does not take; HEAD is allowed wherever GET is. */
+export function methodNotAllowed(method: string, methods: readonly string[]): RegistryError {
+  const allow = methods.includes('GET') && !methods.includes('HEAD') ? [...methods, 'HEAD'] : methods;
+  return new RegistryError('UNSUPPORTED', `${method.slice(0, 20)} is not supported here; allowed: ${allow.join(', ')}`, {
+    headers: { allow: allow.join(', ') },
+  });
 }
 
 /** What a request below /v2/ addresses, for metrics; never throws. */

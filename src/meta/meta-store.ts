@@ -113,7 +113,7 @@ export interface ManifestIndex {
   /**
    * Stores the manifest and points `tags` at it, in one transaction, after
    * checking that every referenced blob and child manifest is in the
-   * repository (MANIFEST_BLOB_UNKNOWN otherwise, unless `referencesPending`).
+   * repository (otherwise one MANIFEST_BLOB_UNKNOWN per missing digest, unless `referencesPending`).
    * Re-putting is idempotent.
    */
   put(repository: RepositoryName, manifest: ManifestRecord, references: ManifestReferences, tags: readonly Tag[], options?: PutOptions): Promise<void>;

@@ -29,11 +29,24 @@ export function referrerFromRow(row: ManifestRow): Descriptor {
   return descriptor;
 }
 
-/** What a manifest put answers when a reference is not in the repository. */
-export function missingReference(kind: 'blob' | 'manifest', digest: Digest): RegistryError {
-  return new RegistryError('MANIFEST_BLOB_UNKNOWN', `the manifest references ${kind} ${digest}, which is not in this repository`, {
-    detail: { digest },
-  });
+/** A manifest's reference: a blob (config, layer) or a child manifest (of an index). */
+export interface ManifestReference {
+  kind: 'blob' | 'manifest';
+  digest: Digest;
+}
+
+/**
+ * What a manifest put answers when references are not in the repository:
+ * one MANIFEST_BLOB_UNKNOWN per missing digest, each naming it in `detail`,
+ * as the spec asks ("an error is returned for each unknown blob"); undefined
+ * when nothing is missing. The list is bounded by the manifest's size limit.
+ */
+export function missingReferences(missing: readonly ManifestReference[]): RegistryError | undefined {
+  const [first, ...rest] = missing.map(
+    ({ kind, digest }) => new RegistryError('MANIFEST_BLOB_UNKNOWN', `the manifest references ${kind} ${digest}, which is not in this repository`, { detail: { digest } }),
+  );
+  if (first === undefined) return undefined;
+  return new RegistryError(first.code, first.message, { detail: first.detail, more: rest });
 }
 
 /** What a manifest put answers when it would move a tag that must not move. */

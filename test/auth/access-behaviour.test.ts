@@ -122,6 +122,21 @@ describe('access rules, catalog, uploads and mounts', () => {
     assert.equal(blob.statusCode, 200, 'the blob reached team/app through alice, not through bob');
   });
 
+  it('a malformed mount starts a plain upload only for a caller who may push, and tells nothing about the source', async () => {
+    const image = randomImage({ layers: 1 });
+    await injectPushImage(test.app, as('alice'), 'team/secret/x', 'malformed', image);
+    const layer = image.layers[0]?.digest as string;
+    const post = (user: keyof typeof users | undefined, to: string, query: string) =>
+      test.app.inject({ method: 'POST', url: `/v2/${to}/blobs/uploads/?${query}`, headers: user === undefined ? {} : { authorization: as(user) } });
+    for (const query of ['mount=sha256:bad&from=team/secret/x', `mount=${layer}&from=../x`, `mount=${layer}&from=`]) {
+      const bob = await post('bob', 'team/app', query);
+      assert.equal(bob.statusCode, 202, `${query}: ${bob.body}`);
+      assert.deepEqual(Object.keys(bob.headers).sort(), Object.keys((await post('bob', 'team/app', `mount=${layer}&from=team/secret/x`)).headers).sort());
+      assert.equal(errorCode(await post('carol', 'team/app', query)), 'DENIED', `${query}: carol may not push team/app`);
+      assert.equal((await post(undefined, 'team/app', query)).statusCode, 401, `${query}: anonymous callers may not push`);
+    }
+  });
+
   it('mounts without `from` only from a repository the caller may pull', async () => {
     const image = randomImage({ layers: 1 });
     await injectPushImage(test.app, as('alice'), 'team/secret/x', 'automatic', image);

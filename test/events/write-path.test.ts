@@ -130,7 +130,7 @@ for (const driver of drivers) {
         headers: { 'content-type': missing.manifest.mediaType },
         body: missing.manifest.bytes,
       });
-      assert.equal(unknownBlobs.status, 404, 'a manifest naming blobs that are not there is refused (MANIFEST_BLOB_UNKNOWN)');
+      assert.equal(unknownBlobs.status, 400, 'a manifest naming blobs that are not there is refused (MANIFEST_BLOB_UNKNOWN)');
       assert.equal((await call(registry.url, 'DELETE', '/v2/team/app/manifests/never')).status, 404);
       assert.equal((await call(registry.url, 'DELETE', `/v2/team/app/blobs/${missing.config.digest}`)).status, 404);
       assert.deepEqual(await since(start), []);

@@ -69,6 +69,39 @@ describe('GET and HEAD /v2/<name>/blobs/<digest>', () => {
     });
   }
 
+  const other = `"${digestOf(Buffer.from('other'))}"`;
+  for (const [label, header] of [
+    ['its ETag', `"${blob.digest}"`],
+    ['a weak ETag (weak comparison)', `W/"${blob.digest}"`],
+    ['*', '*'],
+    ['a list holding its ETag', `${other}, W/"${blob.digest}" ,"x"`],
+  ] as const) {
+    for (const method of ['GET', 'HEAD']) {
+      it(`${method} with If-None-Match: ${label} → 304 with ETag, digest and no body; Range does not matter`, async () => {
+        for (const headers of [{ 'if-none-match': header }, { 'if-none-match': header, range: 'bytes=0-9' }]) {
+          const reply = await call(registry.url, method, `/v2/blobs/a/blobs/${blob.digest}`, { headers });
+          assert.equal(reply.status, 304, reply.text);
+          assert.equal(reply.body.length, 0);
+          assert.equal(reply.headers.get('etag'), `"${blob.digest}"`);
+          assert.equal(reply.headers.get('docker-content-digest'), blob.digest);
+          assert.equal(reply.headers.get('cache-control'), 'max-age=31536000, immutable');
+          assert.equal(reply.headers.get('content-range'), null);
+        }
+      });
+    }
+  }
+
+  it('If-None-Match naming other tags serves the blob, ranges included', async () => {
+    const whole = await call(registry.url, 'GET', `/v2/blobs/a/blobs/${blob.digest}`, { headers: { 'if-none-match': `${other}, W/"nope"` } });
+    assert.equal(whole.status, 200);
+    assert.deepEqual(whole.body, blob.bytes);
+    const part = await call(registry.url, 'GET', `/v2/blobs/a/blobs/${blob.digest}`, { headers: { 'if-none-match': other, range: 'bytes=0-9' } });
+    assert.equal(part.status, 206);
+    assert.deepEqual(part.body, blob.bytes.subarray(0, 10));
+    // `*` on a blob this repository does not hold is no match: 404 as always.
+    assertError(await call(registry.url, 'GET', `/v2/blobs/other/blobs/${blob.digest}`, { headers: { 'if-none-match': '*' } }), 404, 'BLOB_UNKNOWN');
+  });
+
   for (const range of ['bytes=0-1,5-6', 'items=0-5', 'bytes=9-2']) {
     it(`Range ${range} is ignored: the whole blob`, async () => {
       const reply = await call(registry.url, 'GET', `/v2/blobs/a/blobs/${blob.digest}`, { headers: { range } });

@@ -3,6 +3,8 @@ import { after, before, describe, it } from 'node:test';
 import { errorCodes } from '../../src/errors/registry-error.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { assertError, assertOciBody, call, openSocket, rawCall, untilClosed } from '../helpers/http.ts';
+import { randomImage } from '../helpers/images.ts';
+import { injectPushImage } from '../helpers/inject.ts';
 import { createTestApp, registryForFile, startTestRegistry, type TestApp } from '../helpers/registry.ts';
 
 const registry = registryForFile();
@@ -60,10 +62,39 @@ describe('routing errors', () => {
     assert.equal(body.errors[0]?.code, 'UNSUPPORTED');
     assert.doesNotMatch(response.text, /FST_ERR/);
   });
-  it('a method an endpoint does not have is 405 UNSUPPORTED with Allow', async () => {
-    const reply = await call(registry.url, 'POST', '/v2/a/tags/list');
-    assertError(reply, 405, 'UNSUPPORTED');
-    assert.equal(reply.headers.get('allow'), 'GET');
+  const digest = `sha256:${'a'.repeat(64)}`;
+  for (const [method, path, allow] of [
+    ['PUT', '/v2/', 'GET, HEAD'],
+    ['DELETE', '/v2', 'GET, HEAD'],
+    ['OPTIONS', '/v2/', 'GET, HEAD'],
+    ['DELETE', '/v2/_catalog', 'GET, HEAD'],
+    ['POST', '/v2/_catalog', 'GET, HEAD'],
+    ['POST', '/v2/t/a/tags/list', 'GET, HEAD'],
+    ['OPTIONS', '/v2/t/a/tags/list', 'GET, HEAD'],
+    ['PATCH', '/v2/t/a/manifests/latest', 'GET, HEAD, PUT, DELETE'],
+    ['PUT', '/v2/t/a/blobs/uploads/', 'POST'],
+    ['POST', '/v2/t/a/blobs/uploads/0b0e7a56-6a0b-4f5e-9d39-3c6c8f0e8a11', 'GET, PATCH, PUT, DELETE, HEAD'],
+    ['PUT', `/v2/t/a/blobs/${digest}`, 'GET, HEAD, DELETE'],
+    ['DELETE', `/v2/t/a/referrers/${digest}`, 'GET, HEAD'],
+  ] as const) {
+    it(`${method} ${path} is 405 UNSUPPORTED with Allow: ${allow}`, async () => {
+      const reply = await call(registry.url, method, path);
+      assertError(reply, 405, 'UNSUPPORTED');
+      assert.equal(reply.headers.get('allow'), allow);
+    });
+  }
+  it('HEAD works wherever GET does: the same status and headers, no body', async () => {
+    await injectPushImage(app.app, 'none', 't/head', 'v1', randomImage({ layers: 1 }));
+    for (const path of ['/v2/', '/v2/_catalog', '/v2/t/head/tags/list', `/v2/t/head/referrers/${digest}`]) {
+      const get = await app.app.inject({ method: 'GET', url: path });
+      const head = await app.app.inject({ method: 'HEAD', url: path });
+      assert.equal(get.statusCode, 200, `${path}: ${get.body}`);
+      assert.equal(head.statusCode, 200, path);
+      assert.equal(head.body, '', path);
+      assert.equal(head.headers['content-type'], get.headers['content-type'], path);
+      assert.equal(head.headers['content-length'], String(get.rawPayload.byteLength), path);
+    }
+    assert.equal((await call(registry.url, 'HEAD', '/v2/_catalog')).status, 200);
   });
 });
 

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import { digestOf } from '../../src/oci/digest.ts';
 import { mediaTypes } from '../../src/oci/media-types.ts';
-import { assertError, call } from '../helpers/http.ts';
-import { blobOf, imageIndex, manifestOf, pushBlob, pushImage, pushManifest, randomImage, type TestManifest } from '../helpers/images.ts';
+import { assertError, call, type Reply } from '../helpers/http.ts';
+import { blobOf, imageIndex, manifestOf, pushBlob, pushImage, pushManifest, randomImage, type TestBlob, type TestManifest } from '../helpers/images.ts';
 import { registryForFile } from '../helpers/registry.ts';
 
 const registry = registryForFile();
@@ -42,6 +42,22 @@ describe('PUT, GET and HEAD /v2/<name>/manifests/<reference>', () => {
       assert.equal(reply.headers.get('content-length'), String(image.manifest.bytes.length));
       assert.equal(reply.headers.get('docker-content-digest'), image.manifest.digest);
     });
+    for (const method of ['GET', 'HEAD']) {
+      it(`${method} by ${reference === 'v1' ? 'tag' : 'digest'} with a matching If-None-Match is 304 with ETag and digest, no body`, async () => {
+        const etag = `"${image.manifest.digest}"`;
+        for (const header of [etag, `W/${etag}`, '*', `"sha256:${'0'.repeat(64)}", ${etag}`]) {
+          const reply = await call(registry.url, method, `/v2/man/app/manifests/${reference}`, { headers: { 'if-none-match': header, accept: mediaTypes.ociManifest } });
+          assert.equal(reply.status, 304, `${header}: ${reply.text}`);
+          assert.equal(reply.body.length, 0);
+          assert.equal(reply.headers.get('etag'), etag);
+          assert.equal(reply.headers.get('docker-content-digest'), image.manifest.digest);
+        }
+        const changed = await call(registry.url, method, `/v2/man/app/manifests/${reference}`, { headers: { 'if-none-match': `"sha256:${'0'.repeat(64)}"` } });
+        assert.equal(changed.status, 200);
+        assert.equal(changed.headers.get('etag'), etag);
+        if (method === 'GET') assert.deepEqual(changed.body, image.manifest.bytes);
+      });
+    }
   }
 
   it('keeps the pushed bytes exactly, whitespace and key order included', async () => {
@@ -136,17 +152,29 @@ describe('manifest kinds', () => {
     assert.equal((await put('kinds/artifact', 'custom', withConfig)).status, 201);
   });
 
-  it('every referenced blob and child must be in the repository: 404 MANIFEST_BLOB_UNKNOWN', async () => {
-    const image = randomImage();
+  it('every referenced blob and child must be in the repository: 400 with one MANIFEST_BLOB_UNKNOWN per missing digest', async () => {
+    const image = randomImage({ layers: 3 });
     await pushBlob(registry.url, 'kinds/missing', image.config);
+    await pushBlob(registry.url, 'kinds/missing', image.layers[1] as TestBlob);
+    const unknown = (reply: Reply) => reply.json<{ errors: { code: string; detail: { digest: string } }[] }>().errors.map((error) => [error.code, error.detail.digest]);
     const reply = await put('kinds/missing', 'v1', image.manifest);
-    assertError(reply, 404, 'MANIFEST_BLOB_UNKNOWN');
-    assert.equal(reply.json<{ errors: { detail: { digest: string } }[] }>().errors[0]?.detail.digest, image.layers[0]?.digest);
+    assertError(reply, 400, 'MANIFEST_BLOB_UNKNOWN');
+    const missingLayers = [image.layers[0], image.layers[2]].map((layer) => ['MANIFEST_BLOB_UNKNOWN', layer?.digest]);
+    assert.deepEqual(unknown(reply), missingLayers);
     // Pushed to another repository is not enough.
     await pushImage(registry.url, 'kinds/elsewhere', 'v1', image);
-    assertError(await put('kinds/missing', 'v1', image.manifest), 404, 'MANIFEST_BLOB_UNKNOWN');
-    const index = imageIndex([{ image, os: 'linux', architecture: 'amd64' }]);
-    assertError(await put('kinds/missing', 'index', index), 404, 'MANIFEST_BLOB_UNKNOWN');
+    assert.deepEqual(unknown(await put('kinds/missing', 'v1', image.manifest)), missingLayers);
+    const other = randomImage();
+    const index = imageIndex([
+      { image, os: 'linux', architecture: 'amd64' },
+      { image: other, os: 'linux', architecture: 'arm64' },
+    ]);
+    const indexReply = await put('kinds/missing', 'index', index);
+    assertError(indexReply, 400, 'MANIFEST_BLOB_UNKNOWN');
+    assert.deepEqual(
+      unknown(indexReply),
+      [image.manifest.digest, other.manifest.digest].map((digest) => ['MANIFEST_BLOB_UNKNOWN', digest]),
+    );
     assertError(await call(registry.url, 'GET', '/v2/kinds/missing/manifests/v1'), 404, 'MANIFEST_UNKNOWN');
   });
 

@@ -105,10 +105,28 @@ describe('POST /v2/<name>/blobs/uploads/', () => {
     }
   });
 
-  it('refuses a malformed mount source or digest', async () => {
-    const blob = blobOf(randomBytes(8));
-    assertError(await call(registry.url, 'POST', `/v2/up/target/blobs/uploads/?mount=${blob.digest}&from=Bad..Name`), 400, 'NAME_INVALID');
-    assertError(await call(registry.url, 'POST', '/v2/up/target/blobs/uploads/?mount=sha256:xyz&from=up/source'), 400, 'DIGEST_INVALID');
+  it('a malformed mount digest or source starts a plain upload: 202 with a session', async () => {
+    const blob = blobOf(randomBytes(9));
+    await pushBlob(registry.url, 'up/source', blob);
+    for (const query of [
+      `mount=sha256:bad&from=up/source`,
+      `mount=${blob.digest}&from=../x`,
+      `mount=${blob.digest}&from=Bad..Name`,
+      `mount=${blob.digest}&from=`,
+      'mount=&from=up/source',
+      'mount=sha256:bad',
+    ]) {
+      const reply = await call(registry.url, 'POST', `/v2/up/malformed/blobs/uploads/?${query}`);
+      assert.equal(reply.status, 202, `${query}: ${reply.text}`);
+      const location = reply.headers.get('location') ?? '';
+      assert.match(location, /^\/v2\/up\/malformed\/blobs\/uploads\/[0-9a-f-]{36}$/, query);
+      assert.equal(reply.headers.get('range'), '0-0', query);
+      assert.match(reply.headers.get('oci-chunk-min-length') ?? '', /^\d+$/, query);
+      assert.equal(reply.headers.get('docker-content-digest'), null, query);
+      // The session works: the blob can be uploaded through it.
+      const finished = await call(registry.url, 'PUT', `${location}?digest=${blob.digest}`, { body: blob.bytes });
+      assert.equal(finished.status, 201, `${query}: ${finished.text}`);
+    }
   });
 });
 

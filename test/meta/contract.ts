@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import type { RegistryError } from '../../src/errors/registry-error.ts';
 import type { ManifestRecord, MetaStore } from '../../src/meta/meta-store.ts';
 import { digestOf, type Digest } from '../../src/oci/digest.ts';
 import { parseRepositoryName, parseTag, type RepositoryName } from '../../src/oci/names.ts';
@@ -128,6 +129,24 @@ export function runMetaStoreContract(label: string, openStore: OpenStore<MetaSto
         );
         assert.equal(await meta.manifests.get(repository, { kind: 'digest', digest: record.digest }), undefined);
         assert.deepEqual(await meta.tags.list(repository, {}), []);
+      });
+
+      it("names every missing blob and child, in the manifest's order, one error each", async () => {
+        const repository = freshRepository();
+        const [present] = await linked(repository, 1);
+        const missingBlobs = [digestOf(randomBytes(8)), digestOf(randomBytes(8))];
+        const child = manifest();
+        const error = await meta.manifests
+          .put(repository, manifest(), { blobs: [missingBlobs[0] as Digest, present as Digest, missingBlobs[1] as Digest], children: [child.digest] }, [])
+          .then(
+            () => assert.fail('the put succeeded'),
+            (thrown: unknown) => thrown as RegistryError,
+          );
+        const errors = [error, ...error.more];
+        assert.deepEqual(
+          errors.map((entry) => [entry.code, entry.detail]),
+          [...missingBlobs, child.digest].map((digest) => ['MANIFEST_BLOB_UNKNOWN', { digest }]),
+        );
       });
 
       it('refuses an index whose child manifests are not in the repository', async () => {

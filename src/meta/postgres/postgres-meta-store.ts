@@ -16,7 +16,7 @@ import type {
   UploadSessions,
   WriteOptions,
 } from '../meta-store.ts';
-import { fixedAmong, fixedTagMoved, manifestRecordFromRow, missingReference, referrerFromRow } from '../rows.ts';
+import { fixedAmong, fixedTagMoved, type ManifestReference, manifestRecordFromRow, missingReferences, referrerFromRow } from '../rows.ts';
 import { postgresMigrations } from './migrations.ts';
 import { insertOutbox } from './outbox.ts';
 import { inTransaction } from './transaction.ts';
@@ -284,12 +284,13 @@ async function putManifest(
       repositoryId,
       references.blobs,
     ]);
-    firstMissing('blob', references.blobs, blobs.rows);
     const children = await client.query('SELECT digest FROM manifests WHERE repository_id = $1 AND digest = ANY($2::text[]) ORDER BY digest FOR SHARE', [
       repositoryId,
       references.children,
     ]);
-    firstMissing('manifest', references.children, children.rows);
+    // Two set lookups whatever the number of references; every missing one is named.
+    const unknown = missingReferences([...absent('blob', references.blobs, blobs.rows), ...absent('manifest', references.children, children.rows)]);
+    if (unknown !== undefined) throw unknown;
   }
   // DO UPDATE, not DO NOTHING: the row stays locked until this commits, so
   // a collector deleting the manifest waits for (and then sees) the tags
@@ -343,10 +344,10 @@ async function claimFixedTags(client: pg.PoolClient, repositoryId: number, diges
   if (moved !== undefined) throw fixedTagMoved(moved['name'] as string, moved['digest'] as string);
 }
 
-function firstMissing(kind: 'blob' | 'manifest', wanted: readonly Digest[], found: Row[]): void {
+/** The wanted references a lookup did not find, in the manifest's order. */
+function absent(kind: 'blob' | 'manifest', wanted: readonly Digest[], found: Row[]): ManifestReference[] {
   const present = new Set(found.map((row) => row['digest'] as string));
-  const missing = wanted.find((digest) => !present.has(digest));
-  if (missing !== undefined) throw missingReference(kind, missing);
+  return wanted.filter((digest) => !present.has(digest)).map((digest) => ({ kind, digest }));
 }
 
 const statementNames = new Map<string, string>();
