@@ -66,6 +66,17 @@ export function runDropletStoreContract(label: string, open: () => Promise<Opene
     const put = (source: string, app: string, repository: RepositoryName, staged: StagedDroplet, keep: number) =>
       store.droplets.put(source, app, staged, record(repository, staged), keep);
 
+    /** A new prefix with a rootfs and app `app` whose droplet `guid` is recorded (keeping `keep`) and composed; nothing stored for the composition yet. */
+    const composedDroplet = async (guid: string, keep: number) => {
+      const source = fresh();
+      const repository = parseRepositoryName(`${source}app`);
+      const rootfs = { ...layer(), origin: 'test', importedAt: new Date() };
+      await store.rootfs.add(source, rootfs, rootfsImage(parseRepositoryName(`${source}rootfs`)), 1000);
+      const staged = droplet(guid, new Date(1000));
+      await put(source, 'app', repository, staged, keep);
+      return { source, repository, staged, composed: composition(repository, 'app', staged, rootfs) };
+    };
+
     it('records droplets per app; latest is the most recent; guids are sorted', async () => {
       const source = fresh();
       const repository = parseRepositoryName(`${source}space/app`);
@@ -104,13 +115,7 @@ export function runDropletStoreContract(label: string, open: () => Promise<Opene
     });
 
     it('keeps the newest droplets, forgetting older ones with their compositions', async () => {
-      const source = fresh();
-      const repository = parseRepositoryName(`${source}app`);
-      const rootfs = { ...layer(), origin: 'test', importedAt: new Date() };
-      await store.rootfs.add(source, rootfs, rootfsImage(parseRepositoryName(`${source}rootfs`)), 1000);
-      const old = droplet('old', new Date(1000));
-      await put(source, 'app', repository, old, 2);
-      const composed = composition(repository, 'app', old, rootfs);
+      const { source, repository, staged: old, composed } = await composedDroplet('old', 2);
       await store.compositions.put(source, composed, parseTag('old'), new Date());
       assert.equal((await stores.meta.manifests.get(repository, { kind: 'tag', tag: parseTag('old') }))?.digest, composed.digest, 'an ordinary manifest, tagged');
       await put(source, 'app', repository, droplet('mid', new Date(2000)), 2);
@@ -122,13 +127,7 @@ export function runDropletStoreContract(label: string, open: () => Promise<Opene
     });
 
     it('deletes a droplet with its compositions', async () => {
-      const source = fresh();
-      const repository = parseRepositoryName(`${source}app`);
-      const rootfs = { ...layer(), origin: 'test', importedAt: new Date() };
-      await store.rootfs.add(source, rootfs, rootfsImage(parseRepositoryName(`${source}rootfs`)), 1000);
-      const staged = droplet('g', new Date(1000));
-      await put(source, 'app', repository, staged, 5);
-      const composed = composition(repository, 'app', staged, rootfs);
+      const { source, repository, staged, composed } = await composedDroplet('g', 5);
       await store.compositions.put(source, composed, parseTag('latest'), new Date());
       assert.equal(await store.droplets.delete(source, 'app', 'g'), true);
       assert.equal(await store.droplets.delete(source, 'app', 'g'), false);
@@ -142,13 +141,7 @@ export function runDropletStoreContract(label: string, open: () => Promise<Opene
     });
 
     it('a composition of a droplet forgotten meanwhile is not stored (a pull racing a delete or keepDroplets)', async () => {
-      const source = fresh();
-      const repository = parseRepositoryName(`${source}app`);
-      const rootfs = { ...layer(), origin: 'test', importedAt: new Date() };
-      await store.rootfs.add(source, rootfs, rootfsImage(parseRepositoryName(`${source}rootfs`)), 1000);
-      const staged = droplet('g', new Date(1000));
-      await put(source, 'app', repository, staged, 5);
-      const composed = composition(repository, 'app', staged, rootfs);
+      const { source, repository, staged, composed } = await composedDroplet('g', 5);
       await store.droplets.delete(source, 'app', 'g');
       assert.equal(await store.compositions.put(source, composed, parseTag('g'), new Date()), false);
       assert.equal(await store.compositions.get(source, repository, composed.digest, new Date()), undefined);
