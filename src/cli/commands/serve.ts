@@ -24,7 +24,8 @@ export function registerServe(program: Command): void {
         ...(options.tlsHost.length === 0 ? {} : { 'tls.hosts': options.tlsHost }),
       });
       // Loaded when the command runs, so that `berth --help` and other commands stay quick.
-      const [{ serveWithWorkers }, { collectStartUpGarbage }] = await Promise.all([import('../../workers/serve.ts'), import('../../workers/start-up-garbage.ts')]);
+      const [{ serveWithWorkers }, { collectStartUpGarbage, exposeCollector }] = await Promise.all([import('../../workers/serve.ts'), import('../../workers/start-up-garbage.ts')]);
+      exposeCollector();
       const server = await serveWithWorkers(config, config.server.workers ?? availableParallelism());
       const { logger } = server;
       const scheme = server.https ? 'https' : 'http';
