@@ -28,17 +28,7 @@ export function registerServe(program: Command): void {
       exposeCollector();
       const server = await serveWithWorkers(config, config.server.workers ?? availableParallelism());
       const { logger } = server;
-      const scheme = server.https ? 'https' : 'http';
-      logger.info({ address: server.address, dataDir: config.dataDir, workers: server.workers }, `Berth is listening on ${scheme}://${server.address}`);
-      // With NODE_COMPILE_CACHE set (the container image sets it), what start-up compiled is written now, not only at exit.
-      flushCompileCache();
-      collectStartUpGarbage();
-      if (server.caCert !== undefined) {
-        // Clients cannot name a wildcard address; show the local name instead.
-        const shown = server.address.replace(/^(0\.0\.0\.0|\[::\]):/, 'localhost:');
-        const { trustInstructions } = await import('../../tls/self-signed.ts');
-        process.stderr.write(`\n${trustInstructions(server.caCert, [shown])}\n\n`);
-      }
+      // Before anything says Berth is listening: a process manager may signal as soon as it reads that.
       let stopping = false;
       const stop = (signal: string) => {
         if (stopping) return;
@@ -62,6 +52,17 @@ export function registerServe(program: Command): void {
       };
       process.once('SIGTERM', () => stop('SIGTERM'));
       process.once('SIGINT', () => stop('SIGINT'));
+      const scheme = server.https ? 'https' : 'http';
+      logger.info({ address: server.address, dataDir: config.dataDir, workers: server.workers }, `Berth is listening on ${scheme}://${server.address}`);
+      // With NODE_COMPILE_CACHE set (the container image sets it), what start-up compiled is written now, not only at exit.
+      flushCompileCache();
+      collectStartUpGarbage();
+      if (server.caCert !== undefined) {
+        // Clients cannot name a wildcard address; show the local name instead.
+        const shown = server.address.replace(/^(0\.0\.0\.0|\[::\]):/, 'localhost:');
+        const { trustInstructions } = await import('../../tls/self-signed.ts');
+        process.stderr.write(`\n${trustInstructions(server.caCert, [shown])}\n\n`);
+      }
     });
 }
 
