@@ -1,3 +1,4 @@
+import { readAtMost } from '../io/bounded-read.ts';
 import { httpRequest } from '../io/http-request.ts';
 import { RegistryError } from '../errors/registry-error.ts';
 import { acceptAnything } from '../oci/accept.ts';
@@ -115,7 +116,7 @@ export interface ImageConfig {
 
 export async function readConfig(repository: Repository, config: Descriptor, signal?: AbortSignal): Promise<ImageConfig | undefined> {
   if (config.size > maxConfigBytes) return undefined;
-  const bytes = await readBlob(repository, config.digest, config.size, signal).catch(() => undefined);
+  const bytes = await readBlob(repository, config.digest, signal).catch(() => undefined);
   if (bytes === undefined) return undefined;
   let json: Record<string, unknown>;
   try {
@@ -151,12 +152,14 @@ export async function readConfig(repository: Repository, config: Descriptor, sig
   return result;
 }
 
-async function readBlob(repository: Repository, digest: Digest, size: number, signal?: AbortSignal): Promise<Buffer> {
+/** A config blob's bytes, never more than `maxConfigBytes` held (readConfig refuses bigger descriptors; a store that sends more fails). */
+async function readBlob(repository: Repository, digest: Digest, signal?: AbortSignal): Promise<Buffer> {
+  const tooLarge = () => new RegistryError('SIZE_INVALID', `blob ${digest} is larger than its descriptor says`);
   const body = await repository.openBlob(digest, undefined, signal);
   if (body.kind === 'redirect') {
     const response = await httpRequest(body.url, { signal });
-    if (!response.ok) throw new Error(`blob ${digest}: ${response.status}`);
-    return Buffer.from(await response.arrayBuffer()).subarray(0, maxConfigBytes);
+    if (!response.ok || response.body === null) throw new Error(`blob ${digest}: ${response.status}`);
+    return readAtMost(response.body, maxConfigBytes, tooLarge);
   }
   if (body.kind === 'file') {
     const { handle, start, end } = body.region;
@@ -168,17 +171,7 @@ async function readBlob(repository: Repository, digest: Digest, size: number, si
       await handle.close();
     }
   }
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of body.stream) {
-    chunks.push(chunk as Buffer);
-    total += (chunk as Buffer).length;
-    if (total > Math.max(size, maxConfigBytes)) {
-      body.stream.destroy();
-      throw new RegistryError('SIZE_INVALID', `blob ${digest} is larger than it should be`);
-    }
-  }
-  return Buffer.concat(chunks);
+  return readAtMost(body.stream, maxConfigBytes, tooLarge);
 }
 
 /** A referrer with its own referrers (a signature of an SBOM). */
