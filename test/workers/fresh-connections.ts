@@ -1,12 +1,21 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
-import type { BerthProcess } from '../helpers/process.ts';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { startBerthServer, type BerthProcess } from '../helpers/process.ts';
 
 export interface Answer {
   status: number;
   headers: Record<string, string | string[] | undefined>;
   body: Buffer;
+}
+
+/** `berth serve --workers 2` with `config` written to DIR/berth.yaml and its data in DIR/data. */
+export async function startTwoWorkers(dir: string, config: object): Promise<BerthProcess & { url: string }> {
+  await writeFile(join(dir, 'berth.yaml'), stringify(config));
+  return startBerthServer(['--data', join(dir, 'data'), '--config', join(dir, 'berth.yaml'), '--workers', '2']);
 }
 
 /** One request on a connection of its own, so the kernel may hand it to any worker. */

@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { stringify } from 'yaml';
 import { eventually } from '../helpers/eventually.ts';
-import { startBerthServer, type BerthProcess } from '../helpers/process.ts';
+import type { BerthProcess } from '../helpers/process.ts';
+import { startTwoWorkers } from './fresh-connections.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { writeRootfs } from '../sources/droplet/fixtures.ts';
 
@@ -44,8 +43,7 @@ describe('berth serve with two workers: what runs once', () => {
       gc: { interval: '1s' },
       repositories: [{ prefix: 'cf/', kind: 'droplet', rootfs, rootfsCheckInterval: '1s' }],
     };
-    await writeFile(join(dir.path, 'berth.yaml'), stringify(config));
-    berth = await startBerthServer(['--data', join(dir.path, 'data'), '--config', join(dir.path, 'berth.yaml'), '--workers', '2']);
+    berth = await startTwoWorkers(dir.path, config);
   });
   after(async () => {
     await berth?.stop();
@@ -86,8 +84,7 @@ describe('berth serve with two workers: the request rate limit', () => {
 
   before(async () => {
     dir = await tempDir('berth-rate-limit');
-    await writeFile(join(dir.path, 'berth.yaml'), stringify({ limits: { rateLimit: { requests: 12, per: '10m', burst: 12 } } }));
-    berth = await startBerthServer(['--data', join(dir.path, 'data'), '--config', join(dir.path, 'berth.yaml'), '--workers', '2']);
+    berth = await startTwoWorkers(dir.path, { limits: { rateLimit: { requests: 12, per: '10m', burst: 12 } } });
   });
   after(async () => {
     await berth?.stop();

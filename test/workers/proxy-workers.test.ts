@@ -1,13 +1,11 @@
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { stringify } from 'yaml';
 import { mediaTypes } from '../../src/oci/media-types.ts';
 import { pushToDistribution, startDistribution, type Distribution } from '../helpers/distribution.ts';
 import { randomImage } from '../helpers/images.ts';
-import { startBerthServer, type BerthProcess } from '../helpers/process.ts';
+import type { BerthProcess } from '../helpers/process.ts';
+import { startTwoWorkers } from './fresh-connections.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { missingCommands } from '../helpers/tools.ts';
 import { RateLimiter } from '../proxy/rate-limiter.ts';
@@ -40,8 +38,7 @@ describe('a pull-through cache served by two workers', { skip: missingCommands('
       await pushToDistribution(distribution.url, `team/${name}`, '1', { blobs: [image.config, ...image.layers], manifest: image.manifest });
     }
     const config = { repositories: [{ prefix: 'hub/', kind: 'proxy', upstream: limiter.url, tagTtl: '0s', rateLimitReserve: 0 }] };
-    await writeFile(join(dir.path, 'berth.yaml'), stringify(config));
-    berth = await startBerthServer(['--data', join(dir.path, 'data'), '--config', join(dir.path, 'berth.yaml'), '--workers', '2']);
+    berth = await startTwoWorkers(dir.path, config);
   });
   after(async () => {
     await berth?.stop();

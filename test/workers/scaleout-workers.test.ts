@@ -1,16 +1,13 @@
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { stringify } from 'yaml';
 import { mediaTypes } from '../../src/oci/media-types.ts';
 import { manifestOf, pushImage, pushManifest, randomImage } from '../helpers/images.ts';
 import { postgresMissing, startTestPostgres, type TestPostgres } from '../helpers/postgres.ts';
-import { startBerthServer, type BerthProcess } from '../helpers/process.ts';
+import type { BerthProcess } from '../helpers/process.ts';
 import { objectStoreMissing, startTestObjectStore } from '../helpers/rgw.ts';
 import type { TestS3 } from '../helpers/s3.ts';
 import { tempDir } from '../helpers/tmp.ts';
-import { chunkedUploads, fresh, workersServing } from './fresh-connections.ts';
+import { chunkedUploads, fresh, workersServing, startTwoWorkers } from './fresh-connections.ts';
 
 describe('two workers on PostgreSQL and an S3 object store', { skip: postgresMissing() || objectStoreMissing() }, () => {
   let dir: { path: string; remove(): Promise<void> };
@@ -27,8 +24,7 @@ describe('two workers on PostgreSQL and an S3 object store', { skip: postgresMis
       storage: { driver: 's3', s3: { bucket: store.bucket, prefix: 'workers', endpoint: store.endpoint, forcePathStyle: true, credentials: store.credentials } },
       metadata: { driver: 'postgres', postgres: { host: database.host, port: database.port, user: database.user, database: database.database } },
     };
-    await writeFile(join(dir.path, 'berth.yaml'), stringify(config));
-    berth = await startBerthServer(['--data', join(dir.path, 'data'), '--config', join(dir.path, 'berth.yaml'), '--workers', '2']);
+    berth = await startTwoWorkers(dir.path, config);
   });
   after(async () => {
     await berth?.stop();

@@ -1,17 +1,16 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { stringify } from 'yaml';
 import { basic, writeUsers } from '../helpers/auth.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { randomImage, pushImage, pushManifest, manifestOf } from '../helpers/images.ts';
-import { startBerthServer, type BerthProcess } from '../helpers/process.ts';
+import type { BerthProcess } from '../helpers/process.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { WebhookReceiver } from '../events/receiver.ts';
-import { chunkedUploads, fresh, workersServing } from './fresh-connections.ts';
+import { chunkedUploads, fresh, workersServing, startTwoWorkers } from './fresh-connections.ts';
 import { writeOciArchive } from '../sources/archive/fixtures.ts';
 import { mediaTypes } from '../../src/oci/media-types.ts';
 
@@ -35,8 +34,7 @@ describe('berth serve with two workers', () => {
       events: { webhooks: [{ name: 'audit', url: hook.url, types: ['push'] }] },
       repositories: [{ prefix: 'arch/', kind: 'archive', directory: join(dir.path, 'archives'), rescanInterval: '0s' }],
     };
-    await writeFile(join(dir.path, 'berth.yaml'), stringify(config));
-    berth = await startBerthServer(['--data', join(dir.path, 'data'), '--config', join(dir.path, 'berth.yaml'), '--workers', '2']);
+    berth = await startTwoWorkers(dir.path, config);
   });
   after(async () => {
     await berth?.stop();
