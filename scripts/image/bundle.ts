@@ -50,7 +50,7 @@ export async function bundleBerth(outDir: string): Promise<string[]> {
     external: ['pg-native'],
     // CommonJS packages inside an ES module bundle still call require() for Node's built-ins.
     banner: { js: "import { createRequire as __berthRequire } from 'node:module'; const require = __berthRequire(import.meta.url);" },
-    plugins: [workerUrls()],
+    plugins: [workerUrls(), leftOut()],
     logLevel: 'error',
     metafile: true,
   });
@@ -107,6 +107,29 @@ async function workerFiles(src: string): Promise<string[]> {
     for (const match of text.matchAll(workerUrl)) found.add(join(entry.parentPath, `${match[2]}.ts`));
   }
   return [...found].sort();
+}
+
+/**
+ * Packages Berth never loads though a dependency names them: Fastify's JSON
+ * schema compilers (ajv and fast-json-stringify, about 270 KB minified),
+ * which Fastify requires only when no compilers are given, and src/http/app.ts
+ * gives its own. Each is replaced by a module that throws if it is ever
+ * loaded, so that a change that starts using them fails loudly.
+ */
+export const leftOutPackages = ['@fastify/ajv-compiler', '@fastify/fast-json-stringify-compiler'];
+
+function leftOut(): Plugin {
+  const names = new RegExp(`^(${leftOutPackages.map((name) => name.replace(/[/@.-]/g, (c) => `\\${c}`)).join('|')})$`);
+  return {
+    name: 'berth-left-out',
+    setup(builder) {
+      builder.onResolve({ filter: names }, (args) => ({ path: args.path, namespace: 'berth-left-out' }));
+      builder.onLoad({ filter: /.*/, namespace: 'berth-left-out' }, (args) => ({
+        contents: `throw new Error(${JSON.stringify(`${args.path} is left out of Berth's bundle (scripts/image/bundle.ts)`)});`,
+        loader: 'js',
+      }));
+    },
+  };
 }
 
 function workerUrls(): Plugin {

@@ -48,6 +48,18 @@ const emptyObject = Buffer.from('{}');
 /** The methods of /v2/ and /v2/_catalog. */
 const readMethods = ['GET', 'HEAD'] as const;
 
+/**
+ * Berth's routes take no JSON schemas (handlers read and check what they are
+ * sent themselves), so Fastify's schema compilers (ajv, fast-json-stringify)
+ * are never built, nor loaded; the production bundle leaves them out
+ * (scripts/image/bundle.ts).
+ */
+const noSchemaCompilers = { buildValidator: schemasNotUsed, buildSerializer: schemasNotUsed };
+
+function schemasNotUsed(): never {
+  throw new Error("Berth's routes take no JSON schemas");
+}
+
 /** Headers that describe the error response itself, kept when an error replaces a half-built reply. */
 const keptOnError = new Set(['docker-distribution-api-version', 'x-request-id', 'www-authenticate']);
 
@@ -66,6 +78,7 @@ export function createApp(dependencies: AppDependencies): FastifyInstance {
     // Requests that arrive while closing are refused by the hook below, in the spec's error format.
     return503OnClosing: false,
     routerOptions: { maxParamLength: 4096 },
+    schemaController: { compilersFactory: noSchemaCompilers },
     // What the framework and Node's parser reject is answered in the spec's error format too.
     frameworkErrors: (error: Error, request: FastifyRequest, reply: FastifyReply) => sendError(error, request, reply),
     clientErrorHandler: answerClientError,

@@ -16,9 +16,9 @@ export interface BerthProcess {
   stop(): Promise<void>;
 }
 
-/** Runs `berth <args>` under this Node (24, with type stripping), collecting its output. */
-export function spawnBerth(args: readonly string[], env: NodeJS.ProcessEnv = {}): BerthProcess {
-  const child = spawn(process.execPath, [berthMain, ...args], {
+/** Runs `berth <args>` under this Node (24, with type stripping; or `main`, a bundle's entry), collecting its output. */
+export function spawnBerth(args: readonly string[], env: NodeJS.ProcessEnv = {}, main = berthMain): BerthProcess {
+  const child = spawn(process.execPath, [main, ...args], {
     env: { PATH: process.env['PATH'], HOME: process.env['HOME'], ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -87,8 +87,8 @@ export function runBerth(args: readonly string[], input = '', env: NodeJS.Proces
 }
 
 /** Starts `berth serve` on a free port and resolves with its URL once it listens. */
-export async function startBerthServer(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<BerthProcess & { url: string }> {
-  const berth = spawnBerth(['serve', '--listen', '127.0.0.1:0', ...args], { BERTH_LOG_FORMAT: 'json', ...env });
+export async function startBerthServer(args: readonly string[], env: NodeJS.ProcessEnv = {}, main = berthMain): Promise<BerthProcess & { url: string }> {
+  const berth = spawnBerth(['serve', '--listen', '127.0.0.1:0', ...args], { BERTH_LOG_FORMAT: 'json', ...env }, main);
   try {
     const line = await berth.waitFor(/Berth is listening/);
     const address = (JSON.parse(line) as { address: string }).address;
