@@ -62,6 +62,7 @@ export const postgresSettings = z
 export function requireWhenDriver<T extends { driver: string }>(driver: string, present: (value: T) => boolean, path: string[], alternative = '') {
   return (value: T, context: z.RefinementCtx): void => {
     if (value.driver !== driver || present(value)) return;
-    context.addIssue({ code: 'custom', path, message: `required when driver is ${driver}${alternative}` });
+    // A fresh array each time: zod prefixes an issue's path in place with the keys above it.
+    context.addIssue({ code: 'custom', path: [...path], message: `required when driver is ${driver}${alternative}` });
   };
 }
