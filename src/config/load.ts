@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
-import { z } from 'zod';
 import { configSchema, type Config } from './schema.ts';
+import * as z from './zod.ts';
 
 export const envPrefix = 'BERTH_';
 
@@ -138,7 +138,7 @@ function leafPaths(value: unknown, prefix = ''): string[] {
   return Object.entries(value).flatMap(([key, child]) => leafPaths(child, prefix === '' ? key : `${prefix}.${key}`));
 }
 
-function describeIssues(error: z.ZodError, origins: Map<string, string>): string {
+function describeIssues(error: z.core.$ZodError, origins: Map<string, string>): string {
   const lines = error.issues.map((issue) => {
     const path = issue.path.map(String).join('.');
     const keys = 'keys' in issue && Array.isArray(issue.keys) ? (issue.keys as string[]) : [];
