@@ -4,6 +4,7 @@
  * configuration"), with zod's English messages, which `zod/mini` does not
  * load by itself. Import it as `import * as z from './zod.ts'`.
  */
+// `en` by name: `locales.en()` through the namespace keeps every locale in the bundle (+260 KB).
 import { en } from 'zod/locales';
 import { config } from 'zod/mini';
 
