@@ -27,9 +27,11 @@ export async function loadConfig(sources: ConfigSources = {}): Promise<Config> {
     raw = await readYamlFile(sources.file);
     for (const path of leafPaths(raw)) origins.set(path, sources.file);
   }
-  const keys = environmentKeys();
+  // Made at the first BERTH_ variable: the schema's JSON Schema costs about 10 ms at start-up.
+  let keys: Map<string, EnvironmentKey> | undefined;
   for (const [name, value] of Object.entries(sources.env ?? process.env)) {
     if (!name.startsWith(envPrefix) || value === undefined) continue;
+    keys ??= environmentKeys();
     const key = keys.get(name);
     if (key === undefined) {
       throw new ConfigError(`unknown environment variable ${name}: no configuration key is named so (see docs/configuration.md)`);
