@@ -2,8 +2,8 @@ import { createHmac, createPrivateKey, createPublicKey, generateKeyPairSync, ran
 import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { calculateJwkThumbprint, createLocalJWKSet, createRemoteJWKSet, decodeJwt, exportJWK, jwtVerify, SignJWT, type JSONWebKeySet, type JWK, type JWTVerifyGetKey } from 'jose';
-import { z } from 'zod';
 import type { AuthConfig } from '../config/auth.ts';
+import * as z from '../config/zod.ts';
 import { writeNewFile } from '../io/durable-file.ts';
 
 /** One entry of a token's `access` claim (Distribution's JWT token format). */
@@ -39,7 +39,7 @@ const verifiedCacheSize = 10_000;
 /** How long a verification is trusted before the signature is checked again (bounds how long a withdrawn issuer key keeps working). */
 const verifiedCacheTtl = 60_000;
 
-const accessClaim = z.array(z.object({ type: z.string(), name: z.string(), actions: z.array(z.string()) })).max(1000);
+const accessClaim = z.array(z.object({ type: z.string(), name: z.string(), actions: z.array(z.string()) })).check(z.maxLength(1000));
 
 type TokenSettings = AuthConfig['token'];
 

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
-import { z } from 'zod';
 import { configSchema, type Config } from './schema.ts';
+import * as z from './zod.ts';
 
 export const envPrefix = 'BERTH_';
 
@@ -27,9 +27,11 @@ export async function loadConfig(sources: ConfigSources = {}): Promise<Config> {
     raw = await readYamlFile(sources.file);
     for (const path of leafPaths(raw)) origins.set(path, sources.file);
   }
-  const keys = environmentKeys();
+  // Made at the first BERTH_ variable: the schema's JSON Schema costs about 10 ms at start-up.
+  let keys: Map<string, EnvironmentKey> | undefined;
   for (const [name, value] of Object.entries(sources.env ?? process.env)) {
     if (!name.startsWith(envPrefix) || value === undefined) continue;
+    keys ??= environmentKeys();
     const key = keys.get(name);
     if (key === undefined) {
       throw new ConfigError(`unknown environment variable ${name}: no configuration key is named so (see docs/configuration.md)`);
@@ -138,7 +140,7 @@ function leafPaths(value: unknown, prefix = ''): string[] {
   return Object.entries(value).flatMap(([key, child]) => leafPaths(child, prefix === '' ? key : `${prefix}.${key}`));
 }
 
-function describeIssues(error: z.ZodError, origins: Map<string, string>): string {
+function describeIssues(error: z.core.$ZodError, origins: Map<string, string>): string {
   const lines = error.issues.map((issue) => {
     const path = issue.path.map(String).join('.');
     const keys = 'keys' in issue && Array.isArray(issue.keys) ? (issue.keys as string[]) : [];

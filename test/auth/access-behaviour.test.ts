@@ -4,7 +4,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
-import type { z } from 'zod';
+import type * as z from 'zod/mini';
 import type { accessRulesConfig } from '../../src/config/auth.ts';
 import { digestOf } from '../../src/oci/digest.ts';
 import { authSettings, basic, writeUsers } from '../helpers/auth.ts';

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { InjectOptions } from 'fastify';
 import { SignJWT } from 'jose';
-import type { z } from 'zod';
+import type * as z from 'zod/mini';
 import type { accessRulesConfig } from '../../src/config/auth.ts';
 import { digestOf } from '../../src/oci/digest.ts';
 import { authSettings, basic } from '../helpers/auth.ts';

@@ -69,6 +69,24 @@ describe('configuration', () => {
     assert.match(await failure(loadConfig({ env: { BERTH_SERVER_SHUTDOWN_TIMEOUT: 'soon' } })), /server\.shutdownTimeout/);
   });
 
+  it("words zod's own refusals in English", async () => {
+    assert.equal(
+      await failure(loadConfig({ env: { BERTH_REGISTRY_DELETES: 'perhaps' } })),
+      'invalid configuration:\n  registry.deletes: Invalid input: expected boolean, received string (from environment variable BERTH_REGISTRY_DELETES)',
+    );
+    assert.match(await failure(loadConfig({ env: { BERTH_SERVER_WORKERS: '0' } })), /server\.workers: Too small: expected number to be >=1/);
+  });
+
+  it('names the setting a driver needs, every time it is missing', async () => {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      assert.match(await failure(loadConfig({ env: { BERTH_STORAGE_DRIVER: 's3' } })), /\n {2}storage\.s3\.bucket: required when driver is s3$/);
+      assert.match(
+        await failure(loadConfig({ env: { BERTH_METADATA_DRIVER: 'postgres' } })),
+        /\n {2}metadata\.postgres\.url: required when driver is postgres \(or set metadata\.postgres\.host\)/,
+      );
+    }
+  });
+
   it('refuses an unknown BERTH_ variable', async () => {
     assert.match(await failure(loadConfig({ env: { BERTH_LISTN: 'x' } })), /unknown environment variable BERTH_LISTN/);
   });

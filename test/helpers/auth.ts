@@ -2,7 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { stringify } from 'yaml';
 import { hashPassword, writeHtpasswd } from '../../src/auth/htpasswd.ts';
-import type { z } from 'zod';
+import type * as z from 'zod/mini';
 import type { accessRulesConfig } from '../../src/config/auth.ts';
 import type { TestSettings } from './registry.ts';
 
