@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { FastifyRequest } from 'fastify';
 import { RegistryError } from '../errors/registry-error.ts';
-import type { AccessPolicy, Caller, Need, SessionAccess, TokenGrant, TokenGrantRequest, TokenIssuer } from '../http/access.ts';
+import type { AccessPolicy, AccessRequest, Caller, Need, SessionAccess, TokenGrant, TokenGrantRequest, TokenIssuer } from '../http/access.ts';
 import { isRepositoryName, type RepositoryName } from '../oci/names.ts';
 import type { AccessRules, RepositoryAction } from './access-rules.ts';
 import type { RateLimiter } from '../io/rate-limiter.ts';
@@ -80,7 +79,7 @@ export class AccessControl implements AccessPolicy, TokenIssuer, SessionAccess {
     return { ...(user === undefined ? {} : { user }), may, sees, admin, ...(prefixes === undefined ? {} : { visiblePrefixes: prefixes }) };
   }
 
-  async authorize(request: FastifyRequest, needs: readonly Need[]): Promise<Caller> {
+  async authorize(request: AccessRequest, needs: readonly Need[]): Promise<Caller> {
     const identity = await this.#identify(request, needs);
     const rules = await this.#options.rules();
     const may = (name: string, action: RepositoryAction): boolean => allows(identity, rules, name, action);
@@ -132,7 +131,7 @@ export class AccessControl implements AccessPolicy, TokenIssuer, SessionAccess {
   }
 
   /** Who the credentials say; 401 with a challenge for what `needs` asks when they do not check out. */
-  async #identify(request: FastifyRequest, needs: readonly Need[]): Promise<Identity> {
+  async #identify(request: AccessRequest, needs: readonly Need[]): Promise<Identity> {
     const header = request.headers.authorization;
     if (header === undefined || header === '') return anonymous;
     const scopes = () => scopesOf(needs);
@@ -212,7 +211,7 @@ export class AccessControl implements AccessPolicy, TokenIssuer, SessionAccess {
     return (await this.#options.users?.())?.get(user);
   }
 
-  #refusal(request: FastifyRequest, identity: Identity, rules: AccessRules, denied: readonly Need[]): RegistryError {
+  #refusal(request: AccessRequest, identity: Identity, rules: AccessRules, denied: readonly Need[]): RegistryError {
     const what = describe(denied[0] as Need);
     const scopes = scopesOf(denied);
     if (isAnonymous(identity)) {
@@ -234,12 +233,12 @@ export class AccessControl implements AccessPolicy, TokenIssuer, SessionAccess {
     return new RegistryError('DENIED', `user ${callerName(identity) ?? ''} may not ${what}`);
   }
 
-  #challenge(request: FastifyRequest, scopes: readonly AccessEntry[], error?: string): string {
+  #challenge(request: AccessRequest, scopes: readonly AccessEntry[], error?: string): string {
     if (this.#options.challenge === 'basic') return basicChallenge(this.#options.realm);
     return this.#bearerChallenge(request, scopes, error);
   }
 
-  #bearerChallenge(request: FastifyRequest, scopes: readonly AccessEntry[], error?: string): string {
+  #bearerChallenge(request: AccessRequest, scopes: readonly AccessEntry[], error?: string): string {
     const { settings } = this.#options.tokens;
     const realm = settings.realm ?? `${request.protocol}://${request.host}/token`;
     const parts = [`realm=${quote(realm)}`, `service=${quote(settings.service)}`];

@@ -37,6 +37,9 @@ export interface SessionAccess {
   anonymous(): Promise<Caller>;
 }
 
+/** What authorization reads of a request: its headers, the client's address and, for a challenge, how the registry was addressed. */
+export type AccessRequest = Pick<FastifyRequest, 'headers' | 'ip' | 'protocol' | 'host'>;
+
 /**
  * The one authorization step before every /v2 handler. Decisions depend
  * only on credentials, names and rules, never on what is stored, so an
@@ -45,7 +48,7 @@ export interface SessionAccess {
  */
 export interface AccessPolicy {
   /** Resolves to the caller when `needs` are allowed; 401 UNAUTHORIZED (with a challenge) or 403 DENIED otherwise. */
-  authorize(request: FastifyRequest, needs: readonly Need[]): Promise<Caller>;
+  authorize(request: AccessRequest, needs: readonly Need[]): Promise<Caller>;
 }
 
 /** Credentials presented to the token endpoint. */

@@ -9,6 +9,7 @@ import { retryAfterSeconds } from '../errors/unavailable.ts';
 import { answerClientError, answerExpectation, missingHost, sendError, shuttingDown } from './errors.ts';
 import { listCatalog } from './listings.ts';
 import { declareTargets, noteTarget, observeRequests, type RequestObserver } from './observer.ts';
+import { hotReadFailure, hotReads, type RequestListener } from './hot-reads.ts';
 import { registerRateLimit } from './rate-limit.ts';
 import { serverOptions, type ServerSettings } from './server-options.ts';
 import { registerTokenEndpoint } from './token.ts';
@@ -69,12 +70,13 @@ const keptOnError = new Set(['docker-distribution-api-version', 'x-request-id', 
  */
 export function createApp(dependencies: AppDependencies): FastifyInstance {
   const { router, settings } = dependencies;
+  const nextId = requestIds();
   const app = fastify({
     ...(dependencies.logger === undefined ? {} : { loggerInstance: dependencies.logger }),
     logController: new AccessLog(),
     exposeHeadRoutes: false,
     requestIdHeader: 'x-request-id',
-    genReqId: requestIds(),
+    genReqId: nextId,
     // Requests that arrive while closing are refused by the hook below, in the spec's error format.
     return503OnClosing: false,
     routerOptions: { maxParamLength: 4096 },
@@ -117,6 +119,19 @@ export function createApp(dependencies: AppDependencies): FastifyInstance {
   app.addHook('preClose', async () => {
     closing = true;
   });
+  // The most frequent reads skip the framework (hot-reads.ts). Not behind a rate limit (its hook counts every
+  // request) or trusted proxies (the client's address and scheme come from their headers, which the app reads).
+  if (dependencies.server?.rateLimit === undefined && (dependencies.server?.trustProxy ?? false) === false) {
+    const [appListener] = app.server.listeners('request') as RequestListener[];
+    if (appListener !== undefined) {
+      app.server.removeListener('request', appListener);
+      const hot = { router, observers: dependencies.observers ?? [], v2Endpoints: dependencies.v2Endpoints ?? [], nextId, closing: () => closing };
+      app.server.on(
+        'request',
+        hotReads({ ...hot, ...(access === undefined ? {} : { access }), ...(dependencies.logger === undefined ? {} : { logger: dependencies.logger }) }, appListener),
+      );
+    }
+  }
   app.addHook('onSend', (_request, reply, payload, done) => {
     if (closing) reply.header('connection', 'close');
     done(null, payload);
@@ -176,6 +191,11 @@ export function createApp(dependencies: AppDependencies): FastifyInstance {
     const namespace = queryValue(request.query, 'ns');
     if (namespace !== undefined) match.name = router.mirrorName(match.name, namespace);
     noteTarget(request, match);
+    const failed = hotReadFailure(request.raw);
+    if (failed !== undefined) {
+      noteCaller(request, failed.user);
+      throw failed.error;
+    }
     const caller = await access?.authorize(request, [{ kind: 'repository', name: match.name, action: match.action }]);
     noteCaller(request, caller?.user);
     return runV2(match, request, reply, router, settings, caller);

@@ -25,7 +25,7 @@ export async function getManifest({ request, reply, params, signal, repository }
  * A reference that is neither a tag nor a digest names no manifest: reading
  * it is 404, as in Distribution and the conformance suite (writing it stays 400).
  */
-function referenceToRead(value: string): Reference {
+export function referenceToRead(value: string): Reference {
   try {
     return parseReference(value);
   } catch (cause) {

@@ -143,10 +143,7 @@ export async function runV2(match: V2Match, request: FastifyRequest, reply: Fast
   });
   let repository: Promise<Repository> | undefined;
   const open = (): Promise<Repository> => {
-    repository ??= router.open(match.name, controller.signal).then((found) => {
-      if (found === undefined) throw new RegistryError('NAME_UNKNOWN', `repository ${match.name} is not served here`);
-      return found;
-    });
+    repository ??= openRepository(router, match.name, controller.signal);
     return repository;
   };
   return match.handler({
@@ -172,6 +169,13 @@ export async function runV2(match: V2Match, request: FastifyRequest, reply: Fast
       return writer;
     },
   });
+}
+
+/** The repository a request addresses; NAME_UNKNOWN when no source serves the name. */
+export async function openRepository(router: RepositoryRouter, name: RepositoryName, signal: AbortSignal): Promise<Repository> {
+  const found = await router.open(name, signal);
+  if (found === undefined) throw new RegistryError('NAME_UNKNOWN', `repository ${name} is not served here`);
+  return found;
 }
 
 function readOnly(name: RepositoryName, cause?: unknown): RegistryError {
