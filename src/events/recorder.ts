@@ -8,6 +8,13 @@ import { eventCount, groupedBody } from './outbox-bodies.ts';
 
 /** How long pull events wait in memory to be written together. */
 const pullFlushDelay = 200;
+/**
+ * Gathered pull events are written at once, on the next turn, when about
+ * this many wait for a webhook (whole batches of it): a busy registry then writes a little often instead of a
+ * large batch every 200 ms, which held up the requests behind it (at
+ * 20,000 pulls a second, 4,000 events built and written in one go).
+ */
+const pullFlushCount = 256;
 /** Past this many, pull events waiting in memory are dropped (the metadata store cannot keep up); counted. */
 const maxBuffered = 10_000;
 /** Repositories whose webhooks are remembered (per event type); past it the memory starts again. */
@@ -22,6 +29,8 @@ interface Gathered {
 interface Subscriber {
   name: string;
   batchSize: number;
+  /** Gathered events written without waiting for the timer: whole batches, about pullFlushCount events. */
+  flushAt: number;
   types: ReadonlySet<string>;
   repositories: (repository: string) => boolean;
 }
@@ -49,6 +58,7 @@ export class EventRecorder {
   #buffered = 0;
   #writing: Promise<void> = Promise.resolve();
   #timer: NodeJS.Timeout | undefined;
+  #flushSoon = false;
   readonly #listeners: (() => void)[] = [];
   #takers = new Map<string, Subscriber[]>();
 
@@ -60,6 +70,7 @@ export class EventRecorder {
     this.#subscribers = config.webhooks.map((hook) => ({
       name: hook.name,
       batchSize: hook.batchSize,
+      flushAt: hook.batchSize * Math.ceil(pullFlushCount / hook.batchSize),
       types: new Set<string>(hook.types),
       repositories: scopeMatcher(repositoryScope(hook.repositories)),
     }));
@@ -120,7 +131,13 @@ export class EventRecorder {
       return;
     }
     this.#gather(takers, { build: serialise });
-    if (this.#timer === undefined) {
+    if (!this.#flushSoon && takers.some((subscriber) => (this.#buffer.get(subscriber)?.length ?? 0) >= subscriber.flushAt)) {
+      this.#flushSoon = true;
+      setImmediate(() => {
+        this.#flushSoon = false;
+        void this.flush();
+      });
+    } else if (this.#timer === undefined) {
       this.#timer = setTimeout(() => void this.flush(), pullFlushDelay);
       this.#timer.unref();
     }

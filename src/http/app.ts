@@ -125,7 +125,14 @@ export function createApp(dependencies: AppDependencies): FastifyInstance {
     const [appListener] = app.server.listeners('request') as RequestListener[];
     if (appListener !== undefined) {
       app.server.removeListener('request', appListener);
-      const hot = { router, observers: dependencies.observers ?? [], v2Endpoints: dependencies.v2Endpoints ?? [], nextId, closing: () => closing };
+      const hot = {
+        router,
+        observers: dependencies.observers ?? [],
+        v2Endpoints: dependencies.v2Endpoints ?? [],
+        nextId,
+        closing: () => closing,
+        closeIdleConnections: () => app.server.closeIdleConnections(),
+      };
       app.server.on(
         'request',
         hotReads({ ...hot, ...(access === undefined ? {} : { access }), ...(dependencies.logger === undefined ? {} : { logger: dependencies.logger }) }, appListener),

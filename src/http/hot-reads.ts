@@ -23,6 +23,8 @@ export interface HotReadDependencies {
   nextId: () => string;
   /** Whether the server is stopping: then every request goes to the app, which refuses it. */
   closing: () => boolean;
+  /** Closes the server's idle connections (a response finished while the server stops, as the app does). */
+  closeIdleConnections: () => void;
 }
 
 /** What a hot read answers 200 with: its headers after the common ones, its length and its body (none for HEAD). */
@@ -95,12 +97,9 @@ export function hotReadFailure(request: IncomingMessage): { error: unknown; user
 
 /** `ns=<registry>` alone (containerd's mirror requests); undefined for any other query. */
 function containerdNamespace(query: string): string | undefined {
-  if (!query.startsWith('ns=') || query.includes('&')) return undefined;
-  try {
-    return decodeURIComponent(query.slice(3));
-  } catch {
-    return undefined;
-  }
+  // Only plain values: an escaped one is the app's to decode, as it decodes every query.
+  if (!query.startsWith('ns=') || /[&%+]/.test(query)) return undefined;
+  return query.slice(3);
 }
 
 class HotRead implements AccessRequest {
@@ -144,6 +143,8 @@ class HotRead implements AccessRequest {
     try {
       const { headers, length, body } = await this.#answer(match);
       this.#bytes = length;
+      // A request that began before the server started stopping closes its connection, as in the app.
+      if (this.#dependencies.closing()) headers.push('connection', 'close');
       response.writeHead(200, ['x-request-id', this.#id, 'docker-distribution-api-version', 'registry/2.0', ...headers, 'content-length', String(length)]);
       response.end(body);
     } catch (error) {
@@ -195,6 +196,7 @@ class HotRead implements AccessRequest {
     const request = this.#request;
     const complete = response.writableFinished;
     if (!complete) this.#abort.abort();
+    if (this.#dependencies.closing()) this.#dependencies.closeIdleConnections();
     const elapsed = performance.now() - this.#started;
     const { logger, observers } = this.#dependencies;
     // The app's line (AccessLog), field for field; reqId first, where the app's per-request child logger puts it.

@@ -83,6 +83,29 @@ describe('pull events gathered in memory', () => {
     }
   });
 
+  it('are written on the next turn once whole batches of about 256 wait, not 200 ms later', async () => {
+    const queue = await openQueue();
+    const config = eventsConfig.parse({ webhooks: [{ name: 'batched', url: 'http://127.0.0.1:9/', batchSize: 100 }] });
+    const recorder = new EventRecorder(config, queue.operations.events, silentLogger);
+    try {
+      for (let n = 1; n <= 299; n++) recorder.recordSoon('io.berth.manifest.pulled', 'team/app', () => pulled(n));
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.deepEqual(await queue.operations.events.head('batched', 100), [], '299 wait for the timer');
+      recorder.recordSoon('io.berth.manifest.pulled', 'team/app', () => pulled(300));
+      // A few turns of the event loop, far less than the timer's 200 ms: the rows are written by then.
+      for (let turn = 0; turn < 10 && (await queue.operations.events.head('batched', 100)).length === 0; turn++) await new Promise((resolve) => setImmediate(resolve));
+      const rows = (await queue.operations.events.head('batched', 100)).map((row) => row.body);
+      assert.deepEqual(rows.map(eventCount), [100, 100, 100], 'three whole batches');
+      assert.deepEqual(
+        numbers(rows),
+        Array.from({ length: 300 }, (_, index) => index + 1),
+      );
+    } finally {
+      await recorder.flush();
+      await queue.close();
+    }
+  });
+
   it('serialise to what JSON.stringify writes for the same event', () => {
     const data = { repository: 'team/app', digest: 'sha256:00', mediaType: 'application/vnd.oci.image.manifest.v1+json', size: 12, reference: 'v"1' };
     const time = Date.UTC(2026, 11, 7, 12, 0, 0, 123);
