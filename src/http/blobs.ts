@@ -5,7 +5,6 @@ import { parseRangeHeader } from './range.ts';
 import type { V2Request } from './v2-routes.ts';
 
 /** Content addressed by digest never changes. */
-/** Blobs never change: caches may keep them for good. */
 export const immutable = 'max-age=31536000, immutable';
 
 /** GET and HEAD /v2/<name>/blobs/<digest>, with single byte ranges; 304 when If-None-Match names it. */

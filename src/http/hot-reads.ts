@@ -49,7 +49,8 @@ const conditionalHeaders = ['if-none-match', 'range'] as const;
  * recorded where they always are), the same headers, the same access-log
  * line and the same observations for metrics. Anything else goes to `app`
  * untouched: another endpoint or method, a query other than containerd's
- * `?ns=`, a conditional or range request, a server that is stopping. A
+ * plain `?ns=`, an escaped path, a conditional or range request, a server
+ * that is stopping. A
  * failure of any kind (a refused credential, an unknown name, a broken
  * store) is handed to the app with the request, and the app's error path
  * answers it (`hotReadFailure`), so there is one error path.
@@ -68,6 +69,8 @@ export function hotReads(dependencies: HotReadDependencies, app: RequestListener
       if (namespace === undefined) return app(request, response);
     }
     const path = query === -1 ? url.slice(4) : url.slice(4, query);
+    // An escaped path is the app's to decode (its router does), as is every query but a plain ?ns=.
+    if (path.includes('%')) return app(request, response);
     // The endpoints' own matcher; a path it refuses is the app's to answer.
     let match: ReturnType<typeof matchV2>;
     try {

@@ -151,6 +151,8 @@ describe('hot reads', () => {
       ['GET', '/v2/pub/app/tags/list', {}, 200],
       ['DELETE', '/v2/pub/app/manifests/v1', {}, 401],
       ['GET', '/v2/', { authorization: alice }, 200],
+      ['GET', `/v2/pub/app/manifests/${digest.replace(':', '%3A')}`, {}, 200],
+      ['HEAD', '/v2/pub/app/manifests/v1?ns=registry%2Eexample', {}, 200],
     ];
     for (const [method, path, headers, status] of cases) {
       const answer = await send(method, path, headers);
