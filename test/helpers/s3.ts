@@ -30,6 +30,7 @@ export async function startTestS3(bucket = 'berth-test'): Promise<TestS3> {
     vhostBuckets: false,
     configureBuckets: [{ name: bucket }],
   });
+  serialiseWrites(server.store);
   let address;
   try {
     address = await server.run();
@@ -47,6 +48,27 @@ export async function startTestS3(bucket = 'berth-test'): Promise<TestS3> {
       await directory.remove();
     },
   };
+}
+
+/**
+ * s3rver deletes an object's directory when it empties, without a lock: a
+ * PUT of a key beside it (two replicas' upload leases under one blob, say)
+ * can find its directory gone between creating it and opening its file, and
+ * the write stream's error, which s3rver does not listen for, ends the
+ * process. A real object store has no such race; puts and deletes here run
+ * one at a time so that the stub has none either.
+ */
+function serialiseWrites(store: S3rver['store']): void {
+  const put = store.putObject.bind(store);
+  const remove = store.deleteObject.bind(store);
+  let last: Promise<unknown> = Promise.resolve();
+  const inTurn = <T>(write: () => Promise<T>): Promise<T> => {
+    const done = last.then(write, write);
+    last = done.catch(() => undefined);
+    return done;
+  };
+  store.putObject = (object) => inTurn(() => put(object));
+  store.deleteObject = (bucket, key) => inTurn(() => remove(bucket, key));
 }
 
 /** Driver settings for a store on the test server under `prefix` (5 MiB parts, no background sweep). */

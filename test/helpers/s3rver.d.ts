@@ -12,8 +12,15 @@ declare module 's3rver' {
     configureBuckets?: { name: string; configs?: string[] }[];
   }
 
+  /** Its file-system store: each object a file, in directories named after the key's parts. */
+  interface FilesystemStore {
+    putObject(object: unknown): Promise<unknown>;
+    deleteObject(bucket: string, key: string): Promise<void>;
+  }
+
   export default class S3rver {
     constructor(options: S3rverOptions);
+    store: FilesystemStore;
     run(): Promise<AddressInfo>;
     close(): Promise<void>;
   }
