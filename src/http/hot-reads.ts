@@ -160,7 +160,12 @@ class HotRead implements AccessRequest {
       }
       // The app answers with its error path, with what failed here (a credential is not checked twice).
       (this.#request as HandedOver)[failureProperty] = { error, user: this.#user };
-      app(this.#request, response);
+      try {
+        app(this.#request, response);
+      } catch {
+        // The app answers its own failures; should its listener ever throw, the connection goes rather than the process.
+        response.destroy();
+      }
     }
   }
 
