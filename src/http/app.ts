@@ -9,6 +9,7 @@ import { retryAfterSeconds } from '../errors/unavailable.ts';
 import { answerClientError, answerExpectation, missingHost, sendError, shuttingDown } from './errors.ts';
 import { listCatalog } from './listings.ts';
 import { declareTargets, noteTarget, observeRequests, type RequestObserver } from './observer.ts';
+import { clientAddress } from './client-address.ts';
 import { hotReadFailure, hotReads, type RequestListener } from './hot-reads.ts';
 import { registerRateLimit } from './rate-limit.ts';
 import { serverOptions, type ServerSettings } from './server-options.ts';
@@ -119,9 +120,8 @@ export function createApp(dependencies: AppDependencies): FastifyInstance {
   app.addHook('preClose', async () => {
     closing = true;
   });
-  // The most frequent reads skip the framework (hot-reads.ts). Not behind a rate limit (its hook counts every
-  // request) or trusted proxies (the client's address and scheme come from their headers, which the app reads).
-  if (dependencies.server?.rateLimit === undefined && (dependencies.server?.trustProxy ?? false) === false) {
+  // The most frequent reads skip the framework (hot-reads.ts); not behind a rate limit, whose hook counts every request.
+  if (dependencies.server?.rateLimit === undefined) {
     const [appListener] = app.server.listeners('request') as RequestListener[];
     if (appListener !== undefined) {
       app.server.removeListener('request', appListener);
@@ -129,6 +129,7 @@ export function createApp(dependencies: AppDependencies): FastifyInstance {
         router,
         observers: dependencies.observers ?? [],
         v2Endpoints: dependencies.v2Endpoints ?? [],
+        address: clientAddress(dependencies.server?.trustProxy),
         nextId,
         closing: () => closing,
         closeIdleConnections: () => app.server.closeIdleConnections(),

@@ -1,10 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
 import type { FastifyBaseLogger } from 'fastify';
 import { parseAccept } from '../oci/accept.ts';
 import { parseDigest } from '../oci/digest.ts';
 import type { RepositoryRouter } from '../registry/router.ts';
 import type { AccessPolicy, AccessRequest } from './access.ts';
+import type { ClientAddress } from './client-address.ts';
 import { immutable } from './blobs.ts';
 import { referenceToRead } from './manifests.ts';
 import { countBytes, tellObservers, type CompletedRequest, type RequestObserver } from './observer.ts';
@@ -19,6 +19,8 @@ export interface HotReadDependencies {
   logger?: FastifyBaseLogger;
   observers: readonly RequestObserver[];
   v2Endpoints: readonly V2Endpoint[];
+  /** How the client's address, scheme and host are read (with trusted proxies, from their headers), as the app reads them. */
+  address: ClientAddress;
   /** The request ids Fastify gives (the same sequence, so that ids stay unique). */
   nextId: () => string;
   /** Whether the server is stopping: then every request goes to the app, which refuses it. */
@@ -128,15 +130,15 @@ class HotRead implements AccessRequest {
   }
 
   get ip(): string {
-    return this.#request.socket.remoteAddress ?? '';
+    return this.#dependencies.address.ip(this.#request);
   }
 
   get protocol(): 'http' | 'https' {
-    return (this.#request.socket as Socket & { encrypted?: boolean }).encrypted === true ? 'https' : 'http';
+    return this.#dependencies.address.protocol(this.#request);
   }
 
   get host(): string {
-    return this.headers.host ?? '';
+    return this.#dependencies.address.host(this.#request);
   }
 
   async run(match: ReturnType<typeof matchV2>, app: RequestListener): Promise<void> {
