@@ -130,8 +130,8 @@ export class EventRecorder {
       for (const subscriber of takers) this.#count(subscriber.name, 'lost', 1);
       return;
     }
-    this.#gather(takers, { build: serialise });
-    if (!this.#flushSoon && takers.some((subscriber) => (this.#buffer.get(subscriber)?.length ?? 0) >= subscriber.flushAt)) {
+    const full = this.#gather(takers, { build: serialise });
+    if (full && !this.#flushSoon) {
       this.#flushSoon = true;
       setImmediate(() => {
         this.#flushSoon = false;
@@ -161,13 +161,17 @@ export class EventRecorder {
     return this.#writing;
   }
 
-  #gather(takers: readonly Subscriber[], event: Gathered): void {
+  /** Adds the event for each webhook taking it; whether one of them now has `flushAt` events waiting. */
+  #gather(takers: readonly Subscriber[], event: Gathered): boolean {
+    let full = false;
     for (const subscriber of takers) {
       const waiting = this.#buffer.get(subscriber);
       if (waiting === undefined) this.#buffer.set(subscriber, [event]);
       else waiting.push(event);
+      if ((waiting?.length ?? 1) >= subscriber.flushAt) full = true;
       this.#buffered++;
     }
+    return full;
   }
 
   /** What was gathered, as rows of at most each webhook's batch size. */

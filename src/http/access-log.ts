@@ -33,19 +33,56 @@ export class AccessLog extends LogController {
   override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
     const length = reply.getHeader('content-length');
     const user = (request as unknown as WithCaller)[callerProperty];
-    // One object literal of a fixed shape; absent fields are left out by pino's serializer (undefined).
-    const line = {
+    const line = accessLine({
       method: request.method,
       path: request.url,
       status: reply.statusCode,
       bytes: length === undefined ? 0 : Number(length),
-      durationMs: Math.round(reply.elapsedTime * 100) / 100,
+      elapsedMs: reply.elapsedTime,
       client: request.ip,
-      user: user === null ? undefined : user,
+      user: user ?? undefined,
       userAgent: request.headers['user-agent'],
-      aborted: reply.raw.writableFinished ? undefined : true,
-      err: error ? error : undefined,
-    };
+      complete: reply.raw.writableFinished,
+      error: error ?? undefined,
+    });
     request.log.info(line, 'request');
   }
+}
+
+/** What an access-log line says about a request. */
+export interface AccessFacts {
+  /** Given when the logger has no per-request binding for it (hot reads). */
+  reqId?: string;
+  method: string;
+  path: string;
+  status: number;
+  bytes: number;
+  elapsedMs: number;
+  client: string;
+  user: string | undefined;
+  userAgent: string | undefined;
+  /** Whether the response was sent in full (the client did not leave first). */
+  complete: boolean;
+  error?: Error | undefined;
+}
+
+/**
+ * The access-log line's fields, in their order: one object literal of a
+ * fixed shape; absent fields are left out by pino's serializer (undefined).
+ * `reqId` comes first, where a per-request child logger's binding stands.
+ */
+export function accessLine(facts: AccessFacts): Record<string, unknown> {
+  return {
+    reqId: facts.reqId,
+    method: facts.method,
+    path: facts.path,
+    status: facts.status,
+    bytes: facts.bytes,
+    durationMs: Math.round(facts.elapsedMs * 100) / 100,
+    client: facts.client,
+    user: facts.user,
+    userAgent: facts.userAgent,
+    aborted: facts.complete ? undefined : true,
+    err: facts.error,
+  };
 }

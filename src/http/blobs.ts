@@ -5,7 +5,12 @@ import { parseRangeHeader } from './range.ts';
 import type { V2Request } from './v2-routes.ts';
 
 /** Content addressed by digest never changes. */
-export const immutable = 'max-age=31536000, immutable';
+const immutable = 'max-age=31536000, immutable';
+
+/** The headers of a blob answer (GET, HEAD, ranges), but its length; hot reads send the same. */
+export function blobHeaders(digest: string): Record<string, string> {
+  return { 'docker-content-digest': digest, 'content-type': 'application/octet-stream', 'accept-ranges': 'bytes', etag: `"${digest}"`, 'cache-control': immutable };
+}
 
 /** GET and HEAD /v2/<name>/blobs/<digest>, with single byte ranges; 304 when If-None-Match names it. */
 export async function getBlob({ request, reply, params, signal, repository }: V2Request): Promise<unknown> {
@@ -16,13 +21,7 @@ export async function getBlob({ request, reply, params, signal, repository }: V2
   const unchanged = notModified(request, reply, digest, { 'cache-control': immutable });
   if (unchanged !== undefined) return unchanged;
   const range = parseRangeHeader(request.headers.range, size);
-  reply.headers({
-    'docker-content-digest': digest,
-    'content-type': 'application/octet-stream',
-    'accept-ranges': 'bytes',
-    etag: `"${digest}"`,
-    'cache-control': immutable,
-  });
+  reply.headers(blobHeaders(digest));
   if (range !== undefined) {
     reply.code(206).header('content-range', `bytes ${range.start}-${range.end}/${size}`);
   }

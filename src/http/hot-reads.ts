@@ -5,8 +5,9 @@ import { parseDigest } from '../oci/digest.ts';
 import type { RepositoryRouter } from '../registry/router.ts';
 import type { AccessPolicy, AccessRequest } from './access.ts';
 import type { ClientAddress } from './client-address.ts';
-import { immutable } from './blobs.ts';
-import { referenceToRead } from './manifests.ts';
+import { accessLine } from './access-log.ts';
+import { blobHeaders } from './blobs.ts';
+import { manifestHeaders, referenceToRead } from './manifests.ts';
 import { countBytes, tellObservers, type CompletedRequest, type RequestObserver } from './observer.ts';
 import { matchV2, openRepository, type V2Endpoint } from './v2-routes.ts';
 
@@ -31,7 +32,7 @@ export interface HotReadDependencies {
 
 /** What a hot read answers 200 with: its headers after the common ones, its length and its body (none for HEAD). */
 interface Answer {
-  headers: string[];
+  headers: Record<string, string>;
   length: number;
   body: Uint8Array | undefined;
 }
@@ -148,9 +149,14 @@ class HotRead implements AccessRequest {
     try {
       const { headers, length, body } = await this.#answer(match);
       this.#bytes = length;
-      // A request that began before the server started stopping closes its connection, as in the app.
-      if (this.#dependencies.closing()) headers.push('connection', 'close');
-      response.writeHead(200, ['x-request-id', this.#id, 'docker-distribution-api-version', 'registry/2.0', ...headers, 'content-length', String(length)]);
+      response.writeHead(200, {
+        'x-request-id': this.#id,
+        'docker-distribution-api-version': 'registry/2.0',
+        ...headers,
+        'content-length': String(length),
+        // A request that began before the server started stopping closes its connection, as in the app.
+        ...(this.#dependencies.closing() ? { connection: 'close' } : {}),
+      });
       response.end(body);
     } catch (error) {
       // The client left: the line is written, nothing is left to answer.
@@ -181,14 +187,13 @@ class HotRead implements AccessRequest {
     if (match.label === 'blob') {
       const digest = parseDigest(match.params['digest'] ?? '');
       const size = await repository.blobSize(digest, signal);
-      const headers = ['docker-content-digest', digest, 'content-type', 'application/octet-stream', 'accept-ranges', 'bytes', 'etag', `"${digest}"`, 'cache-control', immutable];
-      return { headers, length: size, body: undefined };
+      return { headers: blobHeaders(digest), length: size, body: undefined };
     }
     const reference = referenceToRead(match.params['reference'] ?? '');
     const manifest = await repository.manifest(reference, parseAccept(this.headers.accept), signal, head ? 'head' : 'pull');
-    const { bytes, digest } = manifest;
+    const { bytes } = manifest;
     return {
-      headers: ['content-type', manifest.mediaType, 'docker-content-digest', digest, 'etag', `"${digest}"`],
+      headers: manifestHeaders(manifest),
       length: bytes.byteLength,
       body: head ? undefined : bytes,
     };
@@ -209,20 +214,19 @@ class HotRead implements AccessRequest {
     if (this.#dependencies.closing()) this.#dependencies.closeIdleConnections();
     const elapsed = performance.now() - this.#started;
     const { logger, observers } = this.#dependencies;
-    // The app's line (AccessLog), field for field; reqId first, where the app's per-request child logger puts it.
     logger?.info(
-      {
+      accessLine({
         reqId: this.#id,
-        method: request.method,
-        path: request.url,
+        method: request.method ?? '',
+        path: request.url ?? '',
         status: response.statusCode,
         bytes: this.#bytes,
-        durationMs: Math.round(elapsed * 100) / 100,
+        elapsedMs: elapsed,
         client: this.ip,
         user: this.#user,
         userAgent: this.headers['user-agent'],
-        aborted: complete ? undefined : true,
-      },
+        complete,
+      }),
       'request',
     );
     if (observers.length === 0) return;

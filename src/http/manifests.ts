@@ -12,13 +12,13 @@ export async function getManifest({ request, reply, params, signal, repository }
   const manifest = await (await repository()).manifest(reference, parseAccept(request.headers.accept), signal, head ? 'head' : 'pull');
   const unchanged = notModified(request, reply, manifest.digest);
   if (unchanged !== undefined) return unchanged;
-  reply.headers({
-    'content-type': manifest.mediaType,
-    'content-length': manifest.bytes.byteLength,
-    'docker-content-digest': manifest.digest,
-    etag: `"${manifest.digest}"`,
-  });
+  reply.headers(manifestHeaders(manifest)).header('content-length', manifest.bytes.byteLength);
   return reply.send(head ? undefined : Buffer.from(manifest.bytes.buffer, manifest.bytes.byteOffset, manifest.bytes.byteLength));
+}
+
+/** The headers of a manifest answered in full (GET and HEAD), but its length; hot reads send the same. */
+export function manifestHeaders(manifest: { mediaType: string; digest: string }): Record<string, string> {
+  return { 'content-type': manifest.mediaType, 'docker-content-digest': manifest.digest, etag: `"${manifest.digest}"` };
 }
 
 /**
