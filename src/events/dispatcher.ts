@@ -1,9 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { EventsConfig, WebhookConfig } from '../config/operations.ts';
 import type { Logger } from '../log.ts';
+import type { OutboxRow } from '../meta/meta-store.ts';
 import type { EventQueue, Leases, QueuedEvent } from '../meta/operations-store.ts';
 import { eventCount, eventsOf } from './outbox-bodies.ts';
 import { WebhookPoster } from './post.ts';
+import type { PullHandOver } from './recorder.ts';
 
 /** How often an idle delivery loop looks for events other replicas queued. */
 const idlePoll = 1000;
@@ -12,6 +14,9 @@ const leasePoll = 5000;
 
 export type DeliveryOutcome = 'delivered' | 'retried' | 'dropped';
 
+/** What one attempt to send came to. */
+type Sent = { kind: 'delivered' } | { kind: 'refused'; status: number } | { kind: 'failed'; failure: string } | { kind: 'stopped' };
+
 /**
  * Delivers queued events to webhooks: per webhook one loop, holding that
  * webhook's lease, so that across replicas one sender delivers in queue
@@ -19,7 +24,10 @@ export type DeliveryOutcome = 'delivered' | 'retried' | 'dropped';
  * and network failures retry it with exponential backoff, holding back the
  * events behind it (order is kept), until it is older than `maxAge`. An
  * answer of 4xx other than 408 and 429 means the webhook will never take
- * the event: it is dropped at once (logged with its body).
+ * the event: it is dropped at once (logged with its body). Events this
+ * process gathers (pulls) are taken from memory while the webhook's queue
+ * is empty (`PullHandOver`), and sent first: they were gathered before
+ * anything queued here since.
  */
 export class WebhookDispatcher {
   readonly #config: EventsConfig;
@@ -30,10 +38,21 @@ export class WebhookDispatcher {
   readonly #stop = new AbortController();
   readonly #wakers = new Set<() => void>();
   readonly #poster = new WebhookPoster();
+  readonly #handOver: PullHandOver | undefined;
   #loops: Promise<void>[] = [];
+  /** How often `wake` was called: a loop that looked before a wake-up does not go idle after it. */
+  #wakes = 0;
 
-  constructor(config: EventsConfig, queue: EventQueue, leases: Leases, logger: Logger, count: (webhook: string, outcome: DeliveryOutcome, events: number) => void = () => {}) {
+  constructor(
+    config: EventsConfig,
+    queue: EventQueue,
+    leases: Leases,
+    logger: Logger,
+    count: (webhook: string, outcome: DeliveryOutcome, events: number) => void = () => {},
+    handOver?: PullHandOver,
+  ) {
     this.#config = config;
+    this.#handOver = handOver;
     this.#queue = queue;
     this.#leases = leases;
     this.#logger = logger.child({ component: 'webhooks' });
@@ -46,6 +65,7 @@ export class WebhookDispatcher {
 
   /** New events were queued here: loops waiting idle look now. */
   wake(): void {
+    this.#wakes++;
     for (const wake of this.#wakers) wake();
   }
 
@@ -67,6 +87,8 @@ export class WebhookDispatcher {
         try {
           await this.#deliverWhileHeld(hook, lease.signal);
         } finally {
+          // What is still handed over goes into the queue, for whoever holds the lease next.
+          await this.#handOver?.spill(hook.name, []);
           await lease.release();
         }
       } catch (error) {
@@ -83,10 +105,19 @@ export class WebhookDispatcher {
     // batch each are read one or two at a time, not batchSize at once (their bodies are large).
     let limit = hook.batchSize;
     while (!stop.aborted && !held.aborted) {
+      const wakes = this.#wakes;
+      const mark = this.#handOver?.mark(hook.name);
       const batch = await this.#queue.head(hook.name, limit);
       const first = batch[0];
+      if (mark !== undefined) this.#handOver?.queueSeen(hook.name, mark, first === undefined);
+      // Rows handed over in memory go first: they were gathered before anything queued here since.
+      const handed = this.#handOver?.take(hook.name);
+      if (handed !== undefined) {
+        await this.#sendHanded(hook, handed);
+        continue;
+      }
       if (first === undefined) {
-        await this.#idle(idlePoll);
+        await this.#idle(idlePoll, wakes);
         continue;
       }
       const age = Date.now() - first.enqueuedAt.getTime();
@@ -120,7 +151,7 @@ export class WebhookDispatcher {
   }
 
   /** The request bodies that send `rows`: one, unless a row holds more events than a batch. */
-  #bodies(hook: WebhookConfig, rows: QueuedEvent[], events: number): string[] {
+  #bodies(hook: WebhookConfig, rows: readonly OutboxRow[], events: number): string[] {
     const [only] = rows;
     if (rows.length === 1 && only !== undefined && events <= hook.batchSize) {
       // A row as it was written is already what the webhook takes (a grouped row is a JSON array).
@@ -135,9 +166,8 @@ export class WebhookDispatcher {
     return bodies;
   }
 
-  async #attempt(hook: WebhookConfig, { rows, events }: { rows: QueuedEvent[]; events: number }): Promise<void> {
-    const ids = rows.map((row) => row.id);
-    let failure: string;
+  /** Sends `rows`' events to the webhook. */
+  async #send(hook: WebhookConfig, rows: readonly OutboxRow[], events: number): Promise<Sent> {
     try {
       for (const body of this.#bodies(hook, rows, events)) {
         const status = await this.#poster.post(
@@ -147,40 +177,79 @@ export class WebhookDispatcher {
           AbortSignal.any([AbortSignal.timeout(hook.timeout), this.#stop.signal]),
         );
         if (status >= 200 && status < 300) continue;
-        if (status >= 400 && status < 500 && status !== 408 && status !== 429) {
-          await this.#drop(hook, rows, `the webhook refused it: HTTP ${status}`);
-          return;
-        }
+        if (status >= 400 && status < 500 && status !== 408 && status !== 429) return { kind: 'refused', status };
         throw new Error(`HTTP ${status}`);
       }
-      failure = '';
+      return { kind: 'delivered' };
     } catch (error) {
-      if (this.#stop.signal.aborted) return;
-      failure = (error as Error).cause instanceof Error ? `${(error as Error).message}: ${((error as Error).cause as Error).message}` : (error as Error).message;
+      if (this.#stop.signal.aborted) return { kind: 'stopped' };
+      const failure = (error as Error).cause instanceof Error ? `${(error as Error).message}: ${((error as Error).cause as Error).message}` : (error as Error).message;
+      return { kind: 'failed', failure };
     }
-    if (failure === '') {
+  }
+
+  async #attempt(hook: WebhookConfig, { rows, events }: { rows: QueuedEvent[]; events: number }): Promise<void> {
+    const ids = rows.map((row) => row.id);
+    const sent = await this.#send(hook, rows, events);
+    if (sent.kind === 'stopped') return;
+    if (sent.kind === 'refused') {
+      await this.#drop(hook, rows, `the webhook refused it: HTTP ${sent.status}`);
+      return;
+    }
+    if (sent.kind === 'delivered') {
       await this.#queue.remove(ids);
       this.#count(hook.name, 'delivered', events);
       return;
     }
     const attempts = (rows[0]?.attempts ?? 0) + 1;
+    const delay = this.#retryDelay(attempts);
+    await this.#queue.postpone(ids, new Date(Date.now() + delay), sent.failure);
+    this.#retried(hook, events, attempts, delay, sent.failure);
+  }
+
+  /**
+   * Sends a row handed over in memory. Delivered, it is gone; refused, it
+   * is dropped as a queued one would be; failed, it goes into the queue as
+   * a first failed attempt, with everything handed over behind it, and is
+   * retried from there; interrupted by a stop, it goes into the queue.
+   */
+  async #sendHanded(hook: WebhookConfig, row: OutboxRow): Promise<void> {
+    const events = eventCount(row.body);
+    const sent = await this.#send(hook, [row], events);
+    if (sent.kind === 'delivered') this.#count(hook.name, 'delivered', events);
+    else if (sent.kind === 'refused') this.#dropped(hook, row, 0, `the webhook refused it: HTTP ${sent.status}`);
+    else if (sent.kind === 'stopped') await this.#handOver?.spill(hook.name, [row]);
+    else {
+      const delay = this.#retryDelay(1);
+      await this.#handOver?.spill(hook.name, [{ ...row, failedOnce: { retryAt: new Date(Date.now() + delay), error: sent.failure.slice(0, 1000) } }]);
+      this.#retried(hook, events, 1, delay, sent.failure);
+    }
+  }
+
+  /** How long to wait before the next attempt, after `attempts` failed ones. */
+  #retryDelay(attempts: number): number {
     const { initialDelay, maxDelay } = this.#config.retry;
-    const delay = Math.min(maxDelay, initialDelay * 2 ** Math.min(attempts - 1, 30));
-    await this.#queue.postpone(ids, new Date(Date.now() + delay), failure);
+    return Math.min(maxDelay, initialDelay * 2 ** Math.min(attempts - 1, 30));
+  }
+
+  #retried(hook: WebhookConfig, events: number, attempts: number, retryInMs: number, failure: string): void {
     this.#count(hook.name, 'retried', events);
-    this.#logger.warn({ webhook: hook.name, events, attempts, retryInMs: delay, failure }, 'webhook delivery failed; will retry');
+    this.#logger.warn({ webhook: hook.name, events, attempts, retryInMs, failure }, 'webhook delivery failed; will retry');
   }
 
   async #drop(hook: WebhookConfig, rows: QueuedEvent[], reason: string): Promise<void> {
     await this.#queue.remove(rows.map((row) => row.id));
-    for (const row of rows) {
-      this.#count(hook.name, 'dropped', eventCount(row.body));
-      this.#logger.error({ webhook: hook.name, attempts: row.attempts, event: row.body }, `webhook event given up: ${reason}`);
-    }
+    for (const row of rows) this.#dropped(hook, row, row.attempts, reason);
   }
 
-  /** Waits `ms`, less when woken or stopped. */
-  async #idle(ms: number): Promise<void> {
+  #dropped(hook: WebhookConfig, row: OutboxRow, attempts: number, reason: string): void {
+    this.#count(hook.name, 'dropped', eventCount(row.body));
+    this.#logger.error({ webhook: hook.name, attempts, event: row.body }, `webhook event given up: ${reason}`);
+  }
+
+  /** Waits `ms`, less when woken or stopped; not at all when woken since `wakes` was read. */
+  async #idle(ms: number, wakes = this.#wakes): Promise<void> {
+    if (wakes !== this.#wakes) return;
     const wake = new AbortController();
     const waker = () => wake.abort();
     this.#wakers.add(waker);

@@ -17,6 +17,8 @@ const pullFlushDelay = 200;
 const pullFlushCount = 256;
 /** Past this many, pull events waiting in memory are dropped (the metadata store cannot keep up); counted. */
 const maxBuffered = 10_000;
+/** Past this many events handed over and not yet sent, what is gathered is written to the queue again (the webhook is slower than the pulls). */
+const maxHanded = maxBuffered;
 /** Repositories whose webhooks are remembered (per event type); past it the memory starts again. */
 const maxRemembered = 10_000;
 
@@ -33,6 +35,48 @@ interface Subscriber {
   flushAt: number;
   types: ReadonlySet<string>;
   repositories: (repository: string) => boolean;
+  /**
+   * Whether this process's sender of the webhook found its queue empty, and
+   * nothing was queued for the webhook here since: what is gathered is then
+   * handed to the sender in memory instead of written (see PullHandOver).
+   */
+  drained: boolean;
+  /** Rows queued for the webhook here so far: a sender's word that the queue is empty counts only if none came since it looked. */
+  queued: number;
+  /** Rows handed over and not yet taken by the sender, oldest first, and the events they hold. */
+  handed: OutboxRow[];
+  handedEvents: number;
+}
+
+/**
+ * What this process's sender of a webhook (the dispatcher, holding the
+ * webhook's lease) uses to take gathered events straight from memory. While
+ * the webhook's queue is empty, writing a busy registry's pull events only
+ * to read and delete them a moment later is most of what a pull event
+ * costs; handed over, they are sent without touching the metadata store,
+ * and written to the queue only when sending them fails (then retried from
+ * there as every event is) or the sender stops.
+ */
+export interface PullHandOver {
+  /** Taken before looking at the queue, for `queueSeen`. */
+  mark(webhook: string): number;
+  /**
+   * What the sender found in the queue, looking after `mark`. Empty, what
+   * is gathered for the webhook from now on is handed over (unless
+   * something was queued here since the mark); not empty, it goes into the
+   * queue behind what is there (the sender sends what is handed over
+   * first, then the queue: nothing waits behind memory for long).
+   */
+  queueSeen(webhook: string, mark: number, empty: boolean): void;
+  /** The oldest row handed over, taken; undefined when none waits. */
+  take(webhook: string): OutboxRow | undefined;
+  /**
+   * The sender takes no more from memory: `undelivered` (taken, not sent)
+   * and every row still handed over are written to the queue, in order,
+   * and what is gathered is written there again until the queue is found
+   * empty once more. Never rejects; what cannot be written is counted lost.
+   */
+  spill(webhook: string, undelivered: readonly OutboxRow[]): Promise<void>;
 }
 
 /**
@@ -43,11 +87,12 @@ interface Subscriber {
  * passes before the caller goes on, pulls gathered for a moment and written
  * together, so that pulls never wait for the metadata store. What is
  * gathered is written as few rows as the webhooks' batches allow: one row
- * holds up to `batchSize` events (see outbox-bodies.ts), so a busy registry
- * writes, reads and deletes a row per batch its webhook is sent, not per
- * pull.
+ * holds up to `batchSize` events (see outbox-bodies.ts). While a
+ * webhook's queue is empty and its sender runs in this process, those rows
+ * are handed to the sender in memory instead (`PullHandOver`), and written
+ * only if sending them fails.
  */
-export class EventRecorder {
+export class EventRecorder implements PullHandOver {
   readonly #source: string;
   readonly #queue: EventQueue;
   readonly #logger: Logger;
@@ -73,6 +118,10 @@ export class EventRecorder {
       flushAt: hook.batchSize * Math.ceil(pullFlushCount / hook.batchSize),
       types: new Set<string>(hook.types),
       repositories: scopeMatcher(repositoryScope(hook.repositories)),
+      drained: false,
+      queued: 0,
+      handed: [],
+      handedEvents: 0,
     }));
   }
 
@@ -98,12 +147,19 @@ export class EventRecorder {
     const takers = this.#takersOf(event.type, repository);
     if (takers.length === 0) return [];
     const body = JSON.stringify(event);
+    // The change goes into the queue: events gathered from now on go there behind it.
+    for (const subscriber of takers) this.#queuing(subscriber);
     return takers.map((subscriber) => ({ webhook: subscriber.name, body }));
   }
 
   /** Rows from `rows` were committed with their change. */
   committed(rows: readonly OutboxRow[]): void {
-    for (const row of rows) this.#count(row.webhook, 'queued', eventCount(row.body));
+    for (const row of rows) {
+      this.#count(row.webhook, 'queued', eventCount(row.body));
+      // Should the sender have found the queue empty just before the commit, what is gathered now goes behind it.
+      const subscriber = this.#subscriber(row.webhook);
+      if (subscriber !== undefined) this.#queuing(subscriber);
+    }
     for (const listener of this.#listeners) listener();
   }
 
@@ -148,17 +204,65 @@ export class EventRecorder {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#writing = this.#writing.then(async () => {
-      const rows = this.#take();
-      if (rows.length === 0) return;
-      try {
-        await this.#queue.enqueue(rows);
-        this.committed(rows);
-      } catch (error) {
-        for (const row of rows) this.#count(row.webhook, 'lost', eventCount(row.body));
-        this.#logger.error({ err: error, rows: rows.length }, 'could not queue events; they are lost');
-      }
+      const { queued, handed } = this.#take();
+      if (handed > 0) for (const listener of this.#listeners) listener();
+      await this.#enqueue(queued);
     });
     return this.#writing;
+  }
+
+  mark(webhook: string): number {
+    return this.#subscriber(webhook)?.queued ?? 0;
+  }
+
+  queueSeen(webhook: string, mark: number, empty: boolean): void {
+    const subscriber = this.#subscriber(webhook);
+    if (subscriber === undefined) return;
+    subscriber.drained = empty && subscriber.queued === mark && subscriber.handedEvents < maxHanded;
+  }
+
+  take(webhook: string): OutboxRow | undefined {
+    const subscriber = this.#subscriber(webhook);
+    const row = subscriber?.handed.shift();
+    if (subscriber !== undefined && row !== undefined) subscriber.handedEvents -= eventCount(row.body);
+    return row;
+  }
+
+  spill(webhook: string, undelivered: readonly OutboxRow[]): Promise<void> {
+    this.#writing = this.#writing.then(async () => {
+      const subscriber = this.#subscriber(webhook);
+      if (subscriber === undefined) return;
+      const rows = [...undelivered, ...subscriber.handed];
+      subscriber.handed = [];
+      subscriber.handedEvents = 0;
+      this.#queuing(subscriber);
+      // Counted as queued when they were handed over.
+      await this.#enqueue(rows, false);
+    });
+    return this.#writing;
+  }
+
+  /** Writes rows to the queue (counted as queued, unless they were when handed over); never rejects. */
+  async #enqueue(rows: readonly OutboxRow[], count = true): Promise<void> {
+    if (rows.length === 0) return;
+    try {
+      await this.#queue.enqueue(rows);
+      if (count) this.committed(rows);
+      else for (const listener of this.#listeners) listener();
+    } catch (error) {
+      for (const row of rows) this.#count(row.webhook, 'lost', eventCount(row.body));
+      this.#logger.error({ err: error, rows: rows.length }, 'could not queue events; they are lost');
+    }
+  }
+
+  /** Rows go into the queue for the subscriber: the sender's word that it was empty no longer holds. */
+  #queuing(subscriber: Subscriber): void {
+    subscriber.drained = false;
+    subscriber.queued++;
+  }
+
+  #subscriber(webhook: string): Subscriber | undefined {
+    return this.#subscribers.find((subscriber) => subscriber.name === webhook);
   }
 
   /** Adds the event for each webhook taking it; whether one of them now has `flushAt` events waiting. */
@@ -174,18 +278,34 @@ export class EventRecorder {
     return full;
   }
 
-  /** What was gathered, as rows of at most each webhook's batch size. */
-  #take(): OutboxRow[] {
-    const rows: OutboxRow[] = [];
+  /**
+   * What was gathered, as rows of at most each webhook's batch size: handed
+   * over to the webhook's sender while its queue is empty (how many rows
+   * were), the rest to be queued. A sender that falls behind by more than
+   * a few batches gets the rest through the queue again.
+   */
+  #take(): { queued: OutboxRow[]; handed: number } {
+    const queued: OutboxRow[] = [];
+    let handed = 0;
     for (const [subscriber, events] of this.#buffer) {
       for (let start = 0; start < events.length; start += subscriber.batchSize) {
         const bodies = events.slice(start, start + subscriber.batchSize).map((event) => (event.json ??= event.build()));
-        rows.push({ webhook: subscriber.name, body: groupedBody(bodies) });
+        const row = { webhook: subscriber.name, body: groupedBody(bodies) };
+        if (subscriber.drained && subscriber.handedEvents >= maxHanded) this.#queuing(subscriber);
+        if (subscriber.drained) {
+          subscriber.handed.push(row);
+          subscriber.handedEvents += bodies.length;
+          this.#count(subscriber.name, 'queued', bodies.length);
+          handed++;
+        } else {
+          queued.push(row);
+          subscriber.queued++;
+        }
       }
     }
     this.#buffer = new Map();
     this.#buffered = 0;
-    return rows;
+    return { queued, handed };
   }
 
   /** The webhooks that take events of this type and repository (remembered: pulls ask thousands of times a second). */

@@ -24,8 +24,9 @@ export type Change =
 export interface ChangeLog {
   /**
    * The rows describing `change`; empty when nobody listens for it. Events
-   * recorded earlier are in the queue once this resolves, so the queue keeps
-   * the order things happened in.
+   * recorded earlier are in the queue once this resolves (or handed to the
+   * sender, which sends them first), so the queue keeps the order things
+   * happened in.
    */
   rows(change: Change): Promise<readonly OutboxRow[]>;
   /** The rows were committed with their change (wakes delivery). */

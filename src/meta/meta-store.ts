@@ -34,6 +34,8 @@ export interface OutboxRow {
   webhook: string;
   /** The CloudEvent, serialised; or several, as a JSON array with one per line (see src/events/outbox-bodies.ts). */
   body: string;
+  /** Sending it was tried once already, before it was queued (events handed to the sender in memory): retried not before `retryAt`. */
+  failedOnce?: { retryAt: Date; error: string };
 }
 
 /** What a write commits beside the change itself. */

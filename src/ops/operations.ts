@@ -92,7 +92,7 @@ export class Operations {
     this.#dispatcher =
       events === undefined
         ? undefined
-        : new WebhookDispatcher(events, store.events, store.leases, logger, (webhook, outcome, count) => this.metrics.events.inc({ webhook, outcome }, count));
+        : new WebhookDispatcher(events, store.events, store.leases, logger, (webhook, outcome, count) => this.metrics.events.inc({ webhook, outcome }, count), this.events);
     this.#peers = parts.peers ?? alone();
     if (this.#dispatcher !== undefined) this.events?.onQueued(this.#wakeDispatcher());
     this.#peers.answer('metrics', () => this.metrics.values());

@@ -1,38 +1,18 @@
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { eventsConfig } from '../../src/config/operations.ts';
 import { cloudEvent, cloudEventJson } from '../../src/events/cloudevents.ts';
 import { WebhookDispatcher } from '../../src/events/dispatcher.ts';
-import { eventCount, eventsOf } from '../../src/events/outbox-bodies.ts';
+import { eventCount } from '../../src/events/outbox-bodies.ts';
 import { EventRecorder } from '../../src/events/recorder.ts';
 import { silentLogger } from '../../src/log.ts';
-import { SqliteMetaStore } from '../../src/meta/sqlite/sqlite-meta-store.ts';
-import { SqliteOperationsStore } from '../../src/meta/sqlite/sqlite-operations-store.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { call } from '../helpers/http.ts';
 import { pushImage, pushManifest, randomImage } from '../helpers/images.ts';
 import { startTestRegistry } from '../helpers/registry.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { WebhookReceiver } from './receiver.ts';
-
-/** A real SQLite event queue in a temporary directory. */
-async function openQueue() {
-  const root = await tempDir('berth-batching');
-  const meta = SqliteMetaStore.open(join(root.path, 'berth.db'));
-  const operations = new SqliteOperationsStore(meta.database);
-  return {
-    operations,
-    async close() {
-      await operations.close();
-      await meta.close();
-      await root.remove();
-    },
-  };
-}
-
-const pulled = (n: number) => cloudEventJson('/berth', 'io.berth.manifest.pulled', `team/app:v${n}`, { repository: 'team/app', reference: `v${n}`, size: n });
-const numbers = (bodies: string[]) => bodies.flatMap(eventsOf).map((body) => (JSON.parse(body) as { data: { size: number } }).data.size);
+import { numbers, openQueue, pulled } from './sqlite-queue.ts';
 
 describe('pull events gathered in memory', () => {
   it('are written as one row per webhook batch, in order, counted per event; a webhook of single events gets a row each', async () => {

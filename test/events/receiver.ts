@@ -13,6 +13,8 @@ export class WebhookReceiver {
   readonly received: Received[] = [];
   /** What to answer; 204 when up. */
   status = 204;
+  /** How long to take before answering (a request is recorded when it arrives). */
+  delayMs = 0;
   #server: Server | undefined;
   #port = 0;
   #waiters: { count: number; resolve: () => void }[] = [];
@@ -38,7 +40,9 @@ export class WebhookReceiver {
             return false;
           });
         }
-        response.writeHead(this.status).end();
+        const status = this.status;
+        if (this.delayMs === 0) response.writeHead(status).end();
+        else setTimeout(() => response.writeHead(status).end(), this.delayMs);
       });
     });
     server.listen(this.#port, '127.0.0.1');

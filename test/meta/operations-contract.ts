@@ -337,6 +337,22 @@ export function runOperationsStoreContract(label: string, open: () => Promise<Op
         assert.equal((await ops.events.backlog()).get(`${hook}-b`), 1);
       });
 
+      it('queues a row whose first attempt failed before it was queued as that attempt: counted, and retried not before its time', async () => {
+        const hook = `hook-${randomUUID()}`;
+        const retryAt = new Date(Date.now() + 7000);
+        await ops.events.enqueue([
+          { webhook: hook, body: '{"n":1}', failedOnce: { retryAt, error: 'HTTP 503' } },
+          { webhook: hook, body: '{"n":2}' },
+        ]);
+        const [failed, behind] = await ops.events.head(hook, 10);
+        assert.equal(failed?.body, '{"n":1}');
+        assert.equal(failed?.attempts, 1);
+        assert.equal(failed?.nextAttemptAt.getTime(), retryAt.getTime());
+        assert.equal(behind?.attempts, 0);
+        assert.ok((behind?.nextAttemptAt.getTime() ?? Infinity) <= Date.now());
+        await ops.events.remove([failed?.id as number, behind?.id as number]);
+      });
+
       it('counts the events of a row written for a group (a JSON array, one event per line) in the backlog', async () => {
         const hook = `hook-${randomUUID()}`;
         await ops.events.enqueue([

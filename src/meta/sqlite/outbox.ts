@@ -5,6 +5,8 @@ import type { SqliteStatements } from './database.ts';
 export function insertOutbox(q: SqliteStatements, rows: readonly OutboxRow[] | undefined): void {
   if (rows === undefined || rows.length === 0) return;
   const now = Date.now();
-  const insert = q.statement('INSERT INTO event_queue (webhook, body, enqueued_at, next_attempt_at) VALUES (?, ?, ?, ?)');
-  for (const row of rows) insert.run(row.webhook, row.body, now, now);
+  const insert = q.statement('INSERT INTO event_queue (webhook, body, enqueued_at, attempts, next_attempt_at, last_error) VALUES (?, ?, ?, ?, ?, ?)');
+  for (const { webhook, body, failedOnce } of rows) {
+    insert.run(webhook, body, now, failedOnce === undefined ? 0 : 1, failedOnce?.retryAt.getTime() ?? now, failedOnce?.error ?? null);
+  }
 }
