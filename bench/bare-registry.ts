@@ -4,6 +4,9 @@
 // by bench/hotpath.ts as `node bench/bare-registry.ts PORT RESPONSES.json`,
 // where the file maps "METHOD URL" to the status, headers and body (base64)
 // Berth itself answered, so both send the same bytes with the same headers.
+// An optional third argument makes it spin that many microseconds per
+// request before answering: a server with that much work of its own, to
+// show what any work per request costs against the bare server.
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 
@@ -13,7 +16,8 @@ interface Canned {
   body: string;
 }
 
-const [port, file] = process.argv.slice(2) as [string, string];
+const [port, file, workMicros = '0'] = process.argv.slice(2) as [string, string, string?];
+const workMs = Number(workMicros) / 1000;
 const canned = JSON.parse(readFileSync(file, 'utf8')) as Record<string, Canned>;
 const responses = new Map(Object.entries(canned).map(([key, value]) => [key, { ...value, bytes: Buffer.from(value.body, 'base64') }]));
 const prefix = Math.random().toString(16).slice(2, 12);
@@ -23,6 +27,10 @@ createServer((request, response) => {
   if (request.url === '/v2/') {
     response.writeHead(200, { 'content-type': 'application/json' }).end('{}');
     return;
+  }
+  if (workMs > 0) {
+    const until = performance.now() + workMs;
+    while (performance.now() < until) {}
   }
   const found = responses.get(`${request.method} ${request.url}`);
   if (found === undefined) {

@@ -47,9 +47,10 @@ interface Case {
   accept?: string;
 }
 
-/** One load run: what the load generator saw, and the server's CPU time per request (user + system, all threads). */
+/** One load run: what the load generator saw, and the server's CPU time per request (user + system, all threads; and the system part). */
 interface Run extends LoadResult {
   cpuMicros: number;
+  systemMicros: number;
 }
 
 interface Measured {
@@ -109,11 +110,7 @@ export async function hotPathSection(options: HotPathOptions): Promise<Row[]> {
       }
       measured.set(each.name, results);
       const ratios = results.berth.map((result, index) => result.requestsPerSecond / (results.bare[index] as LoadResult).requestsPerSecond);
-      options.log(
-        `${each.name}: CPU per request Berth ${results.berth.map((result) => result.cpuMicros.toFixed(0)).join(' ')} µs, bare ${results.bare
-          .map((result) => result.cpuMicros.toFixed(0))
-          .join(' ')} µs`,
-      );
+      options.log(`${each.name}: CPU per request (of it in the kernel) Berth ${cpuFigures(results.berth)} µs, bare ${cpuFigures(results.bare)} µs`);
       options.log(
         `${each.name}: Berth ${results.berth.map((result) => result.requestsPerSecond.toFixed(0)).join(' ')} req/s, bare ${results.bare
           .map((result) => result.requestsPerSecond.toFixed(0))
@@ -123,7 +120,8 @@ export async function hotPathSection(options: HotPathOptions): Promise<Row[]> {
       );
     }
     options.log(`webhook received ${webhook.events()} events; Berth's peak RSS ${Math.round((await berth.peakRss()) / 2 ** 20)} MiB`);
-    return rowsOf(cases, measured, options.connections);
+    const ceiling = cases[0] === undefined ? [] : await workCeiling(bare, responsesFile, cases[0], options);
+    return [...rowsOf(cases, measured, options.connections), ...ceiling];
   } finally {
     await bare?.stop();
     await berth.stop();
@@ -131,12 +129,61 @@ export async function hotPathSection(options: HotPathOptions): Promise<Row[]> {
   }
 }
 
-/** Seconds of CPU a process has used (user + system, every thread), from /proc. */
-async function cpuSeconds(pid: number): Promise<number> {
+/** Work of its own per request, in microseconds, that the bare server is given to show what any work costs. */
+const ceilingWork = [10, 20] as const;
+
+/**
+ * The ceiling any server written for Node reaches against the bare one:
+ * the bare server itself, spinning 10 or 20 µs per request before it
+ * answers, paired with the plain bare server run by run. A slower server
+ * also pays more in the kernel per request (its load generator sleeps
+ * between answers, so more answers have to wake it), so the ratio falls
+ * faster than the work alone would say.
+ */
+async function workCeiling(bare: BenchServer, responsesFile: string, each: Case, options: HotPathOptions): Promise<Row[]> {
+  const rows: Row[] = [];
+  for (const work of ceilingWork) {
+    const working = await startBareRegistry(responsesFile, work);
+    try {
+      await run(working, each, { ...options, seconds: 1 });
+      const results: Measured = { berth: [], bare: [] };
+      for (let repeat = 0; repeat < options.repeats; repeat++) {
+        results.bare.push(await run(bare, each, options));
+        results.berth.push(await run(working, each, options));
+      }
+      const ratios = results.berth.map((result, index) => result.requestsPerSecond / (results.bare[index] as LoadResult).requestsPerSecond);
+      options.log(
+        `${each.name}, bare + ${work} µs of work: CPU per request (of it in the kernel) ${cpuFigures(results.berth)} µs, bare ${cpuFigures(results.bare)} µs; ratio ${ratios
+          .map((ratio) => `${(ratio * 100).toFixed(0)} %`)
+          .join(' ')}`,
+      );
+      rows.push({
+        section: 'hot path',
+        metric: `${each.name}: the bare server with ${work} µs of work of its own per request (${Math.round(Math.min(...ratios) * 100)}–${Math.round(Math.max(...ratios) * 100)} % over runs)`,
+        unit: 'req/s',
+        better: 'higher',
+        berth: median(results.berth.map((result) => result.requestsPerSecond)),
+        reference: median(results.bare.map((result) => result.requestsPerSecond)),
+        referenceName: 'bare node:http',
+      });
+    } finally {
+      await working.stop();
+    }
+  }
+  return rows;
+}
+
+/** Each run's CPU time per request, and its kernel part: `41 (15) 44 (16)`. */
+function cpuFigures(runs: readonly Run[]): string {
+  return runs.map((run) => `${run.cpuMicros.toFixed(0)} (${run.systemMicros.toFixed(0)})`).join(' ');
+}
+
+/** Seconds of CPU a process has used in user space and in the kernel (every thread), from /proc. */
+async function cpuSeconds(pid: number): Promise<{ user: number; system: number }> {
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
   // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th, in clock ticks (100 per second).
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+  return { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 };
 }
 
 /** One load run of `each` against `server`; Bearer tokens are fetched fresh for the run. */
@@ -149,8 +196,9 @@ async function run(server: BenchServer, each: Case, options: HotPathOptions): Pr
   const url = `${server.url}${each.path}`;
   const before = await cpuSeconds(server.pid);
   const result = await (each.method === 'HEAD' ? abHead(url, load) : wrk(url, { ...load, threads: 1 }));
-  const used = (await cpuSeconds(server.pid)) - before;
-  return { ...result, cpuMicros: (used * 1e6) / result.requests };
+  const after = await cpuSeconds(server.pid);
+  const perRequest = (seconds: number) => (seconds * 1e6) / result.requests;
+  return { ...result, cpuMicros: perRequest(after.user + after.system - before.user - before.system), systemMicros: perRequest(after.system - before.system) };
 }
 
 let lastToken = '';
@@ -207,6 +255,15 @@ function rowsOf(cases: Case[], measured: Map<string, Measured>, connections: num
       reference: median(results.bare.map((result) => result.cpuMicros)),
       referenceName: 'bare node:http',
     });
+    rows.push({
+      section: 'hot path',
+      metric: `${each.name}: of it in the kernel`,
+      unit: 'µs',
+      better: 'lower',
+      berth: median(results.berth.map((result) => result.systemMicros)),
+      reference: median(results.bare.map((result) => result.systemMicros)),
+      referenceName: 'bare node:http',
+    });
     const alone = anonymous.get(key);
     if (each.credentials !== 'anonymous' && alone !== undefined) {
       rows.push({
@@ -237,7 +294,7 @@ async function writeConfig(dir: string, webhookUrl: string, without: readonly st
     [
       `log: { format: json${without.includes('log') ? ', level: warn' : ''} }`,
       without.includes('auth') ? 'auth: { enabled: false }' : `auth: { htpasswd: ${JSON.stringify(htpasswd)}, rulesFile: ${JSON.stringify(rules)} }`,
-      without.includes('events') ? '' : `events: { webhooks: [{ name: bench, url: ${JSON.stringify(webhookUrl)}, batchSize: 100 }] }`,
+      without.includes('events') ? '' : `events: { webhooks: [{ name: bench, url: ${JSON.stringify(webhookUrl)}, batchSize: 1000 }] }`,
       without.includes('metrics') ? 'metrics: { enabled: false }' : '',
       '',
     ].join('\n'),

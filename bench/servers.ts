@@ -166,12 +166,12 @@ http {
 }
 
 /** The bare node:http server of bench/bare-registry.ts, answering the responses in `responsesFile`. */
-export async function startBareRegistry(responsesFile: string): Promise<BenchServer> {
+export async function startBareRegistry(responsesFile: string, workMicros = 0): Promise<BenchServer> {
   const port = await freePort();
   const started = performance.now();
-  const child = spawn(process.execPath, [bareRegistryMain, String(port), responsesFile], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const child = spawn(process.execPath, [bareRegistryMain, String(port), responsesFile, String(workMicros)], { stdio: ['ignore', 'ignore', 'inherit'] });
   const url = `http://127.0.0.1:${port}`;
-  return manage('bare node', child, url, await waitUntilServing(url, child, started));
+  return manage(workMicros === 0 ? 'bare node' : `bare node + ${workMicros} µs`, child, url, await waitUntilServing(url, child, started));
 }
 
 /** A plain Node HTTP server that only receives bodies (bench/plain-receiver.ts): the push ceiling for Node. */
