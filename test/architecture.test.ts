@@ -45,7 +45,7 @@ export const allowed: Record<string, readonly string[]> = {
   client: [...base, 'blobs/blob-store.ts'],
   auth: [...base, 'config/', 'http/access.ts', 'pkg:fastify', 'pkg:jose', 'pkg:bcryptjs', 'pkg:yaml', 'pkg:zod', 'pkg:pino'],
   tls: [...base, 'pkg:@peculiar/x509', 'pkg:reflect-metadata'],
-  http: [...base, ...stores, 'registry/', 'pkg:fastify', 'pkg:@fastify/proxy-addr'],
+  http: [...base, ...stores, 'registry/', 'pkg:fastify', 'pkg:@fastify/proxy-addr', 'pkg:pino'],
   gc: [...base, ...stores, 'log.ts'],
   policy: [...base, ...stores, 'config/', 'log.ts', 'gc/blob-guard.ts', 'registry/write-policy.ts'],
   events: [...base, ...stores, 'config/', 'log.ts', 'policy/globs.ts'],

@@ -211,6 +211,11 @@ export class EventRecorder implements PullHandOver {
     return this.#writing;
   }
 
+  /** Events handed over and not yet sent, per webhook (for the backlog gauge). */
+  handedBacklog(): Map<string, number> {
+    return new Map(this.#subscribers.filter((subscriber) => subscriber.handedEvents > 0).map((subscriber) => [subscriber.name, subscriber.handedEvents]));
+  }
+
   mark(webhook: string): number {
     return this.#subscriber(webhook)?.queued ?? 0;
   }

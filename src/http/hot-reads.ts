@@ -5,7 +5,7 @@ import { parseDigest } from '../oci/digest.ts';
 import type { RepositoryRouter } from '../registry/router.ts';
 import type { AccessPolicy, AccessRequest } from './access.ts';
 import type { ClientAddress } from './client-address.ts';
-import { accessLine } from './access-log.ts';
+import { logAccess } from './access-log.ts';
 import { blobHeaders } from './blobs.ts';
 import { manifestHeaders, referenceToRead } from './manifests.ts';
 import { countBytes, tellObservers, type CompletedRequest, type RequestObserver } from './observer.ts';
@@ -214,8 +214,8 @@ class HotRead implements AccessRequest {
     if (this.#dependencies.closing()) this.#dependencies.closeIdleConnections();
     const elapsed = performance.now() - this.#started;
     const { logger, observers } = this.#dependencies;
-    logger?.info(
-      accessLine({
+    if (logger !== undefined)
+      logAccess(logger, {
         reqId: this.#id,
         method: request.method ?? '',
         path: request.url ?? '',
@@ -226,9 +226,7 @@ class HotRead implements AccessRequest {
         user: this.#user,
         userAgent: this.headers['user-agent'],
         complete,
-      }),
-      'request',
-    );
+      });
     if (observers.length === 0) return;
     const completed: CompletedRequest = {
       endpoint: match.label,

@@ -79,7 +79,11 @@ export class Operations {
     this.store = store;
     this.metrics = new RegistryMetrics({
       openUploads: () => meta.uploads.count(),
-      eventBacklog: () => store.events.backlog(),
+      eventBacklog: async () => {
+        const backlog = await store.events.backlog();
+        for (const [webhook, events] of this.events?.handedBacklog() ?? []) backlog.set(webhook, (backlog.get(webhook) ?? 0) + events);
+        return backlog;
+      },
     });
     this.guard = new BlobGuard(store.blobs, store.leases, parts.blobs);
     this.blobs = this.guard.wrap(parts.blobs);

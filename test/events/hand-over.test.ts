@@ -184,7 +184,9 @@ describe('pull events handed to the sender in memory', () => {
       first.pulls(1, 250);
       await first.recorder.flush();
       await eventually(() => receiver.received.length === 1, { what: 'the first batch on its way' });
+      assert.deepEqual(Object.fromEntries(first.recorder.handedBacklog()), { hook: 150 }, 'the two batches behind it wait in memory, counted in the backlog');
       await first.dispatcher.stop();
+      assert.deepEqual(Object.fromEntries(first.recorder.handedBacklog()), {});
       const rows = await queue.operations.events.head('hook', 10);
       assert.deepEqual(
         rows.map((row) => row.attempts),
