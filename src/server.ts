@@ -402,9 +402,7 @@ export function createLogger(config: Config, fd: 1 | 2 = 1, options: { shared?: 
   const stream = fd === 1 ? process.stdout : process.stderr;
   const pretty = config.log.format === 'pretty' || (config.log.format === 'auto' && stream.isTTY === true);
   const settings = { level: config.log.level, base: null, timestamp: isoTimeOncePerMillisecond() };
-  // Alone on stdout: written in the background, in chunks of at most 2 KiB (the stream measures what
-  // waits at each line; the default 16 KiB made that 1 to 2 µs a line at thousands of requests a second).
-  if (!pretty) return pino(settings, fd === 1 && options.shared !== true ? pino.destination({ fd, sync: false, maxWrite: 2048 }) : pino.destination({ fd, sync: true }));
+  if (!pretty) return fd === 1 && options.shared !== true ? pino(settings) : pino(settings, pino.destination({ fd, sync: true }));
   // Loaded only for a terminal: servers writing JSON lines never pay for it.
   const pinoPretty = createRequire(import.meta.url)('pino-pretty') as typeof import('pino-pretty');
   return pino(settings, pinoPretty({ colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname', destination: fd, sync: options.shared === true }));

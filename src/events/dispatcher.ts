@@ -113,7 +113,7 @@ export class WebhookDispatcher {
       // Rows handed over in memory go first: they were gathered before anything queued here since.
       const handed = this.#handOver?.take(hook.name);
       if (handed !== undefined) {
-        await this.#sendHanded(hook, handed);
+        await this.#sendHanded(hook, handed.row, handed.events);
         continue;
       }
       if (first === undefined) {
@@ -213,11 +213,10 @@ export class WebhookDispatcher {
    * a first failed attempt, with everything handed over behind it, and is
    * retried from there; interrupted by a stop, it goes into the queue.
    */
-  async #sendHanded(hook: WebhookConfig, row: OutboxRow): Promise<void> {
-    const events = eventCount(row.body);
+  async #sendHanded(hook: WebhookConfig, row: OutboxRow, events: number): Promise<void> {
     const sent = await this.#send(hook, [row], events);
     if (sent.kind === 'delivered') this.#count(hook.name, 'delivered', events);
-    else if (sent.kind === 'refused') this.#dropped(hook, row, 0, `the webhook refused it: HTTP ${sent.status}`);
+    else if (sent.kind === 'refused') this.#dropped(hook, row, 0, `the webhook refused it: HTTP ${sent.status}`, events);
     else if (sent.kind === 'stopped') await this.#handOver?.spill(hook.name, [row]);
     else {
       const delay = this.#retryDelay(1);
@@ -242,8 +241,8 @@ export class WebhookDispatcher {
     for (const row of rows) this.#dropped(hook, row, row.attempts, reason);
   }
 
-  #dropped(hook: WebhookConfig, row: OutboxRow, attempts: number, reason: string): void {
-    this.#count(hook.name, 'dropped', eventCount(row.body));
+  #dropped(hook: WebhookConfig, row: OutboxRow, attempts: number, reason: string, events = eventCount(row.body)): void {
+    this.#count(hook.name, 'dropped', events);
     this.#logger.error({ webhook: hook.name, attempts, event: row.body }, `webhook event given up: ${reason}`);
   }
 

@@ -44,8 +44,14 @@ interface Subscriber {
   /** Rows queued for the webhook here so far: a sender's word that the queue is empty counts only if none came since it looked. */
   queued: number;
   /** Rows handed over and not yet taken by the sender, oldest first, and the events they hold. */
-  handed: OutboxRow[];
+  handed: HandedRow[];
   handedEvents: number;
+}
+
+/** A row handed to the sender, and how many events it holds. */
+export interface HandedRow {
+  row: OutboxRow;
+  events: number;
 }
 
 /**
@@ -69,7 +75,7 @@ export interface PullHandOver {
    */
   queueSeen(webhook: string, mark: number, empty: boolean): void;
   /** The oldest row handed over, taken; undefined when none waits. */
-  take(webhook: string): OutboxRow | undefined;
+  take(webhook: string): HandedRow | undefined;
   /**
    * The sender takes no more from memory: `undelivered` (taken, not sent)
    * and every row still handed over are written to the queue, in order,
@@ -226,18 +232,18 @@ export class EventRecorder implements PullHandOver {
     subscriber.drained = empty && subscriber.queued === mark && subscriber.handedEvents < maxHanded;
   }
 
-  take(webhook: string): OutboxRow | undefined {
+  take(webhook: string): HandedRow | undefined {
     const subscriber = this.#subscriber(webhook);
-    const row = subscriber?.handed.shift();
-    if (subscriber !== undefined && row !== undefined) subscriber.handedEvents -= eventCount(row.body);
-    return row;
+    const handed = subscriber?.handed.shift();
+    if (subscriber !== undefined && handed !== undefined) subscriber.handedEvents -= handed.events;
+    return handed;
   }
 
   spill(webhook: string, undelivered: readonly OutboxRow[]): Promise<void> {
     this.#writing = this.#writing.then(async () => {
       const subscriber = this.#subscriber(webhook);
       if (subscriber === undefined) return;
-      const rows = [...undelivered, ...subscriber.handed];
+      const rows = [...undelivered, ...subscriber.handed.map((handed) => handed.row)];
       subscriber.handed = [];
       subscriber.handedEvents = 0;
       this.#queuing(subscriber);
@@ -298,7 +304,7 @@ export class EventRecorder implements PullHandOver {
         const row = { webhook: subscriber.name, body: groupedBody(bodies) };
         if (subscriber.drained && subscriber.handedEvents >= maxHanded) this.#queuing(subscriber);
         if (subscriber.drained) {
-          subscriber.handed.push(row);
+          subscriber.handed.push({ row, events: bodies.length });
           subscriber.handedEvents += bodies.length;
           this.#count(subscriber.name, 'queued', bodies.length);
           handed++;
