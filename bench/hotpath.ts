@@ -222,7 +222,8 @@ function rowsOf(cases: Case[], measured: Map<string, Measured>, connections: num
     const ratios = results.berth.map((result, index) => result.requestsPerSecond / (results.bare[index] as LoadResult).requestsPerSecond);
     const range = `${Math.round(Math.min(...ratios) * 100)}–${Math.round(Math.max(...ratios) * 100)} % over runs`;
     const key = `${each.method} ${each.path}`;
-    if (each.credentials === 'anonymous') anonymous.set(key, berth);
+    // Signed-in cases run minutes after their anonymous case: compared as shares of the bare server in their own runs.
+    if (each.credentials === 'anonymous') anonymous.set(key, median(ratios));
     const judged = each.name.startsWith('manifest') || each.name.startsWith('blob HEAD');
     rows.push({
       section: 'hot path',
@@ -268,14 +269,14 @@ function rowsOf(cases: Case[], measured: Map<string, Measured>, connections: num
     if (each.credentials !== 'anonymous' && alone !== undefined) {
       rows.push({
         section: 'hot path',
-        metric: `${each.name}: throughput against anonymous`,
-        unit: 'req/s',
+        metric: `${each.name}: share of the bare server against anonymous's`,
+        unit: '% of bare',
         better: 'higher',
-        berth,
-        reference: alone,
+        berth: Math.round(median(ratios) * 100),
+        reference: Math.round(alone * 100),
         referenceName: 'anonymous',
         target: '≥ 80 % of anonymous',
-        met: berth >= 0.8 * alone,
+        met: median(ratios) >= 0.8 * alone,
       });
     }
   }

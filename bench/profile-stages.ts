@@ -25,9 +25,12 @@ interface Profile {
   timeDeltas: number[];
 }
 
+/** The native calls that write to and read from a socket (a HEAD's headers go out as one Latin-1 string). */
+const socketCalls = ['writev', 'writeBuffer', 'writeUtf8String', 'writeLatin1String', 'writeAsciiString', 'writeString', 'onStreamRead'];
+
 /** Stages in the order a frame is tested against them; the first match names the frame. */
 const stages: [string, (frame: ProfileNode['callFrame']) => boolean][] = [
-  ['socket writes and reads (kernel)', (f) => ['writev', 'writeBuffer', 'writeUtf8String', 'writeString', 'onStreamRead'].includes(f.functionName) && f.url === ''],
+  ['socket writes and reads (kernel)', (f) => socketCalls.includes(f.functionName) && f.url === ''],
   ['garbage collection', (f) => f.functionName === '(garbage collector)'],
   ['events (pull events queued and delivered)', (f) => /src\/events\/|pull-records|sqlite-operations-store|outbox/.test(f.url) || /undici/.test(f.url)],
   ['access control', (f) => /src\/auth\/|node_modules\/jose\//.test(f.url)],
@@ -54,6 +57,9 @@ export function stageShares(profile: Profile, skipSeconds = 0): { stage: string;
       const frame = (byId.get(current) as ProfileNode).callFrame;
       // The shared statement layer counts for whoever called it (the metadata store or the event queue).
       if (frame.url.endsWith('src/meta/sqlite/database.ts')) continue;
+      // A string written to a file (the log's stream) is no socket call: its caller names it.
+      const caller = parent.get(current);
+      if (socketCalls.includes(frame.functionName) && caller !== undefined && byId.get(caller)?.callFrame.url === 'node:fs') continue;
       const match = stages.find(([, test]) => test(frame));
       if (match !== undefined) {
         found = match[0];

@@ -169,7 +169,7 @@ export class EventRecorder implements PullHandOver {
     for (const listener of this.#listeners) listener();
   }
 
-  /** Writes the event now; resolves once it is in the queue (or could not be written, which is logged). */
+  /** Writes the event now; resolves once it is in the queue or handed to the sender (or could not be written, which is logged). */
   async record(event: CloudEvent, repository?: string): Promise<void> {
     const takers = this.#takersOf(event.type, repository);
     if (takers.length === 0) return;
@@ -292,8 +292,8 @@ export class EventRecorder implements PullHandOver {
   /**
    * What was gathered, as rows of at most each webhook's batch size: handed
    * over to the webhook's sender while its queue is empty (how many rows
-   * were), the rest to be queued. A sender that falls behind by more than
-   * a few batches gets the rest through the queue again.
+   * were), the rest to be queued. A sender that falls more than
+   * `maxHanded` events behind gets the rest through the queue again.
    */
   #take(): { queued: OutboxRow[]; handed: number } {
     const queued: OutboxRow[] = [];
