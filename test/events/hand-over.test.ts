@@ -43,6 +43,7 @@ function sender(queue: Queue, receiver: WebhookReceiver) {
     postpone: (ids, at, error) => events.postpone(ids, at, error),
     backlog: () => events.backlog(),
   } satisfies EventQueue & { written: number };
+  const seesEmptyQueue = () => new Promise<void>((resolve) => emptyWaiters.push(resolve));
   const recorder = new EventRecorder(config, watched, silentLogger, count);
   const dispatcher = new WebhookDispatcher(config, watched, queue.operations.leases, silentLogger, count, recorder);
   recorder.onQueued(() => dispatcher.wake());
@@ -52,7 +53,13 @@ function sender(queue: Queue, receiver: WebhookReceiver) {
     counted,
     watched,
     /** Resolves a turn after the sender next finds the queue empty (it has taken note by then). */
-    seesEmptyQueue: () => new Promise<void>((resolve) => emptyWaiters.push(resolve)),
+    seesEmptyQueue,
+    /** Starts the sender; resolves once it has found the queue empty. */
+    async start(): Promise<void> {
+      const looked = seesEmptyQueue();
+      dispatcher.start();
+      await looked;
+    },
     pulls(from: number, to: number): void {
       for (let n = from; n <= to; n++) recorder.recordSoon('io.berth.manifest.pulled', 'team/app', () => pulled(n));
     },
@@ -78,10 +85,8 @@ describe('pull events handed to the sender in memory', () => {
   it('are sent without being written to the queue while it is empty, in order, counted per event', () =>
     withSender(async (queue, receiver) => {
       const process = sender(queue, receiver);
-      const looked = process.seesEmptyQueue();
-      process.dispatcher.start();
+      await process.start();
       try {
-        await looked;
         process.pulls(1, 250);
         await process.recorder.flush();
         await receiver.waitFor(250);
@@ -101,10 +106,8 @@ describe('pull events handed to the sender in memory', () => {
   it('go into the queue when sending fails, as a first failed attempt with the rest behind it, and are sent from there in order', () =>
     withSender(async (queue, receiver) => {
       const process = sender(queue, receiver);
-      const looked = process.seesEmptyQueue();
-      process.dispatcher.start();
+      await process.start();
       try {
-        await looked;
         receiver.status = 503;
         process.pulls(1, 250);
         await process.recorder.flush();
@@ -145,10 +148,8 @@ describe('pull events handed to the sender in memory', () => {
     withSender(async (queue, receiver) => {
       const process = sender(queue, receiver);
       const changes = new ChangeEvents(process.recorder);
-      const looked = process.seesEmptyQueue();
-      process.dispatcher.start();
+      await process.start();
       try {
-        await looked;
         // A slow webhook: the handed-over batches are still being sent when the change is committed.
         receiver.delayMs = 100;
         process.pulls(1, 250);
@@ -177,9 +178,7 @@ describe('pull events handed to the sender in memory', () => {
   it('are written to the queue when the sender stops before sending them, and sent from there by the next one', () =>
     withSender(async (queue, receiver) => {
       const first = sender(queue, receiver);
-      const looked = first.seesEmptyQueue();
-      first.dispatcher.start();
-      await looked;
+      await first.start();
       receiver.delayMs = 500;
       first.pulls(1, 250);
       await first.recorder.flush();
