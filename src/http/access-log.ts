@@ -101,10 +101,9 @@ function part<T>(logger: FastifyBaseLogger, symbol: symbol): T {
  * `logger.info(accessLine(facts), 'request')`, byte for byte
  * (test/http/access-log.test.ts), built with one `JSON.stringify` and
  * written to the logger's own stream. Pino's generic path (each field
- * stringified on its own, the line assembled piece by piece and measured
- * again by its stream) cost 4 to 5 µs a line, more than any other part of
- * a hot read (docs/decisions.md, "Access-log lines without pino's generic
- * path"). A line with an error, and loggers that transform lines (a
+ * stringified on its own, the line assembled piece by piece) cost about
+ * 4 µs a line, one of the largest parts of a hot read (docs/decisions.md,
+ * "Access-log lines without pino's generic path"). A line with an error, and loggers that transform lines (a
  * mixin, a nested key, a stream that wants each line's level such as
  * pino-pretty's), go through pino as before.
  */
