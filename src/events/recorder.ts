@@ -57,9 +57,9 @@ export interface HandedRow {
 /**
  * What this process's sender of a webhook (the dispatcher, holding the
  * webhook's lease) uses to take gathered events straight from memory. While
- * the webhook's queue is empty, writing a busy registry's pull events only
- * to read and delete them a moment later is most of what a pull event
- * costs; handed over, they are sent without touching the metadata store,
+ * the webhook's queue is empty, a busy registry's pull events were written
+ * only to be read and deleted a moment later (about a third of what a pull
+ * event cost); handed over, they are sent without touching the metadata store,
  * and written to the queue only when sending them fails (then retried from
  * there as every event is) or the sender stops.
  */
