@@ -103,9 +103,10 @@ function part<T>(logger: FastifyBaseLogger, symbol: symbol): T {
  * written to the logger's own stream. Pino's generic path (each field
  * stringified on its own, the line assembled piece by piece) cost about
  * 4 µs a line, one of the largest parts of a hot read (docs/decisions.md,
- * "Access-log lines without pino's generic path"). A line with an error, and loggers that transform lines (a
- * mixin, a nested key, a stream that wants each line's level such as
- * pino-pretty's), go through pino as before.
+ * "Access-log lines without pino's generic path"). A line with an error,
+ * and loggers that transform lines (a mixin, a nested key, a stream that
+ * wants each line's level such as pino-pretty's), go through pino as
+ * before.
  */
 export function logAccess(logger: FastifyBaseLogger, facts: AccessFacts): void {
   const stream = part<{ write(line: string): unknown; [needsMetadataGsym]?: boolean } | undefined>(logger, streamSym);
